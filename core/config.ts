@@ -1,0 +1,261 @@
+/**
+ * The service's configuration: command-line flags and `HEADROOM_*` environment
+ * variables merged into one typed object (a flag wins over its variable), validated
+ * once at start with one clear message per bad value.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { parseBytes, parseDurationMs } from "./units.ts";
+
+/** How Headroom looks for a GPU: `auto` tries NVML, CUDA, then a hardware WebGPU adapter. */
+export type GpuMode = "auto" | "nvidia" | "webgpu" | "software" | "cpu";
+
+/** A VRAM budget: a byte count, or a share of each device's total. */
+export type VramBudget = { kind: "bytes"; bytes: number } | { kind: "percent"; percent: number };
+
+/** The validated configuration every part of the service reads. */
+export interface Config {
+  host: string;
+  port: number;
+  /** API token; mutating endpoints require `Authorization: Bearer <token>` when set. */
+  token: string | null;
+  /** Serve a non-loopback address without a token (loudly warned about). */
+  insecureNoToken: boolean;
+  dataDir: string;
+  gpu: GpuMode;
+  vramBudget: VramBudget | null;
+  /** Free VRAM to keep, in bytes (capped later at a tenth of a small device or budget). */
+  headroomBytes: number;
+  sampleMs: number;
+  historyMs: number;
+  /** Path of the models file, or null for the built-in catalog. */
+  modelsFile: string | null;
+  nvmlLibrary: string | null;
+  cudartLibrary: string | null;
+  /** What to do when a model cannot fit on the GPU even after evicting. */
+  onInsufficientVram: "cpu" | "reject";
+}
+
+/** Thrown when one or more values are bad; `problems` holds one message per value. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/** Each setting: its flag, its environment variable, and how to read and check its text. */
+const SETTINGS = {
+  host: { flag: "host", env: "HEADROOM_HOST" },
+  port: { flag: "port", env: "HEADROOM_PORT" },
+  token: { flag: "token", env: "HEADROOM_TOKEN" },
+  dataDir: { flag: "data-dir", env: "HEADROOM_DATA_DIR" },
+  gpu: { flag: "gpu", env: "HEADROOM_GPU" },
+  vramBudget: { flag: "vram-budget", env: "HEADROOM_VRAM_BUDGET" },
+  headroom: { flag: "headroom", env: "HEADROOM_HEADROOM" },
+  sampleMs: { flag: "sample-ms", env: "HEADROOM_SAMPLE_MS" },
+  history: { flag: "history", env: "HEADROOM_HISTORY" },
+  models: { flag: "models", env: "HEADROOM_MODELS" },
+  nvmlLibrary: { flag: "nvml-library", env: "HEADROOM_NVML_LIBRARY" },
+  cudartLibrary: { flag: "cudart-library", env: "HEADROOM_CUDART_LIBRARY" },
+  onInsufficientVram: { flag: "on-insufficient-vram", env: "HEADROOM_ON_INSUFFICIENT_VRAM" },
+} as const;
+
+type SettingName = keyof typeof SETTINGS;
+
+const bytes = (what: string) =>
+  z.string().transform((text, ctx) => {
+    const value = parseBytes(text);
+    if (value === null) {
+      ctx.addIssue({ code: "custom", message: `expected ${what} like 8GiB, 512MB or 1073741824` });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const budget = z.string().transform((text, ctx): VramBudget => {
+  const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
+  if (percent) {
+    const value = Number(percent[1]);
+    if (value > 0 && value <= 100) return { kind: "percent", percent: value };
+    ctx.addIssue({ code: "custom", message: "a percentage must be above 0 and at most 100" });
+    return z.NEVER;
+  }
+  const value = parseBytes(text);
+  if (value === null || value <= 0) {
+    ctx.addIssue({ code: "custom", message: "expected a size like 8GiB or a percentage like 90%" });
+    return z.NEVER;
+  }
+  return { kind: "bytes", bytes: value };
+});
+
+const duration = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDurationMs(text);
+    if (ms === null || ms < min || ms > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected a duration from ${min} ms to ${max / 1000} s, like 1h, 90s or 250ms`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const nonEmpty = z.string().min(1, "must not be empty");
+
+/** The schema of every setting's text (undefined = not given). */
+const schema = z.object({
+  host: nonEmpty.default("127.0.0.1"),
+  port: z.string().default("8000").transform((text, ctx) => {
+    const port = Number(text);
+    if (!/^\d+$/.test(text.trim()) || port < 0 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: "expected a port number from 0 to 65535" });
+      return z.NEVER;
+    }
+    return port;
+  }),
+  token: z.string().min(16, "must be at least 16 characters").optional(),
+  dataDir: nonEmpty.default("data"),
+  gpu: z.enum(["auto", "nvidia", "webgpu", "software", "cpu"], {
+    error: "expected one of auto, nvidia, webgpu, software, cpu",
+  }).default("auto"),
+  vramBudget: budget.optional(),
+  headroom: bytes("a size").prefault(String(1.5 * 2 ** 30)),
+  sampleMs: z.string().default("1000").transform((text, ctx) => {
+    const ms = Number(text);
+    if (!/^\d+$/.test(text.trim()) || ms < 50 || ms > 60_000) {
+      ctx.addIssue({ code: "custom", message: "expected milliseconds from 50 to 60000" });
+      return z.NEVER;
+    }
+    return ms;
+  }),
+  history: duration(1_000, 7 * 86_400_000).prefault("1h"),
+  models: nonEmpty.optional(),
+  nvmlLibrary: nonEmpty.optional(),
+  cudartLibrary: nonEmpty.optional(),
+  onInsufficientVram: z.enum(["cpu", "reject"], { error: "expected cpu or reject" }).default(
+    "cpu",
+  ),
+});
+
+/** Help text for `--help`: every flag with its variable. */
+export const CONFIG_HELP = `Usage: deno task start [flags]
+
+Flags (each also read from its environment variable; a flag wins):
+  --host HOST                    HEADROOM_HOST          address to bind (127.0.0.1)
+  --port PORT                    HEADROOM_PORT          port (8000; 0 picks a free one)
+  --token TOKEN                  HEADROOM_TOKEN         API token for mutating endpoints (16+ chars)
+  --insecure-no-token                                   allow a non-loopback host without a token
+  --data-dir DIR                 HEADROOM_DATA_DIR      where KV and generated models live (data)
+  --gpu MODE                     HEADROOM_GPU           auto | nvidia | webgpu | software | cpu (auto)
+  --vram-budget SIZE|PCT         HEADROOM_VRAM_BUDGET   e.g. 8GiB or 90% (needed for webgpu/software)
+  --headroom SIZE                HEADROOM_HEADROOM      free VRAM to keep (1.5GiB)
+  --sample-ms MS                 HEADROOM_SAMPLE_MS     VRAM sampling interval (1000)
+  --history DURATION             HEADROOM_HISTORY       history kept (1h)
+  --models FILE                  HEADROOM_MODELS        models file (built-in catalog when unset)
+  --nvml-library PATH            HEADROOM_NVML_LIBRARY  libnvidia-ml.so to load
+  --cudart-library PATH          HEADROOM_CUDART_LIBRARY libcudart.so to load
+  --on-insufficient-vram MODE    HEADROOM_ON_INSUFFICIENT_VRAM  cpu | reject (cpu)
+  --help                                                print this help
+`;
+
+/** What `parseConfig` found: either a config, or a request for help. */
+export type ConfigResult = { help: true } | { help: false; config: Config };
+
+/**
+ * Reads flags and environment variables into a {@link Config}.
+ * Throws {@link ConfigError} listing every bad value, each naming its flag or variable.
+ */
+export function parseConfig(
+  args: string[],
+  env: { get(name: string): string | undefined },
+): ConfigResult {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+    "insecure-no-token": { type: "boolean" },
+  };
+  for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: "string" };
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new ConfigError([`${(error as Error).message}. Run with --help for the flags.`]);
+  }
+  if (flags.help) return { help: true };
+
+  const raw: Partial<Record<SettingName, string>> = {};
+  const origin: Partial<Record<SettingName, string>> = {};
+  for (
+    const [name, setting] of Object.entries(SETTINGS) as [
+      SettingName,
+      typeof SETTINGS[SettingName],
+    ][]
+  ) {
+    const flag = flags[setting.flag];
+    const fromEnv = env.get(setting.env);
+    if (typeof flag === "string") {
+      raw[name] = flag;
+      origin[name] = `--${setting.flag}`;
+    } else if (fromEnv !== undefined && fromEnv !== "") {
+      raw[name] = fromEnv;
+      origin[name] = setting.env;
+    }
+  }
+
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = issue.path[0] as SettingName;
+      const where = origin[name] ?? `--${SETTINGS[name].flag}`;
+      return `${where}=${JSON.stringify(raw[name] ?? "")}: ${issue.message}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const value = parsed.data;
+  const config: Config = {
+    host: value.host,
+    port: value.port,
+    token: value.token ?? null,
+    insecureNoToken: flags["insecure-no-token"] === true,
+    dataDir: value.dataDir,
+    gpu: value.gpu,
+    vramBudget: value.vramBudget ?? null,
+    headroomBytes: value.headroom,
+    sampleMs: value.sampleMs,
+    historyMs: value.history,
+    modelsFile: value.models ?? null,
+    nvmlLibrary: value.nvmlLibrary ?? null,
+    cudartLibrary: value.cudartLibrary ?? null,
+    onInsufficientVram: value.onInsufficientVram,
+  };
+  const problems = crossChecks(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { help: false, config };
+}
+
+/** Checks that need two values at once. */
+function crossChecks(config: Config): string[] {
+  const problems: string[] = [];
+  if (!isLoopback(config.host) && !config.token && !config.insecureNoToken) {
+    problems.push(
+      `HEADROOM_HOST=${JSON.stringify(config.host)}: binding beyond loopback needs an API token ` +
+        `(set HEADROOM_TOKEN or --token), or pass --insecure-no-token to accept the risk`,
+    );
+  }
+  if (
+    (config.gpu === "webgpu" || config.gpu === "software") && config.vramBudget?.kind !== "bytes"
+  ) {
+    problems.push(
+      `HEADROOM_VRAM_BUDGET: --gpu ${config.gpu} needs a budget in bytes (like 4GiB): ` +
+        `a WebGPU adapter does not report its memory`,
+    );
+  }
+  return problems;
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
+}

@@ -1,0 +1,28 @@
+/**
+ * The typed request context every route shares: Hono's `Context` carrying the
+ * running service's parts, and the Fresh-style shape of a route module's handlers.
+ * @module
+ */
+import type { Context } from "hono";
+import type { Config } from "../config.ts";
+import type { VramMonitor } from "../monitor/vram_monitor.ts";
+
+/** The parts of the running service a route can use. */
+export interface Services {
+  config: Config;
+  monitor: VramMonitor;
+  startedAt: number;
+}
+
+/** Hono's environment for this app: `c.var.services` is always set. */
+export interface AppEnv {
+  Variables: { services: Services };
+}
+
+/** The context a route handler receives. */
+export type RouteContext = Context<AppEnv>;
+
+/** A route module's `handler` export, as in Fresh: one function per HTTP method. */
+export type Handlers = Partial<
+  Record<"GET" | "POST" | "PUT" | "DELETE", (c: RouteContext) => Response | Promise<Response>>
+>;

@@ -1,0 +1,62 @@
+/**
+ * VRAM figures for a WebGPU adapter (Apple, AMD, Intel, or the software adapter): no
+ * driver tells its memory, so the total is the configured budget and "used" is what
+ * the pipelines' workers track as live GPU buffers.
+ * @module
+ */
+import type { DeviceResult, VramSource } from "./source.ts";
+
+/** What a WebGPU adapter says about itself. */
+export interface AdapterIdentity {
+  name: string;
+  /** True for software adapters (llvmpipe, lavapipe, SwiftShader). */
+  software: boolean;
+}
+
+/** Asks the runtime for a WebGPU adapter; null when there is none. */
+export async function findAdapter(): Promise<AdapterIdentity | null> {
+  if (!("gpu" in navigator) || !navigator.gpu) return null;
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) return null;
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description]
+    .filter((part) => part && part.length > 0).join(" ") || "WebGPU adapter";
+  const software = /llvmpipe|lavapipe|swiftshader|software/i.test(name) ||
+    (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return { name, software };
+}
+
+/** One device: the adapter, with the budget as its total and tracked bytes as used. */
+export class WebGpuSource implements VramSource {
+  readonly kind = "webgpu" as const;
+  readonly driverVersion = null;
+
+  constructor(
+    readonly adapter: AdapterIdentity,
+    readonly budgetBytes: number,
+    /** Live GPU bytes tracked in the workers for device 0. */
+    readonly trackedBytes: () => number,
+  ) {}
+
+  /** The budget, minus what the workers hold. */
+  read(): DeviceResult[] {
+    const used = Math.min(this.trackedBytes(), Number.MAX_SAFE_INTEGER);
+    return [{
+      ok: true,
+      reading: {
+        index: 0,
+        name: this.adapter.name,
+        uuid: "",
+        totalBytes: this.budgetBytes,
+        usedBytes: used,
+        freeBytes: Math.max(0, this.budgetBytes - used),
+        reservedBytes: used,
+        utilizationPercent: null,
+        temperatureC: null,
+      },
+    }];
+  }
+
+  /** Nothing to close. */
+  close(): void {}
+}

@@ -1,0 +1,61 @@
+/**
+ * Headroom's entry point. Edge-style: it builds the app once and exports `{ fetch }`
+ * (the shape `deno serve` takes); run directly (`deno task start`), it also serves it
+ * on the configured host and port.
+ * @module
+ */
+import { CONFIG_HELP, ConfigError, isLoopback, parseConfig } from "./core/config.ts";
+import { startService } from "./core/service.ts";
+
+function readConfig() {
+  try {
+    const result = parseConfig(Deno.args, Deno.env);
+    if (result.help) {
+      console.log(CONFIG_HELP);
+      Deno.exit(0);
+    }
+    return result.config;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}
+
+const config = readConfig();
+const service = await startService(config);
+
+/** The app's fetch handler, for `deno serve` and edge runtimes. */
+export default { fetch: service.app.fetch };
+
+if (import.meta.main) {
+  if (!isLoopback(config.host) && !config.token) {
+    console.warn(
+      `WARNING: serving ${config.host} with NO API token (--insecure-no-token): anyone who can ` +
+        `reach this port can load, evict and unload models. Set HEADROOM_TOKEN.`,
+    );
+  }
+  const { monitor } = service.services;
+  console.log(
+    `Headroom: VRAM source ${monitor.sourceKind}` + (monitor.reason ? ` (${monitor.reason})` : ""),
+  );
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ hostname, port }) =>
+      console.log(`Headroom listening on http://${hostname}:${port}`),
+  }, service.app.fetch);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) Deno.exit(130);
+    stopping = true;
+    console.log("Headroom: shutting down (a second signal exits at once)");
+    await server.shutdown();
+    await service.close();
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+}

@@ -1,0 +1,31 @@
+/** `GET /api/v1/hardware/vram/history?seconds=&points=`: the monitor's ring buffer, downsampled. */
+import { z } from "zod";
+import type { Handlers } from "../../../../../core/http/context.ts";
+import { parseQuery } from "../../../../../core/http/validate.ts";
+
+const DEFAULT_SECONDS = 600;
+const DEFAULT_POINTS = 300;
+const MAX_POINTS = 5000;
+
+/** Answers `{seconds, points, samples}`, oldest sample first. */
+export const handler: Handlers = {
+  GET: (c) => {
+    const { monitor, config } = c.var.services;
+    const maxSeconds = Math.ceil(config.historyMs / 1000);
+    const query = parseQuery(
+      c,
+      z.object({
+        seconds: z.coerce.number().int("must be a whole number of seconds")
+          .min(1, "must be at least 1").max(
+            maxSeconds,
+            `must be at most ${maxSeconds} (the history kept)`,
+          )
+          .default(Math.min(DEFAULT_SECONDS, maxSeconds)),
+        points: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
+          .max(MAX_POINTS, `must be at most ${MAX_POINTS}`).default(DEFAULT_POINTS),
+      }),
+    );
+    const samples = monitor.history(query.seconds, query.points);
+    return c.json({ seconds: query.seconds, points: samples.length, samples });
+  },
+};

@@ -1,0 +1,59 @@
+/**
+ * `GET /api/v1/hardware/vram/stream`: Server-Sent Events. A `snapshot` event (the same
+ * body as `GET /api/v1/hardware/vram`) at once, then on every change, at most four a
+ * second (changes in between are folded into the next one), and a `heartbeat` event
+ * every 15 s so proxies and clients can tell a quiet stream from a dead one.
+ */
+import { streamSSE } from "hono/streaming";
+import type { Handlers } from "../../../../../core/http/context.ts";
+import { buildVramReport } from "../../../../../core/report.ts";
+
+/** Minimum gap between two snapshot events. */
+export const MIN_EVENT_GAP_MS = 250;
+/** Gap between heartbeats. */
+export const HEARTBEAT_MS = 15_000;
+
+/** Opens the stream and keeps it until the client goes away. */
+export const handler: Handlers = {
+  GET: (c) => {
+    const services = c.var.services;
+    return streamSSE(c, async (stream) => {
+      let lastSentAt = 0;
+      let pending: ReturnType<typeof setTimeout> | undefined;
+      let closed = false;
+
+      const send = async (event: string, data: unknown) => {
+        if (closed) return;
+        try {
+          await stream.writeSSE({ event, data: JSON.stringify(data), id: String(Date.now()) });
+        } catch {
+          closed = true;
+        }
+      };
+      const sendSnapshot = () => {
+        pending = undefined;
+        lastSentAt = Date.now();
+        return send("snapshot", buildVramReport(services));
+      };
+      const onChange = () => {
+        if (pending !== undefined || closed) return;
+        const wait = MIN_EVENT_GAP_MS - (Date.now() - lastSentAt);
+        if (wait <= 0) void sendSnapshot();
+        else pending = setTimeout(sendSnapshot, wait);
+      };
+
+      const unsubscribe = services.monitor.subscribe(onChange);
+      const heartbeat = setInterval(() => void send("heartbeat", { at: Date.now() }), HEARTBEAT_MS);
+      const done = new Promise<void>((resolve) => stream.onAbort(resolve));
+      try {
+        await sendSnapshot();
+        await done;
+      } finally {
+        closed = true;
+        unsubscribe();
+        clearInterval(heartbeat);
+        if (pending !== undefined) clearTimeout(pending);
+      }
+    });
+  },
+};

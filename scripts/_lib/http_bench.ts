@@ -1,0 +1,90 @@
+/** HTTP load for the benchmarks: servers in subprocesses, and wrk against them. */
+import { fromFileUrl } from "node:path";
+
+/** What wrk measured. */
+export interface HttpResult {
+  requestsPerSecond: number;
+  p99Ms: number;
+  errors: number;
+}
+
+/** A server started for a benchmark. */
+export interface BenchServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Runs wrk (2 threads, 50 connections) for `seconds` and parses its summary. */
+export async function runWrk(url: string, seconds: number): Promise<HttpResult> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command("wrk", {
+      args: ["-t2", "-c50", `-d${seconds}s`, "--latency", url],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Error("wrk is not installed: run `apt-get install -y wrk` and try again");
+    }
+    throw error;
+  }
+  const text = new TextDecoder().decode(output.stdout);
+  const rps = /Requests\/sec:\s*([\d.]+)/.exec(text);
+  if (!output.success || !rps) {
+    throw new Error(`wrk failed:\n${text}\n${new TextDecoder().decode(output.stderr)}`);
+  }
+  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
+  const p99Ms = p99 ? Number(p99[1]) * ({ us: 0.001, ms: 1, s: 1000 }[p99[2]] ?? 1) : NaN;
+  const errors = /Non-2xx or 3xx responses:\s*(\d+)/.exec(text);
+  return { requestsPerSecond: Number(rps[1]), p99Ms, errors: errors ? Number(errors[1]) : 0 };
+}
+
+/** Starts `deno run` of some code in a subprocess and waits for it to print its URL. */
+async function startServerProcess(
+  args: string[],
+  env: Record<string, string>,
+): Promise<BenchServer> {
+  const child = new Deno.Command(Deno.execPath(), { args, env, stdout: "piped", stderr: "inherit" })
+    .spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+    const match = /http:\/\/[\d.]+:\d+/.exec(seen);
+    if (match) {
+      // Keep draining stdout so the child never blocks on a full pipe.
+      (async () => {
+        while (!(await reader.read()).done) { /* drain */ }
+      })().catch(() => {});
+      return {
+        url: match[0],
+        stop: async () => {
+          child.kill("SIGKILL");
+          await child.status;
+        },
+      };
+    }
+  }
+  child.kill("SIGKILL");
+  throw new Error(`server did not start: ${seen}`);
+}
+
+/** A plain `Deno.serve` hello world: the ceiling to compare against. */
+export function startHelloWorld(): Promise<BenchServer> {
+  const code = `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) =>
+    console.log("http://127.0.0.1:" + port) }, () => new Response("Hello, world"));`;
+  return startServerProcess(["eval", code], {});
+}
+
+/** Headroom itself, on the NVML test double (tests/.build/libfakegpu.so). */
+export function startHeadroom(root: string): Promise<BenchServer> {
+  const main = fromFileUrl(new URL("../../main.ts", import.meta.url));
+  return startServerProcess(["run", "--unstable-kv", "--allow-all", main, "--port", "0"], {
+    HEADROOM_NVML_LIBRARY: `${root}tests/.build/libfakegpu.so`,
+    HEADROOM_DATA_DIR: Deno.makeTempDirSync({ prefix: "headroom-bench-" }),
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * `deno task bench`: runs every benchmark, writes `bench/results.json`, and refreshes
+ * the table in the README between the `bench:start` / `bench:end` markers.
+ *
+ * - In-process measures: `deno bench --json` over `bench/*_bench.ts`.
+ * - HTTP: wrk (Debian's `wrk`) against `GET /api/v1/hardware/vram` of a real Headroom
+ *   (on the driver test double) and against a plain `Deno.serve` hello world, in the
+ *   same run, reported as a ratio (these machines are noisy: only ratios compare).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fromFileUrl } from "node:path";
+import { type HttpResult, runWrk, startHeadroom, startHelloWorld } from "./_lib/http_bench.ts";
+import { machineDescription } from "./_lib/machine.ts";
+import { writeReadmeTable } from "./_lib/readme_table.ts";
+
+const HELP = `Usage: deno task bench [--only NAME] [--seconds N] [--json]
+
+Runs every benchmark and writes bench/results.json and the README's table.
+  --only NAME    run only benchmarks whose file or name contains NAME
+  --seconds N    wrk duration per HTTP target (default 10)
+  --json         print the results as JSON instead of a table
+  --help         this text`;
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    only: { type: "string" },
+    seconds: { type: "string", default: "10" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  Deno.exit(0);
+}
+const seconds = Number(values.seconds);
+if (!Number.isFinite(seconds) || seconds < 1) {
+  console.error(`--seconds=${JSON.stringify(values.seconds)}: expected a number of seconds ≥ 1`);
+  Deno.exit(2);
+}
+
+const root = fromFileUrl(new URL("../", import.meta.url));
+
+/** One row of the results: a named figure with its unit and how it was measured. */
+interface BenchRow {
+  name: string;
+  value: number;
+  unit: string;
+  target?: string;
+  note: string;
+}
+const rows: BenchRow[] = [];
+const log = (line: string) => values.json ? console.error(line) : console.log(line);
+
+// 1. In-process benchmarks (Deno.bench).
+const files: string[] = [];
+for await (const entry of Deno.readDir(`${root}bench`)) {
+  if (entry.name.endsWith("_bench.ts") && (!values.only || entry.name.includes(values.only))) {
+    files.push(`bench/${entry.name}`);
+  }
+}
+files.sort();
+for (const [i, file] of files.entries()) {
+  log(`[${i + 1}/${files.length}] deno bench ${file}`);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["bench", "--unstable-kv", "--allow-all", "--json", file],
+    cwd: root,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!output.success) {
+    console.error(`deno bench ${file} failed (exit ${output.code})`);
+    Deno.exit(1);
+  }
+  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  for (const bench of report.benches ?? []) {
+    const result = bench.results?.[0]?.ok;
+    if (!result) continue;
+    rows.push({
+      name: bench.name,
+      value: result.avg / 1000,
+      unit: "µs/iter",
+      note: `${file}; p75 ${(result.p75 / 1000).toFixed(2)} µs, p99 ${
+        (result.p99 / 1000).toFixed(2)
+      } µs`,
+    });
+  }
+}
+
+// 2. HTTP throughput: Headroom's VRAM endpoint over a hello world, same run, same tool.
+if (!values.only || "http".includes(values.only)) {
+  log(`[http] wrk ${seconds}s against hello world, then GET /api/v1/hardware/vram`);
+  const hello = await startHelloWorld();
+  let helloResult: HttpResult;
+  try {
+    helloResult = await runWrk(hello.url, seconds);
+  } finally {
+    await hello.stop();
+  }
+  const headroom = await startHeadroom(root);
+  let vramResult: HttpResult;
+  try {
+    vramResult = await runWrk(`${headroom.url}/api/v1/hardware/vram`, seconds);
+  } finally {
+    await headroom.stop();
+  }
+  rows.push({
+    name: "HTTP: Deno.serve hello world",
+    value: helloResult.requestsPerSecond,
+    unit: "req/s",
+    note: `wrk -t2 -c50 -d${seconds}s; p99 ${helloResult.p99Ms} ms`,
+  });
+  rows.push({
+    name: "HTTP: GET /api/v1/hardware/vram",
+    value: vramResult.requestsPerSecond,
+    unit: "req/s",
+    note: `wrk -t2 -c50 -d${seconds}s; p99 ${vramResult.p99Ms} ms; NVML test double`,
+  });
+  rows.push({
+    name: "HTTP: /api/v1/hardware/vram over hello world",
+    value: vramResult.requestsPerSecond / helloResult.requestsPerSecond,
+    unit: "ratio",
+    target: "≥ 0.6",
+    note: "same run, same load tool",
+  });
+}
+
+const results = { ranAt: new Date().toISOString(), machine: await machineDescription(), rows };
+await Deno.mkdir(`${root}bench`, { recursive: true });
+await Deno.writeTextFile(`${root}bench/results.json`, JSON.stringify(results, null, 2) + "\n");
+await writeReadmeTable(`${root}README.md`, results);
+if (values.json) console.log(JSON.stringify(results, null, 2));
+else {
+  console.table(
+    rows.map((r) => ({
+      name: r.name,
+      value: round(r.value),
+      unit: r.unit,
+      target: r.target ?? "",
+    })),
+  );
+  console.log("Wrote bench/results.json and the README table.");
+}
+
+function round(value: number): number {
+  return value >= 100 ? Math.round(value) : Number(value.toPrecision(3));
+}

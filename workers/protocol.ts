@@ -1,0 +1,135 @@
+/**
+ * The typed message protocol between the PipelineManager (main thread) and one
+ * pipeline worker. Every request carries an `id`; the worker answers each with a
+ * reply of the same `id`. Errors travel as data, never as thrown exceptions.
+ * Tensors travel as typed arrays in transfer lists (see {@link transferablesOf}).
+ * @module
+ */
+
+/** Where a session should run: "gpu" = onnxruntime-web webgpu EP, "cpu" = wasm EP. */
+export type SessionDevice = "gpu" | "cpu";
+
+/** Element types accepted on the wire (the onnxruntime-web tensor type names). */
+export type TensorType =
+  | "float32"
+  | "float16"
+  | "int32"
+  | "int64"
+  | "uint8"
+  | "int8"
+  | "bool";
+
+/** A tensor as it crosses the worker boundary: its buffer is transferred, not copied. */
+export interface WireTensor {
+  type: TensorType;
+  dims: number[];
+  data:
+    | Float32Array
+    | Uint16Array
+    | Int32Array
+    | BigInt64Array
+    | Uint8Array
+    | Int8Array;
+}
+
+/** Name and shape of one model input or output, as the session reports it. */
+export interface TensorInfo {
+  name: string;
+  /** Element type, or null where the session does not say. */
+  type: TensorType | null;
+  /** Dimensions; a string or -1 names a free (symbolic) dimension. */
+  dims: Array<number | string>;
+}
+
+/** Everything a worker needs to own one pipeline. Sent once, with `init`. */
+export interface PipelineSpec {
+  /** Catalog id of the model ("ocr-det", "synthetic-64MiB"). */
+  modelId: string;
+  /** Absolute path of the .onnx file the worker reads (it has read access to it only). */
+  modelPath: string;
+  /** Absolute file URL of a plugin module, or null for plain tensor in/out. */
+  pluginUrl: string | null;
+  /** Extra files the plugin needs, by name (for example `keys` → ppocr_keys_v1.txt). */
+  assets: Record<string, string>;
+  /** Threads for the wasm EP (the WebGPU build only works with 1). */
+  numThreads: number;
+}
+
+/** What the worker runs: raw tensors, or a plugin's own input (an image, audio). */
+export type RunInput =
+  | { kind: "tensors"; tensors: Record<string, WireTensor> }
+  | { kind: "plugin"; payload: unknown };
+
+/** Main thread → worker. */
+export type WorkerRequest =
+  | { id: number; type: "init"; spec: PipelineSpec }
+  | { id: number; type: "load"; device: SessionDevice }
+  | { id: number; type: "run"; input: RunInput }
+  /** GPU → CPU: release the webgpu session (every GPU buffer destroyed), then a wasm session serves. */
+  | { id: number; type: "offload" }
+  /** CPU → GPU: create the webgpu session again. */
+  | { id: number; type: "rehydrate" }
+  /** Release whatever session is open; the worker stays, ready for another `load`. */
+  | { id: number; type: "unload" }
+  | { id: number; type: "status" };
+
+/** The worker's state, sent with every reply so the main thread never has to ask. */
+export interface WorkerStatus {
+  device: SessionDevice | "none";
+  /** GPU buffers alive (created and not destroyed), counted by the allocation tracker. */
+  gpuBuffers: number;
+  /** Their total size in bytes. */
+  gpuBytes: number;
+  /** Largest `gpuBytes` seen since the session was created (the peak a run needs). */
+  gpuPeakBytes: number;
+  /** `Deno.memoryUsage().rss` read in the worker: the whole process, not the worker alone. */
+  rssBytes: number;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  /** Which onnxruntime-web build this worker imported: the WebGPU one costs ~300 MB more RSS. */
+  build: "wasm" | "webgpu" | "none";
+}
+
+/** Error codes a worker reports. "oom" means the GPU ran out of memory: the caller may evict and retry. */
+export type WorkerErrorCode =
+  | "oom"
+  | "bad_input"
+  | "not_loaded"
+  | "load_failed"
+  | "run_failed"
+  | "no_webgpu"
+  | "internal";
+
+/** An error as data. */
+export interface WorkerError {
+  code: WorkerErrorCode;
+  message: string;
+}
+
+/** What a successful `run` returns. */
+export type RunOutput =
+  | { kind: "tensors"; tensors: Record<string, WireTensor> }
+  | { kind: "plugin"; payload: unknown };
+
+/** Worker → main thread: the answer to request `id`. */
+export type WorkerReply =
+  | {
+    id: number;
+    ok: true;
+    status: WorkerStatus;
+    /** Present for `run`. */
+    output?: RunOutput;
+    /** Wall time of the operation inside the worker, in ms. */
+    ms: number;
+  }
+  | { id: number; ok: false; status: WorkerStatus; error: WorkerError; ms: number };
+
+/** The buffers of every tensor in a map, for `postMessage`'s transfer list. */
+export function transferablesOf(tensors: Record<string, WireTensor>): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  for (const tensor of Object.values(tensors)) {
+    const buffer = tensor.data.buffer;
+    if (buffer instanceof ArrayBuffer) seen.add(buffer);
+  }
+  return [...seen];
+}
