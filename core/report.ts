@@ -15,7 +15,7 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
     reason: monitor.reason,
     driverVersion: monitor.source.driverVersion,
     devices: current.devices,
-    pipelines: [],
+    pipelines: services.manager.placements(),
     takenAt: current.takenAt,
   };
 }

@@ -78,3 +78,58 @@ export interface PipelineReport {
 export interface ErrorBody {
   error: { code: string; message: string };
 }
+
+/** What a transition cost, measured around it. */
+export interface TransitionFigures {
+  /** "load:gpu", "load:cpu", "offload", "rehydrate", "unload". */
+  kind: string;
+  ms: number;
+  /** Tracked GPU bytes of the pipeline after the transition. */
+  gpuBytes: number;
+  /** Change of the process's RSS (the whole process: workers share it). */
+  rssDeltaBytes: number;
+  /** Change of the device's used bytes per NVML, or null without NVML. */
+  deviceUsedDeltaBytes: number | null;
+  at: number;
+}
+
+/** A GPU/CPU disagreement found by the parity check. */
+export interface GpuMismatch {
+  maxAbsError: number;
+  tolerance: number;
+  checkedAt: number;
+}
+
+/** One catalog model with its live state, as `GET /api/v1/models` shows it. */
+export interface ModelReport {
+  id: string;
+  name: string;
+  tags: string[];
+  /** True when a plugin does its pre- and post-processing (run it with a plugin payload). */
+  plugin: boolean;
+  state: PipelineState;
+  placement: Placement;
+  gpuBytes: number;
+  gpuBuffers: number;
+  /** Largest tracked GPU bytes seen while loaded (what a run needs). */
+  gpuPeakBytes: number;
+  /** The worker's view of process RSS at its last reply (whole process). */
+  rssBytes: number;
+  error: string | null;
+  lastTransition: TransitionFigures | null;
+  gpuMismatch: GpuMismatch | null;
+  lastUsedAt: number | null;
+  /** Inputs as the loaded session reports them (else as the catalog states them). */
+  inputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
+  outputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
+}
+
+/** Something that happened, for the event log (transitions, failures, evictions). */
+export interface HeadroomEvent {
+  seq: number;
+  at: number;
+  kind: "transition" | "failure" | "recovery" | "eviction" | "oom" | "leak" | "mismatch" | "info";
+  pipeline: string | null;
+  message: string;
+  figures?: TransitionFigures;
+}

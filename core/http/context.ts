@@ -6,11 +6,17 @@
 import type { Context } from "hono";
 import type { Config } from "../config.ts";
 import type { VramMonitor } from "../monitor/vram_monitor.ts";
+import type { Catalog } from "../models/catalog.ts";
+import type { PipelineManager } from "../pipelines/manager.ts";
+import type { EventLog } from "../events.ts";
 
 /** The parts of the running service a route can use. */
 export interface Services {
   config: Config;
   monitor: VramMonitor;
+  catalog: Catalog;
+  manager: PipelineManager;
+  events: EventLog;
   startedAt: number;
 }
 

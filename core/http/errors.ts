@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ErrorBody } from "../types.ts";
+import { PIPELINE_ERROR_STATUS, PipelineError } from "../pipelines/errors.ts";
 
 /** An error meant for the caller: its status, a stable code, and a message that says the fix. */
 export class HttpError extends Error {
@@ -32,6 +33,9 @@ export function handleError(error: Error, c: Context): Response {
   if (error instanceof HttpError) {
     for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
     return c.json(errorBody(error.code, error.message), error.status);
+  }
+  if (error instanceof PipelineError) {
+    return c.json(errorBody(error.code, error.message), PIPELINE_ERROR_STATUS[error.code]);
   }
   // Hono's own HTTPException (for example from its body-limit middleware) carries a status.
   const status = (error as { status?: number }).status;

@@ -1,0 +1,43 @@
+/**
+ * The event log: every placement decision, transition and failure, with its reason,
+ * kept in a bounded ring and published to subscribers (the SSE stream, the dashboard).
+ * @module
+ */
+import { RingBuffer } from "./ring_buffer.ts";
+import type { HeadroomEvent } from "./types.ts";
+
+/** Bounded, ordered, observable log of events. */
+export class EventLog {
+  #ring: RingBuffer<HeadroomEvent>;
+  #seq = 0;
+  #listeners = new Set<(event: HeadroomEvent) => void>();
+
+  constructor(capacity = 1000) {
+    this.#ring = new RingBuffer(capacity);
+  }
+
+  /** Records an event (numbered and timed here) and tells the subscribers. */
+  emit(event: Omit<HeadroomEvent, "seq" | "at">): HeadroomEvent {
+    const full: HeadroomEvent = { seq: ++this.#seq, at: Date.now(), ...event };
+    this.#ring.push(full);
+    for (const listener of this.#listeners) {
+      try {
+        listener(full);
+      } catch (error) {
+        console.error("EventLog: a subscriber threw:", error);
+      }
+    }
+    return full;
+  }
+
+  /** The newest `limit` events, newest first. */
+  recent(limit = 100): HeadroomEvent[] {
+    return this.#ring.toArray().slice(-limit).reverse();
+  }
+
+  /** Calls `listener` for every new event; returns the unsubscribe. */
+  subscribe(listener: (event: HeadroomEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Tensors as JSON (`{type, dims, data}`) ↔ tensors on the wire to a worker. Shape,
+ * type and size are checked here, before anything reaches a worker, with messages
+ * that name the tensor.
+ * @module
+ */
+import { z } from "zod";
+import type { TensorType, WireTensor } from "../../workers/protocol.ts";
+import { HttpError } from "./errors.ts";
+
+/** Most elements one request may send in all its tensors (64 Mi elements). */
+export const MAX_TENSOR_ELEMENTS = 64 * 2 ** 20;
+
+const TENSOR_TYPES = ["float32", "int32", "int64", "uint8", "int8", "bool"] as const;
+
+/** A tensor as the API takes and gives it. */
+export const jsonTensorSchema = z.object({
+  type: z.enum(TENSOR_TYPES, { error: `must be one of ${TENSOR_TYPES.join(", ")}` }),
+  dims: z.array(
+    z.number().int("must hold whole numbers").min(0, "must not be negative").max(2 ** 31),
+  )
+    .max(8, "must have at most 8 dimensions"),
+  data: z.array(z.union([z.number(), z.string(), z.boolean()])),
+});
+
+/** A tensor as JSON. */
+export type JsonTensor = z.infer<typeof jsonTensorSchema>;
+
+/** Turns JSON tensors into wire tensors; throws a 400 naming the tensor that is wrong. */
+export function jsonToWire(inputs: Record<string, JsonTensor>): Record<string, WireTensor> {
+  const out: Record<string, WireTensor> = {};
+  let total = 0;
+  for (const [name, tensor] of Object.entries(inputs)) {
+    const expected = tensor.dims.reduce((a, b) => a * b, 1);
+    total += tensor.data.length;
+    if (total > MAX_TENSOR_ELEMENTS) {
+      throw new HttpError(
+        413,
+        "too_large",
+        `inputs: more than ${MAX_TENSOR_ELEMENTS} elements in all`,
+      );
+    }
+    if (expected !== tensor.data.length) {
+      throw new HttpError(
+        400,
+        "bad_tensor",
+        `input "${name}": dims [${
+          tensor.dims.join(", ")
+        }] hold ${expected} elements but data has ${tensor.data.length}`,
+      );
+    }
+    out[name] = { type: tensor.type, dims: tensor.dims, data: toTypedArray(name, tensor) };
+  }
+  return out;
+}
+
+function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
+  const bad = (i: number, what: string) =>
+    new HttpError(400, "bad_tensor", `input "${name}": data[${i}] ${what}`);
+  switch (tensor.type) {
+    case "int64": {
+      const data = new BigInt64Array(tensor.data.length);
+      tensor.data.forEach((value, i) => {
+        if (typeof value === "boolean") throw bad(i, "is not an integer");
+        try {
+          data[i] = BigInt(value);
+        } catch {
+          throw bad(i, "is not an integer");
+        }
+      });
+      return data;
+    }
+    case "bool":
+      return Uint8Array.from(tensor.data, (value) => (value === true || value === 1 ? 1 : 0));
+    default: {
+      const ArrayType =
+        { float32: Float32Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array }[
+          tensor.type
+        ];
+      const data = new ArrayType(tensor.data.length);
+      tensor.data.forEach((value, i) => {
+        if (typeof value !== "number" || !Number.isFinite(value) && tensor.type !== "float32") {
+          throw bad(i, `is not a number for type ${tensor.type}`);
+        }
+        data[i] = value;
+      });
+      return data;
+    }
+  }
+}
+
+/** Turns wire tensors into JSON ones (int64 as numbers when safe, else strings). */
+export function wireToJson(tensors: Record<string, WireTensor>): Record<string, JsonTensor> {
+  const out: Record<string, JsonTensor> = {};
+  for (const [name, tensor] of Object.entries(tensors)) {
+    const data = tensor.data instanceof BigInt64Array
+      ? Array.from(
+        tensor.data,
+        (v) => (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(-Number.MAX_SAFE_INTEGER)
+          ? Number(v)
+          : String(v)),
+      )
+      : Array.from(tensor.data as ArrayLike<number>);
+    out[name] = { type: tensor.type as JsonTensor["type"], dims: tensor.dims, data };
+  }
+  return out;
+}
+
+/** The wire types, for messages. */
+export const WIRE_TENSOR_TYPES: readonly TensorType[] = TENSOR_TYPES;

@@ -1,0 +1,41 @@
+/**
+ * Errors of the pipeline layer, each with a stable code that the HTTP layer maps to a
+ * status (see core/http/errors.ts): the manager knows nothing of HTTP.
+ * @module
+ */
+
+/** Why a pipeline operation failed. */
+export type PipelineErrorCode =
+  | "unknown_model"
+  | "not_loaded"
+  | "bad_input"
+  | "worker_died"
+  | "load_failed"
+  | "run_failed"
+  | "no_webgpu"
+  | "oom"
+  | "queue_full";
+
+/** A pipeline operation's failure, with a message that says what happened and what to do. */
+export class PipelineError extends Error {
+  override name = "PipelineError";
+  constructor(readonly code: PipelineErrorCode, message: string) {
+    super(message);
+  }
+}
+
+/** The HTTP status each code answers with. */
+export const PIPELINE_ERROR_STATUS: Record<
+  PipelineErrorCode,
+  400 | 404 | 409 | 429 | 500 | 503 | 507
+> = {
+  unknown_model: 404,
+  not_loaded: 409,
+  bad_input: 400,
+  worker_died: 503,
+  load_failed: 500,
+  run_failed: 500,
+  no_webgpu: 503,
+  oom: 507,
+  queue_full: 429,
+};

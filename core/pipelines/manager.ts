@@ -1,0 +1,420 @@
+/**
+ * The PipelineManager owns one worker per pipeline and every transition between
+ * placements: load, run, offload (GPU → CPU), rehydrate (CPU → GPU), unload. Each
+ * pipeline's operations pass through its own queue, so a request that arrives during
+ * a transition waits for it and is then served, never dropped. A worker that dies
+ * marks its pipeline `failed`; the next request starts a fresh one. Every transition
+ * is measured and logged.
+ * @module
+ */
+import type { Catalog, CatalogModel } from "../models/catalog.ts";
+import type { EventLog } from "../events.ts";
+import type { ModelReport, PipelineReport, PipelineState, TransitionFigures } from "../types.ts";
+import type {
+  RunInput,
+  RunOutput,
+  SessionDevice,
+  WorkerReply,
+  WorkerStatus,
+} from "../../workers/protocol.ts";
+import { WorkerClient, WorkerDiedError } from "../../workers/client.ts";
+import { PipelineError } from "./errors.ts";
+
+/** How the manager is set up. */
+export interface PipelineManagerOptions {
+  catalog: Catalog;
+  events: EventLog;
+  /** Whether pipelines load on the GPU (webgpu EP) by default; false = CPU (wasm) only. */
+  gpuAvailable: boolean;
+  /** A fresh reading of device-used bytes (NVML), or null where no driver tells it. */
+  deviceUsedBytes?: () => number | null;
+  /** wasm threads per worker (the WebGPU build only works with 1). */
+  numThreads?: number;
+  /** Narrow each worker's Deno permissions (default true). */
+  sandbox?: boolean;
+}
+
+/** One pipeline's record. */
+interface Pipeline {
+  model: CatalogModel;
+  state: PipelineState;
+  client: WorkerClient | null;
+  status: WorkerStatus | null;
+  error: string | null;
+  lastTransition: TransitionFigures | null;
+  lastUsedAt: number | null;
+  /** Tail of this pipeline's operation queue. */
+  tail: Promise<unknown>;
+  /** Operations queued or running. */
+  queued: number;
+}
+
+/** Owns the pipeline workers and their placement. */
+export class PipelineManager {
+  readonly #catalog: Catalog;
+  readonly #events: EventLog;
+  readonly #options: PipelineManagerOptions;
+  readonly #pipelines = new Map<string, Pipeline>();
+
+  constructor(options: PipelineManagerOptions) {
+    this.#catalog = options.catalog;
+    this.#events = options.events;
+    this.#options = options;
+    for (const model of options.catalog.list()) {
+      this.#pipelines.set(model.id, {
+        model,
+        state: "unloaded",
+        client: null,
+        status: null,
+        error: null,
+        lastTransition: null,
+        lastUsedAt: null,
+        tail: Promise.resolve(),
+        queued: 0,
+      });
+    }
+  }
+
+  /** Where pipelines load when nothing says otherwise. */
+  get defaultDevice(): SessionDevice {
+    return this.#options.gpuAvailable ? "gpu" : "cpu";
+  }
+
+  /** Every pipeline's state, in catalog order. */
+  list(): ModelReport[] {
+    return [...this.#pipelines.values()].map((p) => this.#report(p));
+  }
+
+  /** One pipeline's state; throws unknown_model for an id not in the catalog. */
+  get(id: string): ModelReport {
+    return this.#report(this.#pipeline(id));
+  }
+
+  /** The per-pipeline breakdown for the VRAM report. */
+  placements(): PipelineReport[] {
+    return [...this.#pipelines.values()].map((p) => ({
+      id: p.model.id,
+      state: p.state,
+      placement: placementOf(p.state),
+      gpuBytes: p.client?.alive ? p.client.lastStatus.gpuBytes : 0,
+      gpuBuffers: p.client?.alive ? p.client.lastStatus.gpuBuffers : 0,
+      error: p.error,
+    }));
+  }
+
+  /** Live GPU bytes tracked across every worker: the exact figure of what Headroom holds. */
+  trackedBytes(): number {
+    let total = 0;
+    for (const p of this.#pipelines.values()) {
+      if (p.client?.alive) total += p.client.lastStatus.gpuBytes;
+    }
+    return total;
+  }
+
+  /** Loads the pipeline on `device` (moving it if it is loaded on the other one). */
+  load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelReport> {
+    const pipeline = this.#pipeline(id);
+    return this.#enqueue(pipeline, async () => {
+      await this.#place(pipeline, device, { fallbackToCpu: false });
+      return this.#report(pipeline);
+    });
+  }
+
+  /** GPU → CPU: frees the pipeline's GPU buffers; it keeps serving on the wasm EP. */
+  offload(id: string): Promise<ModelReport> {
+    const pipeline = this.#pipeline(id);
+    return this.#enqueue(pipeline, async () => {
+      if (pipeline.state === "cpu") return this.#report(pipeline);
+      if (pipeline.state !== "gpu") {
+        throw new PipelineError(
+          "not_loaded",
+          `Pipeline "${id}" is ${pipeline.state}, not on the GPU: nothing to offload`,
+        );
+      }
+      await this.#place(pipeline, "cpu", { fallbackToCpu: false });
+      return this.#report(pipeline);
+    });
+  }
+
+  /** CPU → GPU (or a fresh GPU load when unloaded). */
+  rehydrate(id: string): Promise<ModelReport> {
+    return this.load(id, "gpu");
+  }
+
+  /** Releases the session and ends the worker (its memory goes back to the system). */
+  unload(id: string): Promise<ModelReport> {
+    const pipeline = this.#pipeline(id);
+    return this.#enqueue(pipeline, async () => {
+      await this.#unload(pipeline);
+      return this.#report(pipeline);
+    });
+  }
+
+  /**
+   * Runs the pipeline on `input`, loading it first if needed (on the default device,
+   * falling back to the CPU when the GPU cannot take it). Waits for any transition.
+   */
+  run(
+    id: string,
+    input: RunInput,
+  ): Promise<{ output: RunOutput; ms: number; device: SessionDevice }> {
+    const pipeline = this.#pipeline(id);
+    return this.#enqueue(pipeline, async () => {
+      if (pipeline.state !== "gpu" && pipeline.state !== "cpu") {
+        await this.#place(pipeline, this.defaultDevice, { fallbackToCpu: true });
+      }
+      const client = pipeline.client!;
+      const reply = await this.#call(pipeline, () => client.run(input));
+      pipeline.lastUsedAt = Date.now();
+      if (!reply.ok) {
+        const code = reply.error.code === "bad_input"
+          ? "bad_input"
+          : reply.error.code === "oom"
+          ? "oom"
+          : "run_failed";
+        throw new PipelineError(code, `Pipeline "${id}": ${reply.error.message}`);
+      }
+      return {
+        output: reply.output!,
+        ms: reply.ms,
+        device: client.lastStatus.device as SessionDevice,
+      };
+    });
+  }
+
+  /** Ends a pipeline's worker at once, as a crash would (in-flight requests fail with 503). */
+  kill(id: string, reason = "killed"): void {
+    const pipeline = this.#pipeline(id);
+    pipeline.client?.terminate(reason);
+  }
+
+  /** Ends every worker. */
+  close(): void {
+    for (const pipeline of this.#pipelines.values()) {
+      const client = pipeline.client;
+      pipeline.client = null;
+      client?.terminate("service stopped");
+    }
+  }
+
+  #pipeline(id: string): Pipeline {
+    const pipeline = this.#pipelines.get(id);
+    if (!pipeline) {
+      throw new PipelineError(
+        "unknown_model",
+        `Unknown model "${id}": expected one of ${this.#catalog.ids().join(", ")}`,
+      );
+    }
+    return pipeline;
+  }
+
+  /** Runs `op` after every earlier operation on this pipeline has settled. */
+  #enqueue<T>(pipeline: Pipeline, op: () => Promise<T>): Promise<T> {
+    pipeline.queued++;
+    const result = pipeline.tail.then(op, op).finally(() => pipeline.queued--);
+    pipeline.tail = result.catch(() => {});
+    return result;
+  }
+
+  /** Sends a request; a dead worker becomes a worker_died PipelineError (503). */
+  async #call(pipeline: Pipeline, send: () => Promise<WorkerReply>): Promise<WorkerReply> {
+    try {
+      const reply = await send();
+      pipeline.status = reply.status;
+      return reply;
+    } catch (error) {
+      if (error instanceof WorkerDiedError) {
+        throw new PipelineError(
+          "worker_died",
+          `${error.message}. The request was not completed; the next request starts a fresh worker.`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Starts the worker if there is none (or it died). */
+  async #ensureWorker(pipeline: Pipeline): Promise<WorkerClient> {
+    if (pipeline.client?.alive) return pipeline.client;
+    const model = pipeline.model;
+    let modelPath: string;
+    try {
+      modelPath = await this.#catalog.materialize(model);
+    } catch (error) {
+      throw new PipelineError(
+        "load_failed",
+        `Model "${model.id}": cannot prepare its file: ${(error as Error).message}`,
+      );
+    }
+    let client: WorkerClient;
+    try {
+      client = await WorkerClient.start({
+        modelId: model.id,
+        modelPath,
+        pluginUrl: model.pluginUrl,
+        assets: model.assets,
+        numThreads: this.#options.numThreads ?? 1,
+      }, { sandbox: this.#options.sandbox ?? true });
+    } catch (error) {
+      throw new PipelineError("load_failed", `Model "${model.id}": ${(error as Error).message}`);
+    }
+    pipeline.client = client;
+    client.onExit((reason) => {
+      if (pipeline.client !== client) return; // ended on purpose (unload, restart)
+      pipeline.client = null;
+      pipeline.state = "failed";
+      pipeline.error = `Worker died: ${reason}`;
+      this.#events.emit({
+        kind: "failure",
+        pipeline: model.id,
+        message: `${model.id} worker died (${reason}); the next request starts a fresh worker`,
+      });
+    });
+    return client;
+  }
+
+  /**
+   * Brings the pipeline to `device`: a fresh load, an offload or a rehydrate, measured.
+   * With `fallbackToCpu`, a GPU that cannot take it (no adapter, out of memory) leaves it on the CPU.
+   */
+  async #place(
+    pipeline: Pipeline,
+    device: SessionDevice,
+    { fallbackToCpu }: { fallbackToCpu: boolean },
+  ) {
+    if (pipeline.state === device && pipeline.client?.alive) return;
+    const id = pipeline.model.id;
+    const loaded = (pipeline.state === "gpu" || pipeline.state === "cpu") && pipeline.client?.alive;
+    const kind = !loaded ? `load:${device}` : device === "cpu" ? "offload" : "rehydrate";
+    const before = pipeline.state;
+    pipeline.state = !loaded ? "loading" : device === "cpu" ? "offloading" : "rehydrating";
+    const measure = this.#startMeasure();
+    let reply: WorkerReply;
+    try {
+      const client = await this.#ensureWorker(pipeline);
+      reply = await this.#call(
+        pipeline,
+        () =>
+          !loaded ? client.load(device) : device === "cpu" ? client.offload() : client.rehydrate(),
+      );
+    } catch (error) {
+      pipeline.state = pipeline.client?.alive ? before : "failed";
+      pipeline.error = (error as Error).message;
+      throw error;
+    }
+    if (!reply.ok) {
+      const reason = `${reply.error.code}: ${reply.error.message}`;
+      const deviceNow = reply.status.device;
+      pipeline.state = deviceNow === "none"
+        ? (before === "failed" ? "failed" : "unloaded")
+        : deviceNow;
+      if (
+        device === "gpu" && fallbackToCpu &&
+        (reply.error.code === "no_webgpu" || reply.error.code === "oom")
+      ) {
+        this.#events.emit({
+          kind: "info",
+          pipeline: id,
+          message: `${id} stays on the CPU: the GPU could not take it (${reason})`,
+        });
+        if (pipeline.state !== "cpu") await this.#place(pipeline, "cpu", { fallbackToCpu: false });
+        return;
+      }
+      pipeline.error = reason;
+      const code = reply.error.code === "no_webgpu"
+        ? "no_webgpu"
+        : reply.error.code === "oom"
+        ? "oom"
+        : "load_failed";
+      throw new PipelineError(code, `Pipeline "${id}": ${kind} failed: ${reply.error.message}`);
+    }
+    pipeline.state = reply.status.device === "none" ? "unloaded" : reply.status.device;
+    pipeline.error = null;
+    const figures = measure(kind, reply);
+    pipeline.lastTransition = figures;
+    this.#events.emit({
+      kind: "transition",
+      pipeline: id,
+      message: `${id}: ${kind} in ${
+        figures.ms.toFixed(0)
+      } ms, ${figures.gpuBytes} GPU bytes tracked`,
+      figures,
+    });
+  }
+
+  async #unload(pipeline: Pipeline): Promise<void> {
+    const client = pipeline.client;
+    pipeline.client = null;
+    if (!client?.alive) {
+      pipeline.state = "unloaded";
+      pipeline.error = null;
+      return;
+    }
+    const measure = this.#startMeasure();
+    const reply = await client.unload().catch(() => null);
+    client.terminate("unloaded");
+    await client.exited;
+    pipeline.state = "unloaded";
+    pipeline.error = null;
+    const figures = measure("unload", reply);
+    figures.gpuBytes = 0;
+    pipeline.lastTransition = figures;
+    this.#events.emit({
+      kind: "transition",
+      pipeline: pipeline.model.id,
+      message: `${pipeline.model.id}: unloaded, worker ended`,
+      figures,
+    });
+  }
+
+  /** Takes the "before" figures; the returned function takes the "after" ones. */
+  #startMeasure(): (kind: string, reply: WorkerReply | null) => TransitionFigures {
+    const started = performance.now();
+    const rssBefore = Deno.memoryUsage().rss;
+    const usedBefore = this.#options.deviceUsedBytes?.() ?? null;
+    return (kind, reply) => {
+      const usedAfter = usedBefore === null ? null : this.#options.deviceUsedBytes?.() ?? null;
+      return {
+        kind,
+        ms: performance.now() - started,
+        gpuBytes: reply?.status.gpuBytes ?? 0,
+        rssDeltaBytes: Deno.memoryUsage().rss - rssBefore,
+        deviceUsedDeltaBytes: usedBefore === null || usedAfter === null
+          ? null
+          : usedAfter - usedBefore,
+        at: Date.now(),
+      };
+    };
+  }
+
+  #report(p: Pipeline): ModelReport {
+    const status = p.client?.alive ? p.client.lastStatus : null;
+    const catalogInfo = (list: CatalogModel["inputs"]) =>
+      (list ?? []).map((t) => ({ name: t.name, type: t.type ?? null, dims: t.dims ?? [] }));
+    return {
+      id: p.model.id,
+      name: p.model.name,
+      tags: p.model.tags,
+      plugin: p.model.pluginUrl !== null,
+      state: p.state,
+      placement: placementOf(p.state),
+      gpuBytes: status?.gpuBytes ?? 0,
+      gpuBuffers: status?.gpuBuffers ?? 0,
+      gpuPeakBytes: status?.gpuPeakBytes ?? 0,
+      rssBytes: status?.rssBytes ?? 0,
+      error: p.error,
+      lastTransition: p.lastTransition,
+      gpuMismatch: null,
+      lastUsedAt: p.lastUsedAt,
+      inputs: status?.inputs.length ? status.inputs : catalogInfo(p.model.inputs),
+      outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
+    };
+  }
+}
+
+/** The placement a state implies (transitions count as where they start). */
+function placementOf(state: PipelineState): "gpu" | "cpu" | "none" {
+  if (state === "gpu" || state === "offloading") return "gpu";
+  if (state === "cpu" || state === "rehydrating") return "cpu";
+  return "none";
+}

@@ -1,0 +1,7 @@
+/** `GET /api/v1/models`: the catalog with each model's live state and last figures. */
+import type { Handlers } from "../../../core/http/context.ts";
+
+/** Answers `{models: ModelReport[]}` in catalog order. */
+export const handler: Handlers = {
+  GET: (c) => c.json({ models: c.var.services.manager.list() }),
+};

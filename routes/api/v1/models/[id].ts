@@ -1,0 +1,7 @@
+/** `GET /api/v1/models/{id}`: one model's state. */
+import type { Handlers } from "../../../../core/http/context.ts";
+
+/** Answers the ModelReport, or 404 naming the known ids. */
+export const handler: Handlers = {
+  GET: (c) => c.json(c.var.services.manager.get(c.req.param("id")!)),
+};

@@ -1,0 +1,7 @@
+/** `POST /api/v1/models/{id}/unload`: releases the session and ends the worker. Mutating: needs the token when one is set. */
+import type { Handlers } from "../../../../../core/http/context.ts";
+
+/** Answers the model's ModelReport after the move. */
+export const handler: Handlers = {
+  POST: async (c) => c.json(await c.var.services.manager.unload(c.req.param("id")!)),
+};

@@ -1,0 +1,83 @@
+/**
+ * `POST /api/v1/ocr`: a PNG or JPEG (raw body with `Content-Type: image/png|image/jpeg`,
+ * or the multipart field `image`) → lines of text with boxes and scores, through the
+ * `ocr-det` → `ocr-cls` → `ocr-rec` pipelines.
+ */
+import type { Handlers } from "../../../core/http/context.ts";
+import { HttpError } from "../../../core/http/errors.ts";
+import { runOcrChain } from "../../../plugins/ocr_chain.ts";
+import { sniffImageType } from "../../../plugins/_image.ts";
+import type { PipelineManager } from "../../../core/pipelines/manager.ts";
+
+/** Largest image accepted, in bytes (larger gets 413). */
+export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
+
+/** Answers `{lines: [{text, score, box}], text, width, height, timings}`. */
+export const handler: Handlers = {
+  POST: async (c) => {
+    const bytes = await readImage(c.req.raw);
+    const { manager } = c.var.services;
+    const result = await runOcrChain({ image: bytes }, {
+      det: (payload) => runPlugin(manager, "ocr-det", payload),
+      cls: (payload) => runPlugin(manager, "ocr-cls", payload),
+      rec: (payload) => runPlugin(manager, "ocr-rec", payload),
+    });
+    return c.json(result);
+  },
+};
+
+async function runPlugin<T>(manager: PipelineManager, id: string, payload: unknown): Promise<T> {
+  const result = await manager.run(id, { kind: "plugin", payload });
+  if (result.output.kind !== "plugin") {
+    throw new Error(`${id} answered tensors, not a plugin payload`);
+  }
+  return result.output.payload as T;
+}
+
+async function readImage(request: Request): Promise<Uint8Array> {
+  const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
+  let bytes: Uint8Array;
+  if (type === "image/png" || type === "image/jpeg") {
+    bytes = new Uint8Array(await request.arrayBuffer());
+  } else if (type === "multipart/form-data") {
+    let form: FormData;
+    try {
+      form = await request.formData();
+    } catch (error) {
+      throw new HttpError(
+        400,
+        "bad_body",
+        `The multipart body could not be read: ${(error as Error).message}`,
+      );
+    }
+    const field = form.get("image");
+    if (!(field instanceof File)) {
+      throw new HttpError(
+        400,
+        "bad_body",
+        'multipart field "image": missing; send the picture as a file field named "image"',
+      );
+    }
+    bytes = new Uint8Array(await field.arrayBuffer());
+  } else {
+    throw new HttpError(
+      415,
+      "unsupported_media_type",
+      `Content-Type "${
+        type || "(none)"
+      }": send image/png, image/jpeg, or multipart/form-data with an "image" field`,
+    );
+  }
+  if (bytes.length === 0) throw new HttpError(400, "bad_body", "image: the body is empty");
+  if (bytes.length > MAX_OCR_IMAGE_BYTES) {
+    throw new HttpError(
+      413,
+      "too_large",
+      `image: ${bytes.length} bytes is over the ${MAX_OCR_IMAGE_BYTES}-byte limit`,
+    );
+  }
+  if (!sniffImageType(bytes)) {
+    throw new HttpError(400, "bad_image", "image: the bytes are neither a PNG nor a JPEG");
+  }
+  return bytes;
+}

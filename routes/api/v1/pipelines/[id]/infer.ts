@@ -1,0 +1,49 @@
+/**
+ * `POST /api/v1/pipelines/{id}/infer`: runs a model on tensors given as JSON
+ * (`{inputs: {name: {type, dims, data}}}`), loading it first if needed. A model with a
+ * plugin takes `{payload: …}` instead (its plugin's own input).
+ */
+import { z } from "zod";
+import type { Handlers } from "../../../../../core/http/context.ts";
+import { HttpError } from "../../../../../core/http/errors.ts";
+import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../core/http/tensors.ts";
+import { parseJsonBody } from "../../../../../core/http/validate.ts";
+import type { RunInput } from "../../../../../workers/protocol.ts";
+
+const inferBody = z.union([
+  z.object({ inputs: z.record(z.string().min(1), jsonTensorSchema) }).strict(),
+  z.object({ payload: z.unknown() }).strict(),
+], {
+  error: 'expected {"inputs": {name: {type, dims, data}}} or {"payload": …} for a plugin model',
+});
+
+/** Answers `{model, device, ms, outputs}` (or `{…, output}` for a plugin payload). */
+export const handler: Handlers = {
+  POST: async (c) => {
+    const id = c.req.param("id")!;
+    const { manager } = c.var.services;
+    const model = manager.get(id); // 404 before reading a large body
+    const body = await parseJsonBody(c, inferBody);
+    let input: RunInput;
+    if ("inputs" in body) {
+      if (Object.keys(body.inputs).length === 0) {
+        throw new HttpError(400, "bad_body", 'field "inputs": must name at least one input');
+      }
+      input = { kind: "tensors", tensors: jsonToWire(body.inputs) };
+    } else {
+      if (!model.plugin) {
+        throw new HttpError(
+          400,
+          "bad_body",
+          `field "payload": model "${id}" has no plugin; send "inputs" tensors`,
+        );
+      }
+      input = { kind: "plugin", payload: body.payload };
+    }
+    const result = await manager.run(id, input);
+    const output = result.output.kind === "tensors"
+      ? { outputs: wireToJson(result.output.tensors) }
+      : { output: result.output.payload };
+    return c.json({ model: id, device: result.device, ms: result.ms, ...output });
+  },
+};

@@ -1,0 +1,81 @@
+/**
+ * Builds the driver test double (tests/fake_gpu.c) into tests/.build/libfakegpu.so and
+ * tests/.build/libfakegpu_nov2.so (without nvmlDeviceGetMemoryInfo_v2). Skips a library
+ * that is newer than the source. Run it with `deno task build:fake-gpu`.
+ *
+ * @module
+ */
+
+const root = new URL("../", import.meta.url);
+const source = new URL("tests/fake_gpu.c", root).pathname;
+const outDir = new URL("tests/.build/", root).pathname;
+
+/** One library to build: its file name and the extra compiler flags. */
+interface Target {
+  file: string;
+  flags: string[];
+}
+
+const targets: Target[] = [
+  { file: "libfakegpu.so", flags: [] },
+  { file: "libfakegpu_nov2.so", flags: ["-DFAKE_NO_MEMINFO_V2"] },
+];
+
+function mtime(path: string): number | null {
+  try {
+    return Deno.statSync(path).mtime?.getTime() ?? null;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+}
+
+async function compile(cc: string, out: string, flags: string[]): Promise<void> {
+  const args = [
+    "-shared",
+    "-fPIC",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-fvisibility=hidden",
+    ...flags,
+    "-o",
+    out,
+    source,
+  ];
+  let result: Deno.CommandOutput;
+  try {
+    result = await new Deno.Command(cc, { args, stdout: "inherit", stderr: "inherit" }).output();
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      console.error(
+        `No C compiler found: "${cc}" is not on PATH. Install one (apt-get install gcc) ` +
+          `or set CC to its path, then run \`deno task build:fake-gpu\` again.`,
+      );
+      Deno.exit(1);
+    }
+    throw err;
+  }
+  if (!result.success) {
+    console.error(`Compiling ${source} failed: ${cc} ${args.join(" ")}`);
+    Deno.exit(result.code || 1);
+  }
+}
+
+const cc = Deno.env.get("CC") || "cc";
+const sourceTime = mtime(source);
+if (sourceTime === null) {
+  console.error(`Missing source: ${source}`);
+  Deno.exit(1);
+}
+Deno.mkdirSync(outDir, { recursive: true });
+for (const target of targets) {
+  const out = outDir + target.file;
+  const built = mtime(out);
+  if (built !== null && built > sourceTime) {
+    console.log(`${out} is up to date`);
+    continue;
+  }
+  await compile(cc, out, target.flags);
+  console.log(`built ${out}`);
+}

@@ -1,0 +1,81 @@
+/**
+ * Test helpers: a Headroom service on the driver test double (a private copy per
+ * test, since `deno test --parallel` shares one process), cleaned up with `await using`.
+ */
+import { type Config, parseConfig } from "../core/config.ts";
+import { type Service, startService } from "../core/service.ts";
+import { FakeGpu } from "./fake_gpu.ts";
+
+/** A config with test defaults: port 0, a temp data dir, the given overrides. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  const result = parseConfig([], new Map<string, string>());
+  if (result.help) throw new Error("unreachable");
+  return {
+    ...result.config,
+    port: 0,
+    dataDir: Deno.makeTempDirSync({ prefix: "headroom-test-" }),
+    ...overrides,
+  };
+}
+
+/** A service reading a private fake GPU; both are closed on dispose. */
+export interface FakeGpuService extends AsyncDisposable {
+  gpu: FakeGpu;
+  service: Service;
+  /** `app.request` shorthand. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/** Starts a service on a fresh private fake GPU (one 8 GiB device unless `setup` changes it). */
+export async function startOnFakeGpu(
+  overrides: Partial<Config> = {},
+  setup: (gpu: FakeGpu) => void = () => {},
+): Promise<FakeGpuService> {
+  const gpu = new FakeGpu({ isolate: true });
+  setup(gpu);
+  let service: Service;
+  try {
+    service = await startService(testConfig({ nvmlLibrary: gpu.path, ...overrides }));
+  } catch (error) {
+    gpu.close();
+    throw error;
+  }
+  return {
+    gpu,
+    service,
+    request: (path, init) => Promise.resolve(service.app.request(path, init)),
+    async [Symbol.asyncDispose]() {
+      await service.close();
+      gpu.close();
+    },
+  };
+}
+
+/** Reads Server-Sent Events from a response body, one parsed event at a time. */
+export async function* readSse(
+  response: Response,
+): AsyncGenerator<{ event: string; data: string }> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end: number;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let event = "message";
+        const data: string[] = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) event = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+        }
+        yield { event, data: data.join("\n") };
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+}
