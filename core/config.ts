@@ -23,6 +23,8 @@ export interface Config {
   /** Serve a non-loopback address without a token (loudly warned about). */
   insecureNoToken: boolean;
   dataDir: string;
+  /** Deno KV for profiles and events: a path or a remote URL; null = `<dataDir>/headroom.kv`. */
+  kv: string | null;
   gpu: GpuMode;
   vramBudget: VramBudget | null;
   /** Free VRAM to keep, in bytes (capped later at a tenth of a small device or budget). */
@@ -51,6 +53,7 @@ const SETTINGS = {
   port: { flag: "port", env: "HEADROOM_PORT" },
   token: { flag: "token", env: "HEADROOM_TOKEN" },
   dataDir: { flag: "data-dir", env: "HEADROOM_DATA_DIR" },
+  kv: { flag: "kv", env: "HEADROOM_KV" },
   gpu: { flag: "gpu", env: "HEADROOM_GPU" },
   vramBudget: { flag: "vram-budget", env: "HEADROOM_VRAM_BUDGET" },
   headroom: { flag: "headroom", env: "HEADROOM_HEADROOM" },
@@ -118,6 +121,7 @@ const schema = z.object({
   }),
   token: z.string().min(16, "must be at least 16 characters").optional(),
   dataDir: nonEmpty.default("data"),
+  kv: nonEmpty.optional(),
   gpu: z.enum(["auto", "nvidia", "webgpu", "software", "cpu"], {
     error: "expected one of auto, nvidia, webgpu, software, cpu",
   }).default("auto"),
@@ -149,6 +153,7 @@ Flags (each also read from its environment variable; a flag wins):
   --token TOKEN                  HEADROOM_TOKEN         API token for mutating endpoints (16+ chars)
   --insecure-no-token                                   allow a non-loopback host without a token
   --data-dir DIR                 HEADROOM_DATA_DIR      where KV and generated models live (data)
+  --kv PATH|URL                  HEADROOM_KV            Deno KV for profiles and events (DATA_DIR/headroom.kv)
   --gpu MODE                     HEADROOM_GPU           auto | nvidia | webgpu | software | cpu (auto)
   --vram-budget SIZE|PCT         HEADROOM_VRAM_BUDGET   e.g. 8GiB or 90% (needed for webgpu/software)
   --headroom SIZE                HEADROOM_HEADROOM      free VRAM to keep (1.5GiB)
@@ -220,6 +225,7 @@ export function parseConfig(
     token: value.token ?? null,
     insecureNoToken: flags["insecure-no-token"] === true,
     dataDir: value.dataDir,
+    kv: value.kv ?? null,
     gpu: value.gpu,
     vramBudget: value.vramBudget ?? null,
     headroomBytes: value.headroom,

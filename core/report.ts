@@ -16,6 +16,8 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
     driverVersion: monitor.source.driverVersion,
     devices: current.devices,
     pipelines: services.manager.placements(),
+    offloader: services.offloader.status(),
+    events: services.events.recent(20),
     takenAt: current.takenAt,
   };
 }

@@ -47,6 +47,10 @@ export interface VramReport {
   driverVersion: string | null;
   devices: DeviceSnapshot[];
   pipelines: PipelineReport[];
+  /** The placement policy's budget, headroom and per-pipeline activity (absent without one). */
+  offloader?: OffloaderStatus;
+  /** The newest events, newest first. */
+  events?: HeadroomEvent[];
   takenAt: number;
 }
 
@@ -72,6 +76,11 @@ export interface PipelineReport {
   gpuBytes: number;
   gpuBuffers: number;
   error: string | null;
+  pinned: boolean;
+  /** Why its GPU memory was not fully given back after a release, or null. */
+  leak: string | null;
+  /** True when the parity check found GPU and CPU outputs disagree: it stays on the CPU. */
+  gpuMismatch: boolean;
 }
 
 /** Every error body the API answers with. */
@@ -119,6 +128,15 @@ export interface ModelReport {
   lastTransition: TransitionFigures | null;
   gpuMismatch: GpuMismatch | null;
   lastUsedAt: number | null;
+  /** What the dashboard shows: live figures, last-known ones, or none yet. */
+  display: "loaded" | "unloaded" | "never";
+  /** Last measured figures on the GPU (from the saved profile), or null when never measured. */
+  gpuProfile: MemoryProfile | null;
+  /** Last measured figures on the CPU, or null. */
+  cpuProfile: MemoryProfile | null;
+  /** A GPU leak found after a release (bytes still tracked or not returned to the device). */
+  leak: string | null;
+  pinned: boolean;
   /** Inputs as the loaded session reports them (else as the catalog states them). */
   inputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
   outputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
@@ -132,4 +150,35 @@ export interface HeadroomEvent {
   pipeline: string | null;
   message: string;
   figures?: TransitionFigures;
+}
+
+/** What was last measured of one model on one device kind and input shape. */
+export interface MemoryProfile {
+  modelId: string;
+  device: "gpu" | "cpu";
+  /** Input shape the figures belong to ("default" when the model's own shapes were used). */
+  shape: string;
+  /** Tracked GPU bytes right after the load (weights and fixed buffers). */
+  gpuLoadBytes: number | null;
+  /** Largest tracked GPU bytes seen while loaded (what a run needs): the estimate the budget uses. */
+  gpuPeakBytes: number | null;
+  /** Device-used change per NVML across the load, or null without NVML. */
+  deviceUsedDeltaBytes: number | null;
+  /** Process RSS change across the load. */
+  rssDeltaBytes: number | null;
+  loadMs: number | null;
+  offloadMs: number | null;
+  rehydrateMs: number | null;
+  measuredAt: number;
+}
+
+/** The offloader's state for the API and dashboard. */
+export interface OffloaderStatus {
+  budgetBytes: number;
+  headroomBytes: number;
+  availableBytes: number;
+  onInsufficientVram: "cpu" | "reject";
+  pipelines: Array<
+    { id: string; activeCount: number; pinned: boolean; lastUsedAt: number; idleMs: number }
+  >;
 }

@@ -19,6 +19,8 @@ import * as modelUnload from "./api/v1/models/[id]/unload.ts";
 import * as infer from "./api/v1/pipelines/[id]/infer.ts";
 import * as ocr from "./api/v1/ocr.ts";
 import * as metrics from "./metrics.ts";
+import * as index from "./index.tsx";
+import * as staticBuild from "./static/build/[file].ts";
 
 /** How a route is guarded. */
 export interface RouteOptions {
@@ -51,4 +53,6 @@ export const routes: readonly RouteEntry[] = [
   ["/api/v1/pipelines/:id/infer", infer.handler, { bodyLimit: 256 * 2 ** 20 }],
   ["/api/v1/ocr", ocr.handler, { bodyLimit: ocr.MAX_OCR_IMAGE_BYTES + 64 * 1024 }],
   ["/metrics", metrics.handler],
+  ["/", index.handler],
+  ["/static/build/:file", staticBuild.handler],
 ];

@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { fromFileUrl } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 import { type HttpResult, runWrk, startHeadroom, startHelloWorld } from "./_lib/http_bench.ts";
 import { machineDescription } from "./_lib/machine.ts";
 import { writeReadmeTable } from "./_lib/readme_table.ts";

@@ -9,6 +9,8 @@ import type { VramMonitor } from "../monitor/vram_monitor.ts";
 import type { Catalog } from "../models/catalog.ts";
 import type { PipelineManager } from "../pipelines/manager.ts";
 import type { EventLog } from "../events.ts";
+import type { VramOffloader } from "../placement/offloader.ts";
+import type { ProfileStore } from "../store/profiles.ts";
 
 /** The parts of the running service a route can use. */
 export interface Services {
@@ -16,7 +18,9 @@ export interface Services {
   monitor: VramMonitor;
   catalog: Catalog;
   manager: PipelineManager;
+  offloader: VramOffloader;
   events: EventLog;
+  store: ProfileStore;
   startedAt: number;
 }
 

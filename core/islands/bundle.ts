@@ -138,8 +138,14 @@ export async function readPrebuilt(dir: URL = BUILD_DIR): Promise<PageAssets | n
     throw error;
   }
   const load = async (name: string, ext: "js" | "css") => {
-    const file = await builtFile(name.slice(0, name.indexOf("-")), ext, await Deno.readFile(new URL(name, dir)));
-    if (file.name !== name) throw new Error(`Prebuilt ${name} does not match its hash: run deno task build`);
+    const file = await builtFile(
+      name.slice(0, name.indexOf("-")),
+      ext,
+      await Deno.readFile(new URL(name, dir)),
+    );
+    if (file.name !== name) {
+      throw new Error(`Prebuilt ${name} does not match its hash: run deno task build`);
+    }
     return file;
   };
   return assets(
@@ -160,7 +166,9 @@ export function preparePageAssets(): Promise<PageAssets> {
   prepared ??= buildAssets().catch(async (error) => {
     const prebuilt = await readPrebuilt().catch(() => null);
     if (prebuilt?.script) {
-      console.warn(`Islands: ${error.message}; serving the prebuilt bundle ${prebuilt.script.name}`);
+      console.warn(
+        `Islands: ${error.message}; serving the prebuilt bundle ${prebuilt.script.name}`,
+      );
       return prebuilt;
     }
     console.error(`Islands: ${error.message}; pages are served without their scripts`);

@@ -4,11 +4,16 @@
  * security headers of headers.ts.
  * @module
  */
-import type { VNode } from "preact";
 import { islands } from "../../islands/_manifest.ts";
 import { type PageAssets, preparePageAssets } from "./bundle.ts";
 import { PAGE_HEADERS } from "./headers.ts";
-import { createIslandRegistry, type IslandRegistry, propsScript, renderBody } from "./render.tsx";
+import {
+  createIslandRegistry,
+  type IslandRegistry,
+  type PageNode,
+  propsScript,
+  renderBody,
+} from "./render.tsx";
 
 /** The registry of every island in islands/_manifest.ts. */
 export const defaultRegistry: IslandRegistry = createIslandRegistry(islands);
@@ -31,11 +36,15 @@ const ICON = "data:image/svg+xml," + encodeURIComponent(
     `<rect x="11" y="1" width="4" height="14" fill="#e03131"/></svg>`,
 );
 
-const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The page's HTML document (exported for tests; routes use {@link renderPage}). */
-export function pageHtml(page: VNode, title: string, registry: IslandRegistry, assets: PageAssets) {
+export function pageHtml(
+  page: PageNode,
+  title: string,
+  registry: IslandRegistry,
+  assets: PageAssets,
+) {
   const body = renderBody(page, registry);
   const script = body.islands.length > 0 && assets.script
     ? `${propsScript(body.islands)}<script type="module" src="${assets.script.url}"></script>`
@@ -49,7 +58,7 @@ export function pageHtml(page: VNode, title: string, registry: IslandRegistry, a
 }
 
 /** Renders `page` to a response with the page security headers. */
-export async function renderPage(page: VNode, options: PageOptions): Promise<Response> {
+export async function renderPage(page: PageNode, options: PageOptions): Promise<Response> {
   const assets = options.assets ?? await preparePageAssets();
   const html = pageHtml(page, options.title, options.registry ?? defaultRegistry, assets);
   return new Response(html, { status: options.status ?? 200, headers: PAGE_HEADERS });

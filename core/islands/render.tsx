@@ -14,6 +14,10 @@ import { serializeIslandProps } from "./serialize.ts";
 // deno-lint-ignore no-explicit-any
 type AnyComponent = ComponentType<any>;
 
+/** Any element a page renders (its props' type does not matter here). */
+// deno-lint-ignore no-explicit-any
+export type PageNode = VNode<any>;
+
 /** Island components and their names (the names the browser bundle registers them under). */
 export type IslandRegistry = ReadonlyMap<AnyComponent, string>;
 
@@ -50,6 +54,11 @@ interface BoundaryProps {
   props: Record<string, unknown>;
 }
 
+/** A comment node: preact-render-to-string renders a Fragment with `UNSTABLE_comment` as one. */
+function comment(text: string): VNode {
+  return h(Fragment, { UNSTABLE_comment: text } as Record<string, unknown>);
+}
+
 function IslandBoundary({ island, component, props }: BoundaryProps): VNode {
   const state = current!;
   const id = state.islands.length;
@@ -57,36 +66,39 @@ function IslandBoundary({ island, component, props }: BoundaryProps): VNode {
   return h(
     Fragment,
     null,
-    h(Fragment, { UNSTABLE_comment: `${ISLAND_START}${island}:${id}` }),
+    comment(`${ISLAND_START}${island}:${id}`),
     h(component, props),
-    h(Fragment, { UNSTABLE_comment: `${ISLAND_END}${id}` }),
+    comment(`${ISLAND_END}${id}`),
   );
 }
 
-type HookedVNode = VNode<Record<string, unknown>> & { type: unknown };
-type Hooks = typeof options & {
+/** A vnode as the option hooks see it: its type and props can be swapped. */
+interface HookedVNode {
+  type: unknown;
+  props: Record<string, unknown>;
+}
+interface Hooks {
+  /** Before a vnode renders (`options._diff`, mangled). */
   __b?: (vnode: HookedVNode) => void;
+  /** After a vnode and its children rendered. */
   diffed?: (vnode: HookedVNode) => void;
-};
-const hooks = options as Hooks;
+}
+const hooks = options as unknown as Hooks;
 
-const previousVnode = hooks.vnode;
-hooks.vnode = (vnode) => {
-  const state = current;
-  if (state && state.depth === 0 && typeof vnode.type === "function") {
-    const island = state.registry.get(vnode.type as AnyComponent);
-    if (island !== undefined) {
-      const { key: _key, ref: _ref, ...props } = vnode.props as Record<string, unknown>;
-      const hooked = vnode as unknown as HookedVNode;
-      hooked.props = { island, component: vnode.type, props } satisfies BoundaryProps;
-      hooked.type = IslandBoundary;
-    }
-  }
-  previousVnode?.(vnode);
-};
+// Just before a vnode renders: an island met outside any island becomes its boundary.
 const previousDiff = hooks.__b;
 hooks.__b = (vnode) => {
-  if (current && vnode.type === IslandBoundary) current.depth++;
+  const state = current;
+  if (state && typeof vnode.type === "function") {
+    const island = state.depth === 0 ? state.registry.get(vnode.type as AnyComponent) : undefined;
+    if (island !== undefined) {
+      const { key: _key, ref: _ref, ...props } = vnode.props;
+      const boundary: BoundaryProps = { island, component: vnode.type as AnyComponent, props };
+      vnode.props = boundary as unknown as Record<string, unknown>;
+      vnode.type = IslandBoundary;
+    }
+    if (vnode.type === IslandBoundary) state.depth++;
+  }
   previousDiff?.(vnode);
 };
 const previousDiffed = hooks.diffed;
@@ -99,7 +111,7 @@ hooks.diffed = (vnode) => {
  * Renders `vnode` to HTML, wrapping each island of `registry` in its markers.
  * Islands nested in an island render as plain parts of the outer one.
  */
-export function renderBody(vnode: VNode, registry: IslandRegistry): RenderedBody {
+export function renderBody(vnode: PageNode, registry: IslandRegistry): RenderedBody {
   const state: RenderState = { registry, islands: [], depth: 0 };
   const outer = current;
   current = state;

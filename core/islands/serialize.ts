@@ -58,5 +58,8 @@ function replacerFor(island: string) {
 
 /** Escapes JSON text for an HTML script element (the JSON itself is unchanged once parsed). */
 export function escapeScriptJson(json: string): string {
-  return json.replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return json.replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }

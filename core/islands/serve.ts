@@ -9,7 +9,9 @@ import type { BuiltFile } from "./bundle.ts";
 export const IMMUTABLE = "public, max-age=31536000, immutable";
 
 /** The encoding to send for an `Accept-Encoding` header: br, gzip, or identity. */
-export function pickEncoding(acceptEncoding: string | null | undefined): "br" | "gzip" | "identity" {
+export function pickEncoding(
+  acceptEncoding: string | null | undefined,
+): "br" | "gzip" | "identity" {
   const accepted = new Map<string, number>();
   for (const part of (acceptEncoding ?? "").split(",")) {
     const [token, ...params] = part.trim().toLowerCase().split(";");

@@ -9,7 +9,14 @@
  */
 import type { Catalog, CatalogModel } from "../models/catalog.ts";
 import type { EventLog } from "../events.ts";
-import type { ModelReport, PipelineReport, PipelineState, TransitionFigures } from "../types.ts";
+import type {
+  GpuMismatch,
+  ModelReport,
+  PipelineReport,
+  PipelineState,
+  TransitionFigures,
+} from "../types.ts";
+import type { ProfileStore } from "../store/profiles.ts";
 import type {
   RunInput,
   RunOutput,
@@ -32,7 +39,14 @@ export interface PipelineManagerOptions {
   numThreads?: number;
   /** Narrow each worker's Deno permissions (default true). */
   sandbox?: boolean;
+  /** Where measured figures are saved (each transition waits for KV's acknowledgement). */
+  profiles?: ProfileStore;
+  /** How long a release may take to show in the device's used bytes before it is called a leak. */
+  releaseWaitMs?: number;
 }
+
+/** Below this, a release is not checked against the driver: allocators keep small blocks cached. */
+export const LEAK_CHECK_MIN_BYTES = 16 * 2 ** 20;
 
 /** One pipeline's record. */
 interface Pipeline {
@@ -47,6 +61,10 @@ interface Pipeline {
   tail: Promise<unknown>;
   /** Operations queued or running. */
   queued: number;
+  pinned: boolean;
+  /** Why its GPU memory was not fully given back after a release, or null. */
+  leak: string | null;
+  gpuMismatch: GpuMismatch | null;
 }
 
 /** Owns the pipeline workers and their placement. */
@@ -71,6 +89,9 @@ export class PipelineManager {
         lastUsedAt: null,
         tail: Promise.resolve(),
         queued: 0,
+        pinned: false,
+        leak: null,
+        gpuMismatch: null,
       });
     }
   }
@@ -99,7 +120,33 @@ export class PipelineManager {
       gpuBytes: p.client?.alive ? p.client.lastStatus.gpuBytes : 0,
       gpuBuffers: p.client?.alive ? p.client.lastStatus.gpuBuffers : 0,
       error: p.error,
+      pinned: p.pinned,
+      leak: p.leak,
+      gpuMismatch: p.gpuMismatch !== null,
     }));
+  }
+
+  /** Current tracked figures of one pipeline (for the budget's estimates). */
+  liveFigures(id: string): { onGpu: boolean; gpuBytes: number; gpuPeakBytes: number } {
+    const p = this.#pipeline(id);
+    const status = p.client?.alive ? p.client.lastStatus : null;
+    return {
+      onGpu: placementOf(p.state) === "gpu",
+      gpuBytes: status?.gpuBytes ?? 0,
+      gpuPeakBytes: status?.gpuPeakBytes ?? 0,
+    };
+  }
+
+  /** Pins or unpins a pipeline: the offloader never evicts a pinned one. */
+  setPinned(id: string, pinned: boolean): ModelReport {
+    const p = this.#pipeline(id);
+    p.pinned = pinned;
+    this.#events.emit({
+      kind: "info",
+      pipeline: id,
+      message: `${id} ${pinned ? "pinned" : "unpinned"}`,
+    });
+    return this.#report(p);
   }
 
   /** Live GPU bytes tracked across every worker: the exact figure of what Headroom holds. */
@@ -151,17 +198,19 @@ export class PipelineManager {
   }
 
   /**
-   * Runs the pipeline on `input`, loading it first if needed (on the default device,
-   * falling back to the CPU when the GPU cannot take it). Waits for any transition.
+   * Runs the pipeline on `input`, loading it first if needed (on `options.device`, else
+   * the default device, falling back to the CPU when the GPU cannot take it). A loaded
+   * pipeline runs where it is. Waits for any transition.
    */
   run(
     id: string,
     input: RunInput,
+    options: { device?: SessionDevice } = {},
   ): Promise<{ output: RunOutput; ms: number; device: SessionDevice }> {
     const pipeline = this.#pipeline(id);
     return this.#enqueue(pipeline, async () => {
       if (pipeline.state !== "gpu" && pipeline.state !== "cpu") {
-        await this.#place(pipeline, this.defaultDevice, { fallbackToCpu: true });
+        await this.#place(pipeline, options.device ?? this.defaultDevice, { fallbackToCpu: true });
       }
       const client = pipeline.client!;
       const reply = await this.#call(pipeline, () => client.run(input));
@@ -281,12 +330,14 @@ export class PipelineManager {
     pipeline: Pipeline,
     device: SessionDevice,
     { fallbackToCpu }: { fallbackToCpu: boolean },
-  ) {
+  ): Promise<void> {
     if (pipeline.state === device && pipeline.client?.alive) return;
     const id = pipeline.model.id;
     const loaded = (pipeline.state === "gpu" || pipeline.state === "cpu") && pipeline.client?.alive;
     const kind = !loaded ? `load:${device}` : device === "cpu" ? "offload" : "rehydrate";
     const before = pipeline.state;
+    const gpuBytesBefore = loaded ? pipeline.client!.lastStatus.gpuBytes : 0;
+    const peakBefore = loaded ? pipeline.client!.lastStatus.gpuPeakBytes : 0;
     pipeline.state = !loaded ? "loading" : device === "cpu" ? "offloading" : "rehydrating";
     const measure = this.#startMeasure();
     let reply: WorkerReply;
@@ -330,7 +381,7 @@ export class PipelineManager {
     }
     pipeline.state = reply.status.device === "none" ? "unloaded" : reply.status.device;
     pipeline.error = null;
-    const figures = measure(kind, reply);
+    const figures = measure.done(kind, reply);
     pipeline.lastTransition = figures;
     this.#events.emit({
       kind: "transition",
@@ -340,6 +391,22 @@ export class PipelineManager {
       } ms, ${figures.gpuBytes} GPU bytes tracked`,
       figures,
     });
+    await this.#options.profiles?.recordTransition(
+      id,
+      figures,
+      Math.max(peakBefore, reply.status.gpuPeakBytes),
+    );
+    if (kind === "offload") {
+      this.#confirmRelease(
+        pipeline,
+        "offload",
+        reply.status.gpuBytes,
+        gpuBytesBefore,
+        measure.usedBefore,
+      );
+    } else if (device === "gpu") {
+      pipeline.leak = null;
+    }
   }
 
   async #unload(pipeline: Pipeline): Promise<void> {
@@ -350,14 +417,15 @@ export class PipelineManager {
       pipeline.error = null;
       return;
     }
+    const gpuBytesBefore = client.lastStatus.gpuBytes;
+    const peakBefore = client.lastStatus.gpuPeakBytes;
     const measure = this.#startMeasure();
     const reply = await client.unload().catch(() => null);
     client.terminate("unloaded");
     await client.exited;
     pipeline.state = "unloaded";
     pipeline.error = null;
-    const figures = measure("unload", reply);
-    figures.gpuBytes = 0;
+    const figures = measure.done("unload", reply);
     pipeline.lastTransition = figures;
     this.#events.emit({
       kind: "transition",
@@ -365,30 +433,83 @@ export class PipelineManager {
       message: `${pipeline.model.id}: unloaded, worker ended`,
       figures,
     });
+    if (peakBefore > 0) await this.#options.profiles?.notePeak(pipeline.model.id, peakBefore);
+    // The worker is gone, and its GPU device with it: only the driver can still tell.
+    this.#confirmRelease(pipeline, "unload", 0, gpuBytesBefore, measure.usedBefore);
   }
 
-  /** Takes the "before" figures; the returned function takes the "after" ones. */
-  #startMeasure(): (kind: string, reply: WorkerReply | null) => TransitionFigures {
+  /**
+   * Confirms a release gave the memory back: no tracked bytes left, and (with a driver
+   * that reports used bytes, for releases large enough to see) device-used fell by at
+   * least half the released bytes within `releaseWaitMs`. Otherwise flags a leak on the
+   * pipeline and logs it. The driver check runs in the background.
+   */
+  #confirmRelease(
+    pipeline: Pipeline,
+    kind: string,
+    remainingTracked: number,
+    releasedBytes: number,
+    usedBefore: number | null,
+  ): void {
+    const id = pipeline.model.id;
+    const flag = (leak: string) => {
+      pipeline.leak = leak;
+      this.#events.emit({ kind: "leak", pipeline: id, message: `${id}: ${leak}` });
+    };
+    if (remainingTracked > 0) {
+      flag(`${remainingTracked} GPU bytes still tracked after ${kind}`);
+      return;
+    }
+    pipeline.leak = null;
+    const readUsed = this.#options.deviceUsedBytes;
+    if (!readUsed || usedBefore === null || releasedBytes < LEAK_CHECK_MIN_BYTES) return;
+    const deadline = Date.now() + (this.#options.releaseWaitMs ?? 2000);
+    const poll = () => {
+      const used = readUsed();
+      if (used === null || usedBefore - used >= releasedBytes / 2) return;
+      if (Date.now() >= deadline) {
+        flag(
+          `device used fell by ${usedBefore - used} bytes within ${
+            this.#options.releaseWaitMs ?? 2000
+          } ms of the ${kind}, expected about ${releasedBytes}`,
+        );
+        return;
+      }
+      setTimeout(poll, 100);
+    };
+    poll();
+  }
+
+  /** Takes the "before" figures; `done` takes the "after" ones. */
+  #startMeasure(): {
+    usedBefore: number | null;
+    done: (kind: string, reply: WorkerReply | null) => TransitionFigures;
+  } {
     const started = performance.now();
     const rssBefore = Deno.memoryUsage().rss;
     const usedBefore = this.#options.deviceUsedBytes?.() ?? null;
-    return (kind, reply) => {
-      const usedAfter = usedBefore === null ? null : this.#options.deviceUsedBytes?.() ?? null;
-      return {
-        kind,
-        ms: performance.now() - started,
-        gpuBytes: reply?.status.gpuBytes ?? 0,
-        rssDeltaBytes: Deno.memoryUsage().rss - rssBefore,
-        deviceUsedDeltaBytes: usedBefore === null || usedAfter === null
-          ? null
-          : usedAfter - usedBefore,
-        at: Date.now(),
-      };
+    return {
+      usedBefore,
+      done: (kind, reply) => {
+        const usedAfter = usedBefore === null ? null : this.#options.deviceUsedBytes?.() ?? null;
+        return {
+          kind,
+          ms: performance.now() - started,
+          gpuBytes: reply?.status.gpuBytes ?? 0,
+          rssDeltaBytes: Deno.memoryUsage().rss - rssBefore,
+          deviceUsedDeltaBytes: usedBefore === null || usedAfter === null
+            ? null
+            : usedAfter - usedBefore,
+          at: Date.now(),
+        };
+      },
     };
   }
 
   #report(p: Pipeline): ModelReport {
     const status = p.client?.alive ? p.client.lastStatus : null;
+    const gpuProfile = this.#options.profiles?.get(p.model.id, "gpu") ?? null;
+    const cpuProfile = this.#options.profiles?.get(p.model.id, "cpu") ?? null;
     const catalogInfo = (list: CatalogModel["inputs"]) =>
       (list ?? []).map((t) => ({ name: t.name, type: t.type ?? null, dims: t.dims ?? [] }));
     return {
@@ -404,8 +525,17 @@ export class PipelineManager {
       rssBytes: status?.rssBytes ?? 0,
       error: p.error,
       lastTransition: p.lastTransition,
-      gpuMismatch: null,
+      gpuMismatch: p.gpuMismatch,
       lastUsedAt: p.lastUsedAt,
+      display: status
+        ? "loaded"
+        : (p.lastTransition || gpuProfile || cpuProfile)
+        ? "unloaded"
+        : "never",
+      gpuProfile,
+      cpuProfile,
+      leak: p.leak,
+      pinned: p.pinned,
       inputs: status?.inputs.length ? status.inputs : catalogInfo(p.model.inputs),
       outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
     };

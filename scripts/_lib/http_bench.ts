@@ -1,5 +1,5 @@
 /** HTTP load for the benchmarks: servers in subprocesses, and wrk against them. */
-import { fromFileUrl } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
 
 /** What wrk measured. */
 export interface HttpResult {

@@ -7,7 +7,7 @@ import type { Handlers } from "../../../core/http/context.ts";
 import { HttpError } from "../../../core/http/errors.ts";
 import { runOcrChain } from "../../../plugins/ocr_chain.ts";
 import { sniffImageType } from "../../../plugins/_image.ts";
-import type { PipelineManager } from "../../../core/pipelines/manager.ts";
+import type { VramOffloader } from "../../../core/placement/offloader.ts";
 
 /** Largest image accepted, in bytes (larger gets 413). */
 export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
@@ -16,18 +16,18 @@ export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
 export const handler: Handlers = {
   POST: async (c) => {
     const bytes = await readImage(c.req.raw);
-    const { manager } = c.var.services;
+    const { offloader } = c.var.services;
     const result = await runOcrChain({ image: bytes }, {
-      det: (payload) => runPlugin(manager, "ocr-det", payload),
-      cls: (payload) => runPlugin(manager, "ocr-cls", payload),
-      rec: (payload) => runPlugin(manager, "ocr-rec", payload),
+      det: (payload) => runPlugin(offloader, "ocr-det", payload),
+      cls: (payload) => runPlugin(offloader, "ocr-cls", payload),
+      rec: (payload) => runPlugin(offloader, "ocr-rec", payload),
     });
     return c.json(result);
   },
 };
 
-async function runPlugin<T>(manager: PipelineManager, id: string, payload: unknown): Promise<T> {
-  const result = await manager.run(id, { kind: "plugin", payload });
+async function runPlugin<T>(offloader: VramOffloader, id: string, payload: unknown): Promise<T> {
+  const result = await offloader.run(id, { kind: "plugin", payload });
   if (result.output.kind !== "plugin") {
     throw new Error(`${id} answered tensors, not a plugin payload`);
   }

@@ -40,7 +40,7 @@ export const handler: Handlers = {
       }
       input = { kind: "plugin", payload: body.payload };
     }
-    const result = await manager.run(id, input);
+    const result = await c.var.services.offloader.run(id, input);
     const output = result.output.kind === "tensors"
       ? { outputs: wireToJson(result.output.tensors) }
       : { output: result.output.payload };

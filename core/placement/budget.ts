@@ -1,0 +1,225 @@
+/**
+ * The budget: pure functions (no I/O) that estimate what a chain of models needs on
+ * the GPU and whether it fits now, counting what is already loaded, the headroom to
+ * keep, and which idle pipelines would have to move to the CPU to make room.
+ * @module
+ */
+import { formatBytes } from "../units.ts";
+
+/**
+ * A model with no measured figure is estimated as its file size times this factor:
+ * weights, plus the activations and the runtime's workspace. Measured on PaddleOCR det
+ * here (4.7 MB file, 37 MB of tracked buffers after one 320x320 run), a factor of 1.5
+ * is low for convolutional models at large inputs and about right for MatMul chains;
+ * measured figures replace it after the first load.
+ */
+export const FILE_SIZE_FACTOR = 1.5;
+
+/** Where an estimate came from, best first. */
+export type EstimateBasis = "profile" | "tracked" | "file";
+
+/** What is known about one model's GPU footprint. */
+export interface ModelFootprint {
+  id: string;
+  /** Size of its .onnx file (or the generated weights). */
+  fileBytes: number;
+  /** Tracked GPU bytes of its current load, null when it is not on the GPU. */
+  trackedBytes: number | null;
+  /** The saved measured peak for this device and input shape, null when never measured. */
+  profileBytes: number | null;
+}
+
+/** An estimate of one model's GPU need. */
+export interface ModelEstimate {
+  id: string;
+  bytes: number;
+  basis: EstimateBasis;
+}
+
+/** The best known figure for one model: saved peak, else current tracked bytes, else file × factor. */
+export function estimateModelVram(model: ModelFootprint): ModelEstimate {
+  if (model.profileBytes !== null && model.profileBytes > 0) {
+    return { id: model.id, bytes: model.profileBytes, basis: "profile" };
+  }
+  if (model.trackedBytes !== null && model.trackedBytes > 0) {
+    return { id: model.id, bytes: model.trackedBytes, basis: "tracked" };
+  }
+  return { id: model.id, bytes: Math.ceil(model.fileBytes * FILE_SIZE_FACTOR), basis: "file" };
+}
+
+/** Every model's estimate and their sum. */
+export function estimateChainVram(
+  models: ModelFootprint[],
+): { totalBytes: number; models: ModelEstimate[] } {
+  const estimates = models.map(estimateModelVram);
+  return { totalBytes: estimates.reduce((sum, e) => sum + e.bytes, 0), models: estimates };
+}
+
+/** A pipeline as the placement policy sees it. */
+export interface PlacedPipeline {
+  id: string;
+  placement: "gpu" | "cpu" | "none";
+  /** Tracked GPU bytes (0 off the GPU). */
+  gpuBytes: number;
+  lastUsedAt: number;
+  /** In-flight requests and open streams. */
+  activeCount: number;
+  pinned: boolean;
+}
+
+/** The GPU as the budget sees it at one instant. */
+export interface GpuState {
+  /** False when no GPU is usable: nothing fits. */
+  available: boolean;
+  /** Free bytes on the device now (total − used, all processes). */
+  deviceFreeBytes: number;
+  /** Headroom's allowance (the configured budget, or the device total). */
+  budgetBytes: number;
+  /** Free VRAM to keep. */
+  headroomBytes: number;
+  pipelines: PlacedPipeline[];
+  /** Clock for idle times, in ms. */
+  now: number;
+}
+
+/** An idle pipeline that would move to the CPU. */
+export interface EvictionCandidate {
+  id: string;
+  bytes: number;
+  idleMs: number;
+}
+
+/** The answer of a pre-flight check. */
+export interface FitResult {
+  /** True when the chain fits now or after the listed evictions. */
+  fits: boolean;
+  message: string;
+  /** Bytes the chain still needs (members already on the GPU cost nothing more). */
+  neededBytes: number;
+  /** Bytes free for it now, above the headroom. */
+  availableBytes: number;
+  headroomBytes: number;
+  /** Idle pipelines to move to the CPU, least recently used first, only as many as the shortfall needs. */
+  wouldEvict: EvictionCandidate[];
+  estimates: ModelEstimate[];
+}
+
+/** Bytes usable now above the headroom: the smaller of device free and budget left, minus headroom. */
+export function availableBytes(state: GpuState): number {
+  const ours = state.pipelines.reduce(
+    (sum, p) => sum + (p.placement === "gpu" ? p.gpuBytes : 0),
+    0,
+  );
+  const free = Math.min(state.deviceFreeBytes, state.budgetBytes - ours);
+  return free - state.headroomBytes;
+}
+
+/**
+ * Idle, unpinned GPU pipelines outside `exclude`, least recently used first, taken
+ * until their bytes cover `shortfall` (none when it is ≤ 0).
+ */
+export function chooseEvictions(
+  state: GpuState,
+  shortfall: number,
+  exclude: ReadonlySet<string>,
+): EvictionCandidate[] {
+  if (shortfall <= 0) return [];
+  const idle = state.pipelines
+    .filter((p) =>
+      p.placement === "gpu" && p.activeCount === 0 && !p.pinned && !exclude.has(p.id) &&
+      p.gpuBytes > 0
+    )
+    .sort((a, b) => a.lastUsedAt - b.lastUsedAt || a.id.localeCompare(b.id));
+  const chosen: EvictionCandidate[] = [];
+  let freed = 0;
+  for (const p of idle) {
+    if (freed >= shortfall) break;
+    chosen.push({ id: p.id, bytes: p.gpuBytes, idleMs: Math.max(0, state.now - p.lastUsedAt) });
+    freed += p.gpuBytes;
+  }
+  return chosen;
+}
+
+/**
+ * Can `chain` be on the GPU now? Members already on the GPU cost nothing more; the
+ * rest need their estimates. When they do not fit, lists the idle pipelines (least
+ * recently used first) whose eviction would make room, and says in words how much is
+ * missing.
+ */
+export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult {
+  const onGpu = new Set(state.pipelines.filter((p) => p.placement === "gpu").map((p) => p.id));
+  const estimates = chain.map(estimateModelVram);
+  const needed = estimates.filter((e) => !onGpu.has(e.id)).reduce((sum, e) => sum + e.bytes, 0);
+  const available = availableBytes(state);
+  const base = {
+    neededBytes: needed,
+    availableBytes: available,
+    headroomBytes: state.headroomBytes,
+    estimates,
+  };
+  const names = chain.map((m) => m.id).join(" → ") || "(empty chain)";
+
+  if (!state.available) {
+    return {
+      ...base,
+      fits: false,
+      wouldEvict: [],
+      message: `No GPU is usable: ${names} would run on the CPU.`,
+    };
+  }
+  if (needed === 0) {
+    return {
+      ...base,
+      fits: true,
+      wouldEvict: [],
+      message: chain.length === 0
+        ? "An empty chain needs nothing."
+        : `${names} is already on the GPU: it needs nothing more.`,
+    };
+  }
+  if (needed <= available) {
+    return {
+      ...base,
+      fits: true,
+      wouldEvict: [],
+      message: `${names} fits: needs ${formatBytes(needed)}, ${
+        formatBytes(available)
+      } free above the ${formatBytes(state.headroomBytes)} headroom.`,
+    };
+  }
+  const shortfall = needed - available;
+  const evict = chooseEvictions(state, shortfall, new Set(chain.map((m) => m.id)));
+  const freed = evict.reduce((sum, e) => sum + e.bytes, 0);
+  if (freed >= shortfall) {
+    return {
+      ...base,
+      fits: true,
+      wouldEvict: evict,
+      message: `${names} fits after moving ${evict.map((e) => e.id).join(", ")} to the CPU: needs ${
+        formatBytes(needed)
+      }, ${formatBytes(Math.max(0, available))} free above the headroom, short by ${
+        formatBytes(shortfall)
+      }.`,
+    };
+  }
+  return {
+    ...base,
+    fits: false,
+    wouldEvict: [],
+    message: `${names} does not fit: needs ${formatBytes(needed)}, ${
+      formatBytes(Math.max(0, available))
+    } free above the ${
+      formatBytes(state.headroomBytes)
+    } headroom; evicting every idle pipeline frees ${formatBytes(freed)}, still short by ${
+      formatBytes(shortfall - freed)
+    }.`,
+  };
+}
+
+/**
+ * The headroom to keep: the configured figure, but at most a tenth of the budget, so
+ * a small device (or budget) is not left with nothing usable.
+ */
+export function effectiveHeadroom(configuredBytes: number, budgetBytes: number): number {
+  return Math.max(0, Math.min(configuredBytes, Math.floor(budgetBytes / 10)));
+}

@@ -1,0 +1,11 @@
+/**
+ * Every island, by the name its markers carry, as Fresh's generated manifest lists them.
+ * The server wraps these components in markers; the browser bundle hydrates them. Adding
+ * an island = adding a PascalCase file in islands/ and a line here.
+ * @module
+ */
+import VramHistory from "./VramHistory.tsx";
+import VramStatus from "./VramStatus.tsx";
+
+/** Island name → component. */
+export const islands = { VramHistory, VramStatus };

@@ -1,0 +1,25 @@
+/**
+ * `GET /static/build/:file`: the content-hashed page assets (island bundle, styles),
+ * immutable and precompressed. They are built once at start, never per request.
+ * @module
+ */
+import type { Handlers } from "../../../core/http/context.ts";
+import { HttpError } from "../../../core/http/errors.ts";
+import { preparePageAssets } from "../../../core/islands/bundle.ts";
+import { builtFileResponse } from "../../../core/islands/serve.ts";
+
+/** Serves one built file in the best encoding the client accepts. */
+export const handler: Handlers = {
+  GET: async (c) => {
+    const name = c.req.param("file") ?? "";
+    const file = (await preparePageAssets()).files.get(name);
+    if (!file) {
+      throw new HttpError(
+        404,
+        "not_found",
+        `No built asset "${name}": asset names change with every build; reload the page.`,
+      );
+    }
+    return builtFileResponse(file, c.req.header("Accept-Encoding"));
+  },
+};

@@ -1,0 +1,20 @@
+/**
+ * `deno task build`: builds the page assets (island bundle and styles, content-hashed)
+ * into static/build/ with a manifest.json, and prints their sizes. The service builds
+ * the same assets at start; this prebuilt copy is what it serves where it cannot run
+ * `deno bundle` (a compiled binary, no --allow-run).
+ * @module
+ */
+import { BUILD_DIR, buildAssets, writeAssets } from "../core/islands/bundle.ts";
+
+const started = performance.now();
+const assets = await buildAssets();
+await Deno.remove(BUILD_DIR, { recursive: true }).catch(() => {});
+await writeAssets(assets);
+const ms = Math.round(performance.now() - started);
+for (const file of assets.files.values()) {
+  console.log(
+    `${file.url}  ${file.body.byteLength} B (gzip ${file.gzip.byteLength} B, br ${file.br.byteLength} B)`,
+  );
+}
+console.log(`Built ${assets.files.size} files into ${BUILD_DIR.pathname} in ${ms} ms`);

@@ -1,0 +1,260 @@
+/**
+ * The main-thread side of one pipeline worker: spawns it with narrowed permissions,
+ * numbers requests, matches replies by id, and notices when the worker dies (every
+ * pending request then rejects with a {@link WorkerDiedError}).
+ *
+ * Narrowed worker permissions are an unstable Deno API: the process needs
+ * `--unstable-worker-options` (without it Deno exits at `new Worker`), or pass
+ * `sandbox: false` to let the worker inherit the process's permissions.
+ * @module
+ */
+import type {
+  PipelineSpec,
+  RunInput,
+  SessionDevice,
+  WireTensor,
+  WorkerReply,
+  WorkerRequest,
+  WorkerStatus,
+} from "./protocol.ts";
+import { transferablesOf } from "./protocol.ts";
+
+// onnxruntime-web's wasm glue, once loaded on the main thread, sets
+// `global.Worker = require("worker_threads").Worker`; keep Deno's own Worker from before that.
+const DenoWorker: typeof Worker = globalThis.Worker;
+
+/** Rejects a request whose worker died (crashed, failed to start, or was terminated). */
+export class WorkerDiedError extends Error {
+  override name = "WorkerDiedError";
+}
+
+/** A request as the caller writes it: the client adds the id. */
+export type RequestBody = WorkerRequest extends infer R ? R extends { id: number } ? Omit<R, "id">
+  : never
+  : never;
+
+/** Options of {@link WorkerClient.start}. */
+export interface WorkerClientOptions {
+  /** More paths the worker may read (beyond the model, assets, plugin and onnxruntime-web). */
+  readPaths?: string[];
+  /** Narrow the worker's permissions (default true; needs `--unstable-worker-options`). */
+  sandbox?: boolean;
+}
+
+const EMPTY_STATUS: WorkerStatus = {
+  device: "none",
+  gpuBuffers: 0,
+  gpuBytes: 0,
+  gpuPeakBytes: 0,
+  rssBytes: 0,
+  inputs: [],
+  outputs: [],
+  build: "none",
+};
+
+/** Directories onnxruntime-web reads its own wasm and glue from (the project's node_modules). */
+function runtimeReadPaths(): string[] {
+  const paths = [new URL("../node_modules", import.meta.url)];
+  return paths.filter((url) => {
+    try {
+      return Deno.statSync(url).isDirectory;
+    } catch {
+      return false;
+    }
+  }).map((url) => decodeURIComponent(url.pathname));
+}
+
+function filePath(url: string): string | null {
+  return url.startsWith("file:") ? decodeURIComponent(new URL(url).pathname) : null;
+}
+
+/** One pipeline worker seen from the main thread. */
+export class WorkerClient {
+  /** The last status any reply carried. */
+  lastStatus: WorkerStatus = EMPTY_STATUS;
+  /** Settles when the worker is gone, with the reason. Never rejects. */
+  readonly exited: Promise<string>;
+  readonly spec: PipelineSpec;
+
+  #worker: Worker;
+  #nextId = 1;
+  #pending = new Map<number, (reply: WorkerReply | WorkerDiedError) => void>();
+  #dead: string | null = null;
+  #exitCallbacks: Array<(reason: string) => void> = [];
+  #resolveExited!: (reason: string) => void;
+
+  private constructor(spec: PipelineSpec, options: WorkerClientOptions) {
+    this.spec = spec;
+    this.exited = new Promise((resolve) => this.#resolveExited = resolve);
+    const url = new URL("./pipeline_worker.ts", import.meta.url);
+    const pluginFile = spec.pluginUrl ? filePath(spec.pluginUrl) : null;
+    const read = [
+      spec.modelPath,
+      ...Object.values(spec.assets),
+      // The plugin's folder, not just its file: its own relative imports need reading too.
+      ...(pluginFile ? [pluginFile.slice(0, pluginFile.lastIndexOf("/")) || "/"] : []),
+      ...runtimeReadPaths(),
+      ...(options.readPaths ?? []),
+    ];
+    const workerOptions = {
+      type: "module",
+      name: `pipeline:${spec.modelId}`,
+      ...(options.sandbox === false ? {} : {
+        deno: {
+          permissions: {
+            read,
+            net: false,
+            env: false,
+            run: false,
+            write: false,
+            ffi: false,
+            sys: false,
+            import: false,
+          },
+        },
+      }),
+    } as WorkerOptions;
+    if (typeof DenoWorker?.prototype?.addEventListener !== "function") {
+      throw new Error(
+        "globalThis.Worker is not Deno's Web Worker (onnxruntime-web replaces it with node's " +
+          "worker_threads.Worker when it loads on the main thread): import workers/client.ts first",
+      );
+    }
+    this.#worker = new DenoWorker(url, workerOptions);
+    this.#worker.addEventListener("message", (event) => this.#onReply(event.data));
+    this.#worker.addEventListener("error", (event) => {
+      event.preventDefault(); // the pipeline is marked failed; the process keeps running
+      this.#die(`worker error: ${event.message ?? "unknown error"}`);
+    });
+    this.#worker.addEventListener("messageerror", () => {
+      this.#die("worker messageerror: a reply could not be deserialized");
+    });
+  }
+
+  /** Spawns a worker for `spec` and sends `init`; rejects if init fails or the worker dies. */
+  static async start(spec: PipelineSpec, opts: WorkerClientOptions = {}): Promise<WorkerClient> {
+    const client = new WorkerClient(spec, opts);
+    let reply: WorkerReply;
+    try {
+      reply = await client.request({ type: "init", spec });
+    } catch (error) {
+      client.terminate();
+      throw error;
+    }
+    if (!reply.ok) {
+      client.terminate();
+      throw new Error(
+        `Starting pipeline "${spec.modelId}" failed (${reply.error.code}): ${reply.error.message}`,
+      );
+    }
+    return client;
+  }
+
+  /** True until the worker dies or is terminated. */
+  get alive(): boolean {
+    return this.#dead === null;
+  }
+
+  /** Why the worker died, or null while it lives. */
+  get deathReason(): string | null {
+    return this.#dead;
+  }
+
+  /** Sends one request; resolves with the reply (errors as data), rejects only if the worker dies. */
+  request(body: RequestBody, transfer: Transferable[] = []): Promise<WorkerReply> {
+    if (this.#dead !== null) {
+      return Promise.reject(
+        new WorkerDiedError(`Pipeline "${this.spec.modelId}" worker is gone: ${this.#dead}`),
+      );
+    }
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(
+        id,
+        (reply) => reply instanceof WorkerDiedError ? reject(reply) : resolve(reply),
+      );
+      try {
+        this.#worker.postMessage({ ...body, id } as WorkerRequest, transfer);
+      } catch (error) {
+        this.#pending.delete(id);
+        reject(error);
+      }
+    });
+  }
+
+  /** Creates the session on `device` ("gpu" = webgpu EP, "cpu" = wasm EP). */
+  load(device: SessionDevice): Promise<WorkerReply> {
+    return this.request({ type: "load", device });
+  }
+
+  /** Runs the session on tensors (their buffers are transferred: the caller loses them) or a plugin payload. */
+  run(input: RunInput | Record<string, WireTensor>): Promise<WorkerReply> {
+    const runInput: RunInput =
+      "kind" in input && (input.kind === "tensors" || input.kind === "plugin")
+        ? input as RunInput
+        : { kind: "tensors", tensors: input as Record<string, WireTensor> };
+    const transfer = runInput.kind === "tensors" ? transferablesOf(runInput.tensors) : [];
+    return this.request({ type: "run", input: runInput }, transfer);
+  }
+
+  /** GPU → CPU: frees every GPU buffer of this pipeline, then serves on the wasm EP. */
+  offload(): Promise<WorkerReply> {
+    return this.request({ type: "offload" });
+  }
+
+  /** CPU → GPU: re-creates the webgpu session (stays on the CPU if that fails). */
+  rehydrate(): Promise<WorkerReply> {
+    return this.request({ type: "rehydrate" });
+  }
+
+  /** Releases the session; the worker stays for another `load`. */
+  unload(): Promise<WorkerReply> {
+    return this.request({ type: "unload" });
+  }
+
+  /** Asks for the current status. */
+  status(): Promise<WorkerReply> {
+    return this.request({ type: "status" });
+  }
+
+  /** Calls `cb` once with the reason when the worker dies (at once if it already has). */
+  onExit(cb: (reason: string) => void): void {
+    if (this.#dead !== null) cb(this.#dead);
+    else this.#exitCallbacks.push(cb);
+  }
+
+  /** Stops the worker: pending requests reject with WorkerDiedError. Safe to call twice. */
+  terminate(reason = "terminated"): void {
+    if (this.#dead !== null) return;
+    this.#worker.terminate();
+    this.#die(reason);
+  }
+
+  #onReply(reply: WorkerReply): void {
+    if (reply?.status) this.lastStatus = reply.status;
+    const settle = this.#pending.get(reply?.id);
+    if (!settle) return;
+    this.#pending.delete(reply.id);
+    settle(reply);
+  }
+
+  #die(reason: string): void {
+    if (this.#dead !== null) return;
+    this.#dead = reason;
+    try {
+      this.#worker.terminate();
+    } catch { /* already gone */ }
+    const error = new WorkerDiedError(`Pipeline "${this.spec.modelId}" worker died: ${reason}`);
+    for (const settle of this.#pending.values()) settle(error);
+    this.#pending.clear();
+    this.lastStatus = { ...this.lastStatus, device: "none", gpuBuffers: 0, gpuBytes: 0 };
+    for (const cb of this.#exitCallbacks.splice(0)) {
+      try {
+        cb(reason);
+      } catch (error) {
+        console.error("WorkerClient onExit callback failed:", error);
+      }
+    }
+    this.#resolveExited(reason);
+  }
+}
