@@ -19,6 +19,19 @@ export interface ChartContext {
 }
 
 const HEIGHT = 220;
+/** Y-axis steps: powers of two bytes, so ticks land on 4 GiB, 8 GiB… rather than 9.31 GiB. */
+const BINARY_STEPS = Array.from({ length: 53 }, (_, i) => 2 ** i);
+const hhmm = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  hour12: false,
+});
+const hhmmss = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hour12: false,
+});
 
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -30,6 +43,9 @@ export class VramChart {
   #data: [number[], number[], number[], (number | null)[], number[]] = [[], [], [], [], []];
   #context: ChartContext;
   #events: TimelineEvent[] = [];
+  #lastSampleAt = 0;
+  /** Whether the last point is a carried-forward copy (replaced by the next real sample). */
+  #carried = false;
   #resize: ResizeObserver;
 
   constructor(container: HTMLElement, samples: VramSample[], context: ChartContext) {
@@ -50,7 +66,17 @@ export class VramChart {
       ticks: { stroke: color.grid, width: 1 },
       font: "11px system-ui, sans-serif",
     };
-    const bytes = (_u: uPlot, v: number | null) => v === null ? "–" : formatBytes(v);
+    // With the cursor off the chart, the legend shows the latest figures.
+    const latest = (series: number) => this.#data[series].at(-1) ?? null;
+    const bytes =
+      (series: number) => (_u: uPlot, v: number | null, _s: number, i: number | null) => {
+        const value = i === null ? latest(series) : v;
+        return value === null || value === undefined ? "–" : formatBytes(value);
+      };
+    const time = (_u: uPlot, v: number | null, _s: number, i: number | null) => {
+      const value = i === null ? latest(0) : v;
+      return value === null || value === undefined ? "–" : hhmmss.format(value * 1000);
+    };
     this.#plot = new uPlot(
       {
         width: Math.max(200, container.clientWidth),
@@ -60,15 +86,31 @@ export class VramChart {
           y: { range: (_u, _min, max) => [0, Math.max(max, 1) * 1.05] },
         },
         axes: [
-          axis,
-          { ...axis, size: 72, values: (_u, ticks) => ticks.map((t) => formatBytes(t)) },
+          {
+            ...axis,
+            space: 64,
+            values: (_u, ticks, _axis, _space, step) =>
+              ticks.map((t) => (step < 60 ? hhmmss : hhmm).format(t * 1000)),
+          },
+          {
+            ...axis,
+            size: 72,
+            incrs: BINARY_STEPS,
+            values: (_u, ticks) => ticks.map((t) => formatBytes(t)),
+          },
         ],
         series: [
-          {},
-          { label: "Used", stroke: color.used, fill: color.usedFill, width: 2, value: bytes },
-          { label: "Total", stroke: color.total, width: 1, dash: [4, 4], value: bytes },
-          { label: "Budget", stroke: color.budget, width: 1, dash: [6, 3], value: bytes },
-          { label: "Headroom line", stroke: color.line, width: 1, dash: [2, 3], value: bytes },
+          { label: "Time", value: time },
+          { label: "Used", stroke: color.used, fill: color.usedFill, width: 2, value: bytes(1) },
+          { label: "Total", stroke: color.total, width: 1, dash: [4, 4], value: bytes(2) },
+          { label: "Budget", stroke: color.budget, width: 1, dash: [6, 3], value: bytes(3) },
+          {
+            label: "Headroom line",
+            stroke: color.line,
+            width: 1,
+            dash: [2, 3],
+            value: bytes(4),
+          },
         ],
         legend: { live: true },
         cursor: { drag: { x: false, y: false } },
@@ -86,25 +128,22 @@ export class VramChart {
 
   /** Adds a sample if it is newer than the last one. */
   append(sample: VramSample): void {
-    const last = this.#data[0].at(-1);
-    if (last !== undefined && sample.takenAt / 1000 <= last) return;
+    if (sample.takenAt <= this.#lastSampleAt) return;
+    if (this.#carried) this.#pop();
     this.#push(sample);
-    this.#trim();
-    this.#plot.setData(this.#data, false);
-    this.#rescale();
+    this.#update();
   }
 
   /** Carries the last figures forward to now (the stream is live, so they still hold). */
   extendTo(nowMs: number): void {
     const x = this.#data[0];
-    if (x.length === 0) return;
-    const t = nowMs / 1000;
-    if (t <= x[x.length - 1]) return;
-    for (const column of this.#data) column.push(column[column.length - 1] as number);
-    x[x.length - 1] = t;
-    this.#trim();
-    this.#plot.setData(this.#data, false);
-    this.#rescale();
+    if (x.length === 0 || nowMs / 1000 <= x[x.length - 1]) return;
+    if (!this.#carried) {
+      for (const column of this.#data) column.push(column[column.length - 1] as number);
+      this.#carried = true;
+    }
+    x[x.length - 1] = nowMs / 1000;
+    this.#update();
   }
 
   /** Replaces the events drawn on the time axis. */
@@ -119,7 +158,21 @@ export class VramChart {
     this.#plot.destroy();
   }
 
+  #pop() {
+    for (const column of this.#data) column.pop();
+    this.#carried = false;
+  }
+
+  #update() {
+    this.#trim();
+    this.#plot.setData(this.#data, false);
+    this.#rescale();
+    // setData leaves the legend as it was; at rest it shows the latest figures.
+    if (this.#plot.cursor.idx == null) this.#plot.setLegend({ idx: null as unknown as number });
+  }
+
   #push(sample: VramSample) {
+    this.#lastSampleAt = sample.takenAt;
     const device = sample.devices.find((d) => d.index === this.#context.deviceIndex);
     if (!device) return;
     const { report, limits } = this.#context;

@@ -36,8 +36,18 @@ export default function VramHistory({ source, limits, maxSeconds }: VramHistoryP
   const [deviceIndex, setDeviceIndex] = useState(0);
   const [status, setStatus] = useState<Status>({ kind: "loading" });
   const [attempt, setAttempt] = useState(0);
+  const [theme, setTheme] = useState(0);
+  const [drawnIn, setDrawnIn] = useState<"light" | "dark" | null>(null);
   const canvas = useRef<HTMLDivElement>(null);
   const devices = liveReport.value?.devices ?? [];
+
+  // The chart takes its colors from the theme when created: a theme change redraws it.
+  useEffect(() => {
+    const query = matchMedia("(prefers-color-scheme: dark)");
+    const onChange = () => setTheme((n) => n + 1);
+    query.addEventListener("change", onChange);
+    return () => query.removeEventListener("change", onChange);
+  }, []);
 
   useEffect(() => {
     if (source === "none") return;
@@ -71,6 +81,7 @@ export default function VramHistory({ source, limits, maxSeconds }: VramHistoryP
         for (const off of unsubscribe) off();
         chart.destroy();
       };
+      setDrawnIn(matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light");
       setStatus({ kind: "ready" });
     })().catch((error) => {
       if (!cancelled) setStatus({ kind: "error", message: (error as Error).message });
@@ -79,10 +90,14 @@ export default function VramHistory({ source, limits, maxSeconds }: VramHistoryP
       cancelled = true;
       stop();
     };
-  }, [source, seconds, deviceIndex, attempt]);
+  }, [source, seconds, deviceIndex, attempt, theme]);
 
   return (
-    <div class="history" data-status={source === "none" ? "none" : status.kind}>
+    <div
+      class="history"
+      data-status={source === "none" ? "none" : status.kind}
+      data-theme={drawnIn ?? undefined}
+    >
       <div class="panel-head">
         <h2 id="history-title">Memory over time</h2>
         <div class="panel-tools">

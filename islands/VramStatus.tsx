@@ -23,25 +23,26 @@ export interface VramStatusProps {
   limits: ConfiguredLimits;
 }
 
-/** Live or stale, with the age of the data while stale. */
+/** Live or stale; while stale, how old the data on screen is and why. */
 function LinkIndicator() {
   const state = linkState.value;
-  const age = clock.value - dataReceivedAt.value;
   const text = state === "live"
     ? "Live"
     : state === "stale"
-    ? `Stale — reconnecting · data ${formatAge(age)} old`
+    ? "Stale — reconnecting"
     : "Connecting…";
   return (
-    <p
-      class="link"
-      data-link={state}
-      role="status"
-      title={state === "stale" ? linkError.value ?? undefined : undefined}
-    >
-      <span class="link-dot" aria-hidden="true" />
-      {text}
-    </p>
+    <div class="link-box" role="status">
+      <p class="link" data-link={state}>
+        <span class="link-dot" aria-hidden="true" />
+        {text}
+      </p>
+      {state === "stale" && (
+        <p class="link-age" title={linkError.value ?? undefined}>
+          data {formatAge(clock.value - dataReceivedAt.value)} old · polling every 3 s
+        </p>
+      )}
+    </div>
   );
 }
 

@@ -38,8 +38,8 @@ export interface VadState {
 
 /** What `silero-vad` takes. */
 export interface VadInput {
-  /** Mono samples in [-1, 1]. */
-  samples: Float32Array;
+  /** Mono samples in [-1, 1] (a plain number array is accepted too, for JSON callers). */
+  samples: Float32Array | number[];
   /** Must be 16000 (the default). */
   sampleRate?: number;
   /** Speech when the probability reaches this (default 0.5); it ends below this − 0.15. */
@@ -95,7 +95,11 @@ function parseInput(input: VadInput): Required<Omit<VadInput, "sampleRate">> {
   if (typeof input !== "object" || input === null) {
     throw new PluginInputError(`Expected {samples: Float32Array, sampleRate: 16000}`);
   }
-  const { samples, sampleRate = VAD_SAMPLE_RATE, threshold = 0.5, stream = false } = input;
+  const { sampleRate = VAD_SAMPLE_RATE, threshold = 0.5, stream = false } = input;
+  // JSON callers (the HTTP API) send a plain array of numbers.
+  const samples = Array.isArray(input.samples) && input.samples.every((v) => typeof v === "number")
+    ? Float32Array.from(input.samples as number[])
+    : input.samples;
   if (!(samples instanceof Float32Array)) {
     throw new PluginInputError(
       `"samples" must be a Float32Array of 16 kHz mono audio, got ${

@@ -212,6 +212,11 @@ export class WorkerClient {
     return this.request({ type: "unload" });
   }
 
+  /** Runs the GPU/CPU parity check (the session must be on the GPU). */
+  parity(tolerance: number): Promise<WorkerReply> {
+    return this.request({ type: "parity", tolerance });
+  }
+
   /** Asks for the current status. */
   status(): Promise<WorkerReply> {
     return this.request({ type: "status" });

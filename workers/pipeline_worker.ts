@@ -14,6 +14,7 @@ import { type GpuTracker, installGpuTracker, isOutOfMemoryError } from "./gpu_tr
 import type { PipelinePlugin } from "./plugin.ts";
 import { PluginInputError } from "./plugin.ts";
 import {
+  type ParityResult,
   type PipelineSpec,
   type RunInput,
   type RunOutput,
@@ -116,7 +117,9 @@ async function cpuOrt(): Promise<Ort> {
 function tensorInfo(meta: OrtModule.InferenceSession.ValueMetadata): TensorInfo {
   if (!meta.isTensor) return { name: meta.name, type: null, dims: [] };
   const type = TENSOR_TYPES.has(meta.type) ? meta.type as TensorType : null;
-  return { name: meta.name, type, dims: meta.shape.map((d) => d) };
+  // Free dimensions come back as names ("N") or, from some models, as -1 read unsigned.
+  const dims = meta.shape.map((d) => (typeof d === "number" && (d < 0 || d >= 2 ** 31) ? -1 : d));
+  return { name: meta.name, type, dims };
 }
 
 async function createSession(device: SessionDevice): Promise<void> {
@@ -229,6 +232,105 @@ async function run(input: RunInput): Promise<RunOutput> {
   }
 }
 
+// ---- GPU/CPU parity --------------------------------------------------------------------------
+
+/** A deterministic probe for a plain model: each input filled from a small seeded sequence. */
+function generatedProbe(): Record<string, WireTensor> {
+  const feeds: Record<string, WireTensor> = {};
+  let seed = 12345;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x7fffffff * 2 - 1;
+  };
+  for (const info of state.inputs) {
+    const dims = info.dims.map((d) => (typeof d === "number" && d > 0 ? d : 1));
+    const count = dims.reduce((a, b) => a * b, 1);
+    const type = info.type ?? "float32";
+    const data = type === "float32"
+      ? Float32Array.from({ length: count }, next)
+      : type === "int64"
+      ? new BigInt64Array(count).fill(1n)
+      : type === "int32"
+      ? new Int32Array(count).fill(1)
+      : type === "int8"
+      ? new Int8Array(count).fill(1)
+      : new Uint8Array(count).fill(1);
+    feeds[info.name] = { type, dims, data };
+  }
+  return feeds;
+}
+
+/** Runs the probe with `session`, returning every raw output of every session run, in order. */
+async function probeOutputs(
+  session: Session,
+  probe: unknown,
+  isPlugin: boolean,
+): Promise<WireTensor[]> {
+  const saved = state.session;
+  const seen: WireTensor[] = [];
+  state.session = session;
+  try {
+    const recording = async (feeds: Record<string, WireTensor>) => {
+      // Copies: infer may transfer or reuse the callers' buffers.
+      const copy: Record<string, WireTensor> = {};
+      for (const [name, t] of Object.entries(feeds)) copy[name] = { ...t, data: t.data.slice() };
+      const out = await infer(copy);
+      for (const name of Object.keys(out).sort()) {
+        seen.push({ ...out[name], data: out[name].data.slice() });
+      }
+      return out;
+    };
+    if (isPlugin) await state.plugin!.process(structuredClone(probe), recording);
+    else await recording(probe as Record<string, WireTensor>);
+  } finally {
+    state.session = saved;
+  }
+  return seen;
+}
+
+/** Compares the GPU session's outputs with a temporary wasm session's on one probe. */
+async function parity(tolerance: number): Promise<ParityResult> {
+  if (state.device !== "gpu" || !state.session || !state.ort || !state.modelBytes) {
+    throw new WorkerFailure("not_loaded", "The parity check needs the session on the GPU");
+  }
+  const pluginProbe = state.plugin?.probe?.();
+  const isPlugin = pluginProbe !== undefined;
+  const probe = isPlugin ? pluginProbe : generatedProbe();
+  const gpu = await probeOutputs(state.session, probe, isPlugin);
+  const cpuSession = await state.ort.InferenceSession.create(state.modelBytes, {
+    executionProviders: ["wasm"],
+  });
+  let cpu: WireTensor[];
+  try {
+    cpu = await probeOutputs(cpuSession, probe, isPlugin);
+  } finally {
+    await cpuSession.release();
+  }
+  let maxAbsError = 0;
+  let elements = 0;
+  if (gpu.length !== cpu.length) maxAbsError = Infinity;
+  for (let i = 0; i < Math.min(gpu.length, cpu.length) && maxAbsError !== Infinity; i++) {
+    const a = gpu[i].data;
+    const b = cpu[i].data;
+    if (a.length !== b.length) {
+      maxAbsError = Infinity;
+      break;
+    }
+    for (let j = 0; j < a.length; j++) {
+      const diff = Math.abs(Number(a[j]) - Number(b[j]));
+      if (!(diff <= maxAbsError)) maxAbsError = Number.isNaN(diff) ? Infinity : diff;
+    }
+    elements += a.length;
+  }
+  return {
+    maxAbsError,
+    tolerance,
+    agrees: maxAbsError <= tolerance,
+    elements,
+    probe: isPlugin ? "plugin" : "generated",
+  };
+}
+
 // ---- requests ------------------------------------------------------------------------------
 
 async function init(spec: PipelineSpec): Promise<void> {
@@ -318,7 +420,7 @@ async function rehydrate(): Promise<void> {
   }
 }
 
-async function handle(req: WorkerRequest): Promise<RunOutput | undefined> {
+async function handle(req: WorkerRequest): Promise<RunOutput | ParityResult | undefined> {
   if (req.type !== "init" && req.type !== "status" && !state.spec) {
     throw new WorkerFailure("not_loaded", `"${req.type}" before init: send init first`);
   }
@@ -337,6 +439,8 @@ async function handle(req: WorkerRequest): Promise<RunOutput | undefined> {
       return void await releaseSession();
     case "status":
       return undefined;
+    case "parity":
+      return await parity(req.tolerance);
     default:
       throw new WorkerFailure(
         "internal",
@@ -364,13 +468,22 @@ async function serve(req: WorkerRequest): Promise<void> {
   let reply: WorkerReply;
   let transfer: Transferable[] = [];
   try {
-    const output = await handle(req);
+    const result = await handle(req);
     const ms = performance.now() - start;
+    const output = result && "kind" in result ? result : undefined;
+    const parityResult = result && "agrees" in result ? result : undefined;
     // A GPU out-of-memory error reported during the request makes its results unreliable.
     if (state.tracker && state.tracker.oomErrors > oomSeen) {
       throw new WorkerFailure("oom", `The GPU ran out of memory during ${req.type}`);
     }
-    reply = { id: req.id, ok: true, status: status(), ms, ...(output ? { output } : {}) };
+    reply = {
+      id: req.id,
+      ok: true,
+      status: status(),
+      ms,
+      ...(output ? { output } : {}),
+      ...(parityResult ? { parity: parityResult } : {}),
+    };
     if (output?.kind === "tensors") transfer = transferablesOf(output.tensors);
   } catch (error) {
     reply = {

@@ -71,7 +71,12 @@ export type WorkerRequest =
   | { id: number; type: "rehydrate" }
   /** Release whatever session is open; the worker stays, ready for another `load`. */
   | { id: number; type: "unload" }
-  | { id: number; type: "status" };
+  | { id: number; type: "status" }
+  /**
+   * The GPU/CPU parity check: runs one probe input on the GPU session and on a temporary
+   * wasm session, and compares every raw output. Needs the session on the GPU.
+   */
+  | { id: number; type: "parity"; tolerance: number };
 
 /** The worker's state, sent with every reply so the main thread never has to ask. */
 export interface WorkerStatus {
@@ -119,10 +124,25 @@ export type WorkerReply =
     status: WorkerStatus;
     /** Present for `run`. */
     output?: RunOutput;
+    /** Present for `parity`. */
+    parity?: ParityResult;
     /** Wall time of the operation inside the worker, in ms. */
     ms: number;
   }
   | { id: number; ok: false; status: WorkerStatus; error: WorkerError; ms: number };
+
+/** What the parity check found. */
+export interface ParityResult {
+  /** Largest absolute difference between a GPU and a CPU output element (Infinity when shapes differ). */
+  maxAbsError: number;
+  tolerance: number;
+  /** True when every element agrees within the tolerance. */
+  agrees: boolean;
+  /** How many output elements were compared. */
+  elements: number;
+  /** Where the probe came from: the plugin's own, or generated from the input shapes. */
+  probe: "plugin" | "generated";
+}
 
 /** The buffers of every tensor in a map, for `postMessage`'s transfer list. */
 export function transferablesOf(tensors: Record<string, WireTensor>): ArrayBuffer[] {

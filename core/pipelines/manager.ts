@@ -43,7 +43,15 @@ export interface PipelineManagerOptions {
   profiles?: ProfileStore;
   /** How long a release may take to show in the device's used bytes before it is called a leak. */
   releaseWaitMs?: number;
+  /**
+   * Largest GPU/CPU output difference the parity check accepts (default 1e-3); null
+   * turns the check off.
+   */
+  parityTolerance?: number | null;
 }
+
+/** Default tolerance of the parity check: PaddleOCR det agrees within 3e-5, Silero VAD v5 is off by 0.035. */
+export const DEFAULT_PARITY_TOLERANCE = 1e-3;
 
 /** Below this, a release is not checked against the driver: allocators keep small blocks cached. */
 export const LEAK_CHECK_MIN_BYTES = 16 * 2 ** 20;
@@ -65,6 +73,8 @@ interface Pipeline {
   /** Why its GPU memory was not fully given back after a release, or null. */
   leak: string | null;
   gpuMismatch: GpuMismatch | null;
+  /** True once the parity check ran (it runs the first time the model is on the GPU). */
+  parityChecked: boolean;
 }
 
 /** Owns the pipeline workers and their placement. */
@@ -92,6 +102,7 @@ export class PipelineManager {
         pinned: false,
         leak: null,
         gpuMismatch: null,
+        parityChecked: false,
       });
     }
   }
@@ -406,7 +417,53 @@ export class PipelineManager {
       );
     } else if (device === "gpu") {
       pipeline.leak = null;
+      const tolerance = this.#options.parityTolerance === undefined
+        ? DEFAULT_PARITY_TOLERANCE
+        : this.#options.parityTolerance;
+      if (!pipeline.parityChecked && tolerance !== null) {
+        pipeline.parityChecked = true;
+        await this.#checkParity(pipeline, tolerance);
+      }
     }
+  }
+
+  /**
+   * The first time a model is on the GPU: one probe on both EPs. If they disagree beyond
+   * the tolerance, the model is marked `gpuMismatch` and moved to the CPU to stay.
+   */
+  async #checkParity(pipeline: Pipeline, tolerance: number): Promise<void> {
+    const id = pipeline.model.id;
+    const client = pipeline.client!;
+    const reply = await this.#call(pipeline, () => client.parity(tolerance));
+    if (!reply.ok || !reply.parity) {
+      const why = reply.ok ? "no result" : reply.error.message;
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: the GPU/CPU parity check could not run: ${why}`,
+      });
+      return;
+    }
+    const result = reply.parity;
+    if (result.agrees) {
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: GPU and CPU outputs agree (max error ${
+          result.maxAbsError.toExponential(1)
+        } over ${result.elements} values)`,
+      });
+      return;
+    }
+    pipeline.gpuMismatch = { maxAbsError: result.maxAbsError, tolerance, checkedAt: Date.now() };
+    this.#events.emit({
+      kind: "mismatch",
+      pipeline: id,
+      message: `${id}: GPU and CPU outputs disagree (max error ${
+        result.maxAbsError.toPrecision(3)
+      } > ${tolerance}); it stays on the CPU`,
+    });
+    await this.#place(pipeline, "cpu", { fallbackToCpu: false });
   }
 
   async #unload(pipeline: Pipeline): Promise<void> {

@@ -10,11 +10,11 @@ import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../core/ht
 import { parseJsonBody } from "../../../../../core/http/validate.ts";
 import type { RunInput } from "../../../../../workers/protocol.ts";
 
-const inferBody = z.union([
-  z.object({ inputs: z.record(z.string().min(1), jsonTensorSchema) }).strict(),
-  z.object({ payload: z.unknown() }).strict(),
-], {
-  error: 'expected {"inputs": {name: {type, dims, data}}} or {"payload": …} for a plugin model',
+const inferBody = z.object({
+  inputs: z.record(z.string().min(1), jsonTensorSchema).optional(),
+  payload: z.unknown().optional(),
+}).strict().refine((body) => (body.inputs === undefined) !== (body.payload === undefined), {
+  message: 'expected {"inputs": {name: {type, dims, data}}} or {"payload": …} for a plugin model',
 });
 
 /** Answers `{model, device, ms, outputs}` (or `{…, output}` for a plugin payload). */
@@ -25,7 +25,7 @@ export const handler: Handlers = {
     const model = manager.get(id); // 404 before reading a large body
     const body = await parseJsonBody(c, inferBody);
     let input: RunInput;
-    if ("inputs" in body) {
+    if (body.inputs) {
       if (Object.keys(body.inputs).length === 0) {
         throw new HttpError(400, "bad_body", 'field "inputs": must name at least one input');
       }
