@@ -118,7 +118,10 @@ export function VramBar({ device, limits }: VramBarProps) {
       </div>
       {lost && (
         <p class="vram-alert vram-alert-lost" role="alert">
-          Device lost: {device.error ?? "the driver stopped answering"}. Figures are the last known.
+          <strong>Device lost</strong> — figures are the last known.{" "}
+          <span class="vram-error" title={device.error}>
+            {device.error ?? "The driver stopped answering."}
+          </span>
         </p>
       )}
       {!lost && level === "critical" && (
