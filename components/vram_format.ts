@@ -36,12 +36,6 @@ export interface ConfiguredLimits {
   headroomBytes: number;
 }
 
-/** The offloader's figures, once the report carries them. */
-export interface OffloaderLimits {
-  budgetBytes: number;
-  headroomBytes: number;
-}
-
 /** The budget and headroom that apply to one device, and where they come from. */
 export interface DeviceLimits {
   /** Bytes Headroom may use on the device (null: the whole device). */
@@ -53,14 +47,14 @@ export interface DeviceLimits {
   from: "offloader" | "config";
 }
 
-/** The limits for `device`: the report's offloader figures when present, else the config's. */
+/** The limits for `device`: the offloader's figures (device 0) when reported, else the config's. */
 export function deviceLimits(
   report: VramReport | null,
   device: DeviceSnapshot,
   configured: ConfiguredLimits,
 ): DeviceLimits {
-  const offloader = (report as (VramReport & { offloader?: OffloaderLimits | null }) | null)
-    ?.offloader;
+  // The offloader manages device 0; other devices show the configured figures.
+  const offloader = device.index === 0 ? report?.offloader : undefined;
   if (offloader) {
     const { budgetBytes, headroomBytes } = offloader;
     return {

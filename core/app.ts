@@ -25,8 +25,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   for (const [path, handlers, options = {}] of routes) {
     const methods = Object.keys(handlers);
     const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-    const guards = [
-      ...(options.mutating ? [token] : []),
+    const guards = (method: string) => [
+      ...(options.mutating && method !== "GET" ? [token] : []),
       bodyLimit({
         maxSize: limit,
         onError: () => {
@@ -39,7 +39,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       }),
     ];
     for (const [method, handle] of Object.entries(handlers)) {
-      for (const guard of guards) app.on(method, path, guard);
+      for (const guard of guards(method)) app.on(method, path, guard);
       app.on(method, path, (c) => handle(c));
     }
     app.all(path, (c) =>

@@ -17,6 +17,7 @@ import { PipelineManager } from "./pipelines/manager.ts";
 import { effectiveHeadroom, type ModelFootprint } from "./placement/budget.ts";
 import { type DeviceView, VramOffloader } from "./placement/offloader.ts";
 import { ProfileStore } from "./store/profiles.ts";
+import { preparePageAssets } from "./islands/bundle.ts";
 
 /** A started service: its app, its parts, and how to stop it. */
 export interface Service extends AsyncDisposable {
@@ -28,6 +29,8 @@ export interface Service extends AsyncDisposable {
 /** Starts every part of Headroom for `config` (nothing listens yet: serve `app.fetch`). */
 export async function startService(config: Config): Promise<Service> {
   const catalog = await loadCatalog(config.modelsFile, config.dataDir);
+  // The dashboard's island bundle: built once per process, never per request.
+  await preparePageAssets();
   await Deno.mkdir(config.dataDir, { recursive: true });
   const store = await ProfileStore.open(config.kv ?? join(config.dataDir, "headroom.kv"));
   let manager: PipelineManager | null = null;

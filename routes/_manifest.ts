@@ -18,6 +18,13 @@ import * as modelRehydrate from "./api/v1/models/[id]/rehydrate.ts";
 import * as modelUnload from "./api/v1/models/[id]/unload.ts";
 import * as infer from "./api/v1/pipelines/[id]/infer.ts";
 import * as ocr from "./api/v1/ocr.ts";
+import * as vramCheck from "./api/v1/hardware/vram/check.ts";
+import * as chains from "./api/v1/chains.ts";
+import * as modelPin from "./api/v1/models/[id]/pin.ts";
+import * as modelUnpin from "./api/v1/models/[id]/unpin.ts";
+import * as testLoad from "./api/v1/models/test-load.ts";
+import * as modelSwitch from "./v1/models/switch.ts";
+import * as pipelineStream from "./api/v1/pipelines/[id]/stream.ts";
 import * as metrics from "./metrics.ts";
 import * as index from "./index.tsx";
 import * as staticBuild from "./static/build/[file].ts";
@@ -41,7 +48,9 @@ export const routes: readonly RouteEntry[] = [
   ["/api/v1/hardware/vram", vram.handler],
   ["/api/v1/hardware/vram/history", vramHistory.handler],
   ["/api/v1/hardware/vram/stream", vramStream.handler],
+  ["/api/v1/hardware/vram/check", vramCheck.handler, { bodyLimit: SMALL_BODY }],
   ["/api/v1/models", models.handler],
+  ["/api/v1/models/test-load", testLoad.handler, { mutating: true, bodyLimit: SMALL_BODY }],
   ["/api/v1/models/:id", model.handler],
   ["/api/v1/models/:id/load", modelLoad.handler, { mutating: true, bodyLimit: SMALL_BODY }],
   ["/api/v1/models/:id/offload", modelOffload.handler, { mutating: true, bodyLimit: SMALL_BODY }],
@@ -50,6 +59,11 @@ export const routes: readonly RouteEntry[] = [
     bodyLimit: SMALL_BODY,
   }],
   ["/api/v1/models/:id/unload", modelUnload.handler, { mutating: true, bodyLimit: SMALL_BODY }],
+  ["/api/v1/models/:id/pin", modelPin.handler, { mutating: true, bodyLimit: SMALL_BODY }],
+  ["/api/v1/models/:id/unpin", modelUnpin.handler, { mutating: true, bodyLimit: SMALL_BODY }],
+  ["/api/v1/chains", chains.handler, { mutating: true, bodyLimit: SMALL_BODY }],
+  ["/v1/models/switch", modelSwitch.handler, { mutating: true, bodyLimit: SMALL_BODY }],
+  ["/api/v1/pipelines/:id/stream", pipelineStream.handler],
   ["/api/v1/pipelines/:id/infer", infer.handler, { bodyLimit: 256 * 2 ** 20 }],
   ["/api/v1/ocr", ocr.handler, { bodyLimit: ocr.MAX_OCR_IMAGE_BYTES + 64 * 1024 }],
   ["/metrics", metrics.handler],

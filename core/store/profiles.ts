@@ -7,6 +7,7 @@
  * @module
  */
 import type { HeadroomEvent, MemoryProfile, TransitionFigures } from "../types.ts";
+import type { Chain } from "../pipelines/chains.ts";
 
 export type { MemoryProfile };
 
@@ -128,6 +129,18 @@ export class ProfileStore implements AsyncDisposable {
     ) {
       out.push(entry.value);
     }
+    return out;
+  }
+
+  /** Saves a chain (replacing one of the same id). */
+  async saveChain(chain: Chain): Promise<void> {
+    await this.#kv.set(["chain", chain.id], chain);
+  }
+
+  /** Every saved chain. */
+  async chains(): Promise<Chain[]> {
+    const out: Chain[] = [];
+    for await (const entry of this.#kv.list<Chain>({ prefix: ["chain"] })) out.push(entry.value);
     return out;
   }
 

@@ -1,0 +1,46 @@
+/**
+ * `POST /api/v1/chains` with `{"id"?: "ocr", "pipelines": ["ocr-det", "ocr-cls", "ocr-rec"]}`:
+ * creates an ordered chain after a pre-flight budget check and places its members on the
+ * GPU. 201 with the chain when it fits; 409 with the check's message when it does not.
+ * `GET` lists the chains. Mutating: needs the token when one is set.
+ */
+import { z } from "zod";
+import type { Handlers } from "../../../core/http/context.ts";
+import { HttpError } from "../../../core/http/errors.ts";
+import { parseJsonBody } from "../../../core/http/validate.ts";
+import { createChain } from "../../../core/pipelines/chains.ts";
+import { pipelineListSchema } from "./hardware/vram/check.ts";
+
+const body = z.object({
+  id: z.string().regex(
+    /^[a-z0-9][a-z0-9._-]{0,63}$/,
+    "must be 1-64 lowercase letters, digits, '.', '_' or '-'",
+  )
+    .optional(),
+  pipelines: pipelineListSchema,
+}).strict();
+
+/** Creates a chain, or lists them. */
+export const handler: Handlers = {
+  GET: async (c) => c.json({ chains: await c.var.services.store.chains() }),
+  POST: async (c) => {
+    const input = await parseJsonBody(c, body);
+    const { manager } = c.var.services;
+    for (const id of input.pipelines) manager.get(id);
+    if (new Set(input.pipelines).size !== input.pipelines.length) {
+      throw new HttpError(400, "bad_body", 'field "pipelines": lists a pipeline twice');
+    }
+    const chain = await createChain(
+      c.var.services,
+      input.id ?? input.pipelines.join("+"),
+      input.pipelines,
+    );
+    if (!chain.check.fits) {
+      return c.json({
+        error: { code: "does_not_fit", message: chain.check.message },
+        check: chain.check,
+      }, 409);
+    }
+    return c.json(chain, 201);
+  },
+};

@@ -1,0 +1,117 @@
+/**
+ * `GET /api/v1/pipelines/{id}/stream` (WebSocket): feeds chunks to a pipeline and answers
+ * each. The pipeline counts as active while the socket is open, so it is never evicted
+ * mid-stream. Silero VAD is the built-in example: send 16 kHz mono audio as binary
+ * frames of little-endian float32 (or text `{"samples": [...]}`), receive
+ * `{chunk, probabilities, speechSegments, openSpeechStartSec, device}` per chunk; send
+ * `{"end": true}` to close the last speech segment. The plugin's stream state (for VAD,
+ * the recurrent state and the unfinished frame) stays on the server between chunks.
+ */
+import { upgradeWebSocket } from "hono/deno";
+import type { Handlers } from "../../../../../core/http/context.ts";
+import { ChunkLoop } from "../../../../../core/pipelines/chunk_loop.ts";
+import { PipelineError } from "../../../../../core/pipelines/errors.ts";
+
+/** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
+export const MAX_CHUNK_SAMPLES = 160_000;
+
+/** Upgrades to a WebSocket and runs the chunk loop. */
+export const handler: Handlers = {
+  GET: (c) => {
+    const id = c.req.param("id")!;
+    const { manager, offloader, config } = c.var.services;
+    const model = manager.get(id); // 404 before upgrading
+    if (!model.plugin) {
+      return c.json({
+        error: { code: "bad_request", message: `Model "${id}" has no plugin to stream to` },
+      }, 400);
+    }
+    let state: unknown = undefined;
+    let chunk = 0;
+    let chain: Promise<void> = Promise.resolve();
+    const loop = new ChunkLoop<unknown, { output: unknown; device: string }>({
+      process: async (payload) => {
+        const result = await offloader.run(id, { kind: "plugin", payload });
+        return {
+          output: result.output.kind === "plugin" ? result.output.payload : null,
+          device: result.device,
+        };
+      },
+      release: () => offloader.enforceHeadroom().then(() => {}),
+      exhausted: async () => {
+        if (config.onInsufficientVram === "reject") return "stop";
+        if (manager.get(id).placement === "gpu") await manager.offload(id);
+        return "cpu";
+      },
+    });
+    const upgrade = upgradeWebSocket(() => ({
+      onOpen: () => offloader.markActive(id),
+      onClose: () => offloader.markIdle(id),
+      onMessage: (event, ws) => {
+        // One chunk at a time, in order: each depends on the state the last one left.
+        chain = chain.then(async () => {
+          let samples: Float32Array | number[] | null = null;
+          let end = false;
+          if (event.data instanceof ArrayBuffer || event.data instanceof Blob) {
+            const buffer = event.data instanceof Blob ? await event.data.arrayBuffer() : event.data;
+            if (buffer.byteLength % 4 !== 0) {
+              ws.send(
+                JSON.stringify({
+                  error: {
+                    code: "bad_chunk",
+                    message:
+                      "a binary chunk must be float32 samples (length a multiple of 4 bytes)",
+                  },
+                }),
+              );
+              return;
+            }
+            samples = new Float32Array(buffer.slice(0));
+          } else {
+            try {
+              const message = JSON.parse(String(event.data));
+              end = message?.end === true;
+              samples = Array.isArray(message?.samples) ? message.samples : end ? [] : null;
+            } catch {
+              samples = null;
+            }
+            if (samples === null) {
+              ws.send(
+                JSON.stringify({
+                  error: {
+                    code: "bad_chunk",
+                    message: 'expected {"samples": [numbers]} or {"end": true}',
+                  },
+                }),
+              );
+              return;
+            }
+          }
+          if (samples.length > MAX_CHUNK_SAMPLES) {
+            ws.send(
+              JSON.stringify({
+                error: {
+                  code: "too_large",
+                  message: `a chunk holds at most ${MAX_CHUNK_SAMPLES} samples`,
+                },
+              }),
+            );
+            return;
+          }
+          try {
+            const { output, device } = await loop.handle({ samples, stream: !end, state });
+            state = (output as { state?: unknown })?.state;
+            const { state: _hidden, ...visible } = (output ?? {}) as Record<string, unknown>;
+            ws.send(JSON.stringify({ chunk: chunk++, device, ...visible }));
+            if (end) ws.close(1000, "end of stream");
+          } catch (error) {
+            const code = error instanceof PipelineError ? error.code : "internal";
+            ws.send(JSON.stringify({ error: { code, message: (error as Error).message } }));
+            if (code === "oom" || code === "worker_died") ws.close(1011, code);
+          }
+        });
+      },
+    }));
+    return upgrade(c, () => Promise.resolve()) as Promise<Response>;
+  },
+};
