@@ -24,6 +24,9 @@ function readConfig() {
   }
 }
 
+/** How long in-flight requests may run after SIGINT/SIGTERM before the service stops anyway. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
 const config = readConfig();
 const service = await startService(config);
 
@@ -49,11 +52,28 @@ if (import.meta.main) {
   }, service.app.fetch);
   let stopping = false;
   const stop = async () => {
-    if (stopping) Deno.exit(130);
+    if (stopping) {
+      console.error("Headroom: second signal, exiting now");
+      Deno.exit(130);
+    }
     stopping = true;
-    console.log("Headroom: shutting down (a second signal exits at once)");
-    await server.shutdown();
-    await service.close();
+    console.log(
+      `Headroom: shutting down: no new connections, in-flight requests get ${
+        SHUTDOWN_DEADLINE_MS / 1000
+      } s ` +
+        `(a second signal exits at once)`,
+    );
+    const deadline = new Promise<"deadline">((resolve) =>
+      setTimeout(() => resolve("deadline"), SHUTDOWN_DEADLINE_MS)
+    );
+    const finished = await Promise.race([
+      server.shutdown().then(() => "drained" as const),
+      deadline,
+    ]);
+    if (finished === "deadline") {
+      console.warn("Headroom: in-flight requests did not finish in time; stopping them");
+    }
+    await service.close(); // ends every worker (sessions released), closes KV
     Deno.exit(0);
   };
   Deno.addSignalListener("SIGINT", stop);

@@ -8,6 +8,7 @@
  */
 import { signal } from "@preact/signals";
 import type { VramReport } from "../core/types.ts";
+import { feedEvents } from "./live_events.ts";
 
 /** Where the report stream stands: live, or down (data stale) and reconnecting. */
 export type LinkState = "connecting" | "live" | "stale";
@@ -46,6 +47,9 @@ export const clock = signal<number>(Date.now());
  */
 export const timelineEvents = signal<TimelineEvent[]>([]);
 
+/** Event kinds marked on the chart's time axis. */
+export const MARKED_KINDS: ReadonlySet<string> = new Set(["eviction", "oom"]);
+
 /** Adds an event to the chart's timeline (keeps the latest 500). */
 export function pushTimelineEvent(event: TimelineEvent): void {
   timelineEvents.value = [...timelineEvents.value.slice(-499), event];
@@ -60,6 +64,14 @@ let silenceTimer: ReturnType<typeof setTimeout> | undefined;
 let clockTimer: ReturnType<typeof setInterval> | undefined;
 
 function accept(report: VramReport) {
+  // New events first, so a table reacting to the report sees the log that explains it.
+  const fresh = feedEvents(report.events).filter((e) => MARKED_KINDS.has(e.kind));
+  if (fresh.length > 0) {
+    timelineEvents.value = [
+      ...timelineEvents.value.slice(-(500 - fresh.length)),
+      ...fresh.map((e) => ({ at: e.at, kind: e.kind, message: e.message })),
+    ];
+  }
   liveReport.value = report;
   dataReceivedAt.value = Date.now();
 }

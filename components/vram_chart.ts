@@ -206,13 +206,27 @@ export class VramChart {
     for (const event of this.#events) {
       const x = u.valToPos(event.at / 1000, "x", true);
       if (x < left || x > left + width) continue;
-      ctx.strokeStyle = cssVar(
-        event.kind === "oom" || event.kind === "error" ? "--high" : "--muted",
+      const color = cssVar(
+        event.kind === "oom" || event.kind === "error"
+          ? "--high"
+          : event.kind === "eviction"
+          ? "--warn"
+          : "--muted",
       );
+      ctx.strokeStyle = color;
       ctx.beginPath();
       ctx.moveTo(x, top);
       ctx.lineTo(x, top + height);
       ctx.stroke();
+      // A small flag at the top, so a mark reads as an event rather than a grid line.
+      const size = 4 * devicePixelRatio;
+      ctx.fillStyle = color;
+      ctx.beginPath();
+      ctx.moveTo(x - size, top);
+      ctx.lineTo(x + size, top);
+      ctx.lineTo(x, top + size * 1.5);
+      ctx.closePath();
+      ctx.fill();
     }
     ctx.restore();
   }

@@ -1,12 +1,14 @@
 /**
- * Builds the Hono app from the route manifest: shared services on every request,
- * the token on mutating routes, body limits, one error shape, JSON 404s, and 405 for
- * a known path with another method.
+ * Builds the Hono app from the route manifest: shared services on every request, the
+ * token where the access rules ask for it, CORS only for listed origins, body limits,
+ * one error shape, JSON 404s, and 405 for a known path with another method.
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { routes } from "../routes/_manifest.ts";
+import { cors } from "hono/cors";
+import { type RouteOptions, routes } from "../routes/_manifest.ts";
+import type { Config } from "./config.ts";
 import { requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { errorBody, handleError, handleNotFound, HttpError } from "./http/errors.ts";
@@ -14,32 +16,51 @@ import { errorBody, handleError, handleNotFound, HttpError } from "./http/errors
 /** Body limit of routes that name none. */
 const DEFAULT_BODY_LIMIT = 64 * 1024;
 
+/**
+ * Does this method of this route need the token? Mutating routes always (when a token
+ * is set); inference when HEADROOM_TOKEN_FOR_INFER; other API reads when
+ * HEADROOM_TOKEN_FOR_READS; pages never (the API they call is guarded).
+ */
+export function needsToken(method: string, options: RouteOptions, config: Config): boolean {
+  if (config.token === null || options.page) return false;
+  if (options.mutating && method !== "GET") return true;
+  if (options.infer) return config.tokenForInfer || config.tokenForReads;
+  return config.tokenForReads;
+}
+
 /** The app for a set of services. Its `fetch` is what `Deno.serve` (or `deno serve`) runs. */
 export function createApp(services: Services): Hono<AppEnv> {
+  const { config } = services;
   const app = new Hono<AppEnv>();
+  if (config.corsOrigins.length > 0) {
+    app.use(
+      "/api/*",
+      cors({ origin: config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }),
+    );
+  }
   app.use("*", async (c, next) => {
     c.set("services", services);
     await next();
   });
-  const token = requireToken(services.config.token);
-  for (const [path, handlers, options = {}] of routes) {
+  const token = requireToken(config.token);
+  for (const [path, handlers, options] of routes) {
     const methods = Object.keys(handlers);
     const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-    const guards = (method: string) => [
-      ...(options.mutating && method !== "GET" ? [token] : []),
-      bodyLimit({
-        maxSize: limit,
-        onError: () => {
-          throw new HttpError(
-            413,
-            "too_large",
-            `The request body is over this endpoint's ${limit}-byte limit`,
-          );
-        },
-      }),
-    ];
+    const limitBody = bodyLimit({
+      maxSize: limit,
+      onError: () => {
+        throw new HttpError(
+          413,
+          "too_large",
+          `The request body is over this endpoint's ${limit}-byte limit`,
+        );
+      },
+    });
     for (const [method, handle] of Object.entries(handlers)) {
-      for (const guard of guards(method)) app.on(method, path, guard);
+      const guards: MiddlewareHandler[] = needsToken(method, options, config)
+        ? [token, limitBody]
+        : [limitBody];
+      for (const guard of guards) app.on(method, path, guard);
       app.on(method, path, (c) => handle(c));
     }
     app.all(path, (c) =>

@@ -22,6 +22,16 @@ export interface Config {
   token: string | null;
   /** Serve a non-loopback address without a token (loudly warned about). */
   insecureNoToken: boolean;
+  /** Reads (GET) need the token too. */
+  tokenForReads: boolean;
+  /** Inference (infer, OCR, streams) needs the token too. */
+  tokenForInfer: boolean;
+  /** Origins allowed by CORS; empty = CORS off. */
+  corsOrigins: string[];
+  /** Most SSE and WebSocket connections open at once (503 past it). */
+  maxStreams: number;
+  /** Most requests waiting or running on one pipeline (429 with Retry-After past it). */
+  queueLimit: number;
   dataDir: string;
   /** Deno KV for profiles and events: a path or a remote URL; null = `<dataDir>/headroom.kv`. */
   kv: string | null;
@@ -63,7 +73,27 @@ const SETTINGS = {
   nvmlLibrary: { flag: "nvml-library", env: "HEADROOM_NVML_LIBRARY" },
   cudartLibrary: { flag: "cudart-library", env: "HEADROOM_CUDART_LIBRARY" },
   onInsufficientVram: { flag: "on-insufficient-vram", env: "HEADROOM_ON_INSUFFICIENT_VRAM" },
+  corsOrigins: { flag: "cors-origins", env: "HEADROOM_CORS_ORIGINS" },
+  maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
+  queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
 } as const;
+
+/** On/off settings: a flag without a value, or its variable set to 1/true/yes or 0/false/no. */
+const SWITCHES = {
+  insecureNoToken: { flag: "insecure-no-token", env: "HEADROOM_INSECURE_NO_TOKEN" },
+  tokenForReads: { flag: "token-for-reads", env: "HEADROOM_TOKEN_FOR_READS" },
+  tokenForInfer: { flag: "token-for-infer", env: "HEADROOM_TOKEN_FOR_INFER" },
+} as const;
+
+const count = (min: number, max: number) =>
+  z.string().transform((text, ctx) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text.trim()) || value < min || value > max) {
+      ctx.addIssue({ code: "custom", message: `expected a whole number from ${min} to ${max}` });
+      return z.NEVER;
+    }
+    return value;
+  });
 
 type SettingName = keyof typeof SETTINGS;
 
@@ -142,6 +172,21 @@ const schema = z.object({
   onInsufficientVram: z.enum(["cpu", "reject"], { error: "expected cpu or reject" }).default(
     "cpu",
   ),
+  corsOrigins: z.string().transform((text, ctx) => {
+    const origins = text.split(",").map((o) => o.trim()).filter(Boolean);
+    for (const origin of origins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `"${origin}" is not an origin like https://example.com`,
+        });
+        return z.NEVER;
+      }
+    }
+    return origins;
+  }).optional(),
+  maxStreams: count(1, 100_000).prefault("64"),
+  queueLimit: count(1, 100_000).prefault("32"),
 });
 
 /** Help text for `--help`: every flag with its variable. */
@@ -151,7 +196,12 @@ Flags (each also read from its environment variable; a flag wins):
   --host HOST                    HEADROOM_HOST          address to bind (127.0.0.1)
   --port PORT                    HEADROOM_PORT          port (8000; 0 picks a free one)
   --token TOKEN                  HEADROOM_TOKEN         API token for mutating endpoints (16+ chars)
-  --insecure-no-token                                   allow a non-loopback host without a token
+  --insecure-no-token            HEADROOM_INSECURE_NO_TOKEN  allow a non-loopback host without a token
+  --token-for-reads              HEADROOM_TOKEN_FOR_READS    reads need the token too
+  --token-for-infer              HEADROOM_TOKEN_FOR_INFER    inference (infer, OCR, streams) needs it too
+  --cors-origins LIST            HEADROOM_CORS_ORIGINS  comma-separated origins allowed by CORS (none)
+  --max-streams N                HEADROOM_MAX_STREAMS   SSE + WebSocket connections at once (64)
+  --queue-limit N                HEADROOM_QUEUE_LIMIT   requests queued per pipeline before 429 (32)
   --data-dir DIR                 HEADROOM_DATA_DIR      where KV and generated models live (data)
   --kv PATH|URL                  HEADROOM_KV            Deno KV for profiles and events (DATA_DIR/headroom.kv)
   --gpu MODE                     HEADROOM_GPU           auto | nvidia | webgpu | software | cpu (auto)
@@ -179,8 +229,8 @@ export function parseConfig(
 ): ConfigResult {
   const options: Record<string, { type: "string" | "boolean" }> = {
     help: { type: "boolean" },
-    "insecure-no-token": { type: "boolean" },
   };
+  for (const setting of Object.values(SWITCHES)) options[setting.flag] = { type: "boolean" };
   for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: "string" };
   let flags: Record<string, string | boolean | undefined>;
   try {
@@ -209,6 +259,26 @@ export function parseConfig(
     }
   }
 
+  const switches = {} as Record<keyof typeof SWITCHES, boolean>;
+  const switchProblems: string[] = [];
+  for (
+    const [name, setting] of Object.entries(SWITCHES) as [
+      keyof typeof SWITCHES,
+      typeof SWITCHES[keyof typeof SWITCHES],
+    ][]
+  ) {
+    const fromEnv = (env.get(setting.env) ?? "").trim().toLowerCase();
+    if (flags[setting.flag] === true) switches[name] = true;
+    else if (["1", "true", "yes", "on"].includes(fromEnv)) switches[name] = true;
+    else if (["", "0", "false", "no", "off"].includes(fromEnv)) switches[name] = false;
+    else {
+      switchProblems.push(
+        `${setting.env}=${JSON.stringify(env.get(setting.env))}: expected 1/true/yes or 0/false/no`,
+      );
+      switches[name] = false;
+    }
+  }
+
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
@@ -216,14 +286,20 @@ export function parseConfig(
       const where = origin[name] ?? `--${SETTINGS[name].flag}`;
       return `${where}=${JSON.stringify(raw[name] ?? "")}: ${issue.message}`;
     });
-    throw new ConfigError(problems);
+    throw new ConfigError([...switchProblems, ...problems]);
   }
+  if (switchProblems.length > 0) throw new ConfigError(switchProblems);
   const value = parsed.data;
   const config: Config = {
     host: value.host,
     port: value.port,
     token: value.token ?? null,
-    insecureNoToken: flags["insecure-no-token"] === true,
+    insecureNoToken: switches.insecureNoToken,
+    tokenForReads: switches.tokenForReads,
+    tokenForInfer: switches.tokenForInfer,
+    corsOrigins: value.corsOrigins ?? [],
+    maxStreams: value.maxStreams,
+    queueLimit: value.queueLimit,
     dataDir: value.dataDir,
     kv: value.kv ?? null,
     gpu: value.gpu,
@@ -244,6 +320,11 @@ export function parseConfig(
 /** Checks that need two values at once. */
 function crossChecks(config: Config): string[] {
   const problems: string[] = [];
+  if ((config.tokenForReads || config.tokenForInfer) && !config.token) {
+    problems.push(
+      `HEADROOM_TOKEN: --token-for-reads and --token-for-infer need a token to ask for (set HEADROOM_TOKEN)`,
+    );
+  }
   if (!isLoopback(config.host) && !config.token && !config.insecureNoToken) {
     problems.push(
       `HEADROOM_HOST=${JSON.stringify(config.host)}: binding beyond loopback needs an API token ` +

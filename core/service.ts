@@ -18,6 +18,7 @@ import { effectiveHeadroom, type ModelFootprint } from "./placement/budget.ts";
 import { type DeviceView, VramOffloader } from "./placement/offloader.ts";
 import { ProfileStore } from "./store/profiles.ts";
 import { preparePageAssets } from "./islands/bundle.ts";
+import { StreamLimiter } from "./http/limits.ts";
 
 /** A started service: its app, its parts, and how to stop it. */
 export interface Service extends AsyncDisposable {
@@ -62,6 +63,7 @@ export async function startService(config: Config): Promise<Service> {
     headroomFor: (budget) => effectiveHeadroom(config.headroomBytes, budget),
     footprint: footprintOf(catalog, pipelines, store),
     onInsufficientVram: config.onInsufficientVram,
+    queueLimit: config.queueLimit,
   });
   const unsubscribeEvents = events.subscribe((event) => {
     store.appendEvent(event).catch((error) => console.error("Saving an event failed:", error));
@@ -80,6 +82,7 @@ export async function startService(config: Config): Promise<Service> {
     offloader,
     events,
     store,
+    streams: new StreamLimiter(config.maxStreams),
     startedAt: Date.now(),
   };
   const app = createApp(services);

@@ -97,6 +97,7 @@ export default function VramHistory({ source, limits, maxSeconds }: VramHistoryP
       class="history"
       data-status={source === "none" ? "none" : status.kind}
       data-theme={drawnIn ?? undefined}
+      data-marks={timelineEvents.value.length}
     >
       <div class="panel-head">
         <h2 id="history-title">Memory over time</h2>

@@ -4,8 +4,10 @@
  * an island = adding a PascalCase file in islands/ and a line here.
  * @module
  */
+import EventLog from "./EventLog.tsx";
+import PipelinesTable from "./PipelinesTable.tsx";
 import VramHistory from "./VramHistory.tsx";
 import VramStatus from "./VramStatus.tsx";
 
 /** Island name → component. */
-export const islands = { VramHistory, VramStatus };
+export const islands = { EventLog, PipelinesTable, VramHistory, VramStatus };

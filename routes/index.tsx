@@ -1,23 +1,33 @@
 /**
  * `GET /`: the dashboard. A status bar with each device's live memory bar, the memory
- * history chart, and the places the pipelines table and the event log go.
+ * history chart, the pipelines table with its actions and Test Load, and the event log.
  * @module
  */
 import type { Handlers } from "../core/http/context.ts";
 import { renderPage } from "../core/islands/page.ts";
 import { buildVramReport } from "../core/report.ts";
-import type { VramReport } from "../core/types.ts";
+import type { ModelReport, VramReport } from "../core/types.ts";
 import type { ConfiguredLimits } from "../components/vram_format.ts";
 import VramHistory from "../islands/VramHistory.tsx";
 import VramStatus from "../islands/VramStatus.tsx";
+import PipelinesTable from "../islands/PipelinesTable.tsx";
+import EventLog from "../islands/EventLog.tsx";
 
 /** Renders the dashboard with the current report. */
 export const handler: Handlers = {
   GET: (c) => {
-    const { config } = c.var.services;
+    const { config, manager } = c.var.services;
+    let models: ModelReport[] | null = null;
+    try {
+      models = manager.list();
+    } catch (error) {
+      console.error("Dashboard: cannot list the models (the page fetches them):", error);
+    }
     return renderPage(
       <Dashboard
         report={buildVramReport(c.var.services)}
+        models={models}
+        renderedAt={Date.now()}
         limits={{ budget: config.vramBudget, headroomBytes: config.headroomBytes }}
         historySeconds={Math.floor(config.historyMs / 1000)}
       />,
@@ -29,13 +39,19 @@ export const handler: Handlers = {
 /** Props of {@link Dashboard}. */
 export interface DashboardProps {
   report: VramReport;
+  /** The catalog with each model's state (null: the table fetches it). */
+  models: ModelReport[] | null;
+  /** When the page was rendered (ms since the epoch). */
+  renderedAt: number;
   limits: ConfiguredLimits;
   /** The history the service keeps, in seconds. */
   historySeconds: number;
 }
 
 /** The dashboard page. */
-export default function Dashboard({ report, limits, historySeconds }: DashboardProps) {
+export default function Dashboard(
+  { report, models, renderedAt, limits, historySeconds }: DashboardProps,
+) {
   return (
     <>
       <header class="topbar">
@@ -54,16 +70,14 @@ export default function Dashboard({ report, limits, historySeconds }: DashboardP
           <VramHistory source={report.source} limits={limits} maxSeconds={historySeconds} />
         </section>
         <section id="pipelines" class="panel" aria-labelledby="pipelines-title">
-          <div class="panel-head">
-            <h2 id="pipelines-title">Pipelines</h2>
-          </div>
-          <p class="panel-msg">No pipelines loaded.</p>
+          <PipelinesTable
+            initial={models}
+            gpu={report.source !== "none"}
+            renderedAt={renderedAt}
+          />
         </section>
         <section id="events" class="panel" aria-labelledby="events-title">
-          <div class="panel-head">
-            <h2 id="events-title">Events</h2>
-          </div>
-          <p class="panel-msg">No events yet.</p>
+          <EventLog initial={report.events ?? []} renderedAt={renderedAt} />
         </section>
       </main>
       <footer class="footer">

@@ -11,6 +11,7 @@ import type { PipelineManager } from "../pipelines/manager.ts";
 import type { EventLog } from "../events.ts";
 import type { VramOffloader } from "../placement/offloader.ts";
 import type { ProfileStore } from "../store/profiles.ts";
+import type { StreamLimiter } from "./limits.ts";
 
 /** The parts of the running service a route can use. */
 export interface Services {
@@ -21,6 +22,8 @@ export interface Services {
   offloader: VramOffloader;
   events: EventLog;
   store: ProfileStore;
+  /** Open SSE streams and WebSockets, bounded. */
+  streams: StreamLimiter;
   startedAt: number;
 }
 

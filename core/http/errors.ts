@@ -35,6 +35,7 @@ export function handleError(error: Error, c: Context): Response {
     return c.json(errorBody(error.code, error.message), error.status);
   }
   if (error instanceof PipelineError) {
+    if (error.code === "queue_full") c.header("Retry-After", "1");
     return c.json(errorBody(error.code, error.message), PIPELINE_ERROR_STATUS[error.code]);
   }
   // Hono's own HTTPException (for example from its body-limit middleware) carries a status.

@@ -124,8 +124,15 @@ export class PipelineManager {
 
   /** The per-pipeline breakdown for the VRAM report. */
   placements(): PipelineReport[] {
-    return [...this.#pipelines.values()].map((p) => ({
-      id: p.model.id,
+    return [...this.#pipelines.keys()].map((id) => this.placement(id)!);
+  }
+
+  /** One pipeline's placement, by a map lookup (the offloader's per-request fast path). */
+  placement(id: string): PipelineReport | undefined {
+    const p = this.#pipelines.get(id);
+    if (!p) return undefined;
+    return {
+      id,
       state: p.state,
       placement: placementOf(p.state),
       gpuBytes: p.client?.alive ? p.client.lastStatus.gpuBytes : 0,
@@ -134,7 +141,7 @@ export class PipelineManager {
       pinned: p.pinned,
       leak: p.leak,
       gpuMismatch: p.gpuMismatch !== null,
-    }));
+    };
   }
 
   /** Current tracked figures of one pipeline (for the budget's estimates). */
@@ -287,6 +294,17 @@ export class PipelineManager {
         throw new PipelineError(
           "worker_died",
           `${error.message}. The request was not completed; the next request starts a fresh worker.`,
+        );
+      }
+      // postMessage could not clone the input (e.g. JSON nested thousands deep): the
+      // caller's input is at fault, not the worker, which never saw it.
+      if (
+        error instanceof RangeError ||
+        (error instanceof DOMException && error.name === "DataCloneError")
+      ) {
+        throw new PipelineError(
+          "bad_input",
+          `Pipeline "${pipeline.model.id}": the input cannot be passed to its worker (${error.message}); send a flatter payload`,
         );
       }
       throw error;

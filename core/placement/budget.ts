@@ -106,10 +106,8 @@ export interface FitResult {
 
 /** Bytes usable now above the headroom: the smaller of device free and budget left, minus headroom. */
 export function availableBytes(state: GpuState): number {
-  const ours = state.pipelines.reduce(
-    (sum, p) => sum + (p.placement === "gpu" ? p.gpuBytes : 0),
-    0,
-  );
+  let ours = 0;
+  for (const p of state.pipelines) if (p.placement === "gpu") ours += p.gpuBytes;
   const free = Math.min(state.deviceFreeBytes, state.budgetBytes - ours);
   return free - state.headroomBytes;
 }
@@ -124,12 +122,14 @@ export function chooseEvictions(
   exclude: ReadonlySet<string>,
 ): EvictionCandidate[] {
   if (shortfall <= 0) return [];
-  const idle = state.pipelines
-    .filter((p) =>
-      p.placement === "gpu" && p.activeCount === 0 && !p.pinned && !exclude.has(p.id) &&
-      p.gpuBytes > 0
-    )
-    .sort((a, b) => a.lastUsedAt - b.lastUsedAt || a.id.localeCompare(b.id));
+  const idle: PlacedPipeline[] = [];
+  for (const p of state.pipelines) {
+    if (
+      p.placement === "gpu" && p.activeCount === 0 && !p.pinned && p.gpuBytes > 0 &&
+      !exclude.has(p.id)
+    ) idle.push(p);
+  }
+  idle.sort((a, b) => a.lastUsedAt - b.lastUsedAt || a.id.localeCompare(b.id));
   const chosen: EvictionCandidate[] = [];
   let freed = 0;
   for (const p of idle) {
@@ -147,10 +147,32 @@ export function chooseEvictions(
  * missing.
  */
 export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult {
-  const onGpu = new Set(state.pipelines.filter((p) => p.placement === "gpu").map((p) => p.id));
+  // One pass: our GPU bytes, and which members are on the GPU already.
+  const members = new Set(chain.map((m) => m.id));
+  const onGpu = new Set<string>();
+  let ours = 0;
+  for (const p of state.pipelines) {
+    if (p.placement !== "gpu") continue;
+    ours += p.gpuBytes;
+    if (members.has(p.id)) onGpu.add(p.id);
+  }
   const estimates = chain.map(estimateModelVram);
-  const needed = estimates.filter((e) => !onGpu.has(e.id)).reduce((sum, e) => sum + e.bytes, 0);
-  const available = availableBytes(state);
+  // A model listed twice in a chain is loaded once: count each id once.
+  const counted = new Set<string>();
+  const unknown: string[] = [];
+  let needed = 0;
+  for (const e of estimates) {
+    if (onGpu.has(e.id) || counted.has(e.id)) continue;
+    counted.add(e.id);
+    needed += e.bytes;
+    if (e.bytes === 0) unknown.push(e.id);
+  }
+  // Nothing measured and no file size: the estimate is 0 B, and the message says so.
+  const unknownNote = unknown.length === 0
+    ? ""
+    : `; no size is known for ${unknown.join(", ")} (never measured, no file size): counted as 0 B`;
+  const available = Math.min(state.deviceFreeBytes, state.budgetBytes - ours) -
+    state.headroomBytes; // availableBytes(state), from the same pass
   const base = {
     neededBytes: needed,
     availableBytes: available,
@@ -174,6 +196,8 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
       wouldEvict: [],
       message: chain.length === 0
         ? "An empty chain needs nothing."
+        : unknown.length > 0
+        ? `${names} fits as far as is known${unknownNote}.`
         : `${names} is already on the GPU: it needs nothing more.`,
     };
   }
@@ -184,11 +208,11 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
       wouldEvict: [],
       message: `${names} fits: needs ${formatBytes(needed)}, ${
         formatBytes(available)
-      } free above the ${formatBytes(state.headroomBytes)} headroom.`,
+      } free above the ${formatBytes(state.headroomBytes)} headroom${unknownNote}.`,
     };
   }
   const shortfall = needed - available;
-  const evict = chooseEvictions(state, shortfall, new Set(chain.map((m) => m.id)));
+  const evict = chooseEvictions(state, shortfall, members);
   const freed = evict.reduce((sum, e) => sum + e.bytes, 0);
   if (freed >= shortfall) {
     return {
@@ -199,7 +223,7 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
         formatBytes(needed)
       }, ${formatBytes(Math.max(0, available))} free above the headroom, short by ${
         formatBytes(shortfall)
-      }.`,
+      }${unknownNote}.`,
     };
   }
   return {
@@ -212,7 +236,7 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
       formatBytes(state.headroomBytes)
     } headroom; evicting every idle pipeline frees ${formatBytes(freed)}, still short by ${
       formatBytes(shortfall - freed)
-    }.`,
+    }${unknownNote}.`,
   };
 }
 

@@ -22,6 +22,7 @@ import {
   type FitResult,
   type GpuState,
   type ModelFootprint,
+  type PlacedPipeline,
 } from "./budget.ts";
 
 /** Most out-of-memory retries (each after evicting one more idle pipeline). */
@@ -40,6 +41,11 @@ export interface PlacementView {
 export interface PlacementTarget {
   /** Each pipeline's placement and tracked GPU bytes. */
   placements(): PlacementView[];
+  /**
+   * One pipeline's view, undefined when unknown. Optional: a target that can look one
+   * up directly spares the policy listing every pipeline on its per-request fast path.
+   */
+  placement?(id: string): PlacementView | undefined;
   load(id: string, device: SessionDevice): Promise<unknown>;
   offload(id: string): Promise<unknown>;
   run(
@@ -69,6 +75,8 @@ export interface OffloaderOptions {
   /** What a model's file weighs and what was measured of it. */
   footprint: (id: string) => ModelFootprint;
   onInsufficientVram: "cpu" | "reject";
+  /** Most requests waiting or running on one pipeline; past it `run` refuses with queue_full (429). */
+  queueLimit?: number;
   now?: () => number;
 }
 
@@ -99,6 +107,12 @@ export class VramOffloader {
     return record;
   }
 
+  /** One pipeline's view from the target. */
+  #view(id: string): PlacementView | undefined {
+    const { target } = this.#options;
+    return target.placement ? target.placement(id) : target.placements().find((p) => p.id === id);
+  }
+
   /** Marks a request or stream as started on `id`: an active pipeline is never evicted. */
   markActive(id: string): void {
     const record = this.#record(id);
@@ -120,23 +134,27 @@ export class VramOffloader {
     const usable = device.available();
     const { freeBytes, totalBytes } = usable ? device.read() : { freeBytes: 0, totalBytes: 0 };
     const budgetBytes = budgetFor(totalBytes);
+    const views = target.placements();
+    const pipelines: PlacedPipeline[] = new Array(views.length);
+    for (let i = 0; i < views.length; i++) {
+      const p = views[i];
+      const record = this.#records.get(p.id); // a pipeline never marked: idle, never used
+      pipelines[i] = {
+        id: p.id,
+        placement: p.placement,
+        gpuBytes: p.gpuBytes,
+        lastUsedAt: record?.lastUsedAt ?? 0,
+        activeCount: record?.activeCount ?? 0,
+        pinned: p.pinned,
+      };
+    }
     return {
       available: usable,
       deviceFreeBytes: freeBytes,
       budgetBytes,
       headroomBytes: headroomFor(budgetBytes),
       now,
-      pipelines: target.placements().map((p) => {
-        const record = this.#record(p.id);
-        return {
-          id: p.id,
-          placement: p.placement,
-          gpuBytes: p.gpuBytes,
-          lastUsedAt: record.lastUsedAt,
-          activeCount: record.activeCount,
-          pinned: p.pinned,
-        };
-      }),
+      pipelines,
     };
   }
 
@@ -178,6 +196,14 @@ export class VramOffloader {
     id: string,
     input: RunInput,
   ): Promise<{ output: RunOutput; ms: number; device: SessionDevice }> {
+    const limit = this.#options.queueLimit;
+    const waiting = this.#record(id).activeCount;
+    if (limit !== undefined && waiting >= limit) {
+      throw new PipelineError(
+        "queue_full",
+        `Pipeline "${id}" has ${waiting} requests waiting or running (limit ${limit}); retry shortly`,
+      );
+    }
     this.markActive(id);
     try {
       let device = await this.ensurePlaced(id);
@@ -200,7 +226,7 @@ export class VramOffloader {
   /** Brings `id` to the GPU if the policy allows (else the CPU); answers where it is. */
   ensurePlaced(id: string): Promise<SessionDevice> {
     // Already on the GPU: no decision to make (an active pipeline is never evicted).
-    const current = this.#options.target.placements().find((p) => p.id === id);
+    const current = this.#view(id);
     if (current?.placement === "gpu") return Promise.resolve("gpu");
     return this.#serialize(() => this.#place(id));
   }
@@ -212,7 +238,7 @@ export class VramOffloader {
 
   async #place(id: string): Promise<SessionDevice> {
     const { target, events } = this.#options;
-    const current = target.placements().find((p) => p.id === id);
+    const current = this.#view(id);
     if (!current) throw new PipelineError("unknown_model", `Unknown model "${id}"`);
     if (current.placement === "gpu") return "gpu";
     const state = this.state();
@@ -225,23 +251,33 @@ export class VramOffloader {
       return "cpu";
     }
     const estimate = estimateModelVram(this.#options.footprint(id));
-    const shortfall = estimate.bytes - availableBytes(state);
-    const evictions = chooseEvictions(state, shortfall, new Set([id]));
-    const freed = evictions.reduce((sum, e) => sum + e.bytes, 0);
-    if (shortfall > 0 && freed < shortfall) {
-      return await this.#insufficient(
-        id,
-        `${id} needs ${formatBytes(estimate.bytes)} (${estimate.basis} estimate); ${
-          formatBytes(Math.max(0, availableBytes(state)))
-        } free above the ${
-          formatBytes(state.headroomBytes)
-        } headroom, and evicting every idle pipeline frees only ${formatBytes(freed)}`,
-      );
+    const exclude = new Set([id]);
+    let room = state;
+    for (;;) {
+      const shortfall = estimate.bytes - availableBytes(room);
+      const evictions = chooseEvictions(room, shortfall, exclude);
+      const freed = evictions.reduce((sum, e) => sum + e.bytes, 0);
+      if (shortfall > 0 && freed < shortfall) {
+        return await this.#insufficient(
+          id,
+          `${id} needs ${formatBytes(estimate.bytes)} (${estimate.basis} estimate); ${
+            formatBytes(Math.max(0, availableBytes(room)))
+          } free above the ${
+            formatBytes(room.headroomBytes)
+          } headroom, and evicting every idle pipeline frees only ${formatBytes(freed)}`,
+        );
+      }
+      const moved = await this.#evict(evictions, `to make room for ${id}`);
+      if (moved === evictions.length) break;
+      // A candidate became active or pinned while an earlier one moved, and stayed:
+      // count the room again before loading (it ends: a skipped one is not chosen again).
+      room = this.state();
     }
-    await this.#evict(evictions, `to make room for ${id}`);
     for (let attempt = 1;; attempt++) {
       try {
         await target.load(id, "gpu");
+        // Just placed counts as just used: it must not be the next eviction's first pick.
+        this.#record(id).lastUsedAt = this.#now();
         events.emit({
           kind: "info",
           pipeline: id,
@@ -294,20 +330,29 @@ export class VramOffloader {
         `Not enough GPU memory: ${why}. Free VRAM, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
       );
     }
-    const current = target.placements().find((p) => p.id === id);
+    const current = this.#view(id);
     if (current?.placement === "gpu") await target.offload(id);
     else if (current?.placement !== "cpu") await target.load(id, "cpu");
     events.emit({ kind: "info", pipeline: id, message: `${id} serves on the CPU: ${why}` });
     return "cpu";
   }
 
-  /** Moves each candidate to the CPU, logging why. */
-  async #evict(candidates: EvictionCandidate[], reason: string): Promise<void> {
+  /**
+   * Moves each candidate to the CPU, logging why; answers how many moved. A candidate
+   * that became active or pinned, or left the GPU, while an earlier one moved, stays.
+   */
+  async #evict(candidates: EvictionCandidate[], reason: string): Promise<number> {
     const { target, events } = this.#options;
-    for (const candidate of candidates) {
+    let moved = 0;
+    for (const [i, candidate] of candidates.entries()) {
       const record = this.#record(candidate.id);
       if (record.activeCount > 0) continue; // became busy meanwhile
+      if (i > 0) {
+        const now = this.#view(candidate.id);
+        if (now?.placement !== "gpu" || now.pinned) continue; // pinned or moved meanwhile
+      }
       await target.offload(candidate.id);
+      moved++;
       events.emit({
         kind: "eviction",
         pipeline: candidate.id,
@@ -316,6 +361,7 @@ export class VramOffloader {
         }) ${reason}`,
       });
     }
+    return moved;
   }
 
   /**
@@ -329,13 +375,12 @@ export class VramOffloader {
       const deficit = -availableBytes(state);
       if (deficit <= 0) return 0;
       const evictions = chooseEvictions(state, deficit, new Set());
-      await this.#evict(
+      return await this.#evict(
         evictions,
         `to restore the headroom (free ${
           formatBytes(Math.min(state.deviceFreeBytes, state.budgetBytes))
         }, keeping ${formatBytes(state.headroomBytes)})`,
       );
-      return evictions.length;
     });
   }
 }

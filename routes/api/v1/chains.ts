@@ -11,7 +11,8 @@ import { parseJsonBody } from "../../../core/http/validate.ts";
 import { createChain } from "../../../core/pipelines/chains.ts";
 import { pipelineListSchema } from "./hardware/vram/check.ts";
 
-const body = z.object({
+/** The request body. */
+export const bodySchema = z.object({
   id: z.string().regex(
     /^[a-z0-9][a-z0-9._-]{0,63}$/,
     "must be 1-64 lowercase letters, digits, '.', '_' or '-'",
@@ -24,7 +25,7 @@ const body = z.object({
 export const handler: Handlers = {
   GET: async (c) => c.json({ chains: await c.var.services.store.chains() }),
   POST: async (c) => {
-    const input = await parseJsonBody(c, body);
+    const input = await parseJsonBody(c, bodySchema);
     const { manager } = c.var.services;
     for (const id of input.pipelines) manager.get(id);
     if (new Set(input.pipelines).size !== input.pipelines.length) {

@@ -9,12 +9,13 @@ import type { Handlers } from "../../../core/http/context.ts";
 import { parseJsonBody } from "../../../core/http/validate.ts";
 import { switchModel } from "../../../core/pipelines/switch.ts";
 
-const body = z.object({ model: z.string().min(1, "must name a model id") }).strict();
+/** The request body. */
+export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();
 
 /** Switches and answers the measured figures. */
 export const handler: Handlers = {
   POST: async (c) => {
-    const { model } = await parseJsonBody(c, body);
+    const { model } = await parseJsonBody(c, bodySchema);
     c.var.services.manager.get(model);
     return c.json(await switchModel(c.var.services, model));
   },

@@ -11,7 +11,8 @@ import { HttpError } from "../../../../core/http/errors.ts";
 import { parseJsonBody } from "../../../../core/http/validate.ts";
 import { runTestLoad, testLoadRunning } from "../../../../core/pipelines/test_load.ts";
 
-const body = z.object({
+/** The request body. */
+export const bodySchema = z.object({
   models: z.array(z.string().min(1)).min(1, "must name at least one model").optional(),
   device: z.enum(["gpu", "cpu"], { error: 'must be "gpu" or "cpu"' }).optional(),
 }).strict();
@@ -19,7 +20,7 @@ const body = z.object({
 /** Streams the test load's progress. */
 export const handler: Handlers = {
   POST: async (c) => {
-    const input = await parseJsonBody(c, body);
+    const input = await parseJsonBody(c, bodySchema);
     const { manager } = c.var.services;
     const ids = input.models ?? manager.list().map((m) => m.id);
     for (const id of ids) manager.get(id);

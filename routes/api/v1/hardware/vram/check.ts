@@ -14,12 +14,13 @@ export const pipelineListSchema = z.array(z.string().min(1).max(64)).min(
 )
   .max(256, "must name at most 256 pipelines");
 
-const body = z.object({ pipelines: pipelineListSchema }).strict();
+/** The request body. */
+export const bodySchema = z.object({ pipelines: pipelineListSchema }).strict();
 
 /** Answers the FitResult for the listed pipelines. */
 export const handler: Handlers = {
   POST: async (c) => {
-    const { pipelines } = await parseJsonBody(c, body);
+    const { pipelines } = await parseJsonBody(c, bodySchema);
     const { manager, offloader } = c.var.services;
     for (const id of pipelines) manager.get(id); // 404 naming an unknown id
     return c.json(offloader.check(pipelines));

@@ -7,24 +7,25 @@ const DEFAULT_SECONDS = 600;
 const DEFAULT_POINTS = 300;
 const MAX_POINTS = 5000;
 
+/** The query string, for a history of `maxSeconds`. */
+export function querySchema(maxSeconds: number) {
+  return z.object({
+    seconds: z.coerce.number().int("must be a whole number of seconds")
+      .min(1, "must be at least 1").max(
+        maxSeconds,
+        `must be at most ${maxSeconds} (the history kept)`,
+      )
+      .default(Math.min(DEFAULT_SECONDS, maxSeconds)),
+    points: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
+      .max(MAX_POINTS, `must be at most ${MAX_POINTS}`).default(DEFAULT_POINTS),
+  });
+}
+
 /** Answers `{seconds, points, samples}`, oldest sample first. */
 export const handler: Handlers = {
   GET: (c) => {
     const { monitor, config } = c.var.services;
-    const maxSeconds = Math.ceil(config.historyMs / 1000);
-    const query = parseQuery(
-      c,
-      z.object({
-        seconds: z.coerce.number().int("must be a whole number of seconds")
-          .min(1, "must be at least 1").max(
-            maxSeconds,
-            `must be at most ${maxSeconds} (the history kept)`,
-          )
-          .default(Math.min(DEFAULT_SECONDS, maxSeconds)),
-        points: z.coerce.number().int("must be a whole number").min(1, "must be at least 1")
-          .max(MAX_POINTS, `must be at most ${MAX_POINTS}`).default(DEFAULT_POINTS),
-      }),
-    );
+    const query = parseQuery(c, querySchema(Math.ceil(config.historyMs / 1000)));
     const samples = monitor.history(query.seconds, query.points);
     return c.json({ seconds: query.seconds, points: samples.length, samples });
   },

@@ -1,6 +1,7 @@
 /**
  * `GET /api/v1/hardware/vram/stream`: Server-Sent Events. A `snapshot` event (the same
- * body as `GET /api/v1/hardware/vram`) at once, then on every change, at most four a
+ * body as `GET /api/v1/hardware/vram`) at once, then on every change of the devices'
+ * figures or new pipeline event, at most four a
  * second (changes in between are folded into the next one), and a `heartbeat` event
  * every 15 s so proxies and clients can tell a quiet stream from a dead one.
  */
@@ -17,6 +18,7 @@ export const HEARTBEAT_MS = 15_000;
 export const handler: Handlers = {
   GET: (c) => {
     const services = c.var.services;
+    const release = services.streams.acquire(); // 503 when too many are open
     return streamSSE(c, async (stream) => {
       let lastSentAt = 0;
       let pending: ReturnType<typeof setTimeout> | undefined;
@@ -43,14 +45,18 @@ export const handler: Handlers = {
       };
 
       const unsubscribe = services.monitor.subscribe(onChange);
+      // A pipeline event (transition, eviction…) changes the report too: same throttle.
+      const unsubscribeEvents = services.events.subscribe(onChange);
       const heartbeat = setInterval(() => void send("heartbeat", { at: Date.now() }), HEARTBEAT_MS);
       const done = new Promise<void>((resolve) => stream.onAbort(resolve));
       try {
         await sendSnapshot();
         await done;
       } finally {
+        release();
         closed = true;
         unsubscribe();
+        unsubscribeEvents();
         clearInterval(heartbeat);
         if (pending !== undefined) clearTimeout(pending);
       }

@@ -4,7 +4,8 @@ import type { Handlers } from "../../../../../core/http/context.ts";
 import { parseJsonBody } from "../../../../../core/http/validate.ts";
 import { HttpError } from "../../../../../core/http/errors.ts";
 
-const loadBody = z.object({
+/** The request body. */
+export const bodySchema = z.object({
   device: z.enum(["gpu", "cpu"], { error: 'must be "gpu" or "cpu"' }).optional(),
 }).strict();
 
@@ -14,7 +15,7 @@ export const handler: Handlers = {
     const { manager, offloader } = c.var.services;
     const id = c.req.param("id")!;
     manager.get(id); // 404 first
-    const body = await parseJsonBody(c, loadBody);
+    const body = await parseJsonBody(c, bodySchema);
     const device = body.device ?? manager.defaultDevice;
     // The GPU goes through the policy: it makes room first, or says why it cannot.
     if (device === "gpu") {

@@ -10,7 +10,8 @@ import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../core/ht
 import { parseJsonBody } from "../../../../../core/http/validate.ts";
 import type { RunInput } from "../../../../../workers/protocol.ts";
 
-const inferBody = z.object({
+/** The request body. */
+export const bodySchema = z.object({
   inputs: z.record(z.string().min(1), jsonTensorSchema).optional(),
   payload: z.unknown().optional(),
 }).strict().refine((body) => (body.inputs === undefined) !== (body.payload === undefined), {
@@ -23,7 +24,7 @@ export const handler: Handlers = {
     const id = c.req.param("id")!;
     const { manager } = c.var.services;
     const model = manager.get(id); // 404 before reading a large body
-    const body = await parseJsonBody(c, inferBody);
+    const body = await parseJsonBody(c, bodySchema);
     let input: RunInput;
     if (body.inputs) {
       if (Object.keys(body.inputs).length === 0) {

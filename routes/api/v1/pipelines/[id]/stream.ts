@@ -9,6 +9,7 @@
  */
 import { upgradeWebSocket } from "hono/deno";
 import type { Handlers } from "../../../../../core/http/context.ts";
+import { HttpError } from "../../../../../core/http/errors.ts";
 import { ChunkLoop } from "../../../../../core/pipelines/chunk_loop.ts";
 import { PipelineError } from "../../../../../core/pipelines/errors.ts";
 
@@ -17,7 +18,7 @@ export const MAX_CHUNK_SAMPLES = 160_000;
 
 /** Upgrades to a WebSocket and runs the chunk loop. */
 export const handler: Handlers = {
-  GET: (c) => {
+  GET: async (c) => {
     const id = c.req.param("id")!;
     const { manager, offloader, config } = c.var.services;
     const model = manager.get(id); // 404 before upgrading
@@ -26,6 +27,7 @@ export const handler: Handlers = {
         error: { code: "bad_request", message: `Model "${id}" has no plugin to stream to` },
       }, 400);
     }
+    const release = c.var.services.streams.acquire(); // 503 when too many are open
     let state: unknown = undefined;
     let chunk = 0;
     let chain: Promise<void> = Promise.resolve();
@@ -46,7 +48,10 @@ export const handler: Handlers = {
     });
     const upgrade = upgradeWebSocket(() => ({
       onOpen: () => offloader.markActive(id),
-      onClose: () => offloader.markIdle(id),
+      onClose: () => {
+        offloader.markIdle(id);
+        release();
+      },
       onMessage: (event, ws) => {
         // One chunk at a time, in order: each depends on the state the last one left.
         chain = chain.then(async () => {
@@ -112,6 +117,30 @@ export const handler: Handlers = {
         });
       },
     }));
-    return upgrade(c, () => Promise.resolve()) as Promise<Response>;
+    // Not a WebSocket handshake (no Upgrade header, or no Sec-WebSocket-Key): a JSON
+    // error, not the nothing (a 500 from Deno.serve) or the TypeError the upgrade gives.
+    let response: Response | undefined;
+    try {
+      response = c.req.header("upgrade")?.toLowerCase() === "websocket"
+        ? await upgrade(c, () => Promise.resolve()) as Response | undefined
+        : undefined;
+    } catch (error) {
+      release();
+      throw new HttpError(
+        400,
+        "bad_handshake",
+        `The WebSocket handshake is invalid: ${(error as Error).message}`,
+      );
+    }
+    if (!response) {
+      release(); // never opened: give its slot back
+      throw new HttpError(
+        426,
+        "upgrade_required",
+        `GET /api/v1/pipelines/${id}/stream is a WebSocket: connect with "Upgrade: websocket"`,
+        { Upgrade: "websocket" },
+      );
+    }
+    return response;
   },
 };

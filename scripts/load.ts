@@ -1,0 +1,351 @@
+/**
+ * `deno task load`: loads every model (or `--models a,b`) one at a time, in isolation,
+ * measures each (VRAM, tracked GPU bytes, RAM, milliseconds), shows a progress bar while
+ * it runs and a table at the end (or JSON with `--json`).
+ *
+ * In-process by default: the service starts here with the configuration read from the
+ * same flags and `HEADROOM_*` variables as the server (every flag this tool does not
+ * know is passed to the server's parser). With `--url` it asks a running server instead
+ * (`POST /api/v1/models/test-load`, NDJSON progress).
+ * @module
+ */
+import cliProgress from "cli-progress";
+import { CONFIG_HELP, ConfigError, parseConfig } from "../core/config.ts";
+import { startService } from "../core/service.ts";
+import { runTestLoad, type TestLoadEvent } from "../core/pipelines/test_load.ts";
+import { PipelineError } from "../core/pipelines/errors.ts";
+import type { SessionDevice } from "../workers/protocol.ts";
+
+/** The tool's help text. */
+export const HELP = `Usage: deno task load [--models a,b] [--device gpu|cpu] [--json]
+                      [--url http://127.0.0.1:8000 [--token TOKEN]] [server flags]
+
+Loads each model alone (every other model unloaded first), measures it, unloads it:
+VRAM (device used after - before where a driver reports it, else tracked GPU bytes),
+tracked GPU bytes, process RAM, load time. The figures are saved as the models'
+last-known profiles.
+
+  --models a,b        model ids to load (default: every model in the catalog)
+  --device gpu|cpu    where to load them (default: the GPU when one is usable)
+  --json              print the measurements as JSON instead of a table
+  --url URL           ask a running Headroom (POST /api/v1/models/test-load)
+                      instead of starting one in this process
+  --token TOKEN       API token for --url (else HEADROOM_TOKEN)
+  --help              this text
+
+In-process, every other flag and HEADROOM_* variable configures the service as for
+\`deno task start\`. The models file comes from HEADROOM_MODELS here (--models names
+the models to load). Exit status: 0 when every model loaded, 1 when one failed,
+2 for bad arguments.
+
+Server flags:
+${CONFIG_HELP.split("\n").slice(3).join("\n")}`;
+
+/** One measured (or failed) model, as printed. */
+export interface LoadRow {
+  model: string;
+  device: SessionDevice;
+  placement: string | null;
+  vramBytes: number | null;
+  vramBasis: "driver" | "tracked" | null;
+  trackedBytes: number | null;
+  ramBytes: number | null;
+  ms: number | null;
+  error: string | null;
+}
+
+/** The tool's own options, and every other argument for the server's parser. */
+export interface LoadArgs {
+  models: string[] | null;
+  device: SessionDevice | null;
+  url: string | null;
+  token: string | null;
+  json: boolean;
+  help: boolean;
+  rest: string[];
+}
+
+const OWN_STRING = new Set(["models", "device", "url", "token"]);
+const OWN_BOOLEAN = new Set(["json", "help"]);
+
+/** Splits the arguments into the tool's own flags and the rest (passed to parseConfig). */
+export function splitArgs(args: string[]): LoadArgs {
+  const result: LoadArgs = {
+    models: null,
+    device: null,
+    url: null,
+    token: null,
+    json: false,
+    help: false,
+    rest: [],
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    const name = match?.[1] ?? "";
+    if (match && OWN_BOOLEAN.has(name)) {
+      if (match[2] !== undefined) throw new UsageError(`--${name} takes no value`);
+      if (name === "json") result.json = true;
+      else result.help = true;
+      continue;
+    }
+    if (!match || !OWN_STRING.has(name)) {
+      result.rest.push(arg);
+      continue;
+    }
+    let value = match[2];
+    if (value === undefined) {
+      value = args[++i];
+      if (value === undefined || value.startsWith("--")) {
+        throw new UsageError(`--${name} needs a value`);
+      }
+    }
+    if (name === "models") {
+      const ids = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+      if (ids.length === 0) throw new UsageError("--models: expected model ids like a,b");
+      result.models = ids;
+    } else if (name === "device") {
+      if (value !== "gpu" && value !== "cpu") {
+        throw new UsageError(`--device=${JSON.stringify(value)}: expected gpu or cpu`);
+      }
+      result.device = value;
+    } else if (name === "url") {
+      try {
+        const url = new URL(value);
+        if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+      } catch {
+        throw new UsageError(
+          `--url=${JSON.stringify(value)}: expected a URL like http://host:8000`,
+        );
+      }
+      result.url = value.replace(/\/+$/, "");
+    } else result.token = value;
+  }
+  return result;
+}
+
+/** A bad argument (exit status 2). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** Turns a `measured` or `error` event into a row. */
+function rowOf(event: TestLoadEvent, device: SessionDevice): LoadRow | null {
+  if (event.event === "measured") {
+    const m = event.measurement;
+    return {
+      model: m.model,
+      device: m.device,
+      placement: m.placement,
+      vramBytes: m.vramBytes,
+      vramBasis: m.vramBasis,
+      trackedBytes: m.trackedBytes,
+      ramBytes: m.ramBytes,
+      ms: m.ms,
+      error: null,
+    };
+  }
+  if (event.event === "error") {
+    return {
+      model: event.model,
+      device,
+      placement: null,
+      vramBytes: null,
+      vramBasis: null,
+      trackedBytes: null,
+      ramBytes: null,
+      ms: null,
+      error: event.message,
+    };
+  }
+  return null;
+}
+
+/** Follows progress events with a bar on stderr (drawn only on a terminal). */
+function progressBar(enabled: boolean) {
+  // cli-progress ships no types; this is the small part of its API used here.
+  const lib = cliProgress as unknown as {
+    SingleBar: new (options: Record<string, unknown>, preset: unknown) => {
+      start(total: number, value: number, payload: Record<string, unknown>): void;
+      update(value: number, payload: Record<string, unknown>): void;
+      stop(): void;
+    };
+    Presets: { shades_classic: unknown };
+  };
+  const bar = enabled
+    ? new lib.SingleBar({
+      format: "loading [{bar}] {value}/{total} {model}",
+      hideCursor: true,
+      clearOnComplete: false,
+    }, lib.Presets.shades_classic)
+    : null;
+  let started = false;
+  return (event: TestLoadEvent) => {
+    if (!bar) return;
+    if (event.event === "started") {
+      if (!started) bar.start(event.total, event.index, { model: event.model });
+      else bar.update(event.index, { model: event.model });
+      started = true;
+    } else if (event.event === "measured" || event.event === "error") {
+      bar.update(event.index + 1, {
+        model: event.event === "error" ? `${event.model} failed` : "",
+      });
+    } else if (event.event === "done" && started) bar.stop();
+  };
+}
+
+/** Runs the test load in this process, on a service configured from `rest` and the environment. */
+async function runInProcess(args: LoadArgs, onEvent: (event: TestLoadEvent) => void) {
+  const parsed = parseConfig(args.rest, Deno.env);
+  if (parsed.help) throw new UsageError("unreachable: --help is the tool's own flag");
+  const service = await startService(parsed.config);
+  try {
+    const { manager } = service.services;
+    const ids = args.models ?? manager.list().map((m) => m.id);
+    for (const id of ids) manager.get(id); // an unknown id fails before anything loads
+    const device = args.device ?? manager.defaultDevice;
+    const rows: LoadRow[] = [];
+    await runTestLoad(service.services, ids, device, (event) => {
+      onEvent(event);
+      const row = rowOf(event, device);
+      if (row) rows.push(row);
+    });
+    return rows;
+  } finally {
+    await service.close();
+  }
+}
+
+/** Runs the test load on the server at `args.url`, following its NDJSON progress. */
+async function runRemote(args: LoadArgs, onEvent: (event: TestLoadEvent) => void) {
+  const token = args.token ?? Deno.env.get("HEADROOM_TOKEN") ?? null;
+  const body: Record<string, unknown> = {};
+  if (args.models) body.models = args.models;
+  if (args.device) body.device = args.device;
+  let response: Response;
+  try {
+    response = await fetch(`${args.url}/api/v1/models/test-load`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new RemoteError(`cannot reach ${args.url}: ${(error as Error).message}`);
+  }
+  if (!response.ok || !response.body) {
+    const text = await response.text();
+    let message = text;
+    try {
+      message = JSON.parse(text)?.error?.message ?? text;
+    } catch { /* not JSON */ }
+    throw new RemoteError(`${args.url} answered ${response.status}: ${message}`);
+  }
+  const rows: LoadRow[] = [];
+  let done = false;
+  let buffer = "";
+  const handle = (line: string) => {
+    if (line.trim() === "") return;
+    const event = JSON.parse(line) as TestLoadEvent;
+    onEvent(event);
+    const row = rowOf(event, args.device ?? "gpu");
+    if (row) rows.push(row);
+    if (event.event === "done") done = true;
+  };
+  for await (const text of response.body.pipeThrough(new TextDecoderStream())) {
+    buffer += text;
+    let end: number;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      handle(buffer.slice(0, end));
+      buffer = buffer.slice(end + 1);
+    }
+  }
+  handle(buffer);
+  if (!done) throw new RemoteError(`${args.url} ended the progress stream before "done"`);
+  return rows;
+}
+
+/** The server could not be asked, or refused (exit status 1). */
+class RemoteError extends Error {
+  override name = "RemoteError";
+}
+
+const mb = (bytes: number | null) => bytes === null ? "" : (bytes / 1e6).toFixed(2);
+
+/** The rows as a plain-text table (MB = 10^6 bytes). */
+export function formatTable(rows: LoadRow[]): string {
+  const header = [
+    "model",
+    "placement",
+    "VRAM MB",
+    "basis",
+    "tracked MB",
+    "RAM MB",
+    "load ms",
+    "error",
+  ];
+  const cells = rows.map((r) => [
+    r.model,
+    r.placement ?? "",
+    mb(r.vramBytes),
+    r.vramBasis ?? "",
+    mb(r.trackedBytes),
+    mb(r.ramBytes),
+    r.ms === null ? "" : r.ms.toFixed(0),
+    r.error ?? "",
+  ]);
+  const numeric = new Set([2, 4, 5, 6]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) =>
+    c.map((v, i) => numeric.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i])).join("  ")
+      .trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
+}
+
+async function main(): Promise<number> {
+  let args: LoadArgs;
+  try {
+    args = splitArgs(Deno.args);
+  } catch (error) {
+    console.error(`${(error as Error).message}. Run with --help for the flags.`);
+    return 2;
+  }
+  if (args.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (args.url && args.rest.length > 0) {
+    console.error(
+      `Ignored with --url (the server has its own configuration): ${args.rest.join(" ")}`,
+    );
+  }
+  const bar = progressBar(Deno.stderr.isTerminal());
+  let rows: LoadRow[];
+  try {
+    rows = args.url ? await runRemote(args, bar) : await runInProcess(args, bar);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      console.error(error.message);
+      return 2;
+    }
+    if (error instanceof PipelineError && error.code === "unknown_model") {
+      console.error(`--models: ${error.message}`);
+      return 2;
+    }
+    if (error instanceof RemoteError) {
+      console.error(error.message);
+      return 1;
+    }
+    throw error;
+  }
+  if (args.json) console.log(JSON.stringify({ measurements: rows }, null, 2));
+  else console.log(formatTable(rows));
+  return rows.some((r) => r.error !== null) ? 1 : 0;
+}
+
+if (import.meta.main) {
+  // Workers and timers of the in-process service may linger: exit explicitly.
+  Deno.exit(await main());
+}

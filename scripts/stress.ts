@@ -1,0 +1,658 @@
+/**
+ * `deno task stress --clients N --ops M`: N concurrent clients, M mixed operations each
+ * (infer, load, offload, check, switch), against an in-process Headroom (generated
+ * models, a small VRAM budget, the software WebGPU adapter) or a running one (`--url`).
+ * Prints throughput, latency percentiles per operation, errors by kind, and invariant
+ * violations found by polling `GET /api/v1/hardware/vram` during the run:
+ *
+ * - budget: the pipelines' tracked GPU bytes + the offloader's headroom never exceed its
+ *   budget, unless an `oom` event appeared;
+ * - unanswered: every request (and every poll) gets an HTTP answer within `--timeout`.
+ *
+ * Exit status: 0 clean, 1 any 5xx answer or invariant violation (or the set-up failed),
+ * 2 bad flag.
+ * @module
+ */
+import { join } from "node:path";
+import { ConfigError, parseConfig } from "../core/config.ts";
+import { type Service, startService } from "../core/service.ts";
+import type { ModelReport, VramReport } from "../core/types.ts";
+import { formatBytes, parseBytes } from "../core/units.ts";
+import { type ApiResult, callApi, EventCollector } from "./_lib/api.ts";
+import {
+  exitUsage,
+  formatTable,
+  ms,
+  numberFlag,
+  parseFlags,
+  sleep,
+  startProgress,
+  UsageError,
+  urlFlag,
+} from "./_lib/cli.ts";
+import {
+  DEFAULT_MIX,
+  type LatencySummary,
+  type Mix,
+  OP_KINDS,
+  type OpKind,
+  parseMix,
+  pickOp,
+  seededRandom,
+  summarize,
+} from "./_lib/stats.ts";
+
+const TOOL = "stress";
+
+/** The in-process server's catalog when no --models file is given. */
+const GENERATED_MODELS = [
+  { id: "gen-64k", source: "synthetic:64KiB" },
+  { id: "gen-128k", source: "synthetic:128KiB" },
+  { id: "gen-192k", source: "synthetic:192KiB" },
+  { id: "gen-256k", source: "synthetic:256KiB" },
+];
+
+const HELP = `Usage: deno task stress [--clients N] [--ops M] [--url URL] [--models FILE]
+                         [--mix infer=60,load=10,offload=10,check=15,switch=5] [--budget SIZE] [--json]
+
+Runs N concurrent clients, M mixed operations each, against Headroom, and reports
+throughput, latency percentiles per operation, errors by kind and invariant violations.
+
+  --clients N      concurrent clients (default 4)
+  --ops M          operations per client (default 50)
+  --mix SPEC       operation weights (default ${DEFAULT_MIX}); kinds left out weigh 0:
+                     infer    POST /api/v1/pipelines/{id}/infer with random tensors
+                     load     POST /api/v1/models/{id}/load (default device)
+                     offload  POST /api/v1/models/{id}/offload
+                     check    POST /api/v1/hardware/vram/check with 1-3 models
+                     switch   POST /v1/models/switch
+  --url URL        a running Headroom (default: start one in this process)
+  --token TOKEN    API token for --url (mutating endpoints)
+  --models FILE    models file: the in-process server's catalog (default: 4 generated models,
+                   64-256 KiB); with --url, only the ids it lists are exercised
+  --budget SIZE    in-process VRAM budget (default 1MiB; headroom is a tenth of it)
+  --gpu MODE       in-process GPU mode: software | webgpu | cpu | auto | nvidia (default software)
+  --timeout S      seconds before a request counts as unanswered (default 30)
+  --poll-ms MS     invariant poll interval (default 100)
+  --seed N         random seed for the operation sequence (default: random, printed)
+  --json           print the result as JSON on stdout (no table)
+  --help           this text
+
+JSON fields: tool, target {mode, url, gpu, budgetBytes, source, models}, clients,
+opsPerClient, mix, seed, durationMs, totalOps, opsPerSecond, ops {kind: {count, ok,
+status4xx, status5xx, noAnswer, latencyMs {p50, p95, p99, max, mean}}}, overall (same),
+errors [{op, status, code, count, message}], status5xx, invariants {polls, budgetChecks,
+oomSeen, violations [{kind, at, message}]}, events {counts, missed}, ok.
+Latencies are null when an operation kind never ran.
+
+Exit status: 0 clean, 1 any 5xx or invariant violation (or set-up failed), 2 bad flag.`;
+
+/** One invariant violation. */
+interface Violation {
+  kind: "budget" | "unanswered";
+  /** Milliseconds since the epoch. */
+  at: number;
+  message: string;
+}
+
+/** Counts and latencies of one operation kind (or all). */
+interface OpStats {
+  count: number;
+  ok: number;
+  status4xx: number;
+  status5xx: number;
+  /** Timeouts and network errors: no HTTP answer at all. */
+  noAnswer: number;
+  latencyMs: LatencySummary;
+}
+
+/** The machine-readable result (`--json`). */
+interface StressResult {
+  tool: "stress";
+  target: {
+    mode: "in-process" | "url";
+    url: string;
+    gpu: string | null;
+    budgetBytes: number | null;
+    source: string;
+    models: string[];
+  };
+  clients: number;
+  opsPerClient: number;
+  mix: Mix;
+  seed: number;
+  durationMs: number;
+  totalOps: number;
+  opsPerSecond: number;
+  ops: Partial<Record<OpKind, OpStats>>;
+  overall: OpStats;
+  errors: Array<{ op: OpKind; status: number; code: string; count: number; message: string }>;
+  status5xx: number;
+  invariants: {
+    polls: number;
+    budgetChecks: number;
+    oomSeen: boolean;
+    violations: Violation[];
+  };
+  events: { counts: Record<string, number>; missed: boolean };
+  ok: boolean;
+}
+
+function readFlags(args: string[]) {
+  const values = parseFlags(TOOL, args, {
+    clients: { type: "string" },
+    ops: { type: "string" },
+    url: { type: "string" },
+    token: { type: "string" },
+    models: { type: "string" },
+    mix: { type: "string" },
+    budget: { type: "string" },
+    gpu: { type: "string" },
+    timeout: { type: "string" },
+    "poll-ms": { type: "string" },
+    seed: { type: "string" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  });
+  if (values.help) {
+    console.log(HELP);
+    Deno.exit(0);
+  }
+  try {
+    let mix: Mix;
+    try {
+      mix = parseMix(values.mix ?? DEFAULT_MIX);
+    } catch (error) {
+      throw new UsageError("--mix", (error as Error).message);
+    }
+    const budgetText = values.budget ?? "1MiB";
+    const budgetBytes = parseBytes(budgetText);
+    if (budgetBytes === null || budgetBytes <= 0) {
+      throw new UsageError("--budget", `${JSON.stringify(budgetText)}: expected a size like 1MiB`);
+    }
+    const gpu = values.gpu ?? "software";
+    if (!["auto", "nvidia", "webgpu", "software", "cpu"].includes(gpu)) {
+      throw new UsageError(
+        "--gpu",
+        `${JSON.stringify(gpu)}: expected auto, nvidia, webgpu, software or cpu`,
+      );
+    }
+    const url = urlFlag("--url", values.url);
+    if (url && (values.budget !== undefined || values.gpu !== undefined)) {
+      throw new UsageError(
+        values.budget !== undefined ? "--budget" : "--gpu",
+        "only for the in-process server; a server at --url has its own",
+      );
+    }
+    if (values.models !== undefined) {
+      try {
+        Deno.statSync(values.models);
+      } catch (error) {
+        throw new UsageError("--models", `${values.models}: ${(error as Error).message}`);
+      }
+    }
+    return {
+      clients: numberFlag("--clients", values.clients, 4, { min: 1, max: 1000, integer: true }),
+      ops: numberFlag("--ops", values.ops, 50, { min: 1, max: 1e6, integer: true }),
+      url,
+      token: values.token ?? null,
+      models: values.models ?? null,
+      mix,
+      budgetBytes,
+      budgetText,
+      gpu,
+      timeoutMs: numberFlag("--timeout", values.timeout, 30, { min: 0.1, max: 3600 }) * 1000,
+      pollMs: numberFlag("--poll-ms", values["poll-ms"], 100, { min: 10, max: 60_000 }),
+      seed: numberFlag("--seed", values.seed, Math.floor(Math.random() * 2 ** 31), {
+        min: 0,
+        max: 2 ** 32 - 1,
+        integer: true,
+      }),
+      json: values.json,
+    };
+  } catch (error) {
+    if (error instanceof UsageError) exitUsage(TOOL, error);
+    throw error;
+  }
+}
+
+type Flags = ReturnType<typeof readFlags>;
+
+/** A server to stress: its base URL and how to let it go. */
+interface Target {
+  url: string;
+  mode: "in-process" | "url";
+  close(): Promise<void>;
+}
+
+async function startInProcess(flags: Flags): Promise<Target> {
+  const dir = Deno.makeTempDirSync({ prefix: "headroom-stress-" });
+  let modelsFile = flags.models;
+  if (!modelsFile) {
+    modelsFile = join(dir, "models.json");
+    Deno.writeTextFileSync(modelsFile, JSON.stringify({ models: GENERATED_MODELS }, null, 2));
+  }
+  let config;
+  try {
+    const parsed = parseConfig([
+      "--port=0",
+      `--data-dir=${dir}`,
+      `--models=${modelsFile}`,
+      `--gpu=${flags.gpu}`,
+      `--vram-budget=${flags.budgetText}`,
+      "--sample-ms=100",
+    ], new Map<string, string>());
+    if (parsed.help) throw new Error("unreachable");
+    config = parsed.config;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      exitUsage(TOOL, error.problems.join("; ").replaceAll("--vram-budget", "--budget"));
+    }
+    throw error;
+  }
+  let service: Service;
+  try {
+    service = await startService(config);
+  } catch (error) {
+    Deno.removeSync(dir, { recursive: true });
+    throw error;
+  }
+  const { promise: listening, resolve } = Promise.withResolvers<number>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => resolve(port) },
+    service.app.fetch,
+  );
+  const port = await listening;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    mode: "in-process",
+    async close() {
+      await server.shutdown();
+      await service.close();
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch { /* best effort */ }
+    },
+  };
+}
+
+/** One tensor input as the infer route takes it, built once per model. */
+type InferInputs = Record<string, { type: string; dims: number[]; data: number[] }>;
+
+/** Builds random inputs from a model's reported inputs; null when a shape is not known. */
+function inputsFor(model: ModelReport, random: () => number): InferInputs | null {
+  if (model.inputs.length === 0) return null;
+  const inputs: InferInputs = {};
+  for (const input of model.inputs) {
+    const type = input.type ?? "float32";
+    const dims = input.dims.map((d, i) =>
+      typeof d === "number" && d > 0 ? d : (i === 0 ? 1 : NaN)
+    );
+    if (dims.some((d) => !Number.isFinite(d))) return null;
+    const size = dims.reduce((a, b) => a * b, 1);
+    if (size > 1 << 20) return null;
+    const float = type.startsWith("float");
+    const data = Array.from({ length: size }, () => float ? random() * 2 - 1 : 0);
+    inputs[input.name] = { type, dims, data };
+  }
+  return inputs;
+}
+
+/** Learns the models: their ids, and tensor inputs for those that take tensors. */
+async function discoverModels(
+  flags: Flags,
+  url: string,
+  log: (line: string) => void,
+): Promise<{ ids: string[]; inputs: Map<string, InferInputs> }> {
+  const listed = await callApi<{ models: ModelReport[] }>(url, "/api/v1/models", {
+    token: flags.token,
+    timeoutMs: flags.timeoutMs,
+  });
+  if (listed.status !== 200 || !listed.body) {
+    throw new Error(`GET ${url}/api/v1/models: ${listed.status || listed.errorCode}`);
+  }
+  let models = listed.body.models;
+  if (flags.url && flags.models) {
+    const wanted = new Set(
+      (JSON.parse(Deno.readTextFileSync(flags.models)).models as Array<{ id: string }>).map((m) =>
+        m.id
+      ),
+    );
+    models = models.filter((m) => wanted.has(m.id));
+  }
+  if (models.length === 0) throw new Error("no models to exercise");
+  const random = seededRandom(flags.seed ^ 0x5eed);
+  const inputs = new Map<string, InferInputs>();
+  if (flags.mix.infer > 0) {
+    for (const model of models.filter((m) => !m.plugin)) {
+      let report = model;
+      if (report.inputs.length === 0) {
+        // Shapes are known once a session exists: load it (on the CPU) to learn them.
+        const loaded = await callApi<ModelReport>(url, `/api/v1/models/${model.id}/load`, {
+          method: "POST",
+          body: { device: "cpu" },
+          token: flags.token,
+          timeoutMs: flags.timeoutMs,
+        });
+        if (loaded.status !== 200 || !loaded.body) {
+          log(`${model.id}: left out of infer (loading it to learn its inputs: ${loaded.status})`);
+          continue;
+        }
+        report = loaded.body;
+      }
+      log(`DBG loaded ${model.id}`);
+      const built = inputsFor(report, random);
+      if (built) inputs.set(model.id, built);
+      else log(`${model.id}: left out of infer (its input shapes are not fixed)`);
+    }
+  }
+  return { ids: models.map((m) => m.id), inputs };
+}
+
+/** Polls the service during the run, checking the invariants. */
+function watchInvariants(flags: Flags, url: string, collector: EventCollector) {
+  const stop = new AbortController();
+  const state = {
+    polls: 0,
+    budgetChecks: 0,
+    oomSeen: false,
+    violations: [] as Violation[],
+    source: "unknown",
+  };
+  const checkReport = (report: VramReport) => {
+    collector.add(report);
+    state.source = report.source;
+    if (collector.events().some((e) => e.kind === "oom")) state.oomSeen = true;
+    const offloader = report.offloader;
+    if (!offloader || report.source === "none") return;
+    state.budgetChecks++;
+    const onGpu = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
+    if (onGpu + offloader.headroomBytes > offloader.budgetBytes && !state.oomSeen) {
+      const detail = report.pipelines.filter((p) => p.gpuBytes > 0)
+        .map((p) => `${p.id} ${p.state} ${formatBytes(p.gpuBytes)}`).join(", ");
+      state.violations.push({
+        kind: "budget",
+        at: report.takenAt,
+        message: `pipelines hold ${onGpu} B on the GPU + headroom ${offloader.headroomBytes} B > ` +
+          `budget ${offloader.budgetBytes} B, with no oom event (${detail})`,
+      });
+    }
+  };
+  const poll = async () => {
+    const result = await callApi<VramReport>(url, "/api/v1/hardware/vram", {
+      token: flags.token,
+      timeoutMs: flags.timeoutMs,
+    });
+    state.polls++;
+    if (result.status === 0) {
+      state.violations.push({
+        kind: "unanswered",
+        at: Date.now(),
+        message: `GET /api/v1/hardware/vram: ${result.errorCode} after ${Math.round(result.ms)} ms`,
+      });
+    } else if (result.status === 200 && result.body) checkReport(result.body);
+  };
+  const done = (async () => {
+    while (!stop.signal.aborted) {
+      await poll();
+      await sleep(flags.pollMs, stop.signal);
+    }
+    await poll(); // one last look after the clients are done
+  })();
+  return {
+    state,
+    async stop() {
+      stop.abort();
+      await done;
+    },
+  };
+}
+
+/** One finished operation. */
+interface OpRecord {
+  op: OpKind;
+  result: ApiResult;
+}
+
+function requestFor(
+  op: OpKind,
+  ids: string[],
+  inputs: Map<string, InferInputs>,
+  random: () => number,
+): { method: string; path: string; body?: unknown } {
+  const any = <T>(list: T[]) => list[Math.floor(random() * list.length)];
+  switch (op) {
+    case "infer": {
+      const id = any([...inputs.keys()]);
+      return {
+        method: "POST",
+        path: `/api/v1/pipelines/${id}/infer`,
+        body: { inputs: inputs.get(id) },
+      };
+    }
+    case "load":
+      return { method: "POST", path: `/api/v1/models/${any(ids)}/load`, body: {} };
+    case "offload":
+      return { method: "POST", path: `/api/v1/models/${any(ids)}/offload` };
+    case "check": {
+      const count = 1 + Math.floor(random() * Math.min(3, ids.length));
+      const chosen = [...ids].sort(() => random() - 0.5).slice(0, count);
+      return { method: "POST", path: "/api/v1/hardware/vram/check", body: { pipelines: chosen } };
+    }
+    case "switch":
+      return { method: "POST", path: "/v1/models/switch", body: { model: any(ids) } };
+  }
+}
+
+function statsOf(records: OpRecord[]): OpStats {
+  return {
+    count: records.length,
+    ok: records.filter((r) => r.result.status >= 200 && r.result.status < 300).length,
+    status4xx: records.filter((r) => r.result.status >= 400 && r.result.status < 500).length,
+    status5xx: records.filter((r) => r.result.status >= 500).length,
+    noAnswer: records.filter((r) => r.result.status === 0).length,
+    latencyMs: summarize(records.filter((r) => r.result.status !== 0).map((r) => r.result.ms)),
+  };
+}
+
+async function main(): Promise<number> {
+  const flags = readFlags(Deno.args);
+  const log = (line: string) => console.error(line);
+
+  let target: Target;
+  try {
+    target = flags.url
+      ? { url: flags.url, mode: "url", close: () => Promise.resolve() }
+      : await startInProcess(flags);
+  } catch (error) {
+    log(`${TOOL}: cannot start the in-process server: ${(error as Error).message}`);
+    return 1;
+  }
+  try {
+    return await run(flags, target, log);
+  } catch (error) {
+    log(`${TOOL}: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await target.close();
+  }
+}
+
+async function run(flags: Flags, target: Target, log: (line: string) => void): Promise<number> {
+  const first = await callApi<VramReport>(target.url, "/api/v1/hardware/vram", {
+    token: flags.token,
+    timeoutMs: flags.timeoutMs,
+  });
+  if (first.status !== 200 || !first.body) {
+    throw new Error(
+      `GET ${target.url}/api/v1/hardware/vram: ${first.status || first.errorCode} ${
+        first.errorMessage ?? ""
+      }`,
+    );
+  }
+  log("DBG first vram ok");
+  const { ids, inputs } = await discoverModels(flags, target.url, log);
+  log("DBG discovered");
+  const mix = { ...flags.mix };
+  if (mix.infer > 0 && inputs.size === 0) {
+    log("No model takes plain tensors: infer is left out of the mix.");
+    mix.infer = 0;
+    if (OP_KINDS.every((k) => mix[k] === 0)) throw new Error("nothing left to run in --mix");
+  }
+  if (!flags.json) {
+    log(
+      `Stressing ${target.mode === "url" ? target.url : `an in-process Headroom (${target.url}, ` +
+        `--gpu ${flags.gpu}, budget ${formatBytes(flags.budgetBytes)})`} with ${flags.clients} ` +
+        `clients × ${flags.ops} ops over ${ids.length} models, seed ${flags.seed}`,
+    );
+  }
+
+  const collector = new EventCollector(EventCollector.newestSeq(first.body));
+  const watcher = watchInvariants(flags, target.url, collector);
+  const total = flags.clients * flags.ops;
+  const bar = startProgress("stress", total, { enabled: !flags.json });
+  const records: OpRecord[] = [];
+  let fivexx = 0;
+  let failures = 0;
+  const started = performance.now();
+  const client = async (index: number) => {
+    const random = seededRandom(flags.seed + index * 7919);
+    for (let i = 0; i < flags.ops; i++) {
+      const op = pickOp(mix, random);
+      const request = requestFor(op, ids, inputs, random);
+      const result = await callApi(target.url, request.path, {
+        method: request.method,
+        body: request.body,
+        token: flags.token,
+        timeoutMs: flags.timeoutMs,
+      });
+      records.push({ op, result });
+      if (result.status >= 500) fivexx++;
+      if (result.status === 0 || result.status >= 400) failures++;
+      if (result.status === 0) {
+        watcher.state.violations.push({
+          kind: "unanswered",
+          at: Date.now(),
+          message: `${request.method} ${request.path}: ${result.errorCode} after ${
+            Math.round(result.ms)
+          } ms (${result.errorMessage})`,
+        });
+      }
+      bar.update(records.length, `${failures} errors, ${fivexx} 5xx`);
+    }
+  };
+  await Promise.all(Array.from({ length: flags.clients }, (_, i) => client(i)));
+  const durationMs = performance.now() - started;
+  bar.stop();
+  await watcher.stop();
+
+  const ops: Partial<Record<OpKind, OpStats>> = {};
+  for (const kind of OP_KINDS) {
+    const mine = records.filter((r) => r.op === kind);
+    if (mine.length > 0) ops[kind] = statsOf(mine);
+  }
+  const errorMap = new Map<string, StressResult["errors"][number]>();
+  for (const { op, result } of records) {
+    if (result.status >= 200 && result.status < 400) continue;
+    const code = result.errorCode ?? "unknown";
+    const key = `${op} ${result.status} ${code}`;
+    const entry = errorMap.get(key);
+    if (entry) entry.count++;
+    else {
+      errorMap.set(key, {
+        op,
+        status: result.status,
+        code,
+        count: 1,
+        message: (result.errorMessage ?? "").slice(0, 200),
+      });
+    }
+  }
+  const errors = [...errorMap.values()].sort((a, b) => b.count - a.count);
+  const violations = watcher.state.violations;
+  const result: StressResult = {
+    tool: "stress",
+    target: {
+      mode: target.mode,
+      url: target.url,
+      gpu: target.mode === "in-process" ? flags.gpu : null,
+      budgetBytes: first.body.offloader?.budgetBytes ?? null,
+      source: first.body.source,
+      models: ids,
+    },
+    clients: flags.clients,
+    opsPerClient: flags.ops,
+    mix,
+    seed: flags.seed,
+    durationMs: Math.round(durationMs),
+    totalOps: records.length,
+    opsPerSecond: Math.round((records.length / (durationMs / 1000)) * 10) / 10,
+    ops,
+    overall: statsOf(records),
+    errors,
+    status5xx: fivexx,
+    invariants: {
+      polls: watcher.state.polls,
+      budgetChecks: watcher.state.budgetChecks,
+      oomSeen: watcher.state.oomSeen,
+      violations,
+    },
+    events: { counts: collector.countsByKind(), missed: collector.missedSome },
+    ok: fivexx === 0 && violations.length === 0,
+  };
+  if (flags.json) console.log(JSON.stringify(result, null, 2));
+  else console.log(summary(result));
+  return result.ok ? 0 : 1;
+}
+
+function summary(r: StressResult): string {
+  const row = (name: string, s: OpStats) => [
+    name,
+    s.count,
+    s.ok,
+    s.status4xx,
+    s.status5xx,
+    s.noAnswer,
+    ms(s.latencyMs.p50),
+    ms(s.latencyMs.p95),
+    ms(s.latencyMs.p99),
+    ms(s.latencyMs.max),
+  ];
+  const rows = OP_KINDS.filter((k) => r.ops[k]).map((k) => row(k, r.ops[k]!));
+  rows.push(row("all", r.overall));
+  const parts = [
+    `${r.totalOps} ops in ${(r.durationMs / 1000).toFixed(1)} s: ${r.opsPerSecond} ops/s ` +
+    `(${r.clients} clients × ${r.opsPerClient}, source ${r.target.source}, seed ${r.seed})`,
+    "",
+    formatTable(
+      ["op", "count", "ok", "4xx", "5xx", "no answer", "p50", "p95", "p99", "max"],
+      rows,
+    ),
+    "",
+  ];
+  if (r.errors.length === 0) parts.push("Errors: none");
+  else {
+    parts.push(
+      "Errors by kind:",
+      formatTable(
+        ["op", "status", "code", "count", "example"],
+        r.errors.map((e) => [e.op, e.status, e.code, e.count, e.message.slice(0, 90)]),
+      ),
+    );
+  }
+  const counts = Object.entries(r.events.counts).map(([k, n]) => `${k} ${n}`).join(", ");
+  parts.push(
+    "",
+    `Events during the run: ${counts || "none"}${r.events.missed ? " (some went by unseen)" : ""}`,
+    `Invariants: ${r.invariants.polls} polls, ${r.invariants.budgetChecks} budget checks` +
+      `${r.invariants.oomSeen ? " (an oom event was seen)" : ""}, ` +
+      `${r.invariants.violations.length} violations`,
+  );
+  for (const v of r.invariants.violations.slice(0, 20)) {
+    parts.push(`  ${v.kind}: ${v.message}`);
+  }
+  parts.push(r.ok ? "OK: no 5xx, no invariant violated" : "FAILED: 5xx answers or violations");
+  return parts.join("\n");
+}
+
+if (import.meta.main) Deno.exit(await main());

@@ -1,0 +1,112 @@
+import assert from "node:assert/strict";
+import { startOnFakeGpu } from "./_service.ts";
+
+Deno.test("SSE - past HEADROOM_MAX_STREAMS a new stream gets 503 with Retry-After; a closed one frees its slot", async () => {
+  await using t = await startOnFakeGpu({ maxStreams: 2 });
+  const open = await Promise.all([1, 2].map(() => t.request("/api/v1/hardware/vram/stream")));
+  assert.ok(open.every((r) => r.status === 200));
+  // Read the first event of each so the streams are really running.
+  const readers = open.map((r) => r.body!.getReader());
+  await Promise.all(readers.map((r) => r.read()));
+  const third = await t.request("/api/v1/hardware/vram/stream");
+  assert.equal(third.status, 503);
+  assert.equal(third.headers.get("retry-after"), "5");
+  const body = await third.json();
+  assert.equal(body.error.code, "too_many_streams");
+  assert.match(body.error.message, /HEADROOM_MAX_STREAMS=2/);
+  await readers[0].cancel(); // the client goes away
+  let again: Response | null = null;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    again = await t.request("/api/v1/hardware/vram/stream");
+    if (again.status === 200) break;
+    await again.body?.cancel();
+  }
+  assert.equal(again?.status, 200, "the closed stream's slot came back");
+  await again?.body?.cancel();
+  await readers[1].cancel();
+});
+
+Deno.test("CORS - off by default, on for listed origins only", async () => {
+  {
+    await using t = await startOnFakeGpu({});
+    const response = await t.request("/api/v1/health", {
+      headers: { origin: "https://evil.example" },
+    });
+    assert.equal(response.headers.get("access-control-allow-origin"), null);
+  }
+  await using t = await startOnFakeGpu({ corsOrigins: ["https://ops.example"] });
+  const allowed = await t.request("/api/v1/health", { headers: { origin: "https://ops.example" } });
+  assert.equal(allowed.headers.get("access-control-allow-origin"), "https://ops.example");
+  const other = await t.request("/api/v1/health", { headers: { origin: "https://evil.example" } });
+  assert.notEqual(other.headers.get("access-control-allow-origin"), "https://evil.example");
+});
+
+Deno.test("Access - --token-for-reads guards reads, --token-for-infer guards inference", async () => {
+  const token = "r".repeat(20);
+  const auth = { authorization: `Bearer ${token}` };
+  {
+    await using t = await startOnFakeGpu({ token, tokenForReads: true, gpu: "cpu" });
+    assert.equal((await t.request("/api/v1/hardware/vram")).status, 401);
+    assert.equal((await t.request("/api/v1/hardware/vram", { headers: auth })).status, 200);
+    assert.equal((await t.request("/metrics")).status, 401);
+  }
+  await using t = await startOnFakeGpu({ token, tokenForInfer: true, gpu: "cpu" });
+  assert.equal((await t.request("/api/v1/hardware/vram")).status, 200, "reads stay open");
+  const infer = await t.request("/api/v1/pipelines/ocr-det/infer", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(infer.status, 401);
+  const ocr = await t.request("/api/v1/ocr", {
+    method: "POST",
+    body: "x",
+    headers: { "content-type": "image/png" },
+  });
+  assert.equal(ocr.status, 401);
+});
+
+Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with Retry-After", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "headroom-queue-" });
+  Deno.writeTextFileSync(
+    `${dir}/models.json`,
+    JSON.stringify({
+      models: [{
+        id: "sum",
+        source: "synthetic:64KiB",
+        plugin: new URL("./fixtures/double_sum_plugin.ts", import.meta.url).pathname,
+      }],
+    }),
+  );
+  await using t = await startOnFakeGpu({
+    gpu: "cpu",
+    queueLimit: 1,
+    modelsFile: `${dir}/models.json`,
+  });
+  const post = (payload: unknown) =>
+    t.request("/api/v1/pipelines/sum/infer", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ payload }),
+    });
+  const hanging = post({ hang: true });
+  while (
+    t.service.services.offloader.status().pipelines.find((p) => p.id === "sum")?.activeCount !== 1
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const refused = await post({ values: [1] });
+  assert.equal(refused.status, 429);
+  assert.equal(refused.headers.get("retry-after"), "1");
+  const body = await refused.json();
+  assert.equal(body.error.code, "queue_full");
+  assert.match(body.error.message, /limit 1/);
+  // The hanging request is inside the worker once the pipeline is loaded.
+  while (t.service.services.manager.get("sum").state !== "cpu") {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.service.services.manager.kill("sum", "test over");
+  assert.equal((await hanging).status, 503);
+});
