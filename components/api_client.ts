@@ -46,7 +46,14 @@ function storedToken(): string | null {
   }
 }
 
+/** The cookie that carries the token on reads the page cannot add a header to (EventSource). */
+export const TOKEN_COOKIE = "headroom_token";
+
 function storeToken(token: string | null) {
+  // Reads only: the server accepts this cookie on GET, never on a mutating request.
+  document.cookie = token === null
+    ? `${TOKEN_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict`
+    : `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; SameSite=Strict`;
   try {
     if (token === null) sessionStorage.removeItem(TOKEN_KEY);
     else sessionStorage.setItem(TOKEN_KEY, token);
@@ -97,22 +104,17 @@ export async function errorOf(response: Response): Promise<ApiError> {
 }
 
 /**
- * POSTs `body` as JSON to `path` with the token when one is known; on 401 asks for the
+ * Sends a request to the API with the token when one is known; on 401 asks for the
  * token and retries. Resolves to the OK response; throws an {@link ApiError} otherwise.
  */
-export async function apiPost(path: string, body: unknown = {}): Promise<Response> {
+async function request(path: string, init: RequestInit): Promise<Response> {
   for (;;) {
     const token = memoryToken ?? storedToken();
+    const headers = new Headers(init.headers);
+    if (token) headers.set("Authorization", `Bearer ${token}`);
     let response: Response;
     try {
-      response = await fetch(path, {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/json",
-          ...(token ? { Authorization: `Bearer ${token}` } : {}),
-        },
-        body: JSON.stringify(body),
-      });
+      response = await fetch(path, { ...init, headers });
     } catch (error) {
       throw new ApiError(0, "network", `the service does not answer (${(error as Error).message})`);
     }
@@ -129,14 +131,17 @@ export async function apiPost(path: string, body: unknown = {}): Promise<Respons
   }
 }
 
-/** GETs JSON from `path`; throws an {@link ApiError} for a failure. */
+/** POSTs `body` as JSON to `path` (see {@link request}: the token is asked for on 401). */
+export function apiPost(path: string, body: unknown = {}): Promise<Response> {
+  return request(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** GETs JSON from `path` (with the token when the server guards reads); throws an {@link ApiError}. */
 export async function apiGet<T>(path: string): Promise<T> {
-  let response: Response;
-  try {
-    response = await fetch(path, { cache: "no-store" });
-  } catch (error) {
-    throw new ApiError(0, "network", `the service does not answer (${(error as Error).message})`);
-  }
-  if (!response.ok) throw await errorOf(response);
+  const response = await request(path, { cache: "no-store" });
   return await response.json() as T;
 }

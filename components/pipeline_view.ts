@@ -150,15 +150,20 @@ export function rowView(
         kind: "live",
         title: `${formatBytes(model.gpuBytes)} of GPU buffers alive in its worker (tracked)`,
       }
-      : { text: formatBytes(0), kind: "live", title: "On the CPU: it holds no GPU memory" };
-    const rss = here?.rssDeltaBytes ?? null;
+      : { text: formatBytes(0), kind: "none", title: "On the CPU: it holds no GPU memory" };
+    // Moved from the other device (an eviction): that device's load is what is known.
+    const source = here ?? latest;
+    const kind = here ? "live" : "last";
+    const rss = source?.rssDeltaBytes ?? null;
     ram = rss === null
       ? { text: NONE, kind: "none", title: "Not measured yet" }
-      : ramFigure(rss, "live", "when it loaded");
-    loadTime = here?.loadMs == null ? { text: NONE, kind: "none", title: "Not measured yet" } : {
-      text: formatMs(here.loadMs),
-      kind: "live",
-      title: `Its load took ${formatMs(here.loadMs)}`,
+      : ramFigure(rss, kind, here ? "when it loaded" : `(${measuredWhen(source!, dates)})`);
+    loadTime = source?.loadMs == null ? { text: NONE, kind: "none", title: "Not measured yet" } : {
+      text: formatMs(source.loadMs),
+      kind,
+      title: here
+        ? `Its load took ${formatMs(source.loadMs)}`
+        : `Load took ${formatMs(source.loadMs)} (${measuredWhen(source, dates)})`,
     };
   } else if (never || !latest) {
     const title = "Never loaded: no figures yet (Test load measures every model)";
@@ -182,8 +187,11 @@ export function rowView(
   let idle = NONE;
   if (loaded) {
     if ((activity?.activeCount ?? 0) > 0) idle = "serving";
-    else if (activity) idle = formatAge(activity.idleMs + Math.max(0, now - receivedAt));
-    else if (model.lastUsedAt !== null) idle = formatAge(now - model.lastUsedAt);
+    // lastUsedAt 0: the offloader has not seen a request for it yet.
+    else if (activity && activity.lastUsedAt > 0) {
+      idle = formatAge(activity.idleMs + Math.max(0, now - receivedAt));
+    } else if (model.lastUsedAt) idle = formatAge(Math.max(0, now - model.lastUsedAt));
+    else idle = "unused";
   }
   return {
     indicator,

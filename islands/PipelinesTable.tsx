@@ -267,7 +267,6 @@ export default function PipelinesTable({ initial, gpu, renderedAt }: PipelinesTa
     setAttempt((n) => n + 1); // the profiles the run saved
   };
 
-
   // Without a GPU the VRAM column would read "—" on every row: leave it out.
   const showVram = gpuUsable || held.some((row) => row.model.gpuProfile !== null);
   const activity = new Map<string, Activity>(

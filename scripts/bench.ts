@@ -127,6 +127,9 @@ if (!values.only || "http".includes(values.only)) {
   });
 }
 
+// 3. Dashboard in chromium: device change to screen, and JavaScript shipped.
+if (!values.only || "dashboard".includes(values.only)) rows.push(...await dashboardRows());
+
 const results = { ranAt: new Date().toISOString(), machine: await machineDescription(), rows };
 await Deno.mkdir(`${root}bench`, { recursive: true });
 await Deno.writeTextFile(`${root}bench/results.json`, JSON.stringify(results, null, 2) + "\n");
@@ -142,6 +145,52 @@ else {
     })),
   );
   console.log("Wrote bench/results.json and the README table.");
+}
+
+/**
+ * Runs bench/dashboard.ts (chromium against Headroom on the driver double), which writes
+ * bench/dashboard.json, and turns that into rows. No rows, with a note, when it skips.
+ */
+async function dashboardRows(): Promise<BenchRow[]> {
+  log("[dashboard] chromium: device change to screen, JavaScript bytes");
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "bench/dashboard.ts"],
+    cwd: root,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (run.code === 2) return []; // no chromium or driver double here: it said so
+  if (!run.success) {
+    console.error(`bench/dashboard.ts failed (exit ${run.code})`);
+    Deno.exit(1);
+  }
+  const { latency, javascript } = JSON.parse(
+    await Deno.readTextFile(`${root}bench/dashboard.json`),
+  ) as import("../bench/dashboard.ts").DashboardBench;
+  const how =
+    `chromium; ${latency.changes} changes, NVML double sampled every ${latency.sampleMs} ms`;
+  return [
+    {
+      name: "Dashboard: device change to screen, median",
+      value: latency.medianMs,
+      unit: "ms",
+      note: how,
+    },
+    {
+      name: "Dashboard: device change to screen, p95",
+      value: latency.p95Ms,
+      unit: "ms",
+      target: `< ${latency.targetP95Ms}`,
+      note: how,
+    },
+    {
+      name: "Dashboard: JavaScript shipped (gzip)",
+      value: javascript.gzipBytes,
+      unit: "bytes",
+      note:
+        `the island bundle, its only script; ${javascript.rawBytes} B raw, ${javascript.brotliBytes} B brotli`,
+    },
+  ];
 }
 
 function round(value: number): number {

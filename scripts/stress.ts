@@ -27,8 +27,8 @@ import {
   parseFlags,
   sleep,
   startProgress,
-  UsageError,
   urlFlag,
+  UsageError,
 } from "./_lib/cli.ts";
 import {
   DEFAULT_MIX,
@@ -285,9 +285,7 @@ function inputsFor(model: ModelReport, random: () => number): InferInputs | null
   const inputs: InferInputs = {};
   for (const input of model.inputs) {
     const type = input.type ?? "float32";
-    const dims = input.dims.map((d, i) =>
-      typeof d === "number" && d > 0 ? d : (i === 0 ? 1 : NaN)
-    );
+    const dims = input.dims.map((d, i) => typeof d === "number" && d > 0 ? d : (i === 0 ? 1 : NaN));
     if (dims.some((d) => !Number.isFinite(d))) return null;
     const size = dims.reduce((a, b) => a * b, 1);
     if (size > 1 << 20) return null;
@@ -340,7 +338,6 @@ async function discoverModels(
         }
         report = loaded.body;
       }
-      log(`DBG loaded ${model.id}`);
       const built = inputsFor(report, random);
       if (built) inputs.set(model.id, built);
       else log(`${model.id}: left out of infer (its input shapes are not fixed)`);
@@ -490,9 +487,7 @@ async function run(flags: Flags, target: Target, log: (line: string) => void): P
       }`,
     );
   }
-  log("DBG first vram ok");
   const { ids, inputs } = await discoverModels(flags, target.url, log);
-  log("DBG discovered");
   const mix = { ...flags.mix };
   if (mix.infer > 0 && inputs.size === 0) {
     log("No model takes plain tensors: infer is left out of the mix.");
@@ -501,8 +496,10 @@ async function run(flags: Flags, target: Target, log: (line: string) => void): P
   }
   if (!flags.json) {
     log(
-      `Stressing ${target.mode === "url" ? target.url : `an in-process Headroom (${target.url}, ` +
-        `--gpu ${flags.gpu}, budget ${formatBytes(flags.budgetBytes)})`} with ${flags.clients} ` +
+      `Stressing ${
+        target.mode === "url" ? target.url : `an in-process Headroom (${target.url}, ` +
+          `--gpu ${flags.gpu}, budget ${formatBytes(flags.budgetBytes)})`
+      } with ${flags.clients} ` +
         `clients × ${flags.ops} ops over ${ids.length} models, seed ${flags.seed}`,
     );
   }

@@ -135,6 +135,11 @@ Deno.test("islands - the dashboard links a content-hashed bundle served immutabl
       .exec(html);
     assert.ok(src, "the dashboard links the island bundle");
     assert.match(html, /<!--island:VramStatus:0-->/);
+    // Every island of the page, each server-rendered with its data.
+    for (const island of ["VramHistory", "PipelinesTable", "EventLog"]) {
+      assert.match(html, new RegExp(`<!--island:${island}:\\d+-->`), island);
+    }
+    assert.match(html, /<table class="ptable">/, "the pipelines table is in the HTML");
 
     const plain = await service.app.request(src[1]);
     assert.equal(plain.status, 200);

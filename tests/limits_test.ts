@@ -50,6 +50,20 @@ Deno.test("Access - --token-for-reads guards reads, --token-for-infer guards inf
     assert.equal((await t.request("/api/v1/hardware/vram")).status, 401);
     assert.equal((await t.request("/api/v1/hardware/vram", { headers: auth })).status, 200);
     assert.equal((await t.request("/metrics")).status, 401);
+    // The dashboard's cookie stands in for the header on reads (EventSource cannot send one)…
+    const cookie = { cookie: `headroom_token=${token}` };
+    assert.equal((await t.request("/api/v1/hardware/vram", { headers: cookie })).status, 200);
+    assert.equal(
+      (await t.request("/api/v1/hardware/vram", { headers: { cookie: "headroom_token=wrong" } }))
+        .status,
+      401,
+    );
+    // …but never on a mutating request: a cross-site form cannot ride on it.
+    assert.equal(
+      (await t.request("/api/v1/models/ocr-det/unload", { method: "POST", headers: cookie }))
+        .status,
+      401,
+    );
   }
   await using t = await startOnFakeGpu({ token, tokenForInfer: true, gpu: "cpu" });
   assert.equal((await t.request("/api/v1/hardware/vram")).status, 200, "reads stay open");

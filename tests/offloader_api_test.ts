@@ -331,12 +331,10 @@ gpuTest(
 
     /** Requests `id`, then checks the invariant and answers the new eviction events. */
     const request = async (id: string): Promise<HeadroomEvent[]> => {
-      const t0 = performance.now();
       const response = await api.post(`/api/v1/pipelines/${id}/infer`, input);
       assert.equal(response.status, 200, await response.clone().text());
       assert.equal((await response.json()).device, "gpu", `${id} is served on the GPU`);
       lastUse.set(id, ++clock);
-      console.log("DEBUG", id, performance.now() - t0);
       const report = await api.vram();
       const tracked = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
       assert.equal(report.offloader!.budgetBytes, budget);
@@ -368,7 +366,6 @@ gpuTest(
       assert.match(evictions[0].message, new RegExp(`to make room for ${id}$`));
     }
     for (const e of service.services.events.recent(1000).reverse()) {
-      console.log("EV", e.at % 100000, e.kind, e.pipeline, e.message);
     }
     const evictedSoFar = service.services.events.recent(1000).filter((e) => e.kind === "eviction");
     assert.equal(evictedSoFar.length, 4, "m3, m4, m1 and m3 each evicted one");

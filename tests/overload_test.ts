@@ -73,12 +73,13 @@ Deno.test({
       }
       const loaded = await calibration.services.manager.load(largest, "gpu");
       assert.equal(loaded.state, "gpu");
-      measuredBytes = Math.max(loaded.gpuBytes, loaded.gpuPeakBytes);
+      // Steady-state tracked bytes (a run briefly adds its activations on top).
+      measuredBytes = loaded.gpuBytes;
       assert.ok(measuredBytes > 0, "the largest model's GPU bytes are tracked");
     }
 
     // 2. A budget for two of the six (the smallest is 3/4 of the largest: three never fit).
-    const budget = Math.floor(measuredBytes * 2.25);
+    const budget = Math.floor(measuredBytes * 2.2);
     await using service = await startService(testConfig({
       gpu: "software",
       vramBudget: { kind: "bytes", bytes: budget },
@@ -99,10 +100,16 @@ Deno.test({
     const started = performance.now();
     const send = async (id: string) => {
       perModel[id] = (perModel[id] ?? 0) + 1;
-      const response = await app.request(
-        `/api/v1/pipelines/${id}/infer`,
-        jsonPost(inferBody(id, random)),
-      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const response = await Promise.race([
+        app.request(`/api/v1/pipelines/${id}/infer`, jsonPost(inferBody(id, random))),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`seed ${seed}: a request on ${id} got no answer in 40 s`)),
+            40_000,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
       statuses[response.status] = (statuses[response.status] ?? 0) + 1;
       const body = await response.json();
       if (response.status === 200) {
@@ -118,8 +125,7 @@ Deno.test({
     // Wave 1: every request at once, spread over the six models.
     const wave1 = Array.from({ length: total }, () => MODELS[Math.floor(random() * 6)].id);
     const answered1 = await Promise.all(wave1.map(send));
-    console.log("DEBUG wave1", performance.now() - started, JSON.stringify(statuses));
-    for (const e of services.events.recent(10_000)) console.log("DEBUG", e.at % 1e6, e.kind, e.message.slice(0, 150));
+
     // Wave 2: bursts on one model at a time, so idle models must be evicted for busy ones.
     const order = [...MODELS.map((m) => m.id)].reverse();
     let answered2 = 0;
@@ -171,6 +177,7 @@ Deno.test({
       `seed ${seed}: ${finalTracked} tracked GPU bytes after the load, budget ${budget}`,
     );
     assert.ok(onGpu.length <= 2, `only two fit, yet ${onGpu.join(", ")} are on the GPU`);
+    assert.ok(onGpu.length >= 1, "the GPU was used");
     assert.ok(evictions.length > 0, "wave 2 made the policy evict idle models");
   },
 });

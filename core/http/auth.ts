@@ -4,7 +4,11 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import { HttpError } from "./errors.ts";
+
+/** The cookie the dashboard sets with the token, accepted on GET requests only. */
+export const TOKEN_COOKIE = "headroom_token";
 
 /** Compares two strings in time that depends on their lengths only, not on where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
@@ -21,7 +25,13 @@ export function requireToken(token: string | null): MiddlewareHandler {
   return async (_c, next) => {
     if (token !== null) {
       const header = _c.req.header("authorization") ?? "";
-      const match = /^Bearer\s+(.+)$/i.exec(header);
+      let match = /^Bearer\s+(.+)$/i.exec(header);
+      // A browser's EventSource cannot send a header: on reads (GET) the dashboard's
+      // SameSite=Strict cookie stands in. Never on mutating requests (no CSRF that way).
+      if (!match && _c.req.method === "GET") {
+        const cookie = getCookie(_c, TOKEN_COOKIE);
+        if (cookie) match = ["", cookie] as unknown as RegExpExecArray;
+      }
       if (!match) {
         throw new HttpError(
           401,

@@ -118,7 +118,12 @@ export class ProfileStore implements AsyncDisposable {
     const stale = seq - MAX_STORED_EVENTS;
     const op = this.#kv.atomic().set(["event", seq], event);
     if (stale > 0) op.delete(["event", stale]);
-    await op.commit();
+    try {
+      await op.commit();
+    } catch (error) {
+      if (this.#closed) return; // the service stopped while this write was on its way
+      throw error;
+    }
   }
 
   /** The newest `limit` stored events, newest first. */

@@ -210,6 +210,7 @@ Deno.test({
           /already running/,
         );
         while (!(await reader.read()).done) { /* drain */ }
+        await page.waitForSelector('tr[data-model="captioner"][data-state="unloaded"]');
       });
 
       await t.step("keyboard: the controls are reachable and show focus", async () => {

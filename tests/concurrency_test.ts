@@ -1,0 +1,283 @@
+// Concurrency: 10 HTTP clients doing mixed operations (infer, load, offload, switch,
+// check) at once against a real server (Deno.serve on port 0, fetch over loopback),
+// with real workers on small generated models and a small budget on the software WebGPU
+// adapter. No error beyond the documented 409, the budget invariant holds throughout,
+// nothing hangs. The default run does 10 × 65 operations; HEADROOM_HEAVY=1 does the full
+// 10 × 650. Writes its summary to tests/artifacts/concurrency.json.
+import assert from "node:assert/strict";
+import { startService } from "../core/service.ts";
+import type { VramReport } from "../core/types.ts";
+import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
+import { testConfig } from "./_service.ts";
+
+const HEAVY = Deno.env.get("HEADROOM_HEAVY") === "1";
+const CLIENTS = 10;
+const OPS_PER_CLIENT = HEAVY ? 650 : 65;
+/** No single request may take longer than this. */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** The whole run must end within this. */
+const RUN_TIMEOUT_MS = HEAVY ? 15 * 60_000 : 5 * 60_000;
+const BUDGET_BYTES = 700_000;
+const MODELS: Record<string, string> = {
+  c1: "64KiB",
+  c2: "128KiB",
+  c3: "256KiB",
+  c4: "64KiB",
+  c5: "128KiB",
+};
+/** Operation mix, in percent. Switches restart every worker: they stay rare. */
+const MIX: Array<[Op, number]> = [
+  ["infer", 63],
+  ["load", 8],
+  ["offload", 8],
+  ["check", 20],
+  ["switch", 1],
+];
+/** Statuses each operation may answer: 200, or the documented 409 of a busy/incompatible state. */
+const EXPECTED: Record<Op, number[]> = {
+  infer: [200],
+  load: [200],
+  offload: [200, 409],
+  check: [200],
+  switch: [200],
+};
+
+type Op = "infer" | "load" | "offload" | "check" | "switch";
+
+/** mulberry32: a seeded PRNG, so a failing run can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+Deno.test({
+  name: `Concurrency - ${CLIENTS} clients × ${OPS_PER_CLIENT} mixed operations${
+    HEAVY ? " (HEADROOM_HEAVY=1: full run)" : " (default; HEADROOM_HEAVY=1 runs 10 × 650)"
+  }: no errors, budget kept, nothing hangs`,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "headroom-concurrency-" });
+    const modelsPath = `${dir}/models.json`;
+    Deno.writeTextFileSync(
+      modelsPath,
+      JSON.stringify({
+        models: Object.entries(MODELS).map(([id, size]) => ({ id, source: `synthetic:${size}` })),
+      }),
+    );
+    await using service = await startService(testConfig({
+      gpu: "software",
+      vramBudget: { kind: "bytes", bytes: BUDGET_BYTES },
+      modelsFile: modelsPath,
+      sampleMs: 250,
+    }));
+    if (service.services.monitor.sourceKind !== "webgpu") {
+      console.warn("No WebGPU adapter here: the concurrency test runs only with one");
+      return;
+    }
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+      service.app.fetch,
+    );
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const ids = Object.keys(MODELS);
+    const inputs = Object.fromEntries(ids.map((id) => {
+      const { width } = planSyntheticModel(parseSyntheticSize(MODELS[id]));
+      return [
+        id,
+        JSON.stringify({
+          inputs: {
+            input: {
+              type: "float32",
+              dims: [1, width],
+              data: Array.from({ length: width }, (_, i) => Math.cos(i) / 2),
+            },
+          },
+        }),
+      ];
+    }));
+
+    // Events that excuse a budget overrun (oom), or are failures in themselves.
+    const oomEvents: string[] = [];
+    const failureEvents: string[] = [];
+    const unsubscribe = service.services.events.subscribe((event) => {
+      if (event.kind === "oom") oomEvents.push(event.message);
+      if (event.kind === "failure" || event.kind === "leak") failureEvents.push(event.message);
+    });
+
+    const latencies = new Map<Op, number[]>();
+    const statuses = new Map<string, number>();
+    const errors: string[] = [];
+    const violations: string[] = [];
+    let samples = 0;
+    let maxTracked = 0;
+
+    const send = async (op: Op, id: string, rnd: () => number): Promise<void> => {
+      const post = (path: string, body: string) => ({
+        path,
+        init: { method: "POST", headers: { "content-type": "application/json" }, body },
+      });
+      const { path, init } = op === "infer"
+        ? post(`/api/v1/pipelines/${id}/infer`, inputs[id])
+        : op === "load"
+        ? post(`/api/v1/models/${id}/load`, JSON.stringify({ device: rnd() < 0.5 ? "gpu" : "cpu" }))
+        : op === "offload"
+        ? post(`/api/v1/models/${id}/offload`, "")
+        : op === "switch"
+        ? post("/v1/models/switch", JSON.stringify({ model: id }))
+        : post(
+          "/api/v1/hardware/vram/check",
+          JSON.stringify({ pipelines: ids.filter(() => rnd() < 0.5).concat(id) }),
+        );
+      const started = performance.now();
+      let status: number;
+      let text = "";
+      try {
+        const response = await fetch(base + path, {
+          ...init,
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
+        status = response.status;
+        text = await response.text();
+      } catch (error) {
+        const why = (error as Error).name === "TimeoutError"
+          ? `no answer within ${REQUEST_TIMEOUT_MS} ms`
+          : (error as Error).message;
+        errors.push(`${op} ${id}: ${why}`);
+        statuses.set(`${op} hung`, (statuses.get(`${op} hung`) ?? 0) + 1);
+        return;
+      }
+      const ms = performance.now() - started;
+      if (!latencies.has(op)) latencies.set(op, []);
+      latencies.get(op)!.push(ms);
+      statuses.set(`${op} ${status}`, (statuses.get(`${op} ${status}`) ?? 0) + 1);
+      if (!EXPECTED[op].includes(status)) {
+        errors.push(`${op} ${id}: ${status} ${text.slice(0, 300)}`);
+      } else if (status === 409 && !/not on the GPU|already running/.test(text)) {
+        errors.push(`${op} ${id}: 409 for another reason: ${text.slice(0, 300)}`);
+      }
+    };
+
+    const client = async (index: number) => {
+      const rnd = prng(1000 + index);
+      for (let i = 0; i < OPS_PER_CLIENT; i++) {
+        let pick = rnd() * 100;
+        let op: Op = "infer";
+        for (const [name, weight] of MIX) {
+          if ((pick -= weight) < 0) {
+            op = name;
+            break;
+          }
+        }
+        await send(op, ids[Math.floor(rnd() * ids.length)], rnd);
+      }
+    };
+
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        try {
+          const report: VramReport = await (await fetch(`${base}/api/v1/hardware/vram`, {
+            signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+          })).json();
+          samples++;
+          const tracked = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
+          maxTracked = Math.max(maxTracked, tracked);
+          const { budgetBytes, headroomBytes } = report.offloader!;
+          if (tracked + headroomBytes > budgetBytes && oomEvents.length === 0) {
+            violations.push(
+              `${tracked} tracked + ${headroomBytes} headroom > ${budgetBytes} budget: ${
+                report.pipelines.filter((p) => p.gpuBytes > 0).map((p) =>
+                  `${p.id}=${p.gpuBytes} (${p.state})`
+                ).join(", ")
+              }`,
+            );
+          }
+        } catch (error) {
+          errors.push(`sampling GET /api/v1/hardware/vram: ${(error as Error).message}`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+
+    const started = performance.now();
+    let deadline: number | undefined;
+    try {
+      await Promise.race([
+        Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i))),
+        new Promise((_, reject) => {
+          deadline = setTimeout(
+            () => reject(new Error(`the run did not finish within ${RUN_TIMEOUT_MS} ms`)),
+            RUN_TIMEOUT_MS,
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(deadline);
+      sampling = false;
+      await sampler;
+      unsubscribe();
+      await server.shutdown();
+    }
+    const seconds = (performance.now() - started) / 1000;
+
+    const total = CLIENTS * OPS_PER_CLIENT;
+    const summary = {
+      ranAt: new Date().toISOString(),
+      mode: HEAVY ? "heavy" : "default",
+      clients: CLIENTS,
+      opsPerClient: OPS_PER_CLIENT,
+      operations: total,
+      seconds: round(seconds),
+      opsPerSecond: round(total / seconds),
+      budgetBytes: BUDGET_BYTES,
+      maxTrackedBytes: maxTracked,
+      vramSamples: samples,
+      latencyMs: Object.fromEntries(
+        [...latencies].map(([op, values]) => {
+          const sorted = values.toSorted((a, b) => a - b);
+          return [op, {
+            count: sorted.length,
+            p50: round(percentile(sorted, 50)),
+            p95: round(percentile(sorted, 95)),
+            p99: round(percentile(sorted, 99)),
+            max: round(sorted.at(-1) ?? 0),
+          }];
+        }),
+      ),
+      statuses: Object.fromEntries([...statuses].sort()),
+      evictions: service.services.events.recent(1000).filter((e) => e.kind === "eviction").length,
+      oomEvents: oomEvents.length,
+      errors: errors.length,
+      violations: violations.length,
+    };
+    console.log(JSON.stringify(summary, null, 2));
+    const artifacts = new URL("./artifacts/", import.meta.url);
+    await Deno.mkdir(artifacts, { recursive: true });
+    await Deno.writeTextFile(
+      new URL("concurrency.json", artifacts),
+      JSON.stringify(summary, null, 2) + "\n",
+    );
+
+    assert.deepEqual(errors.slice(0, 20), [], `${errors.length} errors`);
+    assert.deepEqual(violations.slice(0, 10), [], `${violations.length} budget violations`);
+    assert.deepEqual(failureEvents, [], "no worker died and no leak was flagged");
+    const answered = [...statuses].filter(([key]) => !key.endsWith("hung"))
+      .reduce((sum, [, count]) => sum + count, 0);
+    assert.equal(answered, total, "every request got an answer");
+    assert.ok(samples > 0, "the invariant was sampled");
+  },
+});
