@@ -6,6 +6,7 @@
  */
 import { CONFIG_HELP, ConfigError, isLoopback, parseConfig } from "./core/config.ts";
 import { startService } from "./core/service.ts";
+import { CatalogError } from "./core/models/catalog.ts";
 
 function readConfig() {
   try {
@@ -28,10 +29,17 @@ function readConfig() {
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 const config = readConfig();
-const service = await startService(config);
+const service = await startService(config).catch((error) => {
+  if (error instanceof CatalogError) {
+    console.error(error.message);
+    Deno.exit(2);
+  }
+  throw error;
+});
 
 /** The app's fetch handler, for `deno serve` and edge runtimes. */
-export default { fetch: service.app.fetch };
+const handler: Deno.ServeDefaultExport = { fetch: service.app.fetch };
+export default handler;
 
 if (import.meta.main) {
   if (!isLoopback(config.host) && !config.token) {

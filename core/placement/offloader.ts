@@ -209,7 +209,10 @@ export class VramOffloader {
       let device = await this.ensurePlaced(id);
       for (let attempt = 1;; attempt++) {
         try {
-          return await this.#options.target.run(id, input, { device });
+          // The target runs a loaded pipeline where it is. If something unloaded it since
+          // it was placed (a switch), it reloads on the CPU: the GPU is reached only
+          // through the policy's budget check, never around it.
+          return await this.#options.target.run(id, input, { device: "cpu" });
         } catch (error) {
           if (!(error instanceof PipelineError && error.code === "oom") || device === "cpu") {
             throw error;
