@@ -322,7 +322,7 @@ Deno.test("VramOffloader - a GPU load that keeps running out of memory is retrie
   assert.deepEqual(
     log("eviction").map((e) => e.message),
     ["p0", "p1", "p2"].map((id) =>
-      `evicted ${id} (idle 1000 s, 1.00 GiB) after an out-of-memory error on x`
+      `evicted ${id} (never used, 1.00 GiB) after an out-of-memory error on x`
     ),
   );
   assert.equal(

@@ -83,6 +83,7 @@ export class PipelineManager {
   readonly #events: EventLog;
   readonly #options: PipelineManagerOptions;
   readonly #pipelines = new Map<string, Pipeline>();
+  #gpuSessions: Promise<unknown> = Promise.resolve();
 
   constructor(options: PipelineManagerOptions) {
     this.#catalog = options.catalog;
@@ -275,6 +276,18 @@ export class PipelineManager {
     return pipeline;
   }
 
+  /**
+   * GPU sessions are created one at a time across all pipelines: two at once race for
+   * the same free memory (a transient peak neither load alone would reach), and on the
+   * software adapter concurrent shader compilation in several workers was seen to stall
+   * for a minute.
+   */
+  #oneGpuSessionAtATime<T>(op: () => Promise<T>): Promise<T> {
+    const result = this.#gpuSessions.then(op, op);
+    this.#gpuSessions = result.catch(() => {});
+    return result;
+  }
+
   /** Runs `op` after every earlier operation on this pipeline has settled. */
   #enqueue<T>(pipeline: Pipeline, op: () => Promise<T>): Promise<T> {
     pipeline.queued++;
@@ -372,11 +385,17 @@ export class PipelineManager {
     let reply: WorkerReply;
     try {
       const client = await this.#ensureWorker(pipeline);
-      reply = await this.#call(
-        pipeline,
-        () =>
-          !loaded ? client.load(device) : device === "cpu" ? client.offload() : client.rehydrate(),
-      );
+      const move = () =>
+        this.#call(
+          pipeline,
+          () =>
+            !loaded
+              ? client.load(device)
+              : device === "cpu"
+              ? client.offload()
+              : client.rehydrate(),
+        );
+      reply = device === "gpu" ? await this.#oneGpuSessionAtATime(move) : await move();
     } catch (error) {
       pipeline.state = pipeline.client?.alive ? before : "failed";
       pipeline.error = (error as Error).message;

@@ -86,7 +86,8 @@ export interface GpuState {
 export interface EvictionCandidate {
   id: string;
   bytes: number;
-  idleMs: number;
+  /** Time since its last use; null when it was never used. */
+  idleMs: number | null;
 }
 
 /** The answer of a pre-flight check. */
@@ -134,7 +135,8 @@ export function chooseEvictions(
   let freed = 0;
   for (const p of idle) {
     if (freed >= shortfall) break;
-    chosen.push({ id: p.id, bytes: p.gpuBytes, idleMs: Math.max(0, state.now - p.lastUsedAt) });
+    const idleMs = p.lastUsedAt > 0 ? Math.max(0, state.now - p.lastUsedAt) : null;
+    chosen.push({ id: p.id, bytes: p.gpuBytes, idleMs });
     freed += p.gpuBytes;
   }
   return chosen;

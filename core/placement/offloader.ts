@@ -359,9 +359,9 @@ export class VramOffloader {
       events.emit({
         kind: "eviction",
         pipeline: candidate.id,
-        message: `evicted ${candidate.id} (idle ${Math.round(candidate.idleMs / 1000)} s, ${
-          formatBytes(candidate.bytes)
-        }) ${reason}`,
+        message: `evicted ${candidate.id} (${
+          candidate.idleMs === null ? "never used" : `idle ${Math.round(candidate.idleMs / 1000)} s`
+        }, ${formatBytes(candidate.bytes)}) ${reason}`,
       });
     }
     return moved;
