@@ -41,6 +41,12 @@ if (!Number.isFinite(seconds) || seconds < 1) {
   Deno.exit(2);
 }
 
+/**
+ * The same V8 flag as the start and test tasks: without it every worker keeps the CPU
+ * busy re-compiling onnxruntime's 26 MB wasm, and on 2 cores that skews every figure.
+ */
+const V8_FLAGS = "--v8-flags=--wasm-tiering-budget=100000000";
+
 const root = fromFileUrl(new URL("../", import.meta.url));
 
 /** One row of the results: a named figure with its unit and how it was measured. */
@@ -65,7 +71,7 @@ files.sort();
 for (const [i, file] of files.entries()) {
   log(`[${i + 1}/${files.length}] deno bench ${file}`);
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["bench", "--unstable-kv", "--allow-all", "--json", file],
+    args: ["bench", V8_FLAGS, "--allow-all", "--json", file],
     cwd: root,
     stdout: "piped",
     stderr: "inherit",

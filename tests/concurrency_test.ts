@@ -216,7 +216,7 @@ Deno.test({
     })();
 
     const started = performance.now();
-    let deadline: number | undefined;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
     let overrun: Error | null = null;
     try {
       await Promise.race([

@@ -75,7 +75,7 @@ function client(service: Service) {
 }
 
 /** True when the software adapter is there (else the GPU-path test is skipped with a warning). */
-async function hasWebGpu(service: Service): Promise<boolean> {
+function hasWebGpu(service: Service): boolean {
   if (service.services.monitor.sourceKind === "webgpu") return true;
   console.warn("No WebGPU adapter here: the GPU path was not exercised");
   return false;
@@ -91,7 +91,7 @@ gpuTest(
     await using service = await startService(softwareConfig(64 * 2 ** 20, {
       modelsFile: modelsFile({ a: "64KiB", b: "64KiB" }),
     }));
-    if (!(await hasWebGpu(service))) return;
+    if (!hasWebGpu(service)) return;
     const api = client(service);
     const first = await api.post("/v1/models/switch", { model: "a" });
     assert.equal(first.status, 200, await first.clone().text());
@@ -156,7 +156,7 @@ gpuTest(
     });
     {
       await using service = await startService(config);
-      if (!(await hasWebGpu(service))) return;
+      if (!hasWebGpu(service)) return;
       const api = client(service);
       const onGpu = await api.post("/api/v1/models/a/load", { device: "gpu" });
       assert.equal(onGpu.status, 200, await onGpu.clone().text());
@@ -175,7 +175,6 @@ gpuTest(
     assert.ok(a.gpuProfile.gpuPeakBytes! >= a.gpuProfile.gpuLoadBytes!);
     assert.ok(a.gpuProfile.loadMs! > 0);
     assert.ok(a.gpuProfile.offloadMs! > 0, "the offload's time is in the GPU profile");
-    assert.ok(a.cpuProfile, "the offload's CPU session left a CPU profile");
     assert.equal(b.display, "unloaded");
     assert.equal(b.gpuProfile, null);
     assert.ok(b.cpuProfile && b.cpuProfile.loadMs! > 0);
@@ -194,7 +193,7 @@ gpuTest(
       headroomBytes: 0,
       modelsFile: modelsFile({ a: "1MiB", b: "1MiB", c: "1536KiB", huge: "8MiB" }),
     }));
-    if (!(await hasWebGpu(service))) return;
+    if (!hasWebGpu(service)) return;
     const api = client(service);
     const check = async (pipelines: string[]) => {
       const response = await api.post("/api/v1/hardware/vram/check", { pipelines });
@@ -300,7 +299,7 @@ gpuTest(
         modelsFile: models,
         headroomBytes: 0,
       }));
-      if (!(await hasWebGpu(roomy))) return;
+      if (!hasWebGpu(roomy)) return;
       const api = client(roomy);
       for (const id of ids) {
         const response = await api.post(`/api/v1/pipelines/${id}/infer`, input);
@@ -364,8 +363,6 @@ gpuTest(
       assert.equal(evictions[0].pipeline, lru);
       assert.match(evictions[0].message, new RegExp(`^evicted ${lru} \\(idle \\d+ s, .+\\) `));
       assert.match(evictions[0].message, new RegExp(`to make room for ${id}$`));
-    }
-    for (const e of service.services.events.recent(1000).reverse()) {
     }
     const evictedSoFar = service.services.events.recent(1000).filter((e) => e.kind === "eviction");
     assert.equal(evictedSoFar.length, 4, "m3, m4, m1 and m3 each evicted one");

@@ -354,7 +354,13 @@ export class VramOffloader {
         const now = this.#view(candidate.id);
         if (now?.placement !== "gpu" || now.pinned) continue; // pinned or moved meanwhile
       }
-      await target.offload(candidate.id);
+      try {
+        await target.offload(candidate.id);
+      } catch (error) {
+        // Unloaded meanwhile (a switch queued before this offload): its memory is free already.
+        if (error instanceof PipelineError && error.code === "not_loaded") continue;
+        throw error;
+      }
       moved++;
       events.emit({
         kind: "eviction",

@@ -83,7 +83,14 @@ export function startHelloWorld(): Promise<BenchServer> {
 /** Headroom itself, on the NVML test double (tests/.build/libfakegpu.so). */
 export function startHeadroom(root: string): Promise<BenchServer> {
   const main = fromFileUrl(new URL("../../main.ts", import.meta.url));
-  return startServerProcess(["run", "--unstable-kv", "--allow-all", main, "--port", "0"], {
+  return startServerProcess([
+    "run",
+    "--v8-flags=--wasm-tiering-budget=100000000",
+    "--allow-all",
+    main,
+    "--port",
+    "0",
+  ], {
     HEADROOM_NVML_LIBRARY: `${root}tests/.build/libfakegpu.so`,
     HEADROOM_DATA_DIR: Deno.makeTempDirSync({ prefix: "headroom-bench-" }),
   });

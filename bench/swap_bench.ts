@@ -1,0 +1,98 @@
+// Swap cost: a request for an offloaded pipeline (the policy brings it back to the GPU,
+// then it runs) against the same request on a pipeline already on the GPU, both through
+// the infer route of a real service with a real worker, on the software WebGPU adapter
+// and a small generated model. One group, so `deno bench` prints the ratio. Iterations
+// are bounded (a rehydrate is a new WebGPU session: hundreds of ms on a software adapter).
+import { parseConfig } from "../core/config.ts";
+import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
+import { startService } from "../core/service.ts";
+
+const SIZE = "256KiB";
+const dir = Deno.makeTempDirSync({ prefix: "headroom-swap-bench-" });
+const modelsFile = `${dir}/models.json`;
+Deno.writeTextFileSync(
+  modelsFile,
+  JSON.stringify({ models: [{ id: "swap", source: `synthetic:${SIZE}` }] }),
+);
+const parsed = parseConfig([], new Map<string, string>());
+if (parsed.help) throw new Error("unreachable");
+const service = await startService({
+  ...parsed.config,
+  gpu: "software",
+  vramBudget: { kind: "bytes", bytes: 256 * 2 ** 20 },
+  dataDir: `${dir}/data`,
+  modelsFile,
+});
+globalThis.addEventListener("unload", () => {
+  service.close();
+  Deno.removeSync(dir, { recursive: true });
+});
+
+const { width } = planSyntheticModel(parseSyntheticSize(SIZE));
+const body = JSON.stringify({
+  inputs: {
+    input: {
+      type: "float32",
+      dims: [1, width],
+      data: Array.from({ length: width }, (_, i) => Math.sin(i)),
+    },
+  },
+});
+const gpuReady = service.services.monitor.sourceKind === "webgpu";
+if (!gpuReady) console.warn("swap_bench: no WebGPU adapter here; the swap benches are skipped");
+
+/** One infer request through the app; fails loudly if it was not served on the GPU. */
+async function infer(): Promise<void> {
+  const response = await service.app.request("/api/v1/pipelines/swap/infer", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+  const answer = await response.json();
+  if (response.status !== 200 || answer.device !== "gpu") {
+    throw new Error(
+      `infer answered ${response.status} on ${answer.device}: ${JSON.stringify(answer)}`,
+    );
+  }
+}
+
+async function offload(): Promise<void> {
+  const response = await service.app.request("/api/v1/models/swap/offload", { method: "POST" });
+  const answer = await response.json();
+  if (response.status !== 200 || answer.state !== "cpu") {
+    throw new Error(`offload answered ${response.status}: ${JSON.stringify(answer)}`);
+  }
+}
+
+// Load once, compile the shaders, run once: the benches measure the steady state.
+if (gpuReady) {
+  await infer();
+  await offload();
+  await infer();
+}
+
+Deno.bench({
+  name: "swap - request on a pipeline already on the GPU",
+  group: "swap",
+  baseline: true,
+  ignore: !gpuReady,
+  n: 100,
+  warmup: 5,
+  fn: async () => {
+    await infer();
+  },
+});
+
+Deno.bench({
+  name: "swap - request on an offloaded pipeline (rehydrate to the GPU, then run)",
+  group: "swap",
+  ignore: !gpuReady,
+  n: 12,
+  warmup: 2,
+  fn: async (b) => {
+    await offload(); // not timed: each iteration starts from the CPU
+    b.start();
+    await infer();
+    b.end();
+  },
+});
