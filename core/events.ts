@@ -30,6 +30,11 @@ export class EventLog {
     return full;
   }
 
+  /** Number of the newest event (0 before any): changes whenever an event is emitted. */
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
   /** The newest `limit` events, newest first. */
   recent(limit = 100): HeadroomEvent[] {
     return this.#ring.toArray().slice(-limit).reverse();

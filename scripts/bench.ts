@@ -136,6 +136,18 @@ if (!values.only || "http".includes(values.only)) {
 // 3. Dashboard in chromium: device change to screen, and JavaScript shipped.
 if (!values.only || "dashboard".includes(values.only)) rows.push(...await dashboardRows());
 
+// With --only, the other rows of the last full run are kept (their own notes say how they were measured).
+if (values.only) {
+  try {
+    const previous = JSON.parse(await Deno.readTextFile(`${root}bench/results.json`)) as {
+      rows: BenchRow[];
+    };
+    const fresh = new Set(rows.map((row) => row.name));
+    rows.unshift(...previous.rows.filter((row) => !fresh.has(row.name)));
+  } catch {
+    // no earlier results: only this run's rows
+  }
+}
 const results = { ranAt: new Date().toISOString(), machine: await machineDescription(), rows };
 await Deno.mkdir(`${root}bench`, { recursive: true });
 await Deno.writeTextFile(`${root}bench/results.json`, JSON.stringify(results, null, 2) + "\n");

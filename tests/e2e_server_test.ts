@@ -64,10 +64,7 @@ Deno.test("main.ts - serves the double's devices and the SSE stream follows its 
     await child.stderr.cancel().catch(() => {});
     gpu.close();
     Deno.removeSync(dir, { recursive: true });
-    assert.equal(
-      status.success || status.signal === "SIGTERM",
-      true,
-      `exit: ${JSON.stringify(status)}`,
-    );
+    // SIGTERM is a clean shutdown: in-flight work finishes, workers end, KV closes, exit 0.
+    assert.equal(status.code, 0, `exit: ${JSON.stringify(status)}`);
   }
 });
