@@ -136,6 +136,10 @@ if (!values.only || "http".includes(values.only)) {
 // 3. Dashboard in chromium: device change to screen, and JavaScript shipped.
 if (!values.only || "dashboard".includes(values.only)) rows.push(...await dashboardRows());
 
+// 4. Pipelines: worker over main thread (from the Deno.bench rows above), and one-shot
+//    cold load / offload / rehydrate / RSS figures of real pipeline workers.
+if (!values.only || "pipelines".includes(values.only)) rows.push(...await pipelineRows());
+
 // With --only, the other rows of the last full run are kept (their own notes say how they were measured).
 if (values.only) {
   try {
@@ -209,6 +213,109 @@ async function dashboardRows(): Promise<BenchRow[]> {
         `the island bundle, its only script; ${javascript.rawBytes} B raw, ${javascript.brotliBytes} B brotli`,
     },
   ];
+}
+
+/**
+ * Pipelines: the worker-over-main-thread ratio of bench/pipelines_bench.ts (its two
+ * Deno.bench rows of this run), then `bench/pipelines_bench.ts --one-shot` (a fresh process)
+ * for cold loads per model (fresh worker each), offload / rehydrate on the software WebGPU
+ * adapter with tracked GPU bytes, and process RSS per worker for each onnxruntime-web build.
+ */
+async function pipelineRows(): Promise<BenchRow[]> {
+  // The two Deno.bench rows of bench/pipelines_bench.ts (not imported: its top level runs the bench setup).
+  const ours = rows.filter((row) => row.note.startsWith("bench/pipelines_bench.ts"));
+  const main = ours.find((row) => row.name.includes("session on the main thread"));
+  const worker = ours.find((row) => row.name.includes("through the worker"));
+  const out: BenchRow[] = [];
+  if (main && worker) {
+    out.push({
+      name: "pipelines - ocr-det run, worker over main thread",
+      value: worker.value / main.value,
+      unit: "ratio",
+      target: "≤ 1.05",
+      note: "same run; wasm EP, numThreads 1 on both sides; avg over avg",
+    });
+  }
+  log("[pipelines] one-shot: cold load, offload / rehydrate, RSS per worker");
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", V8_FLAGS, "--allow-all", "bench/pipelines_bench.ts", "--one-shot"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!run.success) {
+    console.error(`bench/pipelines_bench.ts --one-shot failed (exit ${run.code})`);
+    Deno.exit(1);
+  }
+  const shot = JSON.parse(
+    new TextDecoder().decode(run.stdout),
+  ) as import("../bench/pipelines_bench.ts").PipelinesOneShot;
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  const list = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(", ");
+  for (const load of shot.loads) {
+    const on = `${load.model} on ${load.device}`;
+    out.push({
+      name: `pipelines - cold load, ${on}`,
+      value: median(load.coldMs),
+      unit: "ms",
+      note: `median of ${load.coldMs.length} fresh workers (${list(load.coldMs)} ms): load() ` +
+        `to reply, ORT import + session create; spawn+init before it ${list(load.startMs)} ms`,
+    });
+    if (load.rehydrateMs.length === 0 || !load.gpuBytes) continue;
+    const how = `median of ${load.rehydrateMs.length} cycles in one worker, a run between`;
+    out.push(
+      {
+        name: `pipelines - offload (GPU → CPU), ${on}`,
+        value: median(load.offloadMs),
+        unit: "ms",
+        note: `${how} (${list(load.offloadMs)} ms); GPU bytes after: ${load.gpuBytes.offloaded}`,
+      },
+      {
+        name: `pipelines - rehydrate (CPU → GPU), ${on}`,
+        value: median(load.rehydrateMs),
+        unit: "ms",
+        note: `${how} (${list(load.rehydrateMs)} ms)`,
+      },
+      {
+        name: `pipelines - rehydrate over cold load, ${on}`,
+        value: median(load.rehydrateMs) / median(load.coldMs),
+        unit: "ratio",
+        note: "medians, same run",
+      },
+      {
+        name: `pipelines - tracked GPU bytes, ${on}`,
+        value: load.gpuBytes.loaded,
+        unit: "bytes",
+        note:
+          `after load; after a run ${load.gpuBytes.ran}, after rehydrate ${load.gpuBytes.rehydrated}, peak ${load.gpuPeakBytes}`,
+      },
+    );
+  }
+  const MB = 2 ** 20;
+  for (const r of shot.rss) {
+    const how = `Deno.memoryUsage().rss delta, one worker alone (${r.model} on ${r.device})`;
+    out.push(
+      {
+        name: `pipelines - RSS per worker, ${r.build} build, idle`,
+        value: (r.idleBytes - r.beforeBytes) / MB,
+        unit: "MB",
+        note: `${how}: spawned + init, no session`,
+      },
+      {
+        name: `pipelines - RSS per worker, ${r.build} build, loaded`,
+        value: (r.loadedBytes - r.beforeBytes) / MB,
+        unit: "MB",
+        note: `${how}; after terminate still +${
+          ((r.afterTerminateBytes - r.beforeBytes) / MB)
+            .toFixed(0)
+        } MB`,
+      },
+    );
+  }
+  return out;
 }
 
 function round(value: number): number {

@@ -16,6 +16,9 @@ import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
 import type { DeviceView, PlacementTarget, PlacementView } from "../core/placement/offloader.ts";
 import type { RunInput, RunOutput, SessionDevice } from "../workers/protocol.ts";
+import { prng } from "../core/random.ts";
+
+export { prng };
 
 export const KiB = 2 ** 10;
 export const MiB = 2 ** 20;
@@ -304,18 +307,6 @@ export class SimGpu implements PlacementTarget, DeviceView {
     p.queue = result.catch(() => {});
     return result;
   }
-}
-
-/** A seeded PRNG (mulberry32): the same seed, the same sequence. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A clock for the offloader that only moves when told. */

@@ -9,6 +9,7 @@ import { startService } from "../core/service.ts";
 import type { VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { testConfig } from "./_service.ts";
+import { prng } from "../core/random.ts";
 
 const HEAVY = Deno.env.get("HEADROOM_HEAVY") === "1";
 const CLIENTS = 10;
@@ -43,18 +44,6 @@ const EXPECTED: Record<Op, number[]> = {
 };
 
 type Op = "infer" | "load" | "offload" | "check" | "switch";
-
-/** mulberry32: a seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;

@@ -10,6 +10,7 @@ import { startService } from "../core/service.ts";
 import { routes } from "../routes/_manifest.ts";
 import { testConfig } from "./_service.ts";
 import { jsonPost, writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
+import { prng } from "../core/random.ts";
 
 const HEAVY = Deno.env.get("HEADROOM_HEAVY") === "1";
 const TOKEN = "fuzz-token-0123456789abcdef";
@@ -18,18 +19,6 @@ const PLUGIN = new URL("./fixtures/double_sum_plugin.ts", import.meta.url).pathn
 const IDS = ["fz-plugin", "fz-tensor"] as const;
 /** A request that takes longer than this counts as hung. */
 const HANG_MS = 20_000;
-
-/** mulberry32: small, fast, seeded. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   /**

@@ -7,22 +7,11 @@ import assert from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { ProfileStore } from "../core/store/profiles.ts";
 import { writeArtifact } from "./fixtures/artifact.ts";
+import { prng } from "../core/random.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const WRITER = fromFileUrl(new URL("./fixtures/kv_writer.ts", import.meta.url));
 const HEAVY = Deno.env.get("HEADROOM_HEAVY") === "1";
-
-/** A small seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs the writer from index `first`, kills it with SIGKILL `killAfterMs` after it is ready; answers the acknowledged indexes. */
 async function writeAndKill(

@@ -9,6 +9,7 @@ import type { Config } from "../core/config.ts";
 import type { HeadroomEvent, ModelReport, VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { testConfig } from "./_service.ts";
+import { readWav } from "./_wav.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
@@ -456,25 +457,6 @@ gpuTest(
     assert.equal(unknown.status, 404);
   },
 );
-
-/** Reads the 16-bit PCM mono WAV fixture into float32 samples in [-1, 1]. */
-function readWav(path: URL): Float32Array {
-  const bytes = Deno.readFileSync(path);
-  const view = new DataView(bytes.buffer);
-  let offset = 12;
-  while (offset < bytes.length) {
-    const id = new TextDecoder().decode(bytes.subarray(offset, offset + 4));
-    const size = view.getUint32(offset + 4, true);
-    if (id === "data") {
-      return Float32Array.from(
-        { length: size / 2 },
-        (_, i) => view.getInt16(offset + 8 + i * 2, true) / 32768,
-      );
-    }
-    offset += 8 + size;
-  }
-  throw new Error("no data chunk");
-}
 
 gpuTest(
   "WebSocket /api/v1/pipelines/silero-vad/stream - probabilities per chunk, active while open",

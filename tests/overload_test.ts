@@ -10,6 +10,7 @@ import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic
 import type { ModelReport } from "../core/types.ts";
 import { testConfig } from "./_service.ts";
 import { delay, jsonPost, writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
+import { prng } from "../core/random.ts";
 
 const HEAVY = Deno.env.get("HEADROOM_HEAVY") === "1";
 const SIZES = ["192KiB", "200KiB", "216KiB", "232KiB", "248KiB", "256KiB"];
@@ -19,18 +20,6 @@ const WIDTHS = new Map(
 );
 /** Statuses a request under overload may get, besides 200 (see core/pipelines/errors.ts). */
 const DOCUMENTED = new Set([200, 429, 503]);
-
-/** mulberry32. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function inferBody(id: string, random: () => number) {
   const width = WIDTHS.get(id)!;

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { startService } from "../core/service.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { testConfig } from "./_service.ts";
+import { readWav } from "./_wav.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 const fixture = (name: string) => new URL(name, FIXTURES).pathname;
@@ -22,25 +23,6 @@ const json = (body: unknown): RequestInit => ({
   headers: { "content-type": "application/json" },
   body: JSON.stringify(body),
 });
-
-/** Reads the 16-bit PCM mono WAV fixture into samples in [-1, 1]. */
-function readWav(path: string): number[] {
-  const bytes = Deno.readFileSync(path);
-  const view = new DataView(bytes.buffer);
-  let offset = 12;
-  while (offset < bytes.length) {
-    const id = new TextDecoder().decode(bytes.subarray(offset, offset + 4));
-    const size = view.getUint32(offset + 4, true);
-    if (id === "data") {
-      return Array.from(
-        { length: size / 2 },
-        (_, i) => view.getInt16(offset + 8 + i * 2, true) / 32768,
-      );
-    }
-    offset += 8 + size;
-  }
-  throw new Error("no data chunk");
-}
 
 Deno.test("POST /api/v1/ocr - reads the fixture's printed text through det → cls → rec", async () => {
   await using service = await startService(testConfig({ gpu: "cpu" }));
@@ -114,7 +96,7 @@ Deno.test("POST /api/v1/ocr - bad uploads get a 4xx that names the problem", asy
 
 Deno.test("POST /api/v1/pipelines/silero-vad/infer - speech probabilities in [0, 1], higher in speech", async () => {
   await using service = await startService(testConfig({ gpu: "cpu" }));
-  const samples = readWav(fixture("vad_speech.wav"));
+  const samples = Array.from(readWav(fixture("vad_speech.wav")));
   const response = await service.app.request(
     "/api/v1/pipelines/silero-vad/infer",
     json({ payload: { samples } }),

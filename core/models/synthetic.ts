@@ -11,6 +11,7 @@
  */
 import protoRoot from "onnx-proto";
 import type { onnx as OnnxNamespace } from "onnx-proto";
+import { prng } from "../random.ts";
 
 // onnx-proto is CommonJS (`module.exports = $root`): the namespace lives on the default export.
 const onnx = (protoRoot as unknown as { onnx: typeof OnnxNamespace }).onnx;
@@ -104,18 +105,6 @@ export function planSyntheticModel(bytes: number, width?: number): SyntheticPlan
     layers = Math.max(1, Math.round(bytes / perLayer(w)));
   }
   return { width: w, layers, weightBytes: layers * perLayer(w) };
-}
-
-/** mulberry32: a tiny seeded PRNG; enough to make weights deterministic and varied. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // protobufjs Writer from onnx-proto's own runtime (an empty message encodes to nothing).

@@ -3,21 +3,10 @@
  * source (NVML, CUDA runtime, a WebGPU adapter with a budget) implements it.
  * @module
  */
-import type { VramSourceKind } from "../types.ts";
+import type { DeviceSnapshot, VramSourceKind } from "../types.ts";
 
-/** One device's figures as a source reads them (the monitor adds state and time). */
-export interface DeviceReading {
-  index: number;
-  name: string;
-  uuid: string;
-  totalBytes: number;
-  usedBytes: number;
-  freeBytes: number;
-  /** What this process holds on the device, 0 when the source cannot tell. */
-  reservedBytes: number;
-  utilizationPercent: number | null;
-  temperatureC: number | null;
-}
+/** One device's figures as a source reads them (the monitor adds activity, state and time). */
+export type DeviceReading = Omit<DeviceSnapshot, "activeBytes" | "state" | "error" | "takenAt">;
 
 /** A device read, or the driver's error for it (for example NVML_ERROR_GPU_IS_LOST). */
 export type DeviceResult =
