@@ -100,7 +100,7 @@ Deno.test({
         await page.keyboard.type(TOKEN); // the field has the focus
         await screenshot(page, "pipelines-token");
         await page.keyboard.press("Enter");
-        await page.waitForSelector('tr[data-model="vad"][data-state="cpu"]', { timeout: 15_000 });
+        await page.waitForSelector('tr[data-model="vad"][data-state="cpu"]', { timeout: 60_000 });
         assert.equal(await form.count(), 0);
         assert.equal(await row(page, "vad").getAttribute("data-indicator"), "cpu");
         assert.notEqual(await cell(page, "vad", "load").innerText(), "—");
