@@ -21,7 +21,7 @@ import {
   launch,
   measureScreenLatency,
   openPage,
-  serve,
+  serveOnFakeGpu,
   setUsedPercent,
   stop,
   writeModelsFile,
@@ -77,16 +77,7 @@ async function main() {
   let harness: Harness | undefined;
   let browser: Browser | undefined;
   try {
-    harness = await serve([
-      "--gpu",
-      "nvidia",
-      "--nvml-library",
-      gpu.path,
-      "--vram-budget",
-      "90%",
-      "--models",
-      modelsFile,
-    ]);
+    harness = await serveOnFakeGpu(gpu, ["--models", modelsFile]);
     const sampleMs = harness.service.services.config.sampleMs; // the harness's 100 ms
     const html = await (await harness.service.app.request("/")).text();
     const src = /<script type="module" src="([^"]+)">/.exec(html)?.[1];

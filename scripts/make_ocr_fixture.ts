@@ -5,7 +5,7 @@
  * Run: `deno run --allow-all scripts/make_ocr_fixture.ts` (needs Debian's `chromium`).
  * @module
  */
-import { chromium } from "playwright-core";
+import { launchChromium } from "./_lib/chromium.ts";
 
 /** The text the fixture shows, one entry a line; the OCR test expects exactly this. */
 export const OCR_FIXTURE_LINES = ["HELLO WORLD 2026", "Headroom keeps VRAM"] as const;
@@ -20,18 +20,7 @@ ${OCR_FIXTURE_LINES.map((line) => `<div>${line}</div>`).join("")}
 </div></body></html>`;
 
 if (import.meta.main) {
-  const browser = await chromium.launch({
-    executablePath: Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ deviceScaleFactor: 1 });
     await page.setContent(HTML);

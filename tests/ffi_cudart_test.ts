@@ -16,17 +16,7 @@ import {
 } from "../ffi/cudart.ts";
 import { openNvml } from "../ffi/nvml.ts";
 import { FAKE_GPU_STATE_ENV, FakeGpu, GiB } from "./fake_gpu.ts";
-
-/** Runs fn and returns what it threw, asserting it is an instance of cls. */
-function catchError<T>(fn: () => unknown, cls: new (...args: never[]) => T): T {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    return err;
-  }
-  assert.fail(`expected ${cls.name} to be thrown`);
-}
+import { catchError } from "./_assert.ts";
 
 /** A private double and a CUDA runtime opened on it, closed together. */
 function open(): { gpu: FakeGpu; cuda: Cudart } & Disposable {

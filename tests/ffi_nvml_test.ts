@@ -17,17 +17,7 @@ import {
   openNvml,
 } from "../ffi/nvml.ts";
 import { FAKE_GPU_NOV2_PATH, FAKE_GPU_PATH, FakeGpu, GiB, NOT_AVAILABLE } from "./fake_gpu.ts";
-
-/** Runs fn and returns what it threw, asserting it is an instance of cls. */
-function catchError<T>(fn: () => unknown, cls: new (...args: never[]) => T): T {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    return err;
-  }
-  assert.fail(`expected ${cls.name} to be thrown`);
-}
+import { catchError } from "./_assert.ts";
 
 /** A private double and an NVML session opened on it, closed together. */
 function open(path = FAKE_GPU_PATH): { gpu: FakeGpu; nvml: Nvml } & Disposable {

@@ -8,13 +8,14 @@
  * are skipped locally and fail when `CI` is set: see {@link browserMissing}.
  * @module
  */
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { CHROMIUM_PATH, launchChromium } from "../../scripts/_lib/chromium.ts";
 import { type Config, parseConfig } from "../../core/config.ts";
 import { type Service, startService } from "../../core/service.ts";
 import { FAKE_GPU_PATH, type FakeGpu } from "../fake_gpu.ts";
 
 /** Debian's chromium. */
-export const CHROMIUM = "/usr/bin/chromium";
+export const CHROMIUM = CHROMIUM_PATH;
 /** Where screenshots and measurements go. */
 export const ARTIFACTS: URL = new URL("../artifacts/", import.meta.url);
 /** The live stream's path (the one {@link StreamCutter} can cut). */
@@ -139,20 +140,25 @@ export async function writeModelsFile(models: unknown[]): Promise<string> {
   return path;
 }
 
-/** Headless chromium. */
+/**
+ * A Headroom on the private driver double `gpu`, reading it through NVML, with a 90 %
+ * budget, plus any further flags: how every dashboard test and the benchmark start one.
+ */
+export function serveOnFakeGpu(gpu: FakeGpu, extraArgs: string[] = []): Promise<Harness> {
+  return serve([
+    "--gpu",
+    "nvidia",
+    "--nvml-library",
+    gpu.path,
+    "--vram-budget",
+    "90%",
+    ...extraArgs,
+  ]);
+}
+
+/** Headless chromium (the one launch shared with the fixture script). */
 export function launch(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
+  return launchChromium();
 }
 
 /** A page at `url` that records console errors and uncaught exceptions, once hydrated. */

@@ -22,6 +22,7 @@ import {
   openPage,
   screenshot,
   serve,
+  serveOnFakeGpu,
   setUsedPercent as setShare,
   stop,
   waitForUsed,
@@ -54,14 +55,7 @@ Deno.test({
     let harness: Harness | undefined;
     let browser: Browser | undefined;
     try {
-      harness = await serve([
-        "--gpu",
-        "nvidia",
-        "--nvml-library",
-        gpu.path,
-        "--vram-budget",
-        "90%",
-      ]);
+      harness = await serveOnFakeGpu(gpu);
       browser = await launch();
       const { page, errors } = await openPage(browser, harness.url);
       const h = harness;

@@ -22,6 +22,7 @@ import {
   openPage,
   screenshot,
   serve,
+  serveOnFakeGpu,
   stop,
   waitForUsed,
   writeModelsFile,
@@ -267,16 +268,7 @@ Deno.test({
     let browser: Browser | undefined;
     const modelsFile = await writeModelsFile(MODELS);
     try {
-      harness = await serve([
-        "--gpu",
-        "nvidia",
-        "--nvml-library",
-        gpu.path,
-        "--vram-budget",
-        "90%",
-        "--models",
-        modelsFile,
-      ]);
+      harness = await serveOnFakeGpu(gpu, ["--models", modelsFile]);
       const h = harness;
       const report: VramReport = await (await fetch(new URL("/api/v1/hardware/vram", h.url)))
         .json();
