@@ -30,7 +30,7 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 
 const config = readConfig();
 const service = await startService(config).catch((error) => {
-  if (error instanceof CatalogError) {
+  if (error instanceof CatalogError || error instanceof ConfigError) {
     console.error(error.message);
     Deno.exit(2);
   }

@@ -12,7 +12,7 @@ import type {
   PipelineReport,
   PipelineState,
 } from "../core/types.ts";
-import type { LoadMeasurement } from "../core/pipelines/measure.ts";
+import type { LoadMeasurement } from "../core/placement/measurements.ts";
 import { formatAge, formatBytes } from "./vram_format.ts";
 
 /**

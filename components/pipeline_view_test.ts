@@ -52,6 +52,8 @@ const activity = (over: Partial<Activity> = {}): Activity => ({
   pinned: false,
   lastUsedAt: NOW - 30_000,
   idleMs: 30_000,
+  keepAliveDeadline: null,
+  idleAction: "offload",
   ...over,
 });
 

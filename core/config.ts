@@ -37,7 +37,7 @@ export interface Config {
   kv: string | null;
   gpu: GpuMode;
   vramBudget: VramBudget | null;
-  /** Free VRAM to keep, in bytes (capped later at a tenth of a small device or budget). */
+  /** Free VRAM to keep, in bytes, exactly as configured (one at or above the budget is a start-up error). */
   headroomBytes: number;
   sampleMs: number;
   historyMs: number;
@@ -47,6 +47,14 @@ export interface Config {
   cudartLibrary: string | null;
   /** What to do when a model cannot fit on the GPU even after evicting. */
   onInsufficientVram: "cpu" | "reject";
+  /** shared: models coexist; exclusive: a request for a model that is not loaded switches to it. */
+  mode: "shared" | "exclusive";
+  /** Default idle time after which a model is offloaded or unloaded; null = off. */
+  keepAliveMs: number | null;
+  /** What keep-alive does when it runs out: move to the CPU, or unload. */
+  idleAction: "offload" | "unload";
+  /** A request past this (queue included) answers 504; a worker stuck past it is replaced. */
+  requestTimeoutMs: number;
 }
 
 /** Thrown when one or more values are bad; `problems` holds one message per value. */
@@ -76,6 +84,10 @@ const SETTINGS = {
   corsOrigins: { flag: "cors-origins", env: "HEADROOM_CORS_ORIGINS" },
   maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
   queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
+  mode: { flag: "mode", env: "HEADROOM_MODE" },
+  keepAlive: { flag: "keep-alive", env: "HEADROOM_KEEP_ALIVE" },
+  idleAction: { flag: "idle-action", env: "HEADROOM_IDLE_ACTION" },
+  requestTimeout: { flag: "request-timeout", env: "HEADROOM_REQUEST_TIMEOUT" },
 } as const;
 
 /** On/off settings: a flag without a value, or its variable set to 1/true/yes or 0/false/no. */
@@ -187,6 +199,25 @@ const schema = z.object({
   }).optional(),
   maxStreams: count(1, 100_000).prefault("64"),
   queueLimit: count(1, 100_000).prefault("32"),
+  mode: z.enum(["shared", "exclusive"], { error: "expected shared or exclusive" }).default(
+    "shared",
+  ),
+  keepAlive: z.string().transform((text, ctx) => {
+    if (["off", "0", "none", "never"].includes(text.trim().toLowerCase())) return null;
+    const ms = parseDurationMs(text);
+    if (ms === null || ms < 1_000 || ms > 30 * 86_400_000) {
+      ctx.addIssue({
+        code: "custom",
+        message: "expected off or a duration from 1 s to 30 days, like 5m or 1h",
+      });
+      return z.NEVER;
+    }
+    return ms;
+  }).optional(),
+  idleAction: z.enum(["offload", "unload"], { error: "expected offload or unload" }).default(
+    "offload",
+  ),
+  requestTimeout: duration(100, 86_400_000).prefault("120s"),
 });
 
 /** Help text for `--help`: every flag with its variable. */
@@ -213,6 +244,15 @@ Flags (each also read from its environment variable; a flag wins):
   --nvml-library PATH            HEADROOM_NVML_LIBRARY  libnvidia-ml.so to load
   --cudart-library PATH          HEADROOM_CUDART_LIBRARY libcudart.so to load
   --on-insufficient-vram MODE    HEADROOM_ON_INSUFFICIENT_VRAM  cpu | reject (cpu)
+  --mode MODE                    HEADROOM_MODE          shared | exclusive: a request for a model
+                                                        that is not loaded switches to it (shared)
+  --keep-alive DURATION          HEADROOM_KEEP_ALIVE    idle time before a model is offloaded or
+                                                        unloaded, e.g. 5m (off); per model in the models file
+  --idle-action ACTION           HEADROOM_IDLE_ACTION   offload | unload when keep-alive runs out (offload)
+  --request-timeout DURATION     HEADROOM_REQUEST_TIMEOUT  a request past it answers 504 (120s)
+
+The headroom is used exactly as given; one at or above the VRAM budget (or the device's
+total) is refused at start with both figures. GET /api/v1/hardware/vram shows the one in force.
   --help                                                print this help
 `;
 
@@ -311,6 +351,10 @@ export function parseConfig(
     nvmlLibrary: value.nvmlLibrary ?? null,
     cudartLibrary: value.cudartLibrary ?? null,
     onInsufficientVram: value.onInsufficientVram,
+    mode: value.mode,
+    keepAliveMs: value.keepAlive ?? null,
+    idleAction: value.idleAction,
+    requestTimeoutMs: value.requestTimeout,
   };
   const problems = crossChecks(config);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -339,7 +383,21 @@ function crossChecks(config: Config): string[] {
         `a WebGPU adapter does not report its memory`,
     );
   }
+  const budget = config.vramBudget;
+  if (budget?.kind === "bytes" && config.headroomBytes >= budget.bytes) {
+    problems.push(headroomProblem(config.headroomBytes, budget.bytes, "the VRAM budget"));
+  }
   return problems;
+}
+
+/**
+ * The message for a headroom at or above the budget: nothing could ever be placed.
+ * Used at parse time for a budget in bytes, and at start for a share of the device.
+ */
+export function headroomProblem(headroomBytes: number, budgetBytes: number, what: string): string {
+  return `HEADROOM_HEADROOM: the headroom (${headroomBytes} bytes) is at or above ${what} ` +
+    `(${budgetBytes} bytes): nothing could be placed on the GPU. Lower --headroom or raise ` +
+    `--vram-budget.`;
 }
 
 /** True for addresses only this machine can reach. */

@@ -18,7 +18,12 @@ export class EventLog {
 
   /** Records an event (numbered and timed here) and tells the subscribers. */
   emit(event: Omit<HeadroomEvent, "seq" | "at">): HeadroomEvent {
-    const full: HeadroomEvent = { seq: ++this.#seq, at: Date.now(), ...event };
+    const full: HeadroomEvent = {
+      seq: ++this.#seq,
+      at: Date.now(),
+      ...event,
+      model: event.model ?? event.pipeline,
+    };
     this.#ring.push(full);
     for (const listener of this.#listeners) {
       try {
@@ -28,6 +33,18 @@ export class EventLog {
       }
     }
     return full;
+  }
+
+  /**
+   * Puts events saved by an earlier run back (oldest first after this call), so the log
+   * shows them after a restart; new events number on from the newest.
+   */
+  restore(events: HeadroomEvent[]): void {
+    const oldestFirst = [...events].sort((a, b) => a.seq - b.seq || a.at - b.at);
+    for (const event of oldestFirst) {
+      this.#ring.push(event);
+      this.#seq = Math.max(this.#seq, event.seq);
+    }
   }
 
   /** Number of the newest event (0 before any): changes whenever an event is emitted. */

@@ -15,8 +15,8 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
     reason: monitor.reason,
     driverVersion: monitor.source.driverVersion,
     devices: current.devices,
-    pipelines: services.manager.placements(),
-    offloader: services.offloader.status(),
+    pipelines: services.scheduler.placements(),
+    offloader: services.scheduler.status(),
     events: services.events.recent(20),
     takenAt: current.takenAt,
   };

@@ -1,12 +1,13 @@
 /**
  * The running service: picks the VRAM source, starts the monitor, reads the model
- * catalog, opens the profile store, creates the pipeline manager and the offloader,
- * builds the app. `main.ts` and the tests both start Headroom through {@link startService}.
+ * catalog, opens the profile store, creates the worker host (the PipelineManager) and
+ * the Scheduler that alone drives it, builds the app. `main.ts` and the tests both start
+ * Headroom through {@link startService}.
  * @module
  */
 import { join } from "node:path";
 import type { Hono } from "hono";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError, headroomProblem } from "./config.ts";
 import { createApp } from "./app.ts";
 import { EventLog } from "./events.ts";
 import type { AppEnv, Services } from "./http/context.ts";
@@ -14,8 +15,8 @@ import { type Catalog, loadCatalog } from "./models/catalog.ts";
 import { chooseSource } from "./monitor/choose_source.ts";
 import { VramMonitor } from "./monitor/vram_monitor.ts";
 import { PipelineManager } from "./pipelines/manager.ts";
-import { effectiveHeadroom, type ModelFootprint } from "./placement/budget.ts";
-import { type DeviceView, VramOffloader } from "./placement/offloader.ts";
+import type { ModelFootprint } from "./placement/budget.ts";
+import { type DeviceView, type Meter, Scheduler } from "./placement/scheduler.ts";
 import { ProfileStore } from "./store/profiles.ts";
 import { preparePageAssets } from "./islands/bundle.ts";
 import { StreamLimiter } from "./http/limits.ts";
@@ -24,6 +25,8 @@ import { StreamLimiter } from "./http/limits.ts";
 export interface Service extends AsyncDisposable {
   app: Hono<AppEnv>;
   services: Services;
+  /** The worker host, for tests that fake a crash (routes only see the scheduler). */
+  host: PipelineManager;
   close(): Promise<void>;
 }
 
@@ -45,41 +48,77 @@ export async function startService(config: Config): Promise<Service> {
     activeBytes: (index) => (index === 0 ? trackedBytes() : 0),
   });
   const events = new EventLog();
+  events.restore(await store.recentEvents(100).catch(() => []));
+  const usesDriver = source.kind === "nvml" || source.kind === "cudart";
   manager = new PipelineManager({
     catalog,
     events,
     profiles: store,
     gpuAvailable: source.kind !== "none",
-    deviceUsedBytes: source.kind === "nvml" || source.kind === "cudart"
-      ? () => monitor.sample().devices.reduce((sum, d) => sum + d.usedBytes, 0)
+    deviceUsedBytes: usesDriver
+      ? () => monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0)
       : undefined,
   });
-  const pipelines = manager;
-  const offloader = new VramOffloader({
-    target: pipelines,
-    device: deviceView(monitor, trackedBytes),
+  const host = manager;
+  monitor.start();
+  // The headroom is used as configured: at or above the budget nothing could ever be placed.
+  const total = monitor.current().devices[0]?.totalBytes ?? 0;
+  if (source.kind !== "none" && total > 0) {
+    const budget = budgetBytes(config, total);
+    if (config.headroomBytes >= budget) {
+      monitor.stop();
+      store.close();
+      throw new ConfigError([
+        headroomProblem(
+          config.headroomBytes,
+          budget,
+          config.vramBudget ? "the VRAM budget" : "the device's total memory",
+        ),
+      ]);
+    }
+  }
+  const meter: Meter = {
+    rssBytes: () => Deno.memoryUsage().rss,
+    deviceUsedBytes: () =>
+      usesDriver ? monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0) : null,
+  };
+  const scheduler = new Scheduler({
+    host,
+    device: deviceView(monitor, host),
     events,
     budgetFor: (total) => budgetBytes(config, total),
-    headroomFor: (budget) => effectiveHeadroom(config.headroomBytes, budget),
-    footprint: footprintOf(catalog, pipelines, store),
+    headroomBytes: config.headroomBytes,
+    footprint: footprintOf(catalog, host, store),
     onInsufficientVram: config.onInsufficientVram,
+    mode: config.mode,
     queueLimit: config.queueLimit,
+    requestTimeoutMs: config.requestTimeoutMs,
+    keepAlive: (id) => {
+      const model = catalog.find(id);
+      return {
+        ms: model?.keepAliveMs === undefined ? config.keepAliveMs : model.keepAliveMs,
+        idleAction: model?.idleAction ?? config.idleAction,
+      };
+    },
+    meter,
   });
   const unsubscribeEvents = events.subscribe((event) => {
     store.appendEvent(event).catch((error) => console.error("Saving an event failed:", error));
   });
   const unsubscribeMonitor = monitor.subscribe(() => {
-    offloader.enforceHeadroom().catch((error) =>
+    scheduler.enforceHeadroom().catch((error) =>
       console.error("Restoring the headroom failed:", error)
     );
   });
-  monitor.start();
+  const preload = catalog.list().filter((m) => m.preload).map((m) => m.id);
+  if (preload.length > 0) {
+    scheduler.preload(preload).catch((error) => console.error("Preloading failed:", error));
+  }
   const services: Services = {
     config,
     monitor,
     catalog,
-    manager: pipelines,
-    offloader,
+    scheduler,
     events,
     store,
     streams: new StreamLimiter(config.maxStreams),
@@ -92,13 +131,14 @@ export async function startService(config: Config): Promise<Service> {
       closed = true;
       unsubscribeMonitor();
       unsubscribeEvents();
-      pipelines.close();
+      scheduler.close();
+      host.close();
       monitor.stop();
       store.close();
     }
     return Promise.resolve();
   };
-  return { app, services, close, [Symbol.asyncDispose]: close };
+  return { app, services, host, close, [Symbol.asyncDispose]: close };
 }
 
 /** Headroom's allowance on a device of `totalBytes`: the budget in bytes or as a share, else the total. */
@@ -110,22 +150,40 @@ export function budgetBytes(config: Pick<Config, "vramBudget">, totalBytes: numb
 }
 
 /**
- * Device 0 as the offloader sees it: the monitor's latest sample, corrected for what our
- * own pipelines allocated or freed since it was taken (tracked bytes change at once; a
- * driver's figures only at the next sample).
+ * Device 0 as the scheduler reads it: the monitor's latest sample, or a fresh driver read
+ * (without touching the history) when a decision needs one. `trackedBytes` is what our
+ * pipelines held when the figures were read, so the scheduler can correct an older sample.
  */
-function deviceView(monitor: VramMonitor, trackedBytes: () => number): DeviceView {
+function deviceView(monitor: VramMonitor, host: PipelineManager): DeviceView {
+  const confirmsReleases = monitor.sourceKind === "nvml" || monitor.sourceKind === "cudart";
   return {
-    available: () => monitor.sourceKind !== "none",
-    read: () => {
-      const device = monitor.current().devices[0];
-      if (!device || device.state === "lost") {
-        return { freeBytes: 0, totalBytes: device?.totalBytes ?? 0 };
+    read: (fresh) => {
+      if (monitor.sourceKind === "none") {
+        return {
+          state: "none",
+          freeBytes: 0,
+          totalBytes: 0,
+          trackedBytes: host.trackedBytes(),
+          confirmsReleases: false,
+        };
       }
-      const ownChange = trackedBytes() - device.activeBytes;
+      const device = (fresh ? monitor.peek() : monitor.current()).devices[0];
+      if (!device) {
+        return {
+          state: "none",
+          freeBytes: 0,
+          totalBytes: 0,
+          trackedBytes: host.trackedBytes(),
+          confirmsReleases: false,
+        };
+      }
       return {
-        freeBytes: Math.max(0, device.freeBytes - ownChange),
+        state: device.state,
+        freeBytes: device.freeBytes,
         totalBytes: device.totalBytes,
+        trackedBytes: device.activeBytes,
+        confirmsReleases,
+        error: device.error,
       };
     },
   };

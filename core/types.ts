@@ -7,8 +7,12 @@
 /** Where the VRAM figures come from, best first. */
 export type VramSourceKind = "nvml" | "cudart" | "webgpu" | "none";
 
-/** Health of one device as the last sample saw it. */
-export type DeviceState = "ok" | "lost";
+/**
+ * Health of one device as the last sample saw it: "lost" only for the driver's real
+ * "GPU is gone" codes; "error" for any other driver error (the figures are the last good
+ * ones, and nothing is evicted on them).
+ */
+export type DeviceState = "ok" | "error" | "lost";
 
 /** One device's memory and load at one instant. Bytes are plain numbers (exact below 8 PiB). */
 export interface DeviceSnapshot {
@@ -20,14 +24,16 @@ export interface DeviceSnapshot {
   freeBytes: number;
   /** What this process holds on the device, from NVML's process list (0 when unknown). */
   reservedBytes: number;
+  /** Why `reservedBytes` is unknown (no process list on this driver), when it is. */
+  reservedUnknown?: string;
   /** Bytes of live GPU buffers tracked inside the pipeline workers. */
   activeBytes: number;
   /** GPU busy percent, or null when the source cannot tell. */
   utilizationPercent: number | null;
   temperatureC: number | null;
-  /** "lost" when the driver stopped answering for this device; figures are the last known. */
+  /** "lost" when the driver says the GPU is gone, "error" for another driver error; figures are the last known. */
   state: DeviceState;
-  /** The driver's error while `state` is "lost". */
+  /** The driver's error while `state` is not "ok". */
   error?: string;
   /** Milliseconds since the epoch. */
   takenAt: number;
@@ -137,18 +143,57 @@ export interface ModelReport {
   /** A GPU leak found after a release (bytes still tracked or not returned to the device). */
   leak: string | null;
   pinned: boolean;
+  /** When keep-alive will offload or unload it (ms since the epoch), or null. */
+  keepAliveDeadline?: number | null;
+  /** Why it is on the CPU when a GPU was asked for, or null. */
+  cpuReason?: string | null;
   /** Inputs as the loaded session reports them (else as the catalog states them). */
   inputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
   outputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
 }
 
-/** Something that happened, for the event log (transitions, failures, evictions). */
+/** What kind of thing an event records. */
+export type HeadroomEventKind =
+  | "transition"
+  | "failure"
+  | "recovery"
+  | "eviction"
+  | "oom"
+  | "leak"
+  | "mismatch"
+  | "info"
+  | "placement"
+  | "release"
+  | "switch"
+  | "auto-switch"
+  | "keep-alive"
+  | "device";
+
+/**
+ * Something that happened, for the event log (transitions, failures, evictions): a
+ * sentence for people and structured fields for programs (metrics, filters).
+ */
 export interface HeadroomEvent {
   seq: number;
   at: number;
-  kind: "transition" | "failure" | "recovery" | "eviction" | "oom" | "leak" | "mismatch" | "info";
+  kind: HeadroomEventKind;
+  /** The pipeline it concerns (same as `model`; kept for older readers). */
   pipeline: string | null;
   message: string;
+  /** The model it concerns, or null. */
+  model?: string | null;
+  /** Why, in a few words ("to make room for ocr-rec", "idle past keep-alive"). */
+  reason?: string;
+  /** Bytes it concerns (evicted, released, measured). */
+  bytes?: number;
+  /** How long the pipeline had been idle, in ms (evictions, keep-alive). */
+  idleMs?: number | null;
+  /** What caused it: a route ("infer", "ocr", "stream", "chat"), "headroom", "keep-alive", "api". */
+  trigger?: string;
+  /** Measured VRAM, MB (switches). */
+  vramMb?: number;
+  /** Measured RAM, MB (switches). */
+  ramMb?: number;
   figures?: TransitionFigures;
 }
 
@@ -172,13 +217,27 @@ export interface MemoryProfile {
   measuredAt: number;
 }
 
-/** The offloader's state for the API and dashboard. */
+/** The scheduler's state for the API and dashboard. */
 export interface OffloaderStatus {
   budgetBytes: number;
+  /** The headroom in force: exactly as configured. */
   headroomBytes: number;
   availableBytes: number;
   onInsufficientVram: "cpu" | "reject";
-  pipelines: Array<
-    { id: string; activeCount: number; pinned: boolean; lastUsedAt: number; idleMs: number }
-  >;
+  /** shared: requests run where they are; exclusive: a request for another model switches to it. */
+  mode: "shared" | "exclusive";
+  /** Bytes offloaded or unloaded that the driver has not shown back yet. */
+  releasingBytes: number;
+  /** The exclusive section running now ("switch to ocr-det", "test load"), or null. */
+  section: string | null;
+  pipelines: Array<{
+    id: string;
+    activeCount: number;
+    pinned: boolean;
+    lastUsedAt: number;
+    idleMs: number;
+    /** When keep-alive will offload or unload it (ms since the epoch), or null. */
+    keepAliveDeadline: number | null;
+    idleAction: "offload" | "unload";
+  }>;
 }

@@ -9,7 +9,7 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { ModelReport } from "../core/types.ts";
-import type { TestLoadEvent } from "../core/pipelines/test_load.ts";
+import type { TestLoadEvent } from "../core/placement/measurements.ts";
 import { dataReceivedAt, liveReport } from "../components/live_vram.ts";
 import { pipelineChanges } from "../components/live_events.ts";
 import { ApiError, apiGet, apiPost, tokenPrompt } from "../components/api_client.ts";

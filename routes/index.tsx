@@ -16,10 +16,10 @@ import EventLog from "../islands/EventLog.tsx";
 /** Renders the dashboard with the current report. */
 export const handler: Handlers = {
   GET: (c) => {
-    const { config, manager } = c.var.services;
+    const { config, scheduler } = c.var.services;
     let models: ModelReport[] | null = null;
     try {
-      models = manager.list();
+      models = scheduler.list();
     } catch (error) {
       console.error("Dashboard: cannot list the models (the page fetches them):", error);
     }

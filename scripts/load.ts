@@ -12,7 +12,7 @@
 import cliProgress from "cli-progress";
 import { CONFIG_HELP, ConfigError, parseConfig } from "../core/config.ts";
 import { startService } from "../core/service.ts";
-import { runTestLoad, type TestLoadEvent } from "../core/pipelines/test_load.ts";
+import type { TestLoadEvent } from "../core/placement/measurements.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { SessionDevice } from "../workers/protocol.ts";
 
@@ -200,12 +200,12 @@ async function runInProcess(args: LoadArgs, onEvent: (event: TestLoadEvent) => v
   if (parsed.help) throw new UsageError("unreachable: --help is the tool's own flag");
   const service = await startService(parsed.config);
   try {
-    const { manager } = service.services;
-    const ids = args.models ?? manager.list().map((m) => m.id);
-    for (const id of ids) manager.get(id); // an unknown id fails before anything loads
-    const device = args.device ?? manager.defaultDevice;
+    const { scheduler } = service.services;
+    const ids = args.models ?? scheduler.list().map((m) => m.id);
+    for (const id of ids) scheduler.model(id); // an unknown id fails before anything loads
+    const device = args.device ?? scheduler.defaultDevice;
     const rows: LoadRow[] = [];
-    await runTestLoad(service.services, ids, device, (event) => {
+    await scheduler.testLoad(ids, device, (event) => {
       onEvent(event);
       const row = rowOf(event, device);
       if (row) rows.push(row);

@@ -7,9 +7,8 @@ import type { Context } from "hono";
 import type { Config } from "../config.ts";
 import type { VramMonitor } from "../monitor/vram_monitor.ts";
 import type { Catalog } from "../models/catalog.ts";
-import type { PipelineManager } from "../pipelines/manager.ts";
 import type { EventLog } from "../events.ts";
-import type { VramOffloader } from "../placement/offloader.ts";
+import type { Scheduler } from "../placement/scheduler.ts";
 import type { ProfileStore } from "../store/profiles.ts";
 import type { StreamLimiter } from "./limits.ts";
 
@@ -18,8 +17,8 @@ export interface Services {
   config: Config;
   monitor: VramMonitor;
   catalog: Catalog;
-  manager: PipelineManager;
-  offloader: VramOffloader;
+  /** The only owner of placement: every request, load, move and switch goes through it. */
+  scheduler: Scheduler;
   events: EventLog;
   store: ProfileStore;
   /** Open SSE streams and WebSockets, bounded. */

@@ -35,7 +35,8 @@ export function handleError(error: Error, c: Context): Response {
     return c.json(errorBody(error.code, error.message), error.status);
   }
   if (error instanceof PipelineError) {
-    if (error.code === "queue_full") c.header("Retry-After", "1");
+    const retry = error.retryAfterSeconds ?? (error.code === "queue_full" ? 1 : undefined);
+    if (retry !== undefined) c.header("Retry-After", String(retry));
     return c.json(errorBody(error.code, error.message), PIPELINE_ERROR_STATUS[error.code]);
   }
   // Hono's own HTTPException (for example from its body-limit middleware) carries a status.

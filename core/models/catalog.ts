@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { describeIssues } from "../http/validate.ts";
 import { ensureSyntheticModel, parseSyntheticSize } from "./synthetic.ts";
+import { parseDurationMs } from "../units.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -49,6 +50,15 @@ const modelSchema = z.object({
   inputs: z.array(tensorInfoSchema).optional(),
   outputs: z.array(tensorInfoSchema).optional(),
   tags: z.array(z.string()).optional(),
+  /** Idle time before keep-alive offloads or unloads it ("5m", "1h", "off"); the default otherwise. */
+  keepAlive: z.string().refine(
+    (text) => text === "off" || (parseDurationMs(text) ?? 0) >= 1000,
+    { message: 'expected "off" or a duration of at least 1 s, like "5m"' },
+  ).optional(),
+  /** What keep-alive does: move it to the CPU, or unload it. */
+  idleAction: z.enum(["offload", "unload"], { error: "expected offload or unload" }).optional(),
+  /** Load it when the service starts. */
+  preload: z.boolean().optional(),
 });
 
 /** The models file. */
@@ -75,6 +85,11 @@ export interface CatalogModel {
   syntheticBytes: number | null;
   /** Absolute path of the .onnx file (for synthetic models: where it is generated). */
   path: string;
+  /** Its own keep-alive in ms (null: off), or undefined for the service's default. */
+  keepAliveMs?: number | null;
+  idleAction?: "offload" | "unload";
+  /** Loaded when the service starts. */
+  preload: boolean;
 }
 
 /** Thrown for a bad models file; the message names the entry and field. */
@@ -240,6 +255,13 @@ function resolveEntry(entry: ModelEntry, base: string, dataDir: string): Catalog
     assets,
     syntheticBytes,
     path,
+    keepAliveMs: entry.keepAlive === undefined
+      ? undefined
+      : entry.keepAlive === "off"
+      ? null
+      : parseDurationMs(entry.keepAlive),
+    idleAction: entry.idleAction,
+    preload: entry.preload ?? false,
   };
 }
 

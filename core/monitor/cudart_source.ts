@@ -45,7 +45,8 @@ export class CudartSource implements VramSource {
         const message = error instanceof CudaError
           ? `${error.cudaName}: ${error.message}`
           : String(error);
-        results.push({ ok: false, index, error: message });
+        // The CUDA runtime has no "GPU is gone" code of NVML's kind: a failing read counts as lost.
+        results.push({ ok: false, index, error: message, lost: true });
       }
     }
     return results;

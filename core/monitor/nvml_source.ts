@@ -3,7 +3,7 @@
  * device, what this process holds, utilization and temperature.
  * @module
  */
-import { type Nvml, NvmlError } from "../../ffi/nvml.ts";
+import { isGpuLost, type Nvml, NvmlError } from "../../ffi/nvml.ts";
 import type { DeviceReading, DeviceResult, VramSource } from "./source.ts";
 
 /** Reads every device NVML sees, each on its own so one lost GPU does not hide the others. */
@@ -28,7 +28,7 @@ export class NvmlSource implements VramSource {
       try {
         results.push({ ok: true, reading: this.#readDevice(index) });
       } catch (error) {
-        results.push({ ok: false, index, error: describe(error) });
+        results.push({ ok: false, index, error: describe(error), lost: isGpuLost(error) });
       }
     }
     return results;
@@ -42,14 +42,25 @@ export class NvmlSource implements VramSource {
       this.#identity.set(index, identity);
     }
     const memory = device.memory();
-    const own = device.computeProcesses().filter((p) => p.pid === Deno.pid);
+    // The process list is optional: an old driver without the _v3 symbol, or a board that
+    // does not support it, leaves what this process holds unknown, not the device lost.
+    let reservedBytes = 0;
+    let reservedUnknown: string | undefined;
+    try {
+      const own = device.computeProcesses().filter((p) => p.pid === Deno.pid);
+      reservedBytes = own.reduce((sum, p) => sum + (p.usedBytes ?? 0), 0);
+    } catch (error) {
+      if (isGpuLost(error)) throw error;
+      reservedUnknown = `process list unavailable (${describe(error)})`;
+    }
     return {
       index,
       ...identity,
       totalBytes: memory.totalBytes,
       usedBytes: memory.usedBytes,
       freeBytes: memory.freeBytes,
-      reservedBytes: own.reduce((sum, p) => sum + (p.usedBytes ?? 0), 0),
+      reservedBytes,
+      ...(reservedUnknown ? { reservedUnknown } : {}),
       utilizationPercent: optional(() => device.utilization().gpuPercent),
       temperatureC: optional(() => device.temperatureC()),
     };

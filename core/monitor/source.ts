@@ -8,10 +8,14 @@ import type { DeviceSnapshot, VramSourceKind } from "../types.ts";
 /** One device's figures as a source reads them (the monitor adds activity, state and time). */
 export type DeviceReading = Omit<DeviceSnapshot, "activeBytes" | "state" | "error" | "takenAt">;
 
-/** A device read, or the driver's error for it (for example NVML_ERROR_GPU_IS_LOST). */
+/**
+ * A device read, or the driver's error for it. `lost` is true only for the driver's real
+ * "GPU is gone" codes (NVML_ERROR_GPU_IS_LOST, RESET_REQUIRED); any other error is
+ * passing, and the device keeps its last good figures.
+ */
 export type DeviceResult =
   | { ok: true; reading: DeviceReading }
-  | { ok: false; index: number; error: string };
+  | { ok: false; index: number; error: string; lost: boolean };
 
 /** A source of device figures. `read` must not throw: per-device errors come back as data. */
 export interface VramSource {

@@ -2,7 +2,8 @@
  * The VRAM monitor: samples its source on an interval, keeps a ring buffer of
  * history, coalesces reads (any number of API clients cause at most one driver query
  * per interval) and tells subscribers when a device's figures change. A device whose
- * driver stops answering turns `lost`, keeps its last figures, and recovers on its own.
+ * driver says it is gone turns `lost`; another driver error turns it `error`; either way
+ * it keeps its last figures and recovers on its own.
  * @module
  */
 import { RingBuffer } from "../ring_buffer.ts";
@@ -95,6 +96,27 @@ export class VramMonitor {
 
   /** Reads the source now, records the sample, and notifies subscribers if anything changed. */
   sample(): VramSample {
+    const sample = this.peek();
+    const previous = this.#latest;
+    this.#latest = sample;
+    this.#history.push(sample);
+    if (!previous || !sameFigures(previous, sample)) {
+      for (const listener of this.#listeners) {
+        try {
+          listener(sample);
+        } catch (error) {
+          console.error("VRAM monitor: a subscriber threw:", error);
+        }
+      }
+    }
+    return sample;
+  }
+
+  /**
+   * Reads the source now without recording it in the history or telling subscribers:
+   * the scheduler's fresh reading for a decision (a driver query, no side effects).
+   */
+  peek(): VramSample {
     this.#queries++;
     const takenAt = this.#now();
     const devices = this.source.read().map((result): DeviceSnapshot => {
@@ -118,27 +140,16 @@ export class VramMonitor {
         freeBytes: last?.freeBytes ?? 0,
         reservedBytes: last?.reservedBytes ?? 0,
         activeBytes: this.#activeBytes(result.index),
-        utilizationPercent: null,
-        temperatureC: null,
-        state: "lost",
+        utilizationPercent: result.lost ? null : last?.utilizationPercent ?? null,
+        temperatureC: result.lost ? null : last?.temperatureC ?? null,
+        // Only the driver's "GPU is gone" codes mean lost; any other error keeps the
+        // last good figures (and the scheduler evicts nothing on them).
+        state: result.lost ? "lost" : "error",
         error: result.error,
         takenAt,
       };
     });
-    const sample: VramSample = { takenAt, devices };
-    const previous = this.#latest;
-    this.#latest = sample;
-    this.#history.push(sample);
-    if (!previous || !sameFigures(previous, sample)) {
-      for (const listener of this.#listeners) {
-        try {
-          listener(sample);
-        } catch (error) {
-          console.error("VRAM monitor: a subscriber threw:", error);
-        }
-      }
-    }
-    return sample;
+    return { takenAt, devices };
   }
 
   /** Calls `listener` with every sample that differs from the previous one; returns the unsubscribe. */

@@ -1,7 +1,8 @@
 /**
  * Chains: an ordered list of pipelines that work together (OCR's det → cls → rec).
  * Creating one runs the pre-flight budget check and, when it fits, places every member
- * on the GPU (evicting what the check listed); the chain is remembered in KV.
+ * on the GPU (evicting what the check listed), all as one scheduler decision; the chain
+ * is remembered in KV.
  * @module
  */
 import type { Services } from "../http/context.ts";
@@ -24,17 +25,8 @@ export async function createChain(
   id: string,
   pipelines: string[],
 ): Promise<Chain> {
-  const { manager, offloader, store } = services;
-  const check = offloader.check(pipelines);
-  const placements: Chain["placements"] = {};
-  if (check.fits) {
-    for (const member of pipelines) {
-      await offloader.ensureOnGpu(member);
-      placements[member] = manager.get(member).placement;
-    }
-  } else {
-    for (const member of pipelines) placements[member] = manager.get(member).placement;
-  }
+  const { scheduler, store } = services;
+  const { check, placements } = await scheduler.placeChain(pipelines);
   const chain: Chain = { id, pipelines, createdAt: Date.now(), check, placements };
   if (check.fits) await store.saveChain(chain);
   return chain;

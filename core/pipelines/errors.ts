@@ -14,12 +14,21 @@ export type PipelineErrorCode =
   | "run_failed"
   | "no_webgpu"
   | "oom"
-  | "queue_full";
+  | "queue_full"
+  | "busy"
+  | "timeout"
+  | "cancelled"
+  | "gpu_lost";
 
 /** A pipeline operation's failure, with a message that says what happened and what to do. */
 export class PipelineError extends Error {
   override name = "PipelineError";
-  constructor(readonly code: PipelineErrorCode, message: string) {
+  constructor(
+    readonly code: PipelineErrorCode,
+    message: string,
+    /** Seconds a caller should wait before retrying (sent as Retry-After), when it helps. */
+    readonly retryAfterSeconds?: number,
+  ) {
     super(message);
   }
 }
@@ -27,7 +36,7 @@ export class PipelineError extends Error {
 /** The HTTP status each code answers with. */
 export const PIPELINE_ERROR_STATUS: Record<
   PipelineErrorCode,
-  400 | 404 | 409 | 429 | 500 | 503 | 507
+  400 | 404 | 408 | 409 | 429 | 500 | 503 | 504 | 507
 > = {
   unknown_model: 404,
   not_loaded: 409,
@@ -38,4 +47,9 @@ export const PIPELINE_ERROR_STATUS: Record<
   no_webgpu: 503,
   oom: 507,
   queue_full: 429,
+  busy: 409,
+  timeout: 504,
+  // The client is gone; nobody reads the answer.
+  cancelled: 408,
+  gpu_lost: 503,
 };

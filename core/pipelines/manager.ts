@@ -1,10 +1,11 @@
 /**
- * The PipelineManager owns one worker per pipeline and every transition between
- * placements: load, run, offload (GPU → CPU), rehydrate (CPU → GPU), unload. Each
- * pipeline's operations pass through its own queue, so a request that arrives during
- * a transition waits for it and is then served, never dropped. A worker that dies
- * marks its pipeline `failed`; the next request starts a fresh one. Every transition
- * is measured and logged.
+ * The PipelineManager: the worker host ({@link PipelineHost}) that the Scheduler drives.
+ * It owns one worker per pipeline and carries out transitions when told: load, run,
+ * offload (GPU → CPU), rehydrate (CPU → GPU), unload. It decides nothing about
+ * placement. Each pipeline's operations pass through its own queue, so a request that
+ * arrives during a transition waits for it; a request whose client left is dropped from
+ * it. A worker that dies (or is replaced when stuck) marks its pipeline `failed`; the
+ * next request starts a fresh one. Every transition is measured and logged.
  * @module
  */
 import type { Catalog, CatalogModel } from "../models/catalog.ts";
@@ -24,8 +25,39 @@ import type {
   WorkerReply,
   WorkerStatus,
 } from "../../workers/protocol.ts";
-import { WorkerClient, WorkerDiedError } from "../../workers/client.ts";
+import { WorkerClient, type WorkerClientOptions, WorkerDiedError } from "../../workers/client.ts";
+import type { PipelineSpec } from "../../workers/protocol.ts";
 import { PipelineError } from "./errors.ts";
+import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
+import type {
+  HostRunOptions,
+  HostRunResult,
+  HostTransition,
+  HostView,
+  PipelineHost,
+} from "../placement/host.ts";
+
+/** The parts of a worker client the manager uses (a real WorkerClient, or a double in tests). */
+export type WorkerHandle = Pick<
+  WorkerClient,
+  | "lastStatus"
+  | "alive"
+  | "exited"
+  | "load"
+  | "run"
+  | "offload"
+  | "rehydrate"
+  | "unload"
+  | "parity"
+  | "onExit"
+  | "terminate"
+>;
+
+/** Starts one worker for a pipeline. */
+export type WorkerStarter = (
+  spec: PipelineSpec,
+  options: WorkerClientOptions,
+) => Promise<WorkerHandle>;
 
 /** How the manager is set up. */
 export interface PipelineManagerOptions {
@@ -35,14 +67,14 @@ export interface PipelineManagerOptions {
   gpuAvailable: boolean;
   /** A fresh reading of device-used bytes (NVML), or null where no driver tells it. */
   deviceUsedBytes?: () => number | null;
+  /** Starts workers (default: real Web Workers through WorkerClient.start). */
+  startWorker?: WorkerStarter;
   /** wasm threads per worker (the WebGPU build only works with 1). */
   numThreads?: number;
   /** Narrow each worker's Deno permissions (default true). */
   sandbox?: boolean;
   /** Where measured figures are saved (each transition waits for KV's acknowledgement). */
   profiles?: ProfileStore;
-  /** How long a release may take to show in the device's used bytes before it is called a leak. */
-  releaseWaitMs?: number;
   /**
    * Largest GPU/CPU output difference the parity check accepts (default 1e-3); null
    * turns the check off.
@@ -53,23 +85,19 @@ export interface PipelineManagerOptions {
 /** Default tolerance of the parity check: PaddleOCR det agrees within 3e-5, Silero VAD v5 is off by 0.035. */
 export const DEFAULT_PARITY_TOLERANCE = 1e-3;
 
-/** Below this, a release is not checked against the driver: allocators keep small blocks cached. */
-export const LEAK_CHECK_MIN_BYTES = 16 * 2 ** 20;
-
 /** One pipeline's record. */
 interface Pipeline {
   model: CatalogModel;
   state: PipelineState;
-  client: WorkerClient | null;
+  client: WorkerHandle | null;
   status: WorkerStatus | null;
   error: string | null;
   lastTransition: TransitionFigures | null;
   lastUsedAt: number | null;
-  /** Tail of this pipeline's operation queue. */
-  tail: Promise<unknown>;
-  /** Operations queued or running. */
-  queued: number;
-  pinned: boolean;
+  /** This pipeline's operations, one at a time. */
+  queue: SerialQueue;
+  /** Tracked GPU bytes last counted into the manager's running sum. */
+  counted: number;
   /** Why its GPU memory was not fully given back after a release, or null. */
   leak: string | null;
   gpuMismatch: GpuMismatch | null;
@@ -77,13 +105,14 @@ interface Pipeline {
   parityChecked: boolean;
 }
 
-/** Owns the pipeline workers and their placement. */
-export class PipelineManager {
+/** Owns the pipeline workers; the Scheduler tells it what to move. */
+export class PipelineManager implements PipelineHost {
   readonly #catalog: Catalog;
   readonly #events: EventLog;
   readonly #options: PipelineManagerOptions;
   readonly #pipelines = new Map<string, Pipeline>();
-  #gpuSessions: Promise<unknown> = Promise.resolve();
+  readonly #gpuSessions = new SerialQueue();
+  #trackedTotal = 0;
 
   constructor(options: PipelineManagerOptions) {
     this.#catalog = options.catalog;
@@ -98,9 +127,8 @@ export class PipelineManager {
         error: null,
         lastTransition: null,
         lastUsedAt: null,
-        tail: Promise.resolve(),
-        queued: 0,
-        pinned: false,
+        queue: new SerialQueue(),
+        counted: 0,
         leak: null,
         gpuMismatch: null,
         parityChecked: false,
@@ -113,6 +141,24 @@ export class PipelineManager {
     return this.#options.gpuAvailable ? "gpu" : "cpu";
   }
 
+  /** Every pipeline id, in catalog order. */
+  ids(): string[] {
+    return [...this.#pipelines.keys()];
+  }
+
+  /** One pipeline's live view by a map lookup (the scheduler's per-request path). */
+  view(id: string): HostView | undefined {
+    const p = this.#pipelines.get(id);
+    if (!p) return undefined;
+    return {
+      id,
+      state: p.state,
+      placement: placementOf(p.state),
+      gpuBytes: p.client?.alive ? p.client.lastStatus.gpuBytes : 0,
+      gpuMismatch: p.gpuMismatch !== null,
+    };
+  }
+
   /** Every pipeline's state, in catalog order. */
   list(): ModelReport[] {
     return [...this.#pipelines.values()].map((p) => this.#report(p));
@@ -123,26 +169,9 @@ export class PipelineManager {
     return this.#report(this.#pipeline(id));
   }
 
-  /** The per-pipeline breakdown for the VRAM report. */
-  placements(): PipelineReport[] {
-    return [...this.#pipelines.keys()].map((id) => this.placement(id)!);
-  }
-
-  /** One pipeline's placement, by a map lookup (the offloader's per-request fast path). */
-  placement(id: string): PipelineReport | undefined {
-    const p = this.#pipelines.get(id);
-    if (!p) return undefined;
-    return {
-      id,
-      state: p.state,
-      placement: placementOf(p.state),
-      gpuBytes: p.client?.alive ? p.client.lastStatus.gpuBytes : 0,
-      gpuBuffers: p.client?.alive ? p.client.lastStatus.gpuBuffers : 0,
-      error: p.error,
-      pinned: p.pinned,
-      leak: p.leak,
-      gpuMismatch: p.gpuMismatch !== null,
-    };
+  /** One pipeline for the API (the scheduler adds its record's fields). */
+  report(id: string): ModelReport {
+    return this.get(id);
   }
 
   /** Current tracked figures of one pipeline (for the budget's estimates). */
@@ -156,83 +185,57 @@ export class PipelineManager {
     };
   }
 
-  /** Pins or unpins a pipeline: the offloader never evicts a pinned one. */
-  setPinned(id: string, pinned: boolean): ModelReport {
-    const p = this.#pipeline(id);
-    p.pinned = pinned;
-    this.#events.emit({
-      kind: "info",
-      pipeline: id,
-      message: `${id} ${pinned ? "pinned" : "unpinned"}`,
-    });
-    return this.#report(p);
-  }
-
-  /** Live GPU bytes tracked across every worker: the exact figure of what Headroom holds. */
+  /** Live GPU bytes tracked across every worker (a running sum, updated on every reply). */
   trackedBytes(): number {
-    let total = 0;
-    for (const p of this.#pipelines.values()) {
-      if (p.client?.alive) total += p.client.lastStatus.gpuBytes;
-    }
-    return total;
+    return this.#trackedTotal;
   }
 
   /** Loads the pipeline on `device` (moving it if it is loaded on the other one). */
-  load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelReport> {
+  load(id: string, device: SessionDevice = this.defaultDevice): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
-    return this.#enqueue(pipeline, async () => {
-      await this.#place(pipeline, device, { fallbackToCpu: false });
-      return this.#report(pipeline);
-    });
+    return pipeline.queue.run(() => this.#place(pipeline, device));
   }
 
-  /** GPU → CPU: frees the pipeline's GPU buffers; it keeps serving on the wasm EP. */
-  offload(id: string): Promise<ModelReport> {
+  /** GPU → CPU: frees the pipeline's GPU buffers; it keeps serving on the CPU. */
+  offload(id: string): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
-    return this.#enqueue(pipeline, async () => {
-      if (pipeline.state === "cpu") return this.#report(pipeline);
+    return pipeline.queue.run(async () => {
+      if (pipeline.state === "cpu") return { kind: "none", placement: "cpu", releasedBytes: 0 };
       if (pipeline.state !== "gpu") {
         throw new PipelineError(
           "not_loaded",
           `Pipeline "${id}" is ${pipeline.state}, not on the GPU: nothing to offload`,
         );
       }
-      await this.#place(pipeline, "cpu", { fallbackToCpu: false });
-      return this.#report(pipeline);
+      return await this.#place(pipeline, "cpu");
     });
-  }
-
-  /** CPU → GPU (or a fresh GPU load when unloaded). */
-  rehydrate(id: string): Promise<ModelReport> {
-    return this.load(id, "gpu");
   }
 
   /** Releases the session and ends the worker (its memory goes back to the system). */
-  unload(id: string): Promise<ModelReport> {
+  unload(id: string): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
-    return this.#enqueue(pipeline, async () => {
-      await this.#unload(pipeline);
-      return this.#report(pipeline);
-    });
+    return pipeline.queue.run(() => this.#unload(pipeline));
   }
 
   /**
-   * Runs the pipeline on `input`, loading it first if needed (on `options.device`, else
-   * the default device, falling back to the CPU when the GPU cannot take it). A loaded
-   * pipeline runs where it is. Waits for any transition.
+   * Runs a loaded pipeline where it is (not_loaded when it is not). Waits for any
+   * transition; dropped from the queue when `signal` fires first; past `deadline` while
+   * running, the worker is replaced and the run answers timeout.
    */
-  run(
-    id: string,
-    input: RunInput,
-    options: { device?: SessionDevice } = {},
-  ): Promise<{ output: RunOutput; ms: number; device: SessionDevice }> {
+  run(id: string, input: RunInput, options: HostRunOptions = {}): Promise<HostRunResult> {
     const pipeline = this.#pipeline(id);
-    return this.#enqueue(pipeline, async () => {
-      if (pipeline.state !== "gpu" && pipeline.state !== "cpu") {
-        await this.#place(pipeline, options.device ?? this.defaultDevice, { fallbackToCpu: true });
+    return pipeline.queue.run(async () => {
+      if ((pipeline.state !== "gpu" && pipeline.state !== "cpu") || !pipeline.client?.alive) {
+        throw new PipelineError(
+          "not_loaded",
+          `Pipeline "${id}" is ${pipeline.state}: load it before running it`,
+        );
       }
-      const client = pipeline.client!;
-      const reply = await this.#call(pipeline, () => client.run(input));
+      const client = pipeline.client;
+      const reply = await this.#call(
+        pipeline,
+        () => this.#withDeadline(pipeline, client.run(input), options.deadline),
+      );
       pipeline.lastUsedAt = Date.now();
       if (!reply.ok) {
         const code = reply.error.code === "bad_input"
@@ -254,6 +257,30 @@ export class PipelineManager {
   kill(id: string, reason = "killed"): void {
     const pipeline = this.#pipeline(id);
     pipeline.client?.terminate(reason);
+  }
+
+  /** Replaces a stuck worker: ended now, the pipeline marked failed; the next use starts a fresh one. */
+  replace(id: string, reason: string): void {
+    this.kill(id, reason);
+  }
+
+  /** Races a worker reply with the request's deadline: past it, the worker is replaced. */
+  #withDeadline(
+    pipeline: Pipeline,
+    reply: Promise<WorkerReply>,
+    deadline: AbortSignal | undefined,
+  ): Promise<WorkerReply> {
+    if (!deadline) return reply;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      const onDeadline = () => {
+        const reason = deadline.reason instanceof Error ? deadline.reason.message : "deadline";
+        this.replace(pipeline.model.id, `stuck past the request timeout (${reason})`);
+        reject(deadline.reason);
+      };
+      if (deadline.aborted) return onDeadline();
+      deadline.addEventListener("abort", onDeadline, { once: true });
+      reply.then(resolve, reject).finally(() => deadline.removeEventListener("abort", onDeadline));
+    });
   }
 
   /** Ends every worker. */
@@ -283,17 +310,14 @@ export class PipelineManager {
    * for a minute.
    */
   #oneGpuSessionAtATime<T>(op: () => Promise<T>): Promise<T> {
-    const result = this.#gpuSessions.then(op, op);
-    this.#gpuSessions = result.catch(() => {});
-    return result;
+    return this.#gpuSessions.run(op);
   }
 
-  /** Runs `op` after every earlier operation on this pipeline has settled. */
-  #enqueue<T>(pipeline: Pipeline, op: () => Promise<T>): Promise<T> {
-    pipeline.queued++;
-    const result = pipeline.tail.then(op, op).finally(() => pipeline.queued--);
-    pipeline.tail = result.catch(() => {});
-    return result;
+  /** Keeps the running sum of tracked bytes in step with this pipeline's worker. */
+  #recount(pipeline: Pipeline): void {
+    const now = pipeline.client?.alive ? pipeline.client.lastStatus.gpuBytes : 0;
+    this.#trackedTotal += now - pipeline.counted;
+    pipeline.counted = now;
   }
 
   /** Sends a request; a dead worker becomes a worker_died PipelineError (503). */
@@ -301,8 +325,11 @@ export class PipelineManager {
     try {
       const reply = await send();
       pipeline.status = reply.status;
+      this.#recount(pipeline);
       return reply;
     } catch (error) {
+      this.#recount(pipeline);
+      if (error instanceof PipelineError || error instanceof QueueAbortedError) throw error;
       if (error instanceof WorkerDiedError) {
         throw new PipelineError(
           "worker_died",
@@ -325,7 +352,7 @@ export class PipelineManager {
   }
 
   /** Starts the worker if there is none (or it died). */
-  async #ensureWorker(pipeline: Pipeline): Promise<WorkerClient> {
+  async #ensureWorker(pipeline: Pipeline): Promise<WorkerHandle> {
     if (pipeline.client?.alive) return pipeline.client;
     const model = pipeline.model;
     let modelPath: string;
@@ -337,9 +364,10 @@ export class PipelineManager {
         `Model "${model.id}": cannot prepare its file: ${(error as Error).message}`,
       );
     }
-    let client: WorkerClient;
+    let client: WorkerHandle;
+    const start = this.#options.startWorker ?? WorkerClient.start;
     try {
-      client = await WorkerClient.start({
+      client = await start({
         modelId: model.id,
         modelPath,
         pluginUrl: model.pluginUrl,
@@ -353,6 +381,7 @@ export class PipelineManager {
     client.onExit((reason) => {
       if (pipeline.client !== client) return; // ended on purpose (unload, restart)
       pipeline.client = null;
+      this.#recount(pipeline);
       pipeline.state = "failed";
       pipeline.error = `Worker died: ${reason}`;
       this.#events.emit({
@@ -364,16 +393,11 @@ export class PipelineManager {
     return client;
   }
 
-  /**
-   * Brings the pipeline to `device`: a fresh load, an offload or a rehydrate, measured.
-   * With `fallbackToCpu`, a GPU that cannot take it (no adapter, out of memory) leaves it on the CPU.
-   */
-  async #place(
-    pipeline: Pipeline,
-    device: SessionDevice,
-    { fallbackToCpu }: { fallbackToCpu: boolean },
-  ): Promise<void> {
-    if (pipeline.state === device && pipeline.client?.alive) return;
+  /** Brings the pipeline to `device`: a fresh load, an offload or a rehydrate, measured. */
+  async #place(pipeline: Pipeline, device: SessionDevice): Promise<HostTransition> {
+    if (pipeline.state === device && pipeline.client?.alive) {
+      return { kind: "none", placement: device, releasedBytes: 0 };
+    }
     const id = pipeline.model.id;
     const loaded = (pipeline.state === "gpu" || pipeline.state === "cpu") && pipeline.client?.alive;
     const kind = !loaded ? `load:${device}` : device === "cpu" ? "offload" : "rehydrate";
@@ -407,18 +431,6 @@ export class PipelineManager {
       pipeline.state = deviceNow === "none"
         ? (before === "failed" ? "failed" : "unloaded")
         : deviceNow;
-      if (
-        device === "gpu" && fallbackToCpu &&
-        (reply.error.code === "no_webgpu" || reply.error.code === "oom")
-      ) {
-        this.#events.emit({
-          kind: "info",
-          pipeline: id,
-          message: `${id} stays on the CPU: the GPU could not take it (${reason})`,
-        });
-        if (pipeline.state !== "cpu") await this.#place(pipeline, "cpu", { fallbackToCpu: false });
-        return;
-      }
       pipeline.error = reason;
       const code = reply.error.code === "no_webgpu"
         ? "no_webgpu"
@@ -438,6 +450,8 @@ export class PipelineManager {
         figures.ms.toFixed(0)
       } ms, ${figures.gpuBytes} GPU bytes tracked`,
       figures,
+      bytes: figures.gpuBytes,
+      reason: kind,
     });
     await this.#options.profiles?.recordTransition(
       id,
@@ -445,13 +459,7 @@ export class PipelineManager {
       Math.max(peakBefore, reply.status.gpuPeakBytes),
     );
     if (kind === "offload") {
-      this.#confirmRelease(
-        pipeline,
-        "offload",
-        reply.status.gpuBytes,
-        gpuBytesBefore,
-        measure.usedBefore,
-      );
+      this.#checkTracked(pipeline, "offload", reply.status.gpuBytes);
     } else if (device === "gpu") {
       pipeline.leak = null;
       const tolerance = this.#options.parityTolerance === undefined
@@ -462,11 +470,17 @@ export class PipelineManager {
         await this.#checkParity(pipeline, tolerance);
       }
     }
+    return {
+      kind,
+      placement: placementOf(pipeline.state),
+      releasedBytes: Math.max(0, gpuBytesBefore - (pipeline.client?.lastStatus.gpuBytes ?? 0)),
+    };
   }
 
   /**
    * The first time a model is on the GPU: one probe on both EPs. If they disagree beyond
-   * the tolerance, the model is marked `gpuMismatch` and moved to the CPU to stay.
+   * the tolerance, the model is marked `gpuMismatch` and moved to the CPU to stay (the
+   * load the scheduler asked for answers where it ended up).
    */
   async #checkParity(pipeline: Pipeline, tolerance: number): Promise<void> {
     const id = pipeline.model.id;
@@ -499,17 +513,19 @@ export class PipelineManager {
       message: `${id}: GPU and CPU outputs disagree (max error ${
         result.maxAbsError.toPrecision(3)
       } > ${tolerance}); it stays on the CPU`,
+      reason: "GPU/CPU parity check failed",
     });
-    await this.#place(pipeline, "cpu", { fallbackToCpu: false });
+    await this.#place(pipeline, "cpu");
   }
 
-  async #unload(pipeline: Pipeline): Promise<void> {
+  async #unload(pipeline: Pipeline): Promise<HostTransition> {
     const client = pipeline.client;
     pipeline.client = null;
     if (!client?.alive) {
+      this.#recount(pipeline);
       pipeline.state = "unloaded";
       pipeline.error = null;
-      return;
+      return { kind: "none", placement: "none", releasedBytes: 0 };
     }
     const gpuBytesBefore = client.lastStatus.gpuBytes;
     const peakBefore = client.lastStatus.gpuPeakBytes;
@@ -517,8 +533,10 @@ export class PipelineManager {
     const reply = await client.unload().catch(() => null);
     client.terminate("unloaded");
     await client.exited;
+    this.#recount(pipeline);
     pipeline.state = "unloaded";
     pipeline.error = null;
+    pipeline.leak = null;
     const figures = measure.done("unload", reply);
     pipeline.lastTransition = figures;
     this.#events.emit({
@@ -526,52 +544,25 @@ export class PipelineManager {
       pipeline: pipeline.model.id,
       message: `${pipeline.model.id}: unloaded, worker ended`,
       figures,
+      bytes: gpuBytesBefore,
+      reason: "unload",
     });
     if (peakBefore > 0) await this.#options.profiles?.notePeak(pipeline.model.id, peakBefore);
-    // The worker is gone, and its GPU device with it: only the driver can still tell.
-    this.#confirmRelease(pipeline, "unload", 0, gpuBytesBefore, measure.usedBefore);
+    return { kind: "unload", placement: "none", releasedBytes: gpuBytesBefore };
   }
 
   /**
-   * Confirms a release gave the memory back: no tracked bytes left, and (with a driver
-   * that reports used bytes, for releases large enough to see) device-used fell by at
-   * least half the released bytes within `releaseWaitMs`. Otherwise flags a leak on the
-   * pipeline and logs it. The driver check runs in the background.
+   * A release must leave no tracked bytes behind; otherwise the pipeline is flagged with
+   * a leak. (Whether the driver shows the memory back is the scheduler's check.)
    */
-  #confirmRelease(
-    pipeline: Pipeline,
-    kind: string,
-    remainingTracked: number,
-    releasedBytes: number,
-    usedBefore: number | null,
-  ): void {
+  #checkTracked(pipeline: Pipeline, kind: string, remainingTracked: number): void {
     const id = pipeline.model.id;
-    const flag = (leak: string) => {
-      pipeline.leak = leak;
-      this.#events.emit({ kind: "leak", pipeline: id, message: `${id}: ${leak}` });
-    };
     if (remainingTracked > 0) {
-      flag(`${remainingTracked} GPU bytes still tracked after ${kind}`);
+      pipeline.leak = `${remainingTracked} GPU bytes still tracked after ${kind}`;
+      this.#events.emit({ kind: "leak", pipeline: id, message: `${id}: ${pipeline.leak}` });
       return;
     }
     pipeline.leak = null;
-    const readUsed = this.#options.deviceUsedBytes;
-    if (!readUsed || usedBefore === null || releasedBytes < LEAK_CHECK_MIN_BYTES) return;
-    const deadline = Date.now() + (this.#options.releaseWaitMs ?? 2000);
-    const poll = () => {
-      const used = readUsed();
-      if (used === null || usedBefore - used >= releasedBytes / 2) return;
-      if (Date.now() >= deadline) {
-        flag(
-          `device used fell by ${usedBefore - used} bytes within ${
-            this.#options.releaseWaitMs ?? 2000
-          } ms of the ${kind}, expected about ${releasedBytes}`,
-        );
-        return;
-      }
-      setTimeout(poll, 100);
-    };
-    poll();
   }
 
   /** Takes the "before" figures; `done` takes the "after" ones. */
@@ -629,7 +620,7 @@ export class PipelineManager {
       gpuProfile,
       cpuProfile,
       leak: p.leak,
-      pinned: p.pinned,
+      pinned: false,
       inputs: status?.inputs.length ? status.inputs : catalogInfo(p.model.inputs),
       outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
     };

@@ -241,11 +241,3 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
     }${unknownNote}.`,
   };
 }
-
-/**
- * The headroom to keep: the configured figure, but at most a tenth of the budget, so
- * a small device (or budget) is not left with nothing usable.
- */
-export function effectiveHeadroom(configuredBytes: number, budgetBytes: number): number {
-  return Math.max(0, Math.min(configuredBytes, Math.floor(budgetBytes / 10)));
-}

@@ -26,8 +26,8 @@ export const handler: Handlers = {
   GET: async (c) => c.json({ chains: await c.var.services.store.chains() }),
   POST: async (c) => {
     const input = await parseJsonBody(c, bodySchema);
-    const { manager } = c.var.services;
-    for (const id of input.pipelines) manager.get(id);
+    const { scheduler } = c.var.services;
+    for (const id of input.pipelines) scheduler.model(id);
     if (new Set(input.pipelines).size !== input.pipelines.length) {
       throw new HttpError(400, "bad_body", 'field "pipelines": lists a pipeline twice');
     }

@@ -3,5 +3,5 @@ import type { Handlers } from "../../../core/http/context.ts";
 
 /** Answers `{models: ModelReport[]}` in catalog order. */
 export const handler: Handlers = {
-  GET: (c) => c.json({ models: c.var.services.manager.list() }),
+  GET: (c) => c.json({ models: c.var.services.scheduler.list() }),
 };

@@ -7,7 +7,10 @@ import type { Handlers } from "../../../core/http/context.ts";
 import { HttpError } from "../../../core/http/errors.ts";
 import { runOcrChain } from "../../../plugins/ocr_chain.ts";
 import { sniffImageType } from "../../../plugins/_image.ts";
-import type { VramOffloader } from "../../../core/placement/offloader.ts";
+import type { RunOptions, Scheduler } from "../../../core/placement/scheduler.ts";
+
+/** The OCR chain's models: in exclusive mode they are switched to together. */
+const OCR_MODELS = ["ocr-det", "ocr-cls", "ocr-rec"];
 
 /** Largest image accepted, in bytes (larger gets 413). */
 export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
@@ -16,18 +19,24 @@ export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
 export const handler: Handlers = {
   POST: async (c) => {
     const bytes = await readImage(c.req.raw);
-    const { offloader } = c.var.services;
+    const { scheduler } = c.var.services;
+    const options: RunOptions = { trigger: "ocr", signal: c.req.raw.signal, group: OCR_MODELS };
     const result = await runOcrChain({ image: bytes }, {
-      det: (payload) => runPlugin(offloader, "ocr-det", payload),
-      cls: (payload) => runPlugin(offloader, "ocr-cls", payload),
-      rec: (payload) => runPlugin(offloader, "ocr-rec", payload),
+      det: (payload) => runPlugin(scheduler, "ocr-det", payload, options),
+      cls: (payload) => runPlugin(scheduler, "ocr-cls", payload, options),
+      rec: (payload) => runPlugin(scheduler, "ocr-rec", payload, options),
     });
     return c.json(result);
   },
 };
 
-async function runPlugin<T>(offloader: VramOffloader, id: string, payload: unknown): Promise<T> {
-  const result = await offloader.run(id, { kind: "plugin", payload });
+async function runPlugin<T>(
+  scheduler: Scheduler,
+  id: string,
+  payload: unknown,
+  options: RunOptions,
+): Promise<T> {
+  const result = await scheduler.run(id, { kind: "plugin", payload }, options);
   if (result.output.kind !== "plugin") {
     throw new Error(`${id} answered tensors, not a plugin payload`);
   }

@@ -1,13 +1,14 @@
 /**
- * `POST /v1/models/switch` with `{"model": id}` (exclusive mode): unloads the previous
- * model(s), loads this one, and answers `{"status": "success", "model", "vram_mb",
- * "ram_mb", …}` with VRAM measured as device used after − baseline before.
- * Mutating: needs the token when one is set.
+ * `POST /v1/models/switch` with `{"model": id}` (exclusive use): pre-flight, unload the
+ * other models, load this one alone and answer `{"status": "success", "model", "vram_mb",
+ * "ram_mb", …}` with VRAM measured as device used after − baseline before. Unloads
+ * nothing when it cannot fit (reject mode: 507); puts the previous models back when the
+ * load fails; answers at once when it is loaded alone already. Mutating: needs the token
+ * when one is set.
  */
 import { z } from "zod";
 import type { Handlers } from "../../../core/http/context.ts";
 import { parseJsonBody } from "../../../core/http/validate.ts";
-import { switchModel } from "../../../core/pipelines/switch.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();
@@ -16,7 +17,8 @@ export const bodySchema = z.object({ model: z.string().min(1, "must name a model
 export const handler: Handlers = {
   POST: async (c) => {
     const { model } = await parseJsonBody(c, bodySchema);
-    c.var.services.manager.get(model);
-    return c.json(await switchModel(c.var.services, model));
+    const { scheduler } = c.var.services;
+    scheduler.model(model); // 404 before anything moves
+    return c.json(await scheduler.switchTo(model, { trigger: "switch" }));
   },
 };

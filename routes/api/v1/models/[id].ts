@@ -3,5 +3,5 @@ import type { Handlers } from "../../../../core/http/context.ts";
 
 /** Answers the ModelReport, or 404 naming the known ids. */
 export const handler: Handlers = {
-  GET: (c) => c.json(c.var.services.manager.get(c.req.param("id")!)),
+  GET: (c) => c.json(c.var.services.scheduler.model(c.req.param("id")!)),
 };

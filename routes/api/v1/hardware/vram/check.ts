@@ -21,8 +21,7 @@ export const bodySchema = z.object({ pipelines: pipelineListSchema }).strict();
 export const handler: Handlers = {
   POST: async (c) => {
     const { pipelines } = await parseJsonBody(c, bodySchema);
-    const { manager, offloader } = c.var.services;
-    for (const id of pipelines) manager.get(id); // 404 naming an unknown id
-    return c.json(offloader.check(pipelines));
+    // check() answers 404 naming an unknown id.
+    return c.json(c.var.services.scheduler.check(pipelines));
   },
 };

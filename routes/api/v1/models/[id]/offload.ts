@@ -1,7 +1,14 @@
-/** `POST /api/v1/models/{id}/offload`: GPU → CPU: frees its GPU buffers; it keeps serving on the CPU. Mutating: needs the token when one is set. */
+/**
+ * `POST /api/v1/models/{id}/offload`: GPU → CPU: frees its GPU buffers; it keeps serving
+ * on the CPU. Answers once the driver shows the memory back (`release.confirmed`), or
+ * says it did not within the wait. Mutating: needs the token when one is set.
+ */
 import type { Handlers } from "../../../../../core/http/context.ts";
 
-/** Answers the model's ModelReport after the move. */
+/** Answers the model's ModelReport after the move, with `release`. */
 export const handler: Handlers = {
-  POST: async (c) => c.json(await c.var.services.manager.offload(c.req.param("id")!)),
+  POST: async (c) => {
+    const { model, release } = await c.var.services.scheduler.offload(c.req.param("id")!);
+    return c.json({ ...model, release });
+  },
 };

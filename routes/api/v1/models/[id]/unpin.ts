@@ -3,5 +3,5 @@ import type { Handlers } from "../../../../../core/http/context.ts";
 
 /** Unpins the pipeline; answers its ModelReport. */
 export const handler: Handlers = {
-  POST: (c) => c.json(c.var.services.manager.setPinned(c.req.param("id")!, false)),
+  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id")!, false)),
 };

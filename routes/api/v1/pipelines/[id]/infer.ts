@@ -22,8 +22,8 @@ export const bodySchema = z.object({
 export const handler: Handlers = {
   POST: async (c) => {
     const id = c.req.param("id")!;
-    const { manager } = c.var.services;
-    const model = manager.get(id); // 404 before reading a large body
+    const { scheduler } = c.var.services;
+    const model = scheduler.model(id); // 404 before reading a large body
     const body = await parseJsonBody(c, bodySchema);
     let input: RunInput;
     if (body.inputs) {
@@ -41,7 +41,7 @@ export const handler: Handlers = {
       }
       input = { kind: "plugin", payload: body.payload };
     }
-    const result = await c.var.services.offloader.run(id, input);
+    const result = await scheduler.run(id, input, { trigger: "infer", signal: c.req.raw.signal });
     const output = result.output.kind === "tensors"
       ? { outputs: wireToJson(result.output.tensors) }
       : { output: result.output.payload };

@@ -20,8 +20,8 @@ export const MAX_CHUNK_SAMPLES = 160_000;
 export const handler: Handlers = {
   GET: async (c) => {
     const id = c.req.param("id")!;
-    const { manager, offloader, config } = c.var.services;
-    const model = manager.get(id); // 404 before upgrading
+    const { scheduler, config } = c.var.services;
+    const model = scheduler.model(id); // 404 before upgrading
     if (!model.plugin) {
       return c.json({
         error: { code: "bad_request", message: `Model "${id}" has no plugin to stream to` },
@@ -33,23 +33,23 @@ export const handler: Handlers = {
     let chain: Promise<void> = Promise.resolve();
     const loop = new ChunkLoop<unknown, { output: unknown; device: string }>({
       process: async (payload) => {
-        const result = await offloader.run(id, { kind: "plugin", payload });
+        const result = await scheduler.run(id, { kind: "plugin", payload }, { trigger: "stream" });
         return {
           output: result.output.kind === "plugin" ? result.output.payload : null,
           device: result.device,
         };
       },
-      release: () => offloader.enforceHeadroom().then(() => {}),
+      release: () => scheduler.enforceHeadroom().then(() => {}),
       exhausted: async () => {
         if (config.onInsufficientVram === "reject") return "stop";
-        if (manager.get(id).placement === "gpu") await manager.offload(id);
+        await scheduler.toCpu(id, "out of GPU memory on the same chunk, again and again");
         return "cpu";
       },
     });
     const upgrade = upgradeWebSocket(() => ({
-      onOpen: () => offloader.markActive(id),
+      onOpen: () => scheduler.markActive(id),
       onClose: () => {
-        offloader.markIdle(id);
+        scheduler.markIdle(id);
         release();
       },
       onMessage: (event, ws) => {

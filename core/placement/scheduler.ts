@@ -1,0 +1,1387 @@
+/**
+ * The Scheduler: the only owner of placement (ollama's `server/sched.go` idea: one record
+ * per pipeline, one place that loads or evicts). It keeps one record per pipeline
+ * (activity, last use, pin, keep-alive, leak) and is the only path that moves one:
+ * requests and their auto-load, explicit load/offload/rehydrate/unload/pin, switches and
+ * test loads (exclusive sections), chains, streams, headroom enforcement, keep-alive.
+ *
+ * Policy: keep free VRAM above the headroom by moving idle GPU pipelines to the CPU,
+ * least recently used first and only the shortfall; count released bytes until the
+ * driver shows them (no second eviction for the same shortfall); bring a pipeline to the
+ * GPU on demand with out-of-memory retry (evict one more, at most 3 times, then the CPU
+ * or a refusal). Active and pinned pipelines are never evicted. Every decision runs in
+ * one serial queue and is logged as a structured event with its reason.
+ * @module
+ */
+import type { EventLog } from "../events.ts";
+import type { HeadroomEvent, ModelReport, OffloaderStatus, PipelineReport } from "../types.ts";
+import { PipelineError } from "../pipelines/errors.ts";
+import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
+import { type Clock, sleep, systemClock, type TimerHandle } from "../clock.ts";
+import { formatBytes } from "../units.ts";
+import type { RunInput, SessionDevice } from "../../workers/protocol.ts";
+import {
+  canFitChain,
+  chooseEvictions,
+  estimateModelVram,
+  type EvictionCandidate,
+  type FitResult,
+  type GpuState,
+  type ModelFootprint,
+  type PlacedPipeline,
+} from "./budget.ts";
+import type { HostRunResult, HostView, PipelineHost } from "./host.ts";
+import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
+
+export type { LoadMeasurement, SwitchResult, TestLoadEvent };
+import {
+  DEFAULT_RELEASE_WAIT_MS,
+  RELEASE_CHECK_MIN_BYTES,
+  type ReleaseOutcome,
+  ReleaseTracker,
+} from "./releases.ts";
+
+/** Most out-of-memory retries (each after evicting one more idle pipeline). */
+export const MAX_OOM_RETRIES = 3;
+
+/** Default time a request may take, queue included, before it answers 504. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+
+/** One reading of device 0, as the scheduler needs it. */
+export interface DeviceReading {
+  /** none: no GPU usable; lost: the driver says the GPU is gone; error: another driver error (last good figures). */
+  state: "none" | "ok" | "error" | "lost";
+  freeBytes: number;
+  totalBytes: number;
+  /** Our tracked GPU bytes when the figures were read (corrects a reading older than our last change). */
+  trackedBytes: number;
+  /** True when the figures come from a driver (NVML, CUDA) that shows released memory: releases are confirmed against it. */
+  confirmsReleases: boolean;
+  error?: string;
+}
+
+/** Where the device figures come from (the monitor, or a model of it in tests). */
+export interface DeviceView {
+  /** Device 0 now: `fresh` asks the driver again instead of the last sample. */
+  read(fresh: boolean): DeviceReading;
+}
+
+/** Keep-alive of one model: after `ms` idle it is offloaded or unloaded. */
+export interface KeepAlive {
+  /** Null: kept until something needs the room. */
+  ms: number | null;
+  idleAction: "offload" | "unload";
+}
+
+/** What measured switches and test loads read besides the device. */
+export interface Meter {
+  /** The process's resident memory now. */
+  rssBytes(): number;
+  /** Device used bytes from a fresh driver read, or null without a driver that reports them. */
+  deviceUsedBytes(): number | null;
+}
+
+/** How the scheduler is set up. */
+export interface SchedulerOptions {
+  host: PipelineHost;
+  device: DeviceView;
+  events: EventLog;
+  /** Headroom's allowance in bytes for a device total (a fixed budget, a share, or the total). */
+  budgetFor: (totalBytes: number) => number;
+  /** Free VRAM to keep, exactly as configured. */
+  headroomBytes: number;
+  /** What a model's file weighs and what was measured of it. */
+  footprint: (id: string) => ModelFootprint;
+  onInsufficientVram: "cpu" | "reject";
+  mode?: "shared" | "exclusive";
+  /** Most requests waiting or running on one pipeline; past it 429 with Retry-After. */
+  queueLimit?: number;
+  /** A request past this answers 504, and a worker stuck past it is replaced. */
+  requestTimeoutMs?: number;
+  /** How long a release may take to show before it is flagged as a leak (default 2 s). */
+  releaseWaitMs?: number;
+  /** How often a release is checked against the driver (default 20 ms). */
+  releasePollMs?: number;
+  keepAlive?: (id: string) => KeepAlive;
+  meter?: Meter;
+  clock?: Clock;
+}
+
+/** One pipeline's record: everything about it that is not the worker's. */
+interface PipelineRecord {
+  id: string;
+  /** Requests running plus open streams: an active pipeline is never evicted. */
+  activeCount: number;
+  /** Open streams (markActive without a request). */
+  holds: number;
+  /** Requests admitted but not running yet. */
+  waiting: number;
+  lastUsedAt: number;
+  pinned: boolean;
+  leak: string | null;
+  cpuReason: string | null;
+  keepAliveTimer: TimerHandle | null;
+  keepAliveDeadline: number | null;
+}
+
+/** A request's options. */
+export interface RunOptions {
+  /** What asked (a route: "infer", "ocr", "stream", "chat"), for events. */
+  trigger?: string;
+  /** The client's signal: a disconnect removes the request from its queue. */
+  signal?: AbortSignal;
+  /** Models that travel together (OCR's det, cls, rec): in exclusive mode they are switched to as one. */
+  group?: string[];
+}
+
+/** A gate that holds new requests while an exclusive section runs. */
+interface Section {
+  label: string;
+  done: Promise<void>;
+}
+
+/** The placement owner. */
+export class Scheduler {
+  readonly #o: SchedulerOptions;
+  readonly #host: PipelineHost;
+  readonly #clock: Clock;
+  readonly #records = new Map<string, PipelineRecord>();
+  readonly #decisions = new SerialQueue();
+  readonly #releases = new ReleaseTracker();
+  #section: Section | null = null;
+  #sectionsWaiting = 0;
+  #running = 0;
+  #drainWaiters: Array<() => void> = [];
+  #reading: DeviceReading | null = null;
+  #readingAt = 0;
+  #closed = false;
+
+  constructor(options: SchedulerOptions) {
+    this.#o = options;
+    this.#host = options.host;
+    this.#clock = options.clock ?? systemClock;
+    for (const id of options.host.ids()) this.#records.set(id, newRecord(id));
+  }
+
+  /** shared or exclusive. */
+  get mode(): "shared" | "exclusive" {
+    return this.#o.mode ?? "shared";
+  }
+
+  /** Where pipelines load when nothing says otherwise. */
+  get defaultDevice(): SessionDevice {
+    return this.#host.defaultDevice;
+  }
+
+  /** The headroom in force (exactly as configured). */
+  get headroomBytes(): number {
+    return this.#o.headroomBytes;
+  }
+
+  /** True when a GPU can take pipelines now (a device is there and not lost). */
+  gpuUsable(): boolean {
+    const state = this.#read(false).state;
+    return state === "ok" || state === "error";
+  }
+
+  // --- records --------------------------------------------------------------------------
+
+  #record(id: string): PipelineRecord {
+    const record = this.#records.get(id);
+    if (!record) {
+      throw new PipelineError(
+        "unknown_model",
+        `Unknown model "${id}": expected one of ${this.#host.ids().join(", ")}`,
+      );
+    }
+    return record;
+  }
+
+  #view(id: string): HostView {
+    const view = this.#host.view(id);
+    if (!view) this.#record(id); // throws unknown_model
+    return view!;
+  }
+
+  /** Marks a stream as open on `id`: an active pipeline is never evicted. */
+  markActive(id: string): void {
+    const record = this.#record(id);
+    record.activeCount++;
+    record.holds++;
+    record.lastUsedAt = this.#clock.now();
+    this.#cancelKeepAlive(record);
+  }
+
+  /** Marks a stream on `id` as closed. */
+  markIdle(id: string): void {
+    const record = this.#record(id);
+    if (record.holds > 0) {
+      record.holds--;
+      record.activeCount = Math.max(0, record.activeCount - 1);
+    }
+    record.lastUsedAt = this.#clock.now();
+    this.#armKeepAlive(record);
+  }
+
+  // --- reading the device -----------------------------------------------------------------
+
+  /** A reading: the cached one (refreshed after every move and once a second), or a fresh one. */
+  #read(fresh: boolean): DeviceReading {
+    const now = this.#clock.now();
+    if (fresh || !this.#reading || now - this.#readingAt >= 1000) {
+      this.#reading = this.#o.device.read(fresh);
+      this.#readingAt = now;
+    }
+    return this.#reading;
+  }
+
+  /** Free bytes as the policy counts them: the driver's, corrected for our changes since, plus releases not shown yet. */
+  #freeBytes(reading: DeviceReading): number {
+    const drift = this.#host.trackedBytes() - reading.trackedBytes;
+    return Math.max(0, reading.freeBytes - drift + this.#releases.unshownBytes(reading.freeBytes));
+  }
+
+  /** The GPU as the budget sees it: only the pipelines on the GPU when `all` is false. */
+  #state(reading: DeviceReading, all: boolean): GpuState {
+    const budgetBytes = this.#o.budgetFor(reading.totalBytes);
+    const pipelines: PlacedPipeline[] = [];
+    if (all) {
+      for (const record of this.#records.values()) {
+        const view = this.#host.view(record.id);
+        if (!view || view.placement !== "gpu") continue;
+        pipelines.push(placed(record, view));
+      }
+    }
+    return {
+      available: reading.state === "ok" || reading.state === "error",
+      deviceFreeBytes: this.#freeBytes(reading),
+      budgetBytes,
+      headroomBytes: this.#o.headroomBytes,
+      now: this.#clock.now(),
+      pipelines,
+    };
+  }
+
+  /**
+   * The pre-flight check for a chain, changing nothing. When the chain fits without
+   * evictions it costs the same at 10 or 10,000 pipelines: only the members are looked at.
+   */
+  check(ids: string[]): FitResult {
+    for (const id of ids) this.#record(id);
+    const reading = this.#read(false);
+    const footprints = ids.map((id) => this.#o.footprint(id));
+    const small = this.#state(reading, false);
+    // The members on the GPU, and everything else ours as one unmovable block.
+    let membersOnGpu = 0;
+    const seen = new Set<string>();
+    for (const id of ids) {
+      const view = this.#host.view(id)!;
+      if (view.placement !== "gpu" || seen.has(id)) continue;
+      seen.add(id);
+      membersOnGpu += view.gpuBytes;
+      small.pipelines.push(placed(this.#records.get(id)!, view));
+    }
+    const rest = this.#host.trackedBytes() - membersOnGpu;
+    if (rest > 0) {
+      small.pipelines.push({
+        id: "",
+        placement: "gpu",
+        gpuBytes: rest,
+        lastUsedAt: 0,
+        activeCount: 1,
+        pinned: true,
+      });
+    }
+    const quick = canFitChain(footprints, small);
+    if (quick.fits || !small.available) return quick;
+    return canFitChain(footprints, this.#state(reading, true));
+  }
+
+  /** The policy's figures, for the API. */
+  status(): OffloaderStatus {
+    const reading = this.#read(false);
+    const state = this.#state(reading, false);
+    const ours = this.#host.trackedBytes();
+    const available = Math.min(state.deviceFreeBytes, state.budgetBytes - ours) -
+      state.headroomBytes;
+    const pipelines: OffloaderStatus["pipelines"] = [];
+    for (const record of this.#records.values()) {
+      pipelines.push({
+        id: record.id,
+        activeCount: record.activeCount,
+        pinned: record.pinned,
+        lastUsedAt: record.lastUsedAt,
+        idleMs: record.lastUsedAt ? Math.max(0, state.now - record.lastUsedAt) : 0,
+        keepAliveDeadline: record.keepAliveDeadline,
+        idleAction: this.#keepAlive(record.id).idleAction,
+      });
+    }
+    return {
+      budgetBytes: state.budgetBytes,
+      headroomBytes: state.headroomBytes,
+      availableBytes: available,
+      onInsufficientVram: this.#o.onInsufficientVram,
+      mode: this.mode,
+      releasingBytes: this.#releases.releasingBytes,
+      section: this.#section?.label ?? null,
+      pipelines,
+    };
+  }
+
+  /** One model for the API: the host's figures with the record's pin, last use, leak and keep-alive. */
+  model(id: string): ModelReport {
+    const record = this.#record(id);
+    const report = this.#host.report(id);
+    return {
+      ...report,
+      pinned: record.pinned,
+      lastUsedAt: record.lastUsedAt || report.lastUsedAt,
+      leak: record.leak ?? report.leak,
+      keepAliveDeadline: record.keepAliveDeadline,
+      cpuReason: report.placement === "cpu" ? record.cpuReason : null,
+    };
+  }
+
+  /** Every model, in catalog order. */
+  list(): ModelReport[] {
+    return this.#host.ids().map((id) => this.model(id));
+  }
+
+  /** The per-pipeline breakdown of the VRAM report. */
+  placements(): PipelineReport[] {
+    return this.#host.ids().map((id) => {
+      const view = this.#host.view(id)!;
+      const record = this.#records.get(id)!;
+      const report = this.#host.report(id);
+      return {
+        id,
+        state: view.state,
+        placement: view.placement,
+        gpuBytes: view.gpuBytes,
+        gpuBuffers: report.gpuBuffers,
+        error: report.error,
+        pinned: record.pinned,
+        leak: record.leak ?? report.leak,
+        gpuMismatch: view.gpuMismatch,
+      };
+    });
+  }
+
+  // --- events -------------------------------------------------------------------------------
+
+  #emit(event: Omit<HeadroomEvent, "seq" | "at">): void {
+    this.#o.events.emit(event);
+  }
+
+  // --- the request path -----------------------------------------------------------------
+
+  /**
+   * Runs a request on `id`, placed by the policy: it waits while an exclusive section
+   * runs (bounded by the queue limit), switches first in exclusive mode, is marked active
+   * while it runs, goes to the GPU when it can (making room first), else the CPU or a
+   * refusal. A client that disconnects leaves its queue; past the request timeout it
+   * answers 504 and a stuck worker is replaced.
+   */
+  async run(id: string, input: RunInput, options: RunOptions = {}): Promise<HostRunResult> {
+    const record = this.#record(id);
+    const limit = this.#o.queueLimit;
+    const queued = record.waiting + record.activeCount - record.holds;
+    if (limit !== undefined && queued >= limit) {
+      throw new PipelineError(
+        "queue_full",
+        `Pipeline "${id}" has ${queued} requests waiting or running (limit ${limit}); retry shortly`,
+        this.#section ? 2 : 1,
+      );
+    }
+    const deadline = new AbortController();
+    const timeoutMs = this.#o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const timer = this.#clock.setTimeout(
+      () =>
+        deadline.abort(
+          new PipelineError(
+            "timeout",
+            `Pipeline "${id}": the request took longer than ${timeoutMs} ms (HEADROOM_REQUEST_TIMEOUT); retry, or raise the timeout`,
+          ),
+        ),
+      timeoutMs,
+    );
+    const signal = options.signal
+      ? AbortSignal.any([options.signal, deadline.signal])
+      : deadline.signal;
+    try {
+      record.waiting++;
+      try {
+        await this.#admit(record, options, signal);
+      } finally {
+        record.waiting--;
+      }
+      try {
+        return await this.#runAdmitted(record, input, signal, deadline.signal);
+      } finally {
+        record.activeCount = Math.max(0, record.activeCount - 1);
+        record.lastUsedAt = this.#clock.now();
+        this.#running--;
+        this.#armKeepAlive(record);
+        if (this.#running === 0) { for (const wake of this.#drainWaiters.splice(0)) wake(); }
+      }
+    } catch (error) {
+      throw asRequestError(error, signal, id);
+    } finally {
+      this.#clock.clearTimeout(timer);
+    }
+  }
+
+  /** Waits for the gate, switches in exclusive mode, then counts the request as running. */
+  async #admit(record: PipelineRecord, options: RunOptions, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      signal.throwIfAborted();
+      if (this.#section) {
+        await abortable(this.#section.done, signal);
+        continue;
+      }
+      const group = options.group ?? [record.id];
+      if (this.mode === "exclusive" && !this.#groupLoaded(group)) {
+        await this.#switch(group, {
+          trigger: options.trigger ?? "request",
+          auto: true,
+          signal,
+          claim: () => this.#claim(record),
+        });
+        return;
+      }
+      this.#claim(record);
+      return;
+    }
+  }
+
+  #claim(record: PipelineRecord): void {
+    record.activeCount++;
+    record.lastUsedAt = this.#clock.now();
+    this.#running++;
+    this.#cancelKeepAlive(record);
+  }
+
+  #groupLoaded(group: string[]): boolean {
+    for (const id of group) if (this.#view(id).placement === "none") return false;
+    return true;
+  }
+
+  async #runAdmitted(
+    record: PipelineRecord,
+    input: RunInput,
+    signal: AbortSignal,
+    deadline: AbortSignal,
+  ): Promise<HostRunResult> {
+    const id = record.id;
+    let device = await this.#ensurePlaced(id, signal);
+    let reloads = 0;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#host.run(id, input, { signal, deadline });
+      } catch (error) {
+        if (error instanceof PipelineError && error.code === "not_loaded" && reloads++ < 3) {
+          // Unloaded between its placement and its turn (an explicit unload): place again.
+          device = await this.#ensurePlaced(id, signal);
+          attempt--;
+          continue;
+        }
+        if (!(error instanceof PipelineError && error.code === "oom") || device === "cpu") {
+          throw error;
+        }
+        device = await this.#decisions.run(() => this.#afterOom(id, attempt, error), signal);
+      }
+    }
+  }
+
+  /** Brings `id` to the GPU if the policy allows (else the CPU); answers where it is. */
+  place(id: string): Promise<SessionDevice> {
+    return this.#ensurePlaced(id);
+  }
+
+  #ensurePlaced(id: string, signal?: AbortSignal): Promise<SessionDevice> {
+    const view = this.#view(id);
+    // Already on the GPU: no decision to make (an active pipeline is never evicted).
+    if (view.placement === "gpu") return Promise.resolve("gpu");
+    return this.#decisions.run(() => this.#placeLocked(id, "gpu", "request"), signal);
+  }
+
+  // --- decisions (run inside the serial queue) ------------------------------------------
+
+  /** Brings `id` to `want`, making room on the GPU first; falls back or refuses per configuration. */
+  async #placeLocked(id: string, want: SessionDevice, trigger: string): Promise<SessionDevice> {
+    const record = this.#record(id);
+    const view = this.#view(id);
+    if (want === "cpu") {
+      if (view.placement === "gpu") await this.#offloadLocked(id, "requested", trigger);
+      else if (view.placement !== "cpu") await this.#loadHost(id, "cpu");
+      record.cpuReason = null;
+      return "cpu";
+    }
+    if (view.placement === "gpu") return "gpu";
+    const reading = this.#read(true);
+    if (reading.state === "none") {
+      return await this.#toCpu(id, view, "no GPU is usable");
+    }
+    if (reading.state === "lost") {
+      const why = `the GPU is lost (${reading.error ?? "driver error"})`;
+      if (this.#o.onInsufficientVram === "reject") {
+        throw new PipelineError(
+          "gpu_lost",
+          `${id} cannot go to the GPU: ${why}. Retry when it recovers, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
+          5,
+        );
+      }
+      return await this.#toCpu(id, view, why);
+    }
+    if (view.gpuMismatch) return await this.#toCpu(id, view, "its GPU and CPU outputs disagree");
+    const estimate = estimateModelVram(this.#o.footprint(id));
+    const exclude = new Set([id]);
+    let room = this.#state(reading, true);
+    for (;;) {
+      const available = Math.min(room.deviceFreeBytes, room.budgetBytes - ours(room)) -
+        room.headroomBytes;
+      const shortfall = estimate.bytes - available;
+      // On a driver error the figures are old: evict nothing on them.
+      const evictions = reading.state === "error" ? [] : chooseEvictions(room, shortfall, exclude);
+      const freed = evictions.reduce((sum, e) => sum + e.bytes, 0);
+      if (shortfall > 0 && freed < shortfall) {
+        return await this.#insufficient(
+          id,
+          `${id} needs ${formatBytes(estimate.bytes)} (${estimate.basis} estimate); ${
+            formatBytes(Math.max(0, available))
+          } free above the ${
+            formatBytes(room.headroomBytes)
+          } headroom, and evicting every idle pipeline frees only ${formatBytes(freed)}`,
+        );
+      }
+      const moved = await this.#evict(evictions, `to make room for ${id}`, trigger);
+      if (moved.length > 0) await this.#awaitReleases(moved);
+      if (moved.length === evictions.length) break;
+      room = this.#state(this.#read(true), true);
+    }
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.#loadHost(id, "gpu");
+        if (this.#view(id).placement !== "gpu") {
+          // The host moved it to the CPU itself (its parity check failed).
+          record.cpuReason = "its GPU and CPU outputs disagree";
+          return "cpu";
+        }
+        record.lastUsedAt = this.#clock.now(); // just placed counts as just used
+        record.cpuReason = null;
+        this.#emit({
+          kind: "placement",
+          pipeline: id,
+          message: `placed ${id} on the GPU (${estimate.basis} estimate ${
+            formatBytes(estimate.bytes)
+          })`,
+          reason: "requested",
+          bytes: estimate.bytes,
+          trigger,
+        });
+        this.#armKeepAlive(record);
+        return "gpu";
+      } catch (error) {
+        if (error instanceof PipelineError && error.code === "no_webgpu") {
+          return await this.#toCpu(
+            id,
+            this.#view(id),
+            `the GPU could not take it (${error.message})`,
+          );
+        }
+        if (!(error instanceof PipelineError && error.code === "oom")) throw error;
+        const next = await this.#afterOom(id, attempt, error);
+        if (next === "cpu") return "cpu";
+      }
+    }
+  }
+
+  async #loadHost(id: string, device: SessionDevice): Promise<void> {
+    try {
+      await this.#host.load(id, device);
+    } catch (error) {
+      if (
+        !(error instanceof PipelineError && (error.code === "oom" || error.code === "no_webgpu"))
+      ) {
+        this.#emit({
+          kind: "failure",
+          pipeline: id,
+          message: `${id}: loading on the ${device.toUpperCase()} failed: ${
+            (error as Error).message
+          }`,
+          reason: (error as Error).message,
+        });
+      }
+      throw error;
+    }
+    this.#reading = null; // the next decision reads the driver again
+  }
+
+  async #toCpu(id: string, view: HostView, why: string): Promise<SessionDevice> {
+    if (view.placement === "gpu") await this.#offloadLocked(id, why, "policy");
+    else if (view.placement !== "cpu") await this.#loadHost(id, "cpu");
+    this.#record(id).cpuReason = why;
+    this.#emit({
+      kind: "placement",
+      pipeline: id,
+      message: `${id} serves on the CPU: ${why}`,
+      reason: why,
+    });
+    return "cpu";
+  }
+
+  /**
+   * After an out-of-memory failure on `id`: evicts one more idle pipeline and answers
+   * "gpu" to retry, or, past {@link MAX_OOM_RETRIES} or with nothing left to evict,
+   * falls back per configuration.
+   */
+  async #afterOom(id: string, attempt: number, error: PipelineError): Promise<SessionDevice> {
+    this.#emit({
+      kind: "oom",
+      pipeline: id,
+      message: `${id}: out of GPU memory (attempt ${attempt}): ${error.message}`,
+      reason: error.message,
+    });
+    if (attempt > MAX_OOM_RETRIES) {
+      return await this.#insufficient(id, `${id} ran out of GPU memory ${attempt} times`);
+    }
+    const more = chooseEvictions(this.#state(this.#read(true), true), 1, new Set([id]));
+    if (more.length === 0) {
+      return await this.#insufficient(
+        id,
+        `${id} ran out of GPU memory and no idle pipeline is left to evict`,
+      );
+    }
+    const moved = await this.#evict(more, `after an out-of-memory error on ${id}`, "oom");
+    await this.#awaitReleases(moved);
+    return "gpu";
+  }
+
+  /** No room: serve on the CPU, or refuse, as configured. */
+  async #insufficient(id: string, why: string): Promise<SessionDevice> {
+    if (this.#o.onInsufficientVram === "reject") {
+      this.#emit({
+        kind: "placement",
+        pipeline: id,
+        message: `refused ${id} on the GPU: ${why}`,
+        reason: why,
+      });
+      throw new PipelineError(
+        "oom",
+        `Not enough GPU memory: ${why}. Free VRAM, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
+      );
+    }
+    return await this.#toCpu(id, this.#view(id), why);
+  }
+
+  /**
+   * Moves each candidate to the CPU, logging why; answers the ids that moved. A candidate
+   * that became active or pinned, or left the GPU, while an earlier one moved, stays.
+   */
+  async #evict(
+    candidates: EvictionCandidate[],
+    reason: string,
+    trigger: string,
+  ): Promise<string[]> {
+    const moved: string[] = [];
+    for (const candidate of candidates) {
+      const record = this.#record(candidate.id);
+      if (record.activeCount > 0 || record.pinned) continue; // busy or pinned meanwhile
+      if (this.#host.view(candidate.id)?.placement !== "gpu") continue;
+      try {
+        await this.#offloadLocked(candidate.id, reason, trigger, false);
+      } catch (error) {
+        if (error instanceof PipelineError && error.code === "not_loaded") continue;
+        throw error;
+      }
+      moved.push(candidate.id);
+      this.#emit({
+        kind: "eviction",
+        pipeline: candidate.id,
+        message: `evicted ${candidate.id} (${
+          candidate.idleMs === null ? "never used" : `idle ${Math.round(candidate.idleMs / 1000)} s`
+        }, ${formatBytes(candidate.bytes)}) ${reason}`,
+        reason,
+        bytes: candidate.bytes,
+        idleMs: candidate.idleMs,
+        trigger,
+      });
+    }
+    return moved;
+  }
+
+  /** GPU → CPU, counting the released bytes until the driver shows them. */
+  async #offloadLocked(id: string, reason: string, trigger: string, log = true): Promise<void> {
+    const before = this.#read(true);
+    const transition = await this.#host.offload(id);
+    this.#reading = null;
+    this.#trackRelease(id, transition.releasedBytes, before);
+    if (log && transition.kind !== "none") {
+      this.#emit({
+        kind: "placement",
+        pipeline: id,
+        message: `moved ${id} to the CPU (${reason})`,
+        reason,
+        bytes: transition.releasedBytes,
+        trigger,
+      });
+    }
+  }
+
+  async #unloadLocked(id: string, reason: string, trigger: string): Promise<void> {
+    const before = this.#read(true);
+    const transition = await this.#host.unload(id);
+    this.#reading = null;
+    this.#trackRelease(id, transition.releasedBytes, before);
+    this.#record(id).cpuReason = null;
+    if (transition.kind !== "none") {
+      this.#emit({
+        kind: "placement",
+        pipeline: id,
+        message: `unloaded ${id} (${reason})`,
+        reason,
+        bytes: transition.releasedBytes,
+        trigger,
+      });
+    }
+  }
+
+  #trackRelease(id: string, bytes: number, before: DeviceReading): void {
+    if (!before.confirmsReleases || bytes < RELEASE_CHECK_MIN_BYTES) return;
+    if (before.state !== "ok") return;
+    const release = this.#releases.start(
+      id,
+      bytes,
+      before.freeBytes,
+      this.#clock.now(),
+      this.#o.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS,
+    );
+    const poll = () => {
+      if (this.#closed) return release.settle(false);
+      const reading = this.#o.device.read(true);
+      if (reading.state === "ok" && this.#releases.confirmIfShown(release, reading.freeBytes)) {
+        this.#reading = null;
+        this.#emit({
+          kind: "release",
+          pipeline: id,
+          message: `${id}: the driver shows its ${formatBytes(bytes)} back after ${
+            this.#clock.now() - release.startedAt
+          } ms`,
+          reason: "release confirmed",
+          bytes,
+        });
+        this.#records.get(id)!.leak = null;
+        return;
+      }
+      if (this.#clock.now() >= release.deadline) {
+        const shown = Math.max(0, (reading.freeBytes ?? 0) - release.baseFreeBytes);
+        const leak = `device free rose by ${shown} bytes within ${
+          this.#o.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS
+        } ms of releasing ${bytes} bytes`;
+        this.#records.get(id)!.leak = leak;
+        release.settle(false);
+        this.#reading = null;
+        this.#emit({ kind: "leak", pipeline: id, message: `${id}: ${leak}`, reason: leak, bytes });
+        return;
+      }
+      this.#clock.setTimeout(poll, this.#o.releasePollMs ?? 20);
+    };
+    poll();
+  }
+
+  /** Waits (bounded) until the releases of `ids` are confirmed or given up on. */
+  async #awaitReleases(ids: string[]): Promise<void> {
+    for (const id of ids) await this.#releases.get(id)?.settled;
+  }
+
+  async #releaseOutcome(id: string, startedAt: number, bytes: number): Promise<ReleaseOutcome> {
+    const release = this.#releases.get(id);
+    if (!release) {
+      return { confirmed: true, bytes, ms: this.#clock.now() - startedAt, checked: false };
+    }
+    const confirmed = await release.settled;
+    return { confirmed, bytes: release.bytes, ms: this.#clock.now() - startedAt, checked: true };
+  }
+
+  /**
+   * Restores the headroom when something else took VRAM (another process, a growing
+   * pipeline): evicts idle pipelines, least recently used first, for the deficit only.
+   * Releases the driver has not shown yet count as free; on a lost device or a driver
+   * error nothing is evicted.
+   */
+  enforceHeadroom(): Promise<number> {
+    return this.#decisions.run(async () => {
+      const reading = this.#read(true);
+      if (reading.state !== "ok") return 0;
+      const state = this.#state(reading, true);
+      const deficit = -(Math.min(state.deviceFreeBytes, state.budgetBytes - ours(state)) -
+        state.headroomBytes);
+      if (deficit <= 0) return 0;
+      const evictions = chooseEvictions(state, deficit, new Set());
+      const moved = await this.#evict(
+        evictions,
+        `to restore the headroom (free ${
+          formatBytes(Math.min(state.deviceFreeBytes, state.budgetBytes))
+        }, keeping ${formatBytes(state.headroomBytes)})`,
+        "headroom",
+      );
+      return moved.length;
+    });
+  }
+
+  // --- explicit placement ---------------------------------------------------------------
+
+  /** Loads `id` on `device` (the GPU through the policy). */
+  async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelReport> {
+    this.#record(id);
+    await this.#decisions.run(() => this.#placeLocked(id, device, "api"));
+    return this.model(id);
+  }
+
+  /** CPU → GPU through the policy. */
+  rehydrate(id: string): Promise<ModelReport> {
+    return this.load(id, "gpu");
+  }
+
+  /** GPU → CPU; answers once the driver shows the memory back (or says it did not). */
+  async offload(id: string): Promise<{ model: ModelReport; release: ReleaseOutcome }> {
+    this.#record(id);
+    const startedAt = this.#clock.now();
+    let bytes = 0;
+    await this.#decisions.run(async () => {
+      const view = this.#view(id);
+      if (view.placement === "cpu") return;
+      if (view.placement !== "gpu") {
+        throw new PipelineError(
+          "not_loaded",
+          `Pipeline "${id}" is ${view.state}, not on the GPU: nothing to offload`,
+        );
+      }
+      bytes = view.gpuBytes;
+      await this.#offloadLocked(id, "requested", "api");
+    });
+    const release = await this.#releaseOutcome(id, startedAt, bytes);
+    return { model: this.model(id), release };
+  }
+
+  /** Releases the session and ends the worker; answers once the driver shows the memory back. */
+  async unload(id: string): Promise<{ model: ModelReport; release: ReleaseOutcome }> {
+    const record = this.#record(id);
+    if (record.holds > 0) {
+      throw new PipelineError(
+        "busy",
+        `Pipeline "${id}" has ${record.holds} open stream(s); close them before unloading it`,
+      );
+    }
+    const startedAt = this.#clock.now();
+    let bytes = 0;
+    await this.#decisions.run(async () => {
+      bytes = this.#view(id).gpuBytes;
+      await this.#unloadLocked(id, "requested", "api");
+    });
+    const release = await this.#releaseOutcome(id, startedAt, bytes);
+    return { model: this.model(id), release };
+  }
+
+  /** Pins or unpins: a pinned pipeline is never evicted. */
+  pin(id: string, pinned: boolean): ModelReport {
+    const record = this.#record(id);
+    record.pinned = pinned;
+    if (pinned) this.#cancelKeepAlive(record);
+    else this.#armKeepAlive(record);
+    this.#emit({
+      kind: "info",
+      pipeline: id,
+      message: `${id} ${pinned ? "pinned" : "unpinned"}`,
+      trigger: "api",
+    });
+    return this.model(id);
+  }
+
+  /** Places a chain's members on the GPU when the pre-flight says it fits (one decision). */
+  placeChain(
+    ids: string[],
+  ): Promise<{ check: FitResult; placements: Record<string, "gpu" | "cpu" | "none"> }> {
+    return this.#decisions.run(async () => {
+      const check = this.check(ids);
+      if (check.fits) { for (const id of ids) await this.#placeLocked(id, "gpu", "chain"); }
+      const placements: Record<string, "gpu" | "cpu" | "none"> = {};
+      for (const id of ids) placements[id] = this.#view(id).placement;
+      return { check, placements };
+    });
+  }
+
+  /** The stream route's last resort: moves `id` to the CPU after repeated out-of-memory errors. */
+  toCpu(id: string, why: string): Promise<SessionDevice> {
+    return this.#decisions.run(() => this.#toCpu(id, this.#view(id), why));
+  }
+
+  // --- exclusive sections: switch and test load -----------------------------------------
+
+  /** The exclusive section running now, or null. */
+  get section(): string | null {
+    return this.#section?.label ?? null;
+  }
+
+  /**
+   * Runs `body` alone: new requests wait at the gate, running ones finish first, and no
+   * other placement change runs until it ends. `claim` runs before the gate opens.
+   */
+  async #exclusive<T>(
+    label: string,
+    body: () => Promise<T>,
+    options: { signal?: AbortSignal; claim?: () => void } = {},
+  ): Promise<T> {
+    this.#sectionsWaiting++;
+    try {
+      while (this.#section) await abortable(this.#section.done, options.signal);
+    } finally {
+      this.#sectionsWaiting--;
+    }
+    let open!: () => void;
+    const section: Section = { label, done: new Promise<void>((resolve) => (open = resolve)) };
+    this.#section = section;
+    try {
+      while (this.#running > 0) {
+        await abortable(
+          new Promise<void>((resolve) => this.#drainWaiters.push(resolve)),
+          options.signal,
+        );
+      }
+      return await this.#decisions.run(async () => {
+        const result = await body();
+        options.claim?.();
+        return result;
+      });
+    } finally {
+      this.#section = null;
+      open();
+    }
+  }
+
+  /** True while a test load runs or waits to run. */
+  get testLoadRunning(): boolean {
+    return this.#section?.label === "test load";
+  }
+
+  /**
+   * Switches to `id` (or a group): pre-flight first, then unload the others, load it, and
+   * measure it alone. Unloads nothing when it cannot fit in reject mode; puts the previous
+   * models back when it fails to load; answers at once when it is loaded alone already.
+   */
+  switchTo(
+    id: string | string[],
+    options: { trigger?: string; signal?: AbortSignal } = {},
+  ): Promise<SwitchResult> {
+    const ids = Array.isArray(id) ? id : [id];
+    for (const one of ids) this.#record(one);
+    return this.#switch(ids, {
+      trigger: options.trigger ?? "api",
+      auto: false,
+      signal: options.signal,
+    });
+  }
+
+  #switch(
+    ids: string[],
+    options: { trigger: string; auto: boolean; signal?: AbortSignal; claim?: () => void },
+  ): Promise<SwitchResult> {
+    const label = `${options.auto ? "auto-switch" : "switch"} to ${ids.join(", ")}`;
+    return this.#exclusive(label, () => this.#switchLocked(ids, options), {
+      signal: options.signal,
+      claim: options.claim,
+    });
+  }
+
+  async #switchLocked(
+    ids: string[],
+    options: { trigger: string; auto: boolean },
+  ): Promise<SwitchResult> {
+    const kind = options.auto ? "auto-switch" : "switch";
+    const targets = new Set(ids);
+    const others = this.#host.ids().filter((id) =>
+      !targets.has(id) && this.#view(id).placement !== "none"
+    );
+    const first = ids[0];
+    if (others.length === 0 && ids.every((id) => this.#view(id).placement !== "none")) {
+      const report = this.#host.report(first);
+      return {
+        status: "success",
+        model: first,
+        models: ids,
+        device: report.placement,
+        vram_mb: round(report.gpuBytes / 1e6),
+        ram_mb: round(
+          (report.cpuProfile?.rssDeltaBytes ?? report.gpuProfile?.rssDeltaBytes ?? 0) / 1e6,
+        ),
+        unloaded: [],
+        load_ms: 0,
+        already_loaded: true,
+        reason: report.placement === "cpu" ? this.#records.get(first)!.cpuReason : null,
+      };
+    }
+    const held = others.filter((id) => this.#records.get(id)!.holds > 0);
+    if (held.length > 0) {
+      throw new PipelineError(
+        "busy",
+        `Cannot switch to ${ids.join(", ")}: ${held.join(", ")} ${
+          held.length === 1 ? "has" : "have"
+        } an open stream; close it first`,
+        5,
+      );
+    }
+    // Pre-flight: would the targets fit with everything else unloaded?
+    const device = this.defaultDevice;
+    if (device === "gpu") {
+      const reading = this.#read(true);
+      if (reading.state === "lost" && this.#o.onInsufficientVram === "reject") {
+        throw new PipelineError(
+          "gpu_lost",
+          `Cannot switch to ${
+            ids.join(", ")
+          }: the GPU is lost (${reading.error}); retry when it recovers`,
+          5,
+        );
+      }
+      if (reading.state === "ok" && this.#o.onInsufficientVram === "reject") {
+        const state = this.#state(reading, false);
+        const ourBytes = this.#host.trackedBytes();
+        const targetsOnGpu = ids.reduce(
+          (sum, id) => sum + (this.#view(id).placement === "gpu" ? this.#view(id).gpuBytes : 0),
+          0,
+        );
+        const freeAfter = state.deviceFreeBytes + (ourBytes - targetsOnGpu);
+        const available = Math.min(freeAfter, state.budgetBytes - targetsOnGpu) -
+          state.headroomBytes;
+        let needed = 0;
+        for (const id of ids) {
+          if (this.#view(id).placement === "gpu") continue;
+          needed += estimateModelVram(this.#o.footprint(id)).bytes;
+        }
+        if (needed > available) {
+          const why = `${ids.join(", ")} ${ids.length === 1 ? "needs" : "need"} ${
+            formatBytes(needed)
+          }, and only ${formatBytes(Math.max(0, available))} would be free above the ${
+            formatBytes(state.headroomBytes)
+          } headroom with every other model unloaded`;
+          this.#emit({
+            kind: "failure",
+            pipeline: first,
+            message: `${kind} to ${ids.join(", ")} refused: ${why}; nothing was unloaded`,
+            reason: why,
+            trigger: options.trigger,
+          });
+          throw new PipelineError(
+            "oom",
+            `Not enough GPU memory to switch: ${why}. Nothing was unloaded. Free VRAM, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
+          );
+        }
+      }
+    }
+    const previous = others.map((id) => ({ id, placement: this.#view(id).placement }));
+    for (const { id } of previous) {
+      await this.#unloadLocked(id, `${kind} to ${ids.join(", ")}`, options.trigger);
+    }
+    for (const id of ids) {
+      if (this.#view(id).placement !== "none") {
+        await this.#unloadLocked(id, `${kind}: a clean measurement`, options.trigger);
+      }
+    }
+    await this.#awaitReleases([...previous.map((p) => p.id), ...ids]);
+    const meter = this.#o.meter;
+    const usedBefore = meter?.deviceUsedBytes() ?? null;
+    const rssBefore = meter?.rssBytes() ?? 0;
+    const started = performance.now();
+    try {
+      for (const id of ids) await this.#placeLocked(id, device, options.trigger);
+    } catch (error) {
+      // Put the previous models back, then say so.
+      const restored: string[] = [];
+      for (const id of ids) {
+        await this.#unloadLocked(id, "failed switch", options.trigger).catch(() => {});
+      }
+      for (const { id, placement } of previous) {
+        try {
+          await this.#placeLocked(id, placement === "gpu" ? "gpu" : "cpu", options.trigger);
+          restored.push(id);
+        } catch { /* reported below */ }
+      }
+      const back = previous.length === 0
+        ? "nothing was loaded before"
+        : restored.length === previous.length
+        ? `put back: ${restored.join(", ")}`
+        : `put back: ${restored.join(", ") || "none"}; could not reload ${
+          previous.filter((p) => !restored.includes(p.id)).map((p) => p.id).join(", ")
+        }`;
+      const message = `${kind} to ${ids.join(", ")} failed: ${(error as Error).message}; ${back}`;
+      this.#emit({
+        kind: "failure",
+        pipeline: first,
+        message,
+        reason: (error as Error).message,
+        trigger: options.trigger,
+      });
+      const code = error instanceof PipelineError ? error.code : "load_failed";
+      throw new PipelineError(code, message);
+    }
+    const ms = performance.now() - started;
+    const usedAfter = meter?.deviceUsedBytes() ?? null;
+    const tracked = ids.reduce((sum, id) => sum + this.#view(id).gpuBytes, 0);
+    const vramBytes = usedBefore !== null && usedAfter !== null ? usedAfter - usedBefore : tracked;
+    const ramBytes = (meter?.rssBytes() ?? 0) - rssBefore;
+    const placement = this.#view(first).placement;
+    const result: SwitchResult = {
+      status: "success",
+      model: first,
+      models: ids,
+      device: placement,
+      vram_mb: round(Math.max(0, vramBytes) / 1e6),
+      ram_mb: round(Math.max(0, ramBytes) / 1e6),
+      unloaded: previous.map((p) => p.id),
+      load_ms: Math.round(ms),
+      already_loaded: false,
+      reason: placement === "cpu" ? this.#records.get(first)!.cpuReason : null,
+    };
+    this.#emit({
+      kind,
+      pipeline: first,
+      message: `${options.auto ? `auto-switched (${options.trigger})` : "switched"} to ${
+        ids.join(", ")
+      } on the ${placement.toUpperCase()}: ${result.vram_mb} MB VRAM, ${result.ram_mb} MB RAM, ${result.load_ms} ms; unloaded ${
+        result.unloaded.join(", ") || "nothing"
+      }`,
+      reason: result.reason ?? `${kind} to ${ids.join(", ")}`,
+      trigger: options.trigger,
+      bytes: Math.max(0, vramBytes),
+      vramMb: result.vram_mb,
+      ramMb: result.ram_mb,
+    });
+    return result;
+  }
+
+  /**
+   * Test load: each model alone (every other model unloaded first), measured, then
+   * unloaded, with progress through `onEvent`. One exclusive section for the whole run.
+   * Throws busy when one already runs.
+   */
+  testLoad(
+    ids: string[],
+    device: SessionDevice,
+    onEvent: (event: TestLoadEvent) => void | Promise<void>,
+  ): Promise<{ failed: number }> {
+    for (const id of ids) this.#record(id);
+    if (this.testLoadRunning) {
+      throw new PipelineError("busy", "A test load is already running; wait for it to finish", 10);
+    }
+    return this.#exclusive("test load", async () => {
+      const started = performance.now();
+      let failed = 0;
+      for (const [index, id] of ids.entries()) {
+        const total = ids.length;
+        await onEvent({ event: "started", model: id, index, total });
+        try {
+          const held = this.#host.ids().filter((other) => this.#records.get(other)!.holds > 0);
+          if (held.length > 0) {
+            throw new PipelineError(
+              "busy",
+              `${held.join(", ")} has an open stream: cannot measure ${id} alone`,
+            );
+          }
+          const loaded = this.#host.ids().filter((other) => this.#view(other).placement !== "none");
+          for (const other of loaded) await this.#unloadLocked(other, "test load", "test-load");
+          await this.#awaitReleases(loaded);
+          const measurement = await this.#measureLoad(id, device);
+          await this.#unloadLocked(id, "test load", "test-load");
+          await this.#awaitReleases([id]);
+          await onEvent({ event: "measured", model: id, index, total, measurement });
+        } catch (error) {
+          failed++;
+          await onEvent({
+            event: "error",
+            model: id,
+            index,
+            total,
+            message: (error as Error).message,
+          });
+        }
+      }
+      await onEvent({ event: "done", total: ids.length, failed, ms: performance.now() - started });
+      return { failed };
+    });
+  }
+
+  async #measureLoad(id: string, device: SessionDevice): Promise<LoadMeasurement> {
+    const meter = this.#o.meter;
+    const usedBefore = meter?.deviceUsedBytes() ?? null;
+    const rssBefore = meter?.rssBytes() ?? 0;
+    const started = performance.now();
+    await this.#placeLocked(id, device, "test-load");
+    const ms = performance.now() - started;
+    const view = this.#view(id);
+    const usedAfter = meter?.deviceUsedBytes() ?? null;
+    return {
+      model: id,
+      device,
+      placement: view.placement,
+      vramBytes: usedBefore !== null && usedAfter !== null ? usedAfter - usedBefore : view.gpuBytes,
+      trackedBytes: view.gpuBytes,
+      ramBytes: (meter?.rssBytes() ?? 0) - rssBefore,
+      ms,
+      vramBasis: usedBefore !== null ? "driver" : "tracked",
+    };
+  }
+
+  // --- keep-alive -----------------------------------------------------------------------
+
+  #keepAlive(id: string): KeepAlive {
+    return this.#o.keepAlive?.(id) ?? { ms: null, idleAction: "offload" };
+  }
+
+  #cancelKeepAlive(record: PipelineRecord): void {
+    if (record.keepAliveTimer !== null) this.#clock.clearTimeout(record.keepAliveTimer);
+    record.keepAliveTimer = null;
+    record.keepAliveDeadline = null;
+  }
+
+  /** Starts the idle countdown of an idle, loaded, unpinned pipeline with a keep-alive. */
+  #armKeepAlive(record: PipelineRecord): void {
+    this.#cancelKeepAlive(record);
+    if (this.#closed || record.activeCount > 0 || record.pinned) return;
+    const { ms, idleAction } = this.#keepAlive(record.id);
+    if (ms === null) return;
+    const view = this.#host.view(record.id);
+    if (!view || view.placement === "none") return;
+    if (idleAction === "offload" && view.placement === "cpu") return;
+    const since = record.lastUsedAt || this.#clock.now();
+    record.keepAliveDeadline = since + ms;
+    record.keepAliveTimer = this.#clock.setTimeout(() => {
+      record.keepAliveTimer = null;
+      this.#decisions.run(async () => {
+        const now = this.#clock.now();
+        if (record.activeCount > 0 || record.pinned || record.keepAliveDeadline === null) return;
+        if (now < record.keepAliveDeadline) return this.#armKeepAlive(record);
+        const current = this.#host.view(record.id);
+        if (!current || current.placement === "none") return;
+        const idleMs = now - since;
+        const reason = `idle ${Math.round(idleMs / 1000)} s, past its keep-alive of ${
+          Math.round(ms / 1000)
+        } s`;
+        if (idleAction === "unload") await this.#unloadLocked(record.id, reason, "keep-alive");
+        else if (current.placement === "gpu") {
+          await this.#offloadLocked(record.id, reason, "keep-alive", false);
+        }
+        record.keepAliveDeadline = null;
+        this.#emit({
+          kind: "keep-alive",
+          pipeline: record.id,
+          message: `${idleAction === "unload" ? "unloaded" : "offloaded"} ${record.id}: ${reason}`,
+          reason,
+          idleMs,
+          trigger: "keep-alive",
+        });
+      }).catch((error) => console.error(`Keep-alive of ${record.id} failed:`, error));
+    }, Math.max(0, record.keepAliveDeadline - this.#clock.now()));
+  }
+
+  /** Loads every model marked `preload` (on the default device, through the policy). */
+  async preload(ids: string[]): Promise<void> {
+    for (const id of ids) {
+      await this.load(id).catch((error) =>
+        this.#emit({
+          kind: "failure",
+          pipeline: id,
+          message: `preloading ${id} failed: ${(error as Error).message}`,
+          reason: (error as Error).message,
+          trigger: "preload",
+        })
+      );
+    }
+  }
+
+  /** Stops timers and gives up on releases in flight. */
+  close(): void {
+    this.#closed = true;
+    for (const record of this.#records.values()) this.#cancelKeepAlive(record);
+    this.#releases.clear();
+  }
+
+  /** Waits until no decision is queued or running (tests, shutdown). */
+  settled(): Promise<void> {
+    return this.#decisions.idle();
+  }
+
+  /** Sleeps on the scheduler's clock (tests). */
+  sleep(ms: number): Promise<void> {
+    return sleep(this.#clock, ms);
+  }
+}
+
+function newRecord(id: string): PipelineRecord {
+  return {
+    id,
+    activeCount: 0,
+    holds: 0,
+    waiting: 0,
+    lastUsedAt: 0,
+    pinned: false,
+    leak: null,
+    cpuReason: null,
+    keepAliveTimer: null,
+    keepAliveDeadline: null,
+  };
+}
+
+function placed(record: PipelineRecord, view: HostView): PlacedPipeline {
+  return {
+    id: record.id,
+    placement: view.placement,
+    gpuBytes: view.gpuBytes,
+    lastUsedAt: record.lastUsedAt,
+    activeCount: record.activeCount,
+    pinned: record.pinned,
+  };
+}
+
+function ours(state: GpuState): number {
+  let sum = 0;
+  for (const p of state.pipelines) if (p.placement === "gpu") sum += p.gpuBytes;
+  return sum;
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+/** Waits for `promise`, or rejects with the signal's reason when it fires first. */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** An abort (client gone, or past the deadline) as the PipelineError a route answers with. */
+function asRequestError(error: unknown, signal: AbortSignal, id: string): unknown {
+  if (error instanceof PipelineError) return error;
+  if (error instanceof QueueAbortedError || (signal.aborted && error === signal.reason)) {
+    const reason = signal.reason;
+    if (reason instanceof PipelineError) return reason;
+    return new PipelineError(
+      "cancelled",
+      `Pipeline "${id}": the client went away; the request was dropped`,
+    );
+  }
+  return error;
+}
