@@ -1,11 +1,13 @@
 /**
- * A simulated GPU for testing the placement policy: one object that is both the
- * {@link PlacementTarget} (a model of the PipelineManager) and the {@link DeviceView}
- * (a model of the VRAM monitor). Free bytes = total − the GPU bytes of every simulated
+ * A simulated GPU for testing the scheduler: one object that is both the
+ * {@link PipelineHost} (a model of the PipelineManager) and the {@link DeviceView}
+ * (a model of the VRAM monitor and its driver). Free bytes = total − the GPU bytes of every simulated
  * pipeline on the GPU − what another tenant holds. Each pipeline has a fixed GPU size;
  * `load`/`offload` move it. Like the real manager, the operations on one pipeline run
  * one at a time, a pipeline being offloaded still reports "gpu" until the move ends, and
- * `run` runs where the pipeline is (loading it first when it is not loaded).
+ * `run` runs where the pipeline is (not_loaded when it is not loaded). With
+ * `freeDelayMs`, the device shows freed bytes only that long after a release (on the
+ * given clock), as drivers do.
  *
  * Out-of-memory failures: a GPU load that does not fit the device's free bytes throws
  * `PipelineError("oom")`, and so does the next GPU load or GPU run of a pipeline after
@@ -14,11 +16,21 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceView, PlacementTarget, PlacementView } from "../core/placement/offloader.ts";
-import type { RunInput, RunOutput, SessionDevice } from "../workers/protocol.ts";
+import type { DeviceReading, DeviceView } from "../core/placement/scheduler.ts";
+import type {
+  HostRunOptions,
+  HostRunResult,
+  HostTransition,
+  HostView,
+  PipelineHost,
+} from "../core/placement/host.ts";
+import type { ModelReport } from "../core/types.ts";
+import type { RunInput, SessionDevice } from "../workers/protocol.ts";
 import { prng } from "../core/random.ts";
+import { FakeClock } from "./_fake_clock.ts";
+import { SerialQueue } from "../core/serial_queue.ts";
 
-export { prng };
+export { FakeClock, prng };
 
 export const KiB = 2 ** 10;
 export const MiB = 2 ** 20;
@@ -30,7 +42,6 @@ export interface SimPipelineSpec {
   /** Its GPU footprint when on the GPU. */
   gpuBytes: number;
   placement?: "gpu" | "cpu" | "none";
-  pinned?: boolean;
   gpuMismatch?: boolean;
   /** What the budget is told (default: the exact `gpuBytes`, as a saved profile). */
   profileBytes?: number | null;
@@ -40,14 +51,13 @@ export interface SimPipelineSpec {
 interface SimPipeline {
   spec: SimPipelineSpec;
   placement: "gpu" | "cpu" | "none";
-  pinned: boolean;
   gpuMismatch: boolean;
-  queue: Promise<unknown>;
+  queue: SerialQueue;
 }
 
 /** Something the simulated target was asked to do. */
 export interface SimCall {
-  op: "load" | "offload" | "run";
+  op: "load" | "offload" | "unload" | "run";
   id: string;
   device?: SessionDevice;
   /** How it ended: the device it ran or landed on, or the error code. */
@@ -60,22 +70,37 @@ export interface SimGpuOptions {
   pipelines?: SimPipelineSpec[];
   /** False: no GPU is usable. */
   usable?: boolean;
-  /** Offer only `placements()`, as the PipelineManager does today (no `placement(id)`). */
-  listOnly?: boolean;
   /** Latency of each load, offload and run (default: one microtask). */
   delay?: (op: SimCall["op"], id: string) => Promise<void>;
+  /** The clock late frees are timed on. */
+  clock?: FakeClock;
+  /** The device shows freed bytes this long after a release (default 0: at once). */
+  freeDelayMs?: number;
+  /** Whether the device view confirms releases (a driver that reports used memory). */
+  driver?: boolean;
 }
 
 /** The simulated device and pipeline manager. */
-export class SimGpu implements PlacementTarget, DeviceView {
+export class SimGpu implements PipelineHost, DeviceView {
   totalBytes: number;
   usable: boolean;
+  /** The driver's health as the device view reports it. */
+  deviceState: "ok" | "error" | "lost" = "ok";
+  clock: FakeClock;
+  freeDelayMs: number;
+  driver: boolean;
+  /** Bytes released but not shown by the device yet, each with when it shows. */
+  #late: Array<{ bytes: number; at: number }> = [];
+  /** The last good reading (an errored device repeats it). */
+  #lastGood: DeviceReading | null = null;
   /** Bytes held on the device by another process. */
   otherTenantBytes = 0;
   /** Every operation asked of the target, in order. */
   readonly calls: SimCall[] = [];
   /** Called at the start of every `offload`, before anything moves. */
   onOffloadStart?: (id: string) => void;
+  /** Called when a run answers (not when it fails). */
+  onRunDone?: (id: string) => void;
   delay: (op: SimCall["op"], id: string) => Promise<void>;
   readonly #pipelines = new Map<string, SimPipeline>();
   readonly #failLoads = new Map<string, number>();
@@ -87,7 +112,9 @@ export class SimGpu implements PlacementTarget, DeviceView {
     this.totalBytes = options.totalBytes;
     this.usable = options.usable ?? true;
     this.delay = options.delay ?? (() => Promise.resolve());
-    if (options.listOnly) this.placement = undefined;
+    this.clock = options.clock ?? new FakeClock();
+    this.freeDelayMs = options.freeDelayMs ?? 0;
+    this.driver = options.driver ?? false;
     for (const spec of options.pipelines ?? []) this.add(spec);
   }
 
@@ -97,9 +124,8 @@ export class SimGpu implements PlacementTarget, DeviceView {
     this.#pipelines.set(spec.id, {
       spec,
       placement,
-      pinned: spec.pinned ?? false,
       gpuMismatch: spec.gpuMismatch ?? false,
-      queue: Promise.resolve(),
+      queue: new SerialQueue(),
     });
     if (placement === "gpu") this.#ourBytes += spec.gpuBytes;
   }
@@ -111,17 +137,44 @@ export class SimGpu implements PlacementTarget, DeviceView {
 
   // --- DeviceView -------------------------------------------------------------------
 
-  available(): boolean {
-    return this.usable;
+  read(_fresh: boolean): DeviceReading {
+    if (!this.usable) {
+      return {
+        state: "none",
+        freeBytes: 0,
+        totalBytes: 0,
+        trackedBytes: this.#ourBytes,
+        confirmsReleases: false,
+      };
+    }
+    if (this.deviceState !== "ok" && this.#lastGood) {
+      return {
+        ...this.#lastGood,
+        state: this.deviceState,
+        error: `simulated ${this.deviceState}`,
+      };
+    }
+    const reading: DeviceReading = {
+      state: this.deviceState,
+      freeBytes: this.freeBytes(),
+      totalBytes: this.totalBytes,
+      trackedBytes: this.#ourBytes,
+      confirmsReleases: this.driver,
+    };
+    if (this.deviceState === "ok") this.#lastGood = reading;
+    return reading;
   }
 
-  read(): { freeBytes: number; totalBytes: number } {
-    return { freeBytes: this.freeBytes(), totalBytes: this.totalBytes };
-  }
-
-  /** Free bytes on the device now (never below zero). */
+  /** Free bytes on the device now, as its driver shows them (never below zero). */
   freeBytes(): number {
-    return Math.max(0, this.totalBytes - this.#ourBytes - this.otherTenantBytes);
+    return Math.max(0, this.totalBytes - this.#ourBytes - this.otherTenantBytes - this.lateBytes());
+  }
+
+  /** Bytes released but not shown yet. */
+  lateBytes(): number {
+    const now = this.clock.now();
+    this.#late = this.#late.filter((l) => l.at > now);
+    return this.#late.reduce((sum, l) => sum + l.bytes, 0);
   }
 
   /** Bytes of the simulated pipelines on the GPU. */
@@ -129,42 +182,38 @@ export class SimGpu implements PlacementTarget, DeviceView {
     return this.#ourBytes;
   }
 
-  // --- PlacementTarget --------------------------------------------------------------
+  // --- PipelineHost -----------------------------------------------------------------
 
-  placements(): PlacementView[] {
-    const views: PlacementView[] = [];
-    for (const p of this.#pipelines.values()) {
-      views.push({
-        id: p.spec.id,
-        placement: p.placement,
-        gpuBytes: p.placement === "gpu" ? p.spec.gpuBytes : 0,
-        pinned: p.pinned,
-        gpuMismatch: p.gpuMismatch,
-      });
-    }
-    return views;
+  get defaultDevice(): SessionDevice {
+    return this.usable ? "gpu" : "cpu";
   }
 
-  /** One pipeline's view (the optional direct lookup), unless turned off with `listOnly`. */
-  placement?: (id: string) => PlacementView | undefined = (id) => {
+  trackedBytes(): number {
+    return this.#ourBytes;
+  }
+
+  view(id: string): HostView | undefined {
     const p = this.#pipelines.get(id);
     return p && {
       id,
+      state: p.placement === "none" ? "unloaded" : p.placement,
       placement: p.placement,
       gpuBytes: p.placement === "gpu" ? p.spec.gpuBytes : 0,
-      pinned: p.pinned,
       gpuMismatch: p.gpuMismatch,
     };
-  };
+  }
 
-  load(id: string, device: SessionDevice): Promise<unknown> {
+  load(id: string, device: SessionDevice): Promise<HostTransition> {
     const p = this.#get(id);
     const call: SimCall = { op: "load", id, device };
     this.calls.push(call);
-    return this.#enqueue(p, async () => {
+    return p.queue.run(async () => {
       await this.delay("load", id);
       if (device === "gpu") {
-        if (p.placement === "gpu") return (call.result = "gpu");
+        if (p.placement === "gpu") {
+          call.result = "gpu";
+          return { kind: "none", placement: "gpu", releasedBytes: 0 };
+        }
         if (this.#take(this.#failLoads, id)) {
           call.result = "oom";
           throw new PipelineError("oom", `${id}: simulated out-of-memory on a GPU load`);
@@ -177,60 +226,103 @@ export class SimGpu implements PlacementTarget, DeviceView {
           );
         }
       }
-      this.#move(p, device);
-      return (call.result = device);
+      const released = this.#move(p, device);
+      call.result = device;
+      return { kind: `load:${device}`, placement: device, releasedBytes: released };
     });
   }
 
-  offload(id: string): Promise<unknown> {
+  offload(id: string): Promise<HostTransition> {
     const p = this.#get(id);
     const call: SimCall = { op: "offload", id };
     this.calls.push(call);
     this.onOffloadStart?.(id);
-    return this.#enqueue(p, async () => {
+    return p.queue.run(async () => {
       await this.delay("offload", id);
-      if (p.placement === "cpu") return (call.result = "cpu");
+      if (p.placement === "cpu") {
+        call.result = "cpu";
+        return { kind: "none", placement: "cpu", releasedBytes: 0 };
+      }
       if (p.placement !== "gpu") {
         call.result = "not_loaded";
         throw new PipelineError("not_loaded", `${id} is not on the GPU: nothing to offload`);
       }
-      this.#move(p, "cpu");
-      return (call.result = "cpu");
+      const released = this.#move(p, "cpu");
+      call.result = "cpu";
+      return { kind: "offload", placement: "cpu", releasedBytes: released };
     });
   }
 
-  run(
-    id: string,
-    _input: RunInput,
-    options: { device: SessionDevice },
-  ): Promise<{ output: RunOutput; ms: number; device: SessionDevice }> {
+  unload(id: string): Promise<HostTransition> {
     const p = this.#get(id);
-    const call: SimCall = { op: "run", id, device: options.device };
+    const call: SimCall = { op: "unload", id };
     this.calls.push(call);
-    return this.#enqueue(p, async () => {
+    return p.queue.run(async () => {
+      await this.delay("unload", id);
+      const released = this.#move(p, "none");
+      call.result = "none";
+      return { kind: "unload", placement: "none", releasedBytes: released };
+    });
+  }
+
+  run(id: string, _input: RunInput, options: HostRunOptions = {}): Promise<HostRunResult> {
+    const p = this.#get(id);
+    const call: SimCall = { op: "run", id };
+    this.calls.push(call);
+    return p.queue.run(async () => {
       if (p.placement === "none") {
-        // Like the manager: load on the asked device, falling back to the CPU.
-        const fits = options.device === "gpu" && this.usable &&
-          p.spec.gpuBytes <= this.freeBytes();
-        this.#move(p, fits ? "gpu" : "cpu");
+        call.result = "not_loaded";
+        throw new PipelineError("not_loaded", `${id} is not loaded`);
       }
       await this.delay("run", id);
       const device = p.placement as SessionDevice;
+      call.device = device;
       if (device === "gpu" && this.#take(this.#failRuns, id)) {
         call.result = "oom";
         throw new PipelineError("oom", `${id}: simulated out-of-memory while running`);
       }
       call.result = device;
+      this.onRunDone?.(id);
       return { output: { kind: "tensors", tensors: {} }, ms: 1, device };
-    });
+    }, options.signal);
   }
+
+  replace(id: string, _reason: string): void {
+    this.#move(this.#get(id), "none");
+  }
+
+  report(id: string): ModelReport {
+    const p = this.#get(id);
+    const view = this.view(id)!;
+    return {
+      id,
+      name: id,
+      tags: [],
+      plugin: false,
+      state: view.state,
+      placement: view.placement,
+      gpuBytes: view.gpuBytes,
+      gpuBuffers: 0,
+      gpuPeakBytes: view.gpuBytes,
+      rssBytes: 0,
+      error: null,
+      lastTransition: null,
+      gpuMismatch: p.gpuMismatch ? { maxAbsError: 1, tolerance: 0, checkedAt: 0 } : null,
+      lastUsedAt: null,
+      display: p.placement === "none" ? "never" : "loaded",
+      gpuProfile: null,
+      cpuProfile: null,
+      leak: null,
+      pinned: false,
+      inputs: [],
+      outputs: [],
+    };
+  }
+
+  close(): void {}
 
   // --- Controls ---------------------------------------------------------------------
 
-  /** The manager's `setPinned`: the target owns the flag, the offloader reads it. */
-  setPinned(id: string, pinned: boolean): void {
-    this.#get(id).pinned = pinned;
-  }
 
   /** Marks a pipeline as failing the GPU/CPU parity check (it stays on the CPU). */
   setGpuMismatch(id: string, mismatch: boolean): void {
@@ -252,18 +344,6 @@ export class SimGpu implements PlacementTarget, DeviceView {
     return this.#get(id).placement;
   }
 
-  isPinned(id: string): boolean {
-    return this.#get(id).pinned;
-  }
-
-  /** Bytes the pipelines on the GPU that are pinned hold. */
-  pinnedGpuBytes(): number {
-    let sum = 0;
-    for (const p of this.#pipelines.values()) {
-      if (p.placement === "gpu" && p.pinned) sum += p.spec.gpuBytes;
-    }
-    return sum;
-  }
 
   /** What the budget knows of `id`: by default its exact size, as a saved profile. */
   footprint(id: string): ModelFootprint {
@@ -289,10 +369,19 @@ export class SimGpu implements PlacementTarget, DeviceView {
     return p;
   }
 
-  #move(p: SimPipeline, to: "gpu" | "cpu"): void {
-    if (p.placement === "gpu") this.#ourBytes -= p.spec.gpuBytes;
-    if (to === "gpu") this.#ourBytes += p.spec.gpuBytes;
+  /** Moves `p`, answering the GPU bytes it released (shown late with `freeDelayMs`). */
+  #move(p: SimPipeline, to: "gpu" | "cpu" | "none"): number {
+    let released = 0;
+    if (p.placement === "gpu" && to !== "gpu") {
+      this.#ourBytes -= p.spec.gpuBytes;
+      released = p.spec.gpuBytes;
+      if (this.freeDelayMs > 0) {
+        this.#late.push({ bytes: released, at: this.clock.now() + this.freeDelayMs });
+      }
+    }
+    if (to === "gpu" && p.placement !== "gpu") this.#ourBytes += p.spec.gpuBytes;
     p.placement = to;
+    return released;
   }
 
   #take(counts: Map<string, number>, id: string): boolean {
@@ -300,20 +389,5 @@ export class SimGpu implements PlacementTarget, DeviceView {
     if (left <= 0) return false;
     counts.set(id, left - 1);
     return true;
-  }
-
-  #enqueue<T>(p: SimPipeline, op: () => Promise<T>): Promise<T> {
-    const result = p.queue.then(op, op);
-    p.queue = result.catch(() => {});
-    return result;
-  }
-}
-
-/** A clock for the offloader that only moves when told. */
-export class FakeClock {
-  constructor(public ms = 1_000_000) {}
-  now = (): number => this.ms;
-  advance(ms: number): void {
-    this.ms += ms;
   }
 }

@@ -187,7 +187,11 @@ export class Scheduler {
   // --- records --------------------------------------------------------------------------
 
   #record(id: string): PipelineRecord {
-    const record = this.#records.get(id);
+    let record = this.#records.get(id);
+    if (!record && this.#host.view(id)) {
+      record = newRecord(id); // a pipeline the host took on after start
+      this.#records.set(id, record);
+    }
     if (!record) {
       throw new PipelineError(
         "unknown_model",
@@ -279,7 +283,7 @@ export class Scheduler {
       if (view.placement !== "gpu" || seen.has(id)) continue;
       seen.add(id);
       membersOnGpu += view.gpuBytes;
-      small.pipelines.push(placed(this.#records.get(id)!, view));
+      small.pipelines.push(placed(this.#record(id), view));
     }
     const rest = this.#host.trackedBytes() - membersOnGpu;
     if (rest > 0) {
@@ -351,7 +355,7 @@ export class Scheduler {
   placements(): PipelineReport[] {
     return this.#host.ids().map((id) => {
       const view = this.#host.view(id)!;
-      const record = this.#records.get(id)!;
+      const record = this.#record(id);
       const report = this.#host.report(id);
       return {
         id,
@@ -495,7 +499,11 @@ export class Scheduler {
 
   /** Brings `id` to the GPU if the policy allows (else the CPU); answers where it is. */
   place(id: string): Promise<SessionDevice> {
-    return this.#ensurePlaced(id);
+    try {
+      return this.#ensurePlaced(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   #ensurePlaced(id: string, signal?: AbortSignal): Promise<SessionDevice> {
@@ -770,7 +778,7 @@ export class Scheduler {
           reason: "release confirmed",
           bytes,
         });
-        this.#records.get(id)!.leak = null;
+        this.#record(id).leak = null;
         return;
       }
       if (this.#clock.now() >= release.deadline) {
@@ -778,7 +786,7 @@ export class Scheduler {
         const leak = `device free rose by ${shown} bytes within ${
           this.#o.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS
         } ms of releasing ${bytes} bytes`;
-        this.#records.get(id)!.leak = leak;
+        this.#record(id).leak = leak;
         release.settle(false);
         this.#reading = null;
         this.#emit({ kind: "leak", pipeline: id, message: `${id}: ${leak}`, reason: leak, bytes });
@@ -1017,10 +1025,10 @@ export class Scheduler {
         unloaded: [],
         load_ms: 0,
         already_loaded: true,
-        reason: report.placement === "cpu" ? this.#records.get(first)!.cpuReason : null,
+        reason: report.placement === "cpu" ? this.#record(first).cpuReason : null,
       };
     }
-    const held = others.filter((id) => this.#records.get(id)!.holds > 0);
+    const held = others.filter((id) => this.#record(id).holds > 0);
     if (held.length > 0) {
       throw new PipelineError(
         "busy",
@@ -1140,7 +1148,7 @@ export class Scheduler {
       unloaded: previous.map((p) => p.id),
       load_ms: Math.round(ms),
       already_loaded: false,
-      reason: placement === "cpu" ? this.#records.get(first)!.cpuReason : null,
+      reason: placement === "cpu" ? this.#record(first).cpuReason : null,
     };
     this.#emit({
       kind,
@@ -1180,7 +1188,7 @@ export class Scheduler {
         const total = ids.length;
         await onEvent({ event: "started", model: id, index, total });
         try {
-          const held = this.#host.ids().filter((other) => this.#records.get(other)!.holds > 0);
+          const held = this.#host.ids().filter((other) => this.#record(other).holds > 0);
           if (held.length > 0) {
             throw new PipelineError(
               "busy",
