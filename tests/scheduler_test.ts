@@ -5,6 +5,7 @@ import { MAX_OOM_RETRIES, Scheduler } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../workers/protocol.ts";
 import { FakeClock, GiB, MiB, prng, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import { DoubleGpu } from "./_worker_double.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };
 
@@ -20,6 +21,31 @@ interface Setup {
   pipelines: SimPipelineSpec[];
   onInsufficientVram?: "cpu" | "reject";
   usable?: boolean;
+}
+
+/** The same as {@link setup}, over the real PipelineManager with worker doubles. */
+function setupManager(options: Setup) {
+  const clock = new FakeClock();
+  const events = new EventLog(10_000);
+  const sim = new DoubleGpu({
+    totalBytes: options.totalBytes,
+    pipelines: options.pipelines.map((p) => ({ ...p, placement: "none" as const })),
+    usable: options.usable,
+  });
+  const offloader = new Scheduler({
+    host: sim.host,
+    device: sim,
+    events,
+    budgetFor: (total) => options.budgetBytes ?? total,
+    headroomBytes: options.headroomBytes,
+    footprint: (id) => sim.footprint(id),
+    onInsufficientVram: options.onInsufficientVram ?? "cpu",
+    clock,
+  });
+  const log = (kind?: HeadroomEvent["kind"]) =>
+    events.recent(10_000).reverse().filter((e) => kind === undefined || e.kind === kind);
+  const onGpu = () => sim.ids().filter((id) => sim.placementOf(id) === "gpu");
+  return { sim, events, clock, offloader, log, onGpu };
 }
 
 function setup(options: Setup) {
@@ -643,7 +669,11 @@ Deno.test("Scheduler - 20 concurrent runs with idle pipelines to evict never ove
 // --- property: random operation sequences ---------------------------------------------
 
 /** One random sequence of operations against a fresh simulated GPU; throws on a violation. */
-async function runSequence(seed: number, steps: number): Promise<{ evictions: number }> {
+async function runSequence(
+  seed: number,
+  steps: number,
+  hostKind: "model" | "manager" = "model",
+): Promise<{ evictions: number }> {
   const random = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const between = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
@@ -656,14 +686,11 @@ async function runSequence(seed: number, steps: number): Promise<{ evictions: nu
   const totalBytes = between(4, 16) * GiB;
   const budgetBytes = random() < 0.5 ? totalBytes : Math.floor(totalBytes * (0.5 + random() / 2));
   const headroomBytes = Math.min(between(0, 6) * 256 * MiB, Math.floor(budgetBytes / 10));
-  const mode = random() < 0.5 ? "cpu" : "reject";
-  const { sim, events, clock, offloader } = setup({
-    totalBytes,
-    budgetBytes,
-    headroomBytes,
-    pipelines,
-    onInsufficientVram: mode,
-  });
+  const mode: "cpu" | "reject" = random() < 0.5 ? "cpu" : "reject";
+  const options = { totalBytes, budgetBytes, headroomBytes, pipelines, onInsufficientVram: mode };
+  const { sim, events, clock, offloader } = hostKind === "model"
+    ? setup(options)
+    : setupManager(options);
   // A run or a move takes a few turns of the event loop (a timer now and then).
   const wait = (): Promise<void> => {
     const r = random();
@@ -870,23 +897,28 @@ async function runSequence(seed: number, steps: number): Promise<{ evictions: nu
   return { evictions };
 }
 
-Deno.test("Scheduler - property: random operation sequences keep the budget, never evict active or pinned pipelines, and give every eviction a reason", async () => {
-  const fixed = Deno.env.get("HEADROOM_PROPERTY_SEED");
-  const sequences = fixed ? 1 : 200;
-  const first = fixed ? Number(fixed) : 0x4ead;
-  let evictions = 0;
-  for (let i = 0; i < sequences; i++) {
-    const seed = first + i;
-    try {
-      evictions += (await runSequence(seed, 100)).evictions;
-    } catch (error) {
-      throw new Error(
-        `property failed for seed ${seed} (rerun alone: HEADROOM_PROPERTY_SEED=${seed}): ${
-          (error as Error).message
-        }`,
-      );
+for (const hostKind of ["model", "manager"] as const) {
+  const on = hostKind === "model" ? "the model host" : "the real PipelineManager (worker doubles)";
+  Deno.test(`Scheduler - property (${on}): random operation sequences keep the budget, never evict active or pinned pipelines, and give every eviction a reason`, async () => {
+    const fixed = Deno.env.get("HEADROOM_PROPERTY_SEED");
+    const sequences = fixed ? 1 : 200;
+    const first = fixed ? Number(fixed) : 0x4ead;
+    let evictions = 0;
+    for (let i = 0; i < sequences; i++) {
+      const seed = first + i;
+      try {
+        evictions += (await runSequence(seed, 100, hostKind)).evictions;
+      } catch (error) {
+        throw new Error(
+          `property failed on ${hostKind} for seed ${seed} (rerun alone: HEADROOM_PROPERTY_SEED=${seed}): ${
+            (error as Error).message
+          }`,
+        );
+      }
     }
-  }
-  // The sequences do exercise eviction.
-  if (!fixed) assert.ok(evictions > 1_000, `only ${evictions} evictions in ${sequences} sequences`);
-});
+    // The sequences do exercise eviction.
+    if (!fixed) {
+      assert.ok(evictions > 1_000, `only ${evictions} evictions in ${sequences} sequences`);
+    }
+  });
+}

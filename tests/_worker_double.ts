@@ -1,0 +1,267 @@
+/**
+ * The real PipelineManager over in-process worker doubles: the same host code the
+ * service runs (queues, state machine, running tracked sum, measurements), with each
+ * worker replaced by a small object that speaks the worker protocol and holds a fixed
+ * number of "GPU bytes" while on the GPU. {@link DoubleGpu} is also the device view (free
+ * = total − tracked − another tenant), so the scheduler's contract suite and property
+ * test run on the real host as fast as on the model of it.
+ */
+import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
+import { EventLog } from "../core/events.ts";
+import { PipelineManager, type WorkerHandle } from "../core/pipelines/manager.ts";
+import type { ModelFootprint } from "../core/placement/budget.ts";
+import type { DeviceReading, DeviceView } from "../core/placement/scheduler.ts";
+import type {
+  PipelineSpec,
+  RunInput,
+  SessionDevice,
+  WireTensor,
+  WorkerReply,
+  WorkerStatus,
+} from "../workers/protocol.ts";
+import type { SimCall, SimPipelineSpec } from "./_sim_gpu.ts";
+
+/** Any file that exists: the doubles never read it. */
+const SOME_FILE = new URL("./_worker_double.ts", import.meta.url).pathname;
+
+/** Options of {@link DoubleGpu}. */
+export interface DoubleGpuOptions {
+  totalBytes: number;
+  pipelines: SimPipelineSpec[];
+  usable?: boolean;
+  events?: EventLog;
+}
+
+/** The device and the worker doubles behind a real PipelineManager. */
+export class DoubleGpu implements DeviceView {
+  readonly host: PipelineManager;
+  totalBytes: number;
+  usable: boolean;
+  otherTenantBytes = 0;
+  deviceState: "ok" | "error" | "lost" = "ok";
+  readonly calls: SimCall[] = [];
+  onOffloadStart?: (id: string) => void;
+  delay: (op: SimCall["op"], id: string) => Promise<void> = () => Promise.resolve();
+  readonly #specs = new Map<string, SimPipelineSpec>();
+  readonly #failLoads = new Map<string, number>();
+  readonly #failRuns = new Map<string, number>();
+  /** Workers started so far, by model. */
+  readonly started = new Map<string, number>();
+
+  constructor(options: DoubleGpuOptions) {
+    this.totalBytes = options.totalBytes;
+    this.usable = options.usable ?? true;
+    for (const spec of options.pipelines) this.#specs.set(spec.id, spec);
+    const models: CatalogModel[] = options.pipelines.map((spec) => ({
+      id: spec.id,
+      name: spec.id,
+      source: SOME_FILE,
+      tags: [],
+      inputs: undefined,
+      outputs: undefined,
+      pluginUrl: null,
+      assets: {},
+      syntheticBytes: null,
+      path: SOME_FILE,
+      preload: false,
+    }));
+    this.host = new PipelineManager({
+      catalog: new Catalog(models, "/nonexistent"),
+      events: options.events ?? new EventLog(10_000),
+      gpuAvailable: this.usable,
+      parityTolerance: null,
+      startWorker: (spec) => Promise.resolve(this.#worker(spec)),
+    });
+    // Offloads are seen when asked of the host (as the model host sees them), not later
+    // in the worker: what the scheduler knew when it decided is what the tests check.
+    const offload = this.host.offload.bind(this.host);
+    this.host.offload = (id) => {
+      this.onOffloadStart?.(id);
+      return offload(id);
+    };
+  }
+
+  // --- DeviceView -------------------------------------------------------------------
+
+  read(_fresh: boolean): DeviceReading {
+    if (!this.usable) {
+      return {
+        state: "none",
+        freeBytes: 0,
+        totalBytes: 0,
+        trackedBytes: 0,
+        confirmsReleases: false,
+      };
+    }
+    return {
+      state: this.deviceState,
+      freeBytes: this.freeBytes(),
+      totalBytes: this.totalBytes,
+      trackedBytes: this.host.trackedBytes(),
+      confirmsReleases: false,
+    };
+  }
+
+  freeBytes(): number {
+    return Math.max(0, this.totalBytes - this.host.trackedBytes() - this.otherTenantBytes);
+  }
+
+  gpuBytes(): number {
+    return this.host.trackedBytes();
+  }
+
+  // --- the same controls as SimGpu ----------------------------------------------------
+
+  ids(): string[] {
+    return this.host.ids();
+  }
+
+  placementOf(id: string): "gpu" | "cpu" | "none" {
+    return this.host.view(id)!.placement;
+  }
+
+  failGpuLoads(id: string, times: number): void {
+    this.#failLoads.set(id, times);
+  }
+
+  failGpuRuns(id: string, times: number): void {
+    this.#failRuns.set(id, times);
+  }
+
+  footprint(id: string): ModelFootprint {
+    const spec = this.#specs.get(id);
+    if (!spec) return { id, fileBytes: 0, trackedBytes: null, profileBytes: null };
+    return {
+      id,
+      fileBytes: spec.fileBytes ?? Math.ceil(spec.gpuBytes / 1.5),
+      trackedBytes: this.placementOf(id) === "gpu" ? spec.gpuBytes : null,
+      profileBytes: spec.profileBytes === undefined ? spec.gpuBytes : spec.profileBytes,
+    };
+  }
+
+  /** An explicit offload, straight to the host (as an API call would, without the scheduler). */
+  offload(id: string): Promise<unknown> {
+    return this.host.offload(id);
+  }
+
+  trace(): string[] {
+    return this.calls.map((c) => `${c.op} ${c.id}${c.device ? `:${c.device}` : ""}=${c.result}`);
+  }
+
+  #take(counts: Map<string, number>, id: string): boolean {
+    const left = counts.get(id) ?? 0;
+    if (left <= 0) return false;
+    counts.set(id, left - 1);
+    return true;
+  }
+
+  /** One worker double for `spec`. */
+  #worker(spec: PipelineSpec): WorkerHandle {
+    const gpu = this;
+    const id = spec.modelId;
+    const size = this.#specs.get(id)!.gpuBytes;
+    this.started.set(id, (this.started.get(id) ?? 0) + 1);
+    let device: SessionDevice | "none" = "none";
+    let dead: string | null = null;
+    const exitCallbacks: Array<(reason: string) => void> = [];
+    let resolveExited!: (reason: string) => void;
+    const exited = new Promise<string>((resolve) => (resolveExited = resolve));
+    const status = (): WorkerStatus => ({
+      device,
+      gpuBuffers: device === "gpu" ? 1 : 0,
+      gpuBytes: device === "gpu" ? size : 0,
+      gpuPeakBytes: device === "gpu" ? size : 0,
+      rssBytes: 0,
+      inputs: [],
+      outputs: [],
+      build: "wasm",
+    });
+    const ok = (extra: Partial<WorkerReply> = {}): WorkerReply => ({
+      id: 0,
+      ok: true,
+      status: status(),
+      ms: 0,
+      ...extra,
+    } as WorkerReply);
+    const fail = (code: "oom" | "not_loaded", message: string): WorkerReply => ({
+      id: 0,
+      ok: false,
+      status: status(),
+      error: { code, message },
+      ms: 0,
+    });
+    const alive = () => {
+      if (dead !== null) throw new Error(`worker double ${id} is gone: ${dead}`);
+    };
+    const handle: WorkerHandle = {
+      get lastStatus() {
+        return status();
+      },
+      set lastStatus(_value: WorkerStatus) {},
+      get alive() {
+        return dead === null;
+      },
+      exited,
+      async load(to: SessionDevice) {
+        const call: SimCall = { op: "load", id, device: to };
+        gpu.calls.push(call);
+        await gpu.delay("load", id);
+        alive();
+        if (to === "gpu") {
+          if (gpu.#take(gpu.#failLoads, id)) {
+            call.result = "oom";
+            return fail("oom", `${id}: simulated out-of-memory on a GPU load`);
+          }
+          if (size > gpu.freeBytes()) {
+            call.result = "oom";
+            return fail("oom", `${id}: needs ${size} B, the device has ${gpu.freeBytes()} B free`);
+          }
+        }
+        device = to;
+        call.result = to;
+        return ok();
+      },
+      async run(_input: RunInput | Record<string, WireTensor>) {
+        const call: SimCall = { op: "run", id, device: device === "none" ? undefined : device };
+        gpu.calls.push(call);
+        await gpu.delay("run", id);
+        alive();
+        if (device === "gpu" && gpu.#take(gpu.#failRuns, id)) {
+          call.result = "oom";
+          return fail("oom", `${id}: simulated out-of-memory while running`);
+        }
+        call.result = device;
+        return ok({ output: { kind: "tensors", tensors: {} } });
+      },
+      async offload() {
+        gpu.calls.push({ op: "offload", id, result: "cpu" });
+        await gpu.delay("offload", id);
+        alive();
+        device = "cpu";
+        return ok();
+      },
+      async rehydrate() {
+        return await handle.load("gpu");
+      },
+      async unload() {
+        gpu.calls.push({ op: "unload", id, result: "none" });
+        await gpu.delay("unload", id);
+        device = "none";
+        return ok();
+      },
+      parity: () => Promise.resolve(ok()),
+      onExit(cb: (reason: string) => void) {
+        if (dead !== null) cb(dead);
+        else exitCallbacks.push(cb);
+      },
+      terminate(reason = "terminated") {
+        if (dead !== null) return;
+        dead = reason;
+        device = "none";
+        for (const cb of exitCallbacks.splice(0)) cb(reason);
+        resolveExited(reason);
+      },
+    };
+    return handle;
+  }
+}
