@@ -226,6 +226,10 @@ export class SimGpu implements PipelineHost, DeviceView {
           );
         }
       }
+      if (p.placement === device) {
+        call.result = device;
+        return { kind: "none", placement: device, releasedBytes: 0 };
+      }
       const released = this.#move(p, device);
       call.result = device;
       return { kind: `load:${device}`, placement: device, releasedBytes: released };

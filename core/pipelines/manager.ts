@@ -250,7 +250,7 @@ export class PipelineManager implements PipelineHost {
         ms: reply.ms,
         device: client.lastStatus.device as SessionDevice,
       };
-    });
+    }, options.signal);
   }
 
   /** Ends a pipeline's worker at once, as a crash would (in-flight requests fail with 503). */
