@@ -154,7 +154,10 @@ export function budgetBytes(config: Pick<Config, "vramBudget">, totalBytes: numb
  * (without touching the history) when a decision needs one. `trackedBytes` is what our
  * pipelines held when the figures were read, so the scheduler can correct an older sample.
  */
-function deviceView(monitor: VramMonitor, host: PipelineManager): DeviceView {
+export function deviceView(
+  monitor: VramMonitor,
+  host: Pick<PipelineManager, "trackedBytes">,
+): DeviceView {
   const confirmsReleases = monitor.sourceKind === "nvml" || monitor.sourceKind === "cudart";
   return {
     read: (fresh) => {
