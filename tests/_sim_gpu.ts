@@ -327,7 +327,6 @@ export class SimGpu implements PipelineHost, DeviceView {
 
   // --- Controls ---------------------------------------------------------------------
 
-
   /** Marks a pipeline as failing the GPU/CPU parity check (it stays on the CPU). */
   setGpuMismatch(id: string, mismatch: boolean): void {
     this.#get(id).gpuMismatch = mismatch;
@@ -347,7 +346,6 @@ export class SimGpu implements PipelineHost, DeviceView {
   placementOf(id: string): "gpu" | "cpu" | "none" {
     return this.#get(id).placement;
   }
-
 
   /** What the budget knows of `id`: by default its exact size, as a saved profile. */
   footprint(id: string): ModelFootprint {

@@ -3,7 +3,6 @@ import {
   availableBytes,
   canFitChain,
   chooseEvictions,
-  effectiveHeadroom,
   estimateChainVram,
   estimateModelVram,
   FILE_SIZE_FACTOR,
@@ -438,21 +437,3 @@ Deno.test("canFitChain - changes nothing in the state it reads", () => {
   canFitChain([model("m", 2 * GiB)], state);
   assert.deepEqual(state, before);
 });
-
-// --- effectiveHeadroom ----------------------------------------------------------------
-
-const headroomCases: Array<[string, number, number, number]> = [
-  ["the configured figure on a large budget", 1.5 * GiB, 80 * GiB, 1.5 * GiB],
-  ["a tenth of a small budget", 1.5 * GiB, 8 * GiB, Math.floor(8 * GiB / 10)],
-  ["exactly a tenth is kept as configured", 1 * GiB, 10 * GiB, 1 * GiB],
-  ["a tenth, rounded down to whole bytes", 1 * GiB, 1001, 100],
-  ["zero configured stays zero", 0, 80 * GiB, 0],
-  ["zero budget gives zero", 1.5 * GiB, 0, 0],
-  ["never negative", -5, 80 * GiB, 0],
-];
-
-for (const [name, configured, budget, expected] of headroomCases) {
-  Deno.test(`effectiveHeadroom - ${name}`, () => {
-    assert.equal(effectiveHeadroom(configured, budget), expected);
-  });
-}

@@ -72,6 +72,7 @@ Deno.test({
     await using service = await startService(testConfig({
       gpu: "software",
       vramBudget: { kind: "bytes", bytes: BUDGET_BYTES },
+      headroomBytes: Math.floor(BUDGET_BYTES / 10),
       modelsFile: modelsPath,
       sampleMs: 250,
     }));

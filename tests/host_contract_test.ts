@@ -96,7 +96,12 @@ const isCode = (code: string) => (error: unknown) =>
 
 for (const impl of implementations) {
   const test = (name: string, fn: () => Promise<void>) =>
-    Deno.test({ name: `PipelineHost contract (${impl.name}) - ${name}`, sanitizeResources: false, sanitizeOps: false, fn });
+    Deno.test({
+      name: `PipelineHost contract (${impl.name}) - ${name}`,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      fn,
+    });
 
   test("lists its pipelines; an unknown id has no view", async () => {
     await using t = await impl.make();
@@ -123,7 +128,11 @@ for (const impl of implementations) {
     const result = await t.host.run("a", t.input());
     assert.equal(result.device, "cpu");
     await assert.rejects(() => t.host.offload("b"), isCode("not_loaded"));
-    assert.equal((await t.host.offload("a")).kind, "none", "offloading a CPU pipeline moves nothing");
+    assert.equal(
+      (await t.host.offload("a")).kind,
+      "none",
+      "offloading a CPU pipeline moves nothing",
+    );
     const unloaded = await t.host.unload("a");
     assert.equal(unloaded.placement, "none");
     assert.equal(t.host.view("a")!.placement, "none");

@@ -1,16 +1,18 @@
-// Confirmed release: after an offload, a pipeline's tracked bytes must be zero and (with a
-// driver that reports used bytes) the device's used bytes must fall by about as much; if
-// not, a leak is flagged on the pipeline and logged. Real webgpu workers on the software
-// adapter; the "driver" figure is scripted so both outcomes can be seen.
+// Confirmed release on real workers: after an offload, a pipeline's tracked bytes must be
+// zero and (with a driver that reports used memory) the device's free bytes must rise by
+// about as much within the wait; if not, the scheduler flags a leak on the pipeline and
+// logs it. Real webgpu workers on the software adapter; the "driver" figure is scripted
+// so both outcomes can be seen.
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { loadCatalog } from "../core/models/catalog.ts";
 import { PipelineManager } from "../core/pipelines/manager.ts";
+import { Scheduler } from "../core/placement/scheduler.ts";
 import { findAdapter } from "../core/monitor/webgpu_source.ts";
 
 const adapter = await findAdapter().catch(() => null);
 
-async function managerWith(deviceUsed: () => number) {
+async function schedulerWith(deviceFree: () => number) {
   const dir = Deno.makeTempDirSync({ prefix: "headroom-leak-" });
   Deno.writeTextFileSync(
     `${dir}/models.json`,
@@ -18,69 +20,76 @@ async function managerWith(deviceUsed: () => number) {
   );
   const events = new EventLog();
   const catalog = await loadCatalog(`${dir}/models.json`, dir);
-  const manager = new PipelineManager({
-    catalog,
+  const host = new PipelineManager({ catalog, events, gpuAvailable: true, parityTolerance: null });
+  const scheduler = new Scheduler({
+    host,
+    device: {
+      read: () => ({
+        state: "ok",
+        freeBytes: deviceFree(),
+        totalBytes: 8 * 2 ** 30,
+        trackedBytes: host.trackedBytes(),
+        confirmsReleases: true,
+      }),
+    },
     events,
-    gpuAvailable: true,
-    deviceUsedBytes: deviceUsed,
+    budgetFor: (total) => total,
+    headroomBytes: 0,
+    footprint: (id) => ({ id, fileBytes: 17 * 2 ** 20, trackedBytes: null, profileBytes: null }),
+    onInsufficientVram: "cpu",
     releaseWaitMs: 300,
-    parityTolerance: null,
   });
-  return { manager, events };
-}
-
-async function settle(ms: number) {
-  await new Promise((resolve) => setTimeout(resolve, ms));
+  return {
+    host,
+    scheduler,
+    events,
+    [Symbol.asyncDispose]: async () => {
+      scheduler.close();
+      host.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
 }
 
 Deno.test({
-  name: "confirmed release - device used that does not fall after an offload flags a leak",
+  name: "confirmed release - device free that does not rise after an offload flags a leak",
   ignore: !adapter,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
     // A driver that never sees the memory come back.
-    const { manager, events } = await managerWith(() => 5 * 2 ** 30);
-    try {
-      const loaded = await manager.load("big", "gpu");
-      assert.ok(loaded.gpuBytes >= 16 * 2 ** 20, `tracked ${loaded.gpuBytes}`);
-      const offloaded = await manager.offload("big");
-      assert.equal(offloaded.gpuBytes, 0, "tracked bytes are zero after the offload");
-      await settle(600);
-      const leak = manager.get("big").leak;
-      assert.match(
-        leak ?? "",
-        /device used fell by 0 bytes within 300 ms of the offload, expected about \d+/,
-      );
-      assert.equal(manager.placements()[0].leak, leak, "the API's placement shows it too");
-      assert.equal(events.recent(50).filter((e) => e.kind === "leak").length, 1);
-    } finally {
-      manager.close();
-    }
+    await using t = await schedulerWith(() => 5 * 2 ** 30);
+    const loaded = await t.scheduler.load("big", "gpu");
+    assert.ok(loaded.gpuBytes >= 16 * 2 ** 20, `tracked ${loaded.gpuBytes}`);
+    const { model, release } = await t.scheduler.offload("big");
+    assert.equal(model.gpuBytes, 0, "tracked bytes are zero after the offload");
+    assert.equal(release.confirmed, false, "the offload answer says the release was not seen");
+    assert.match(
+      model.leak ?? "",
+      /^device free rose by 0 bytes within 300 ms of releasing \d+ bytes$/,
+    );
+    assert.equal(t.scheduler.placements()[0].leak, model.leak, "the API's placement shows it too");
+    assert.equal(t.events.recent(50).filter((e) => e.kind === "leak").length, 1);
   },
 });
 
 Deno.test({
-  name: "confirmed release - device used that falls by the released bytes flags nothing",
+  name: "confirmed release - device free that rises by the released bytes flags nothing",
   ignore: !adapter,
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    let used = 5 * 2 ** 30;
-    let tracked = 0;
-    const { manager, events } = await managerWith(() => used);
-    try {
-      tracked = (await manager.load("big", "gpu")).gpuBytes;
-      used += tracked;
-      const offload = manager.offload("big");
-      // The driver shows the memory back a little later, within the wait.
-      setTimeout(() => used -= tracked, 100);
-      await offload;
-      await settle(600);
-      assert.equal(manager.get("big").leak, null);
-      assert.equal(events.recent(50).filter((e) => e.kind === "leak").length, 0);
-    } finally {
-      manager.close();
-    }
+    let free = 5 * 2 ** 30;
+    await using t = await schedulerWith(() => free);
+    const tracked = (await t.scheduler.load("big", "gpu")).gpuBytes;
+    free -= tracked;
+    const offload = t.scheduler.offload("big");
+    // The driver shows the memory back a little later, within the wait.
+    setTimeout(() => free += tracked, 100);
+    const { model, release } = await offload;
+    assert.equal(release.confirmed, true);
+    assert.ok(release.ms >= 90, `confirmed after ${release.ms} ms, before the driver showed it`);
+    assert.equal(model.leak, null);
+    assert.equal(t.events.recent(50).filter((e) => e.kind === "leak").length, 0);
   },
 });

@@ -106,7 +106,7 @@ Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with R
     });
   const hanging = post({ hang: true });
   while (
-    t.service.services.offloader.status().pipelines.find((p) => p.id === "sum")?.activeCount !== 1
+    t.service.services.scheduler.status().pipelines.find((p) => p.id === "sum")?.activeCount !== 1
   ) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
@@ -117,10 +117,10 @@ Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with R
   assert.equal(body.error.code, "queue_full");
   assert.match(body.error.message, /limit 1/);
   // The hanging request is inside the worker once the pipeline is loaded.
-  while (t.service.services.manager.get("sum").state !== "cpu") {
+  while (t.service.services.scheduler.model("sum").state !== "cpu") {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await new Promise((resolve) => setTimeout(resolve, 50));
-  t.service.services.manager.kill("sum", "test over");
+  t.service.host.kill("sum", "test over");
   assert.equal((await hanging).status, 503);
 });

@@ -12,7 +12,7 @@ class ScriptedSource implements VramSource {
   lostError: string | null = null;
   read(): DeviceResult[] {
     this.reads++;
-    if (this.lostError) return [{ ok: false, index: 0, error: this.lostError }];
+    if (this.lostError) return [{ ok: false, index: 0, error: this.lostError, lost: true }];
     const reading: DeviceReading = {
       index: 0,
       name: "Scripted",

@@ -46,11 +46,16 @@ function tensorsFor(size: string) {
   };
 }
 
-/** A software-WebGPU config with a byte budget (the adapter reports no memory). */
+/**
+ * A software-WebGPU config with a byte budget (the adapter reports no memory) and a
+ * headroom of a tenth of it (the headroom is used as given: the default 1.5 GiB would be
+ * above these budgets, a start-up error).
+ */
 function softwareConfig(budgetBytes: number, overrides: Partial<Config> = {}): Config {
   return testConfig({
     gpu: "software",
     vramBudget: { kind: "bytes", bytes: budgetBytes },
+    headroomBytes: Math.floor(budgetBytes / 10),
     ...overrides,
   });
 }
@@ -314,13 +319,14 @@ gpuTest(
       }
     }
 
-    // 2. A budget for two: headroom is a tenth of it (the default 1.5 GiB, capped).
+    // 2. A budget for two, with a headroom of a tenth of it.
     const budget = Math.ceil(2.75 * peak);
     const headroom = Math.floor(budget / 10);
     assert.ok(2 * peak + headroom <= budget && 3 * peak + headroom > budget);
     await using service = await startService(softwareConfig(budget, {
       dataDir,
       modelsFile: models,
+      headroomBytes: headroom,
     }));
     const api = client(service);
     let lastSeq = 0;
@@ -424,7 +430,7 @@ gpuTest(
       lines.map((l) => `${l.event}${l.model ? ` ${l.model}` : ""}`),
       ["started a", "measured a", "started b", "measured b", "done"],
     );
-    const device = service.services.manager.defaultDevice;
+    const device = service.services.scheduler.defaultDevice;
     for (const line of lines.filter((l) => l.event === "measured")) {
       const m = line.measurement as Record<string, unknown>;
       assert.equal(m.model, line.model);
@@ -568,7 +574,7 @@ Deno.test("API token - every new mutating route answers 401 without it", async (
     assert.equal(wrong.status, 401, `${path} with a wrong token`);
     await wrong.body?.cancel();
   }
-  assert.equal(service.services.manager.get("a").state, "unloaded", "nothing ran");
+  assert.equal(service.services.scheduler.model("a").state, "unloaded", "nothing ran");
   const auth = { authorization: `Bearer ${token}` };
   const pinned = await api.post("/api/v1/models/a/pin", undefined, auth);
   assert.equal(pinned.status, 200);

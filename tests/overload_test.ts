@@ -60,7 +60,7 @@ Deno.test({
         console.warn("No WebGPU adapter here: the overload test needs the software adapter");
         return;
       }
-      const loaded = await calibration.services.manager.load(largest, "gpu");
+      const loaded = await calibration.services.scheduler.load(largest, "gpu");
       assert.equal(loaded.state, "gpu");
       // Steady-state tracked bytes (a run briefly adds its activations on top).
       measuredBytes = loaded.gpuBytes;
@@ -78,7 +78,7 @@ Deno.test({
       dataDir,
     }));
     const { app, services } = service;
-    const tracked = () => services.manager.trackedBytes();
+    const tracked = () => service.host.trackedBytes();
     let peakTracked = 0;
     const watcher = setInterval(() => peakTracked = Math.max(peakTracked, tracked()), 10);
 

@@ -208,29 +208,29 @@ Deno.test("PipelineManager - a worker killed mid-request gives 503, the next req
   }));
   const infer = (payload: unknown) =>
     service.app.request("/api/v1/pipelines/sum/infer", json({ payload }));
-  const width = (await service.services.manager.load("sum", "cpu")).inputs[0].dims[1] as number;
+  const width = (await service.services.scheduler.load("sum", "cpu")).inputs[0].dims[1] as number;
   const values = Array.from({ length: width }, (_, i) => i / width);
   const first = await infer({ values });
   assert.equal(first.status, 200, await first.clone().text());
   const hanging = infer({ hang: true });
   // Wait until the hanging request is inside the worker, then kill the worker.
-  while (service.services.manager.get("sum").state !== "cpu") {
+  while (service.services.scheduler.model("sum").state !== "cpu") {
     await new Promise((r) => setTimeout(r, 10));
   }
   await new Promise((r) => setTimeout(r, 50));
-  service.services.manager.kill("sum", "killed by the test");
+  service.host.kill("sum", "killed by the test");
   const killed = await hanging;
   assert.equal(killed.status, 503);
   const error = (await killed.json()).error;
   assert.equal(error.code, "worker_died");
   assert.match(error.message, /killed by the test/);
   assert.match(error.message, /next request starts a fresh worker/);
-  assert.equal(service.services.manager.get("sum").state, "failed");
+  assert.equal(service.services.scheduler.model("sum").state, "failed");
   const crashed = await infer({ crash: true });
   assert.equal(crashed.status, 503, "a worker that crashes by itself is noticed too");
   const again = await infer({ values });
   assert.equal(again.status, 200);
-  assert.equal(service.services.manager.get("sum").state, "cpu");
+  assert.equal(service.services.scheduler.model("sum").state, "cpu");
   const events = service.services.events.recent(50).filter((e) => e.kind === "failure");
   assert.equal(events.length, 2);
 });
@@ -282,7 +282,7 @@ Deno.test({
     assert.equal(offloaded.gpuBuffers, 0);
     assert.equal(offloaded.leak, null);
     // The manager runs where the pipeline is (the API would bring it back to the GPU on demand).
-    const cpuRun = await service.services.manager.run("tiny-gpu", {
+    const cpuRun = await service.services.scheduler.run("tiny-gpu", {
       kind: "tensors",
       tensors: {
         input: {

