@@ -161,31 +161,25 @@ export function deviceView(
   const confirmsReleases = monitor.sourceKind === "nvml" || monitor.sourceKind === "cudart";
   return {
     read: (fresh) => {
-      if (monitor.sourceKind === "none") {
-        return {
-          state: "none",
-          freeBytes: 0,
-          totalBytes: 0,
-          trackedBytes: host.trackedBytes(),
-          confirmsReleases: false,
-        };
-      }
-      const device = (fresh ? monitor.peek() : monitor.current()).devices[0];
-      if (!device) {
-        return {
-          state: "none",
-          freeBytes: 0,
-          totalBytes: 0,
-          trackedBytes: host.trackedBytes(),
-          confirmsReleases: false,
-        };
-      }
+      const none = {
+        state: "none" as const,
+        freeBytes: 0,
+        totalBytes: 0,
+        trackedBytes: host.trackedBytes(),
+        confirmsReleases: false,
+        seq: monitor.queries,
+      };
+      if (monitor.sourceKind === "none") return none;
+      const sample = fresh ? monitor.peek() : monitor.current();
+      const device = sample.devices[0];
+      if (!device) return none;
       return {
         state: device.state,
         freeBytes: device.freeBytes,
         totalBytes: device.totalBytes,
         trackedBytes: device.activeBytes,
         confirmsReleases,
+        seq: monitor.seqOf(sample),
         error: device.error,
       };
     },

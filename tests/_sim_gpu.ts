@@ -137,7 +137,10 @@ export class SimGpu implements PipelineHost, DeviceView {
 
   // --- DeviceView -------------------------------------------------------------------
 
+  #reads = 0;
+
   read(_fresh: boolean): DeviceReading {
+    const seq = ++this.#reads;
     if (!this.usable) {
       return {
         state: "none",
@@ -145,6 +148,7 @@ export class SimGpu implements PipelineHost, DeviceView {
         totalBytes: 0,
         trackedBytes: this.#ourBytes,
         confirmsReleases: false,
+        seq,
       };
     }
     if (this.deviceState !== "ok" && this.#lastGood) {
@@ -152,6 +156,7 @@ export class SimGpu implements PipelineHost, DeviceView {
         ...this.#lastGood,
         state: this.deviceState,
         error: `simulated ${this.deviceState}`,
+        seq,
       };
     }
     const reading: DeviceReading = {
@@ -160,6 +165,7 @@ export class SimGpu implements PipelineHost, DeviceView {
       totalBytes: this.totalBytes,
       trackedBytes: this.#ourBytes,
       confirmsReleases: this.driver,
+      seq,
     };
     if (this.deviceState === "ok") this.#lastGood = reading;
     return reading;

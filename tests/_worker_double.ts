@@ -83,7 +83,10 @@ export class DoubleGpu implements DeviceView {
 
   // --- DeviceView -------------------------------------------------------------------
 
+  #reads = 0;
+
   read(_fresh: boolean): DeviceReading {
+    const seq = ++this.#reads;
     if (!this.usable) {
       return {
         state: "none",
@@ -91,6 +94,7 @@ export class DoubleGpu implements DeviceView {
         totalBytes: 0,
         trackedBytes: 0,
         confirmsReleases: false,
+        seq,
       };
     }
     return {
@@ -99,6 +103,7 @@ export class DoubleGpu implements DeviceView {
       totalBytes: this.totalBytes,
       trackedBytes: this.host.trackedBytes(),
       confirmsReleases: false,
+      seq,
     };
   }
 

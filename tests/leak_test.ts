@@ -21,10 +21,12 @@ async function schedulerWith(deviceFree: () => number) {
   const events = new EventLog();
   const catalog = await loadCatalog(`${dir}/models.json`, dir);
   const host = new PipelineManager({ catalog, events, gpuAvailable: true, parityTolerance: null });
+  let reads = 0;
   const scheduler = new Scheduler({
     host,
     device: {
       read: () => ({
+        seq: ++reads,
         state: "ok",
         freeBytes: deviceFree(),
         totalBytes: 8 * 2 ** 30,

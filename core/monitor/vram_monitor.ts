@@ -41,6 +41,8 @@ export class VramMonitor {
   #activeBytes: (deviceIndex: number) => number;
   #now: () => number;
   #queries = 0;
+  /** The read number of each sample (see {@link VramMonitor.seqOf}). */
+  #seqs = new WeakMap<VramSample, number>();
 
   constructor(options: VramMonitorOptions) {
     this.source = options.source;
@@ -149,7 +151,14 @@ export class VramMonitor {
         takenAt,
       };
     });
-    return { takenAt, devices };
+    const sample = { takenAt, devices };
+    this.#seqs.set(sample, this.#queries);
+    return sample;
+  }
+
+  /** Which driver read a sample came from (grows with every read): orders samples and peeks. */
+  seqOf(sample: VramSample): number {
+    return this.#seqs.get(sample) ?? 0;
   }
 
   /** Calls `listener` with every sample that differs from the previous one; returns the unsubscribe. */

@@ -19,6 +19,8 @@ export interface PendingRelease {
   bytes: number;
   /** The driver's free bytes just before the release. */
   baseFreeBytes: number;
+  /** The device reading number once our tracked bytes fell: later readings count it as unshown. */
+  afterSeq: number;
   startedAt: number;
   /** When it is given up on (a leak). */
   deadline: number;
@@ -47,6 +49,7 @@ export class ReleaseTracker {
     id: string,
     bytes: number,
     baseFreeBytes: number,
+    afterSeq: number,
     now: number,
     waitMs: number,
   ): PendingRelease {
@@ -57,6 +60,7 @@ export class ReleaseTracker {
       id,
       bytes,
       baseFreeBytes,
+      afterSeq,
       startedAt: now,
       deadline: now + waitMs,
       settled,
@@ -80,11 +84,16 @@ export class ReleaseTracker {
     return Math.max(0, Math.min(release.bytes, release.bytes - shown));
   }
 
-  /** Bytes released but not shown by the driver yet, summed over every release in flight. */
-  unshownBytes(freeBytesNow: number): number {
+  /**
+   * Bytes released but not shown by the driver in `reading`, summed over the releases in
+   * flight that it was taken after (an older reading still counts them as ours).
+   */
+  unshownBytes(reading: { freeBytes: number; seq: number }): number {
     let sum = 0;
     for (const release of this.#pending.values()) {
-      sum += ReleaseTracker.unshown(release, freeBytesNow);
+      if (reading.seq > release.afterSeq) {
+        sum += ReleaseTracker.unshown(release, reading.freeBytes);
+      }
     }
     return sum;
   }

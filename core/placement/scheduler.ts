@@ -57,6 +57,8 @@ export interface DeviceReading {
   trackedBytes: number;
   /** True when the figures come from a driver (NVML, CUDA) that shows released memory: releases are confirmed against it. */
   confirmsReleases: boolean;
+  /** Grows with every driver read: tells a reading taken after a release from one taken before. */
+  seq: number;
   error?: string;
 }
 
@@ -152,8 +154,6 @@ export class Scheduler {
   #sectionsWaiting = 0;
   #running = 0;
   #drainWaiters: Array<() => void> = [];
-  #reading: DeviceReading | null = null;
-  #readingAt = 0;
   #closed = false;
 
   constructor(options: SchedulerOptions) {
@@ -229,20 +229,20 @@ export class Scheduler {
 
   // --- reading the device -----------------------------------------------------------------
 
-  /** A reading: the cached one (refreshed after every move and once a second), or a fresh one. */
+  /**
+   * A reading of the device: the monitor's latest sample (what started a headroom pass,
+   * and what check() reads), or a fresh driver read before a move.
+   */
   #read(fresh: boolean): DeviceReading {
-    const now = this.#clock.now();
-    if (fresh || !this.#reading || now - this.#readingAt >= 1000) {
-      this.#reading = this.#o.device.read(fresh);
-      this.#readingAt = now;
-    }
-    return this.#reading;
+    return this.#o.device.read(fresh);
   }
 
   /** Free bytes as the policy counts them: the driver's, corrected for our changes since, plus releases not shown yet. */
   #freeBytes(reading: DeviceReading): number {
+    // Our own changes since the reading (its tracked bytes are ours when it was taken), and
+    // releases the driver does not show yet in a reading taken after them.
     const drift = this.#host.trackedBytes() - reading.trackedBytes;
-    return Math.max(0, reading.freeBytes - drift + this.#releases.unshownBytes(reading.freeBytes));
+    return Math.max(0, reading.freeBytes - drift + this.#releases.unshownBytes(reading));
   }
 
   /** The GPU as the budget sees it: only the pipelines on the GPU when `all` is false. */
@@ -622,7 +622,6 @@ export class Scheduler {
       }
       throw error;
     }
-    this.#reading = null; // the next decision reads the driver again
   }
 
   async #toCpu(id: string, view: HostView, why: string): Promise<SessionDevice> {
@@ -722,7 +721,6 @@ export class Scheduler {
   async #offloadLocked(id: string, reason: string, trigger: string, log = true): Promise<void> {
     const before = this.#read(true);
     const transition = await this.#host.offload(id);
-    this.#reading = null;
     this.#trackRelease(id, transition.releasedBytes, before);
     if (log && transition.kind !== "none") {
       this.#emit({
@@ -739,7 +737,6 @@ export class Scheduler {
   async #unloadLocked(id: string, reason: string, trigger: string): Promise<void> {
     const before = this.#read(true);
     const transition = await this.#host.unload(id);
-    this.#reading = null;
     this.#trackRelease(id, transition.releasedBytes, before);
     this.#record(id).cpuReason = null;
     if (transition.kind !== "none") {
@@ -757,10 +754,14 @@ export class Scheduler {
   #trackRelease(id: string, bytes: number, before: DeviceReading): void {
     if (!before.confirmsReleases || bytes < RELEASE_CHECK_MIN_BYTES) return;
     if (before.state !== "ok") return;
+    // Readings up to this one were taken before our tracked bytes fell: their drift already
+    // counts the release. Later ones do not, until the driver shows it.
+    const after = this.#read(true);
     const release = this.#releases.start(
       id,
       bytes,
       before.freeBytes,
+      after.seq,
       this.#clock.now(),
       this.#o.releaseWaitMs ?? DEFAULT_RELEASE_WAIT_MS,
     );
@@ -768,7 +769,6 @@ export class Scheduler {
       if (this.#closed) return release.settle(false);
       const reading = this.#o.device.read(true);
       if (reading.state === "ok" && this.#releases.confirmIfShown(release, reading.freeBytes)) {
-        this.#reading = null;
         this.#emit({
           kind: "release",
           pipeline: id,
@@ -788,7 +788,6 @@ export class Scheduler {
         } ms of releasing ${bytes} bytes`;
         this.#record(id).leak = leak;
         release.settle(false);
-        this.#reading = null;
         this.#emit({ kind: "leak", pipeline: id, message: `${id}: ${leak}`, reason: leak, bytes });
         return;
       }
@@ -819,7 +818,7 @@ export class Scheduler {
    */
   enforceHeadroom(): Promise<number> {
     return this.#decisions.run(async () => {
-      const reading = this.#read(true);
+      const reading = this.#read(false);
       if (reading.state !== "ok") return 0;
       const state = this.#state(reading, true);
       const deficit = -(Math.min(state.deviceFreeBytes, state.budgetBytes - ours(state)) -
