@@ -1,6 +1,7 @@
 /**
  * Builds the driver test double (tests/fake_gpu.c) into tests/.build/libfakegpu.so and
- * tests/.build/libfakegpu_nov2.so (without nvmlDeviceGetMemoryInfo_v2). Skips a library
+ * tests/.build/libfakegpu_nov2.so (an old driver: without nvmlDeviceGetMemoryInfo_v2 and
+ * nvmlDeviceGetComputeRunningProcesses_v3). Skips a library
  * that is newer than the source. Run it with `deno task build:fake-gpu`.
  *
  * @module
@@ -18,7 +19,8 @@ interface Target {
 
 const targets: Target[] = [
   { file: "libfakegpu.so", flags: [] },
-  { file: "libfakegpu_nov2.so", flags: ["-DFAKE_NO_MEMINFO_V2"] },
+  // An old driver: no nvmlDeviceGetMemoryInfo_v2, no nvmlDeviceGetComputeRunningProcesses_v3.
+  { file: "libfakegpu_nov2.so", flags: ["-DFAKE_NO_MEMINFO_V2", "-DFAKE_NO_PROCESSES_V3"] },
 ];
 
 function mtime(path: string): number | null {

@@ -2,8 +2,9 @@
  * fake_gpu.c - a test double of NVIDIA's NVML and CUDA runtime libraries.
  *
  * Built by scripts/build_fake_gpu.ts into tests/.build/libfakegpu.so (and
- * libfakegpu_nov2.so with -DFAKE_NO_MEMINFO_V2, which lacks
- * nvmlDeviceGetMemoryInfo_v2). One .so serves as both HEADROOM_NVML_LIBRARY
+ * libfakegpu_nov2.so with -DFAKE_NO_MEMINFO_V2 -DFAKE_NO_PROCESSES_V3: an old
+ * driver that lacks nvmlDeviceGetMemoryInfo_v2 and
+ * nvmlDeviceGetComputeRunningProcesses_v3). One .so serves as both HEADROOM_NVML_LIBRARY
  * and HEADROOM_CUDART_LIBRARY: it exports the NVML and CUDA runtime symbols
  * Headroom binds, with the real signatures and struct layouts, plus fake_*
  * control functions that tests call to set the devices' figures and to inject
@@ -554,6 +555,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensorType
   return NVML_SUCCESS;
 }
 
+#ifndef FAKE_NO_PROCESSES_V3
 EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
                                                             nvmlProcessInfo_t *infos) {
   DEVICE_ENTRY("nvmlDeviceGetComputeRunningProcesses_v3", device, i);
@@ -594,6 +596,7 @@ EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device,
   *infoCount = n;
   return NVML_SUCCESS;
 }
+#endif
 
 /* ================= CUDA runtime ================= */
 

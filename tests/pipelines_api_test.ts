@@ -281,8 +281,8 @@ Deno.test({
     assert.equal(offloaded.gpuBytes, 0);
     assert.equal(offloaded.gpuBuffers, 0);
     assert.equal(offloaded.leak, null);
-    // The manager runs where the pipeline is (the API would bring it back to the GPU on demand).
-    const cpuRun = await service.services.scheduler.run("tiny-gpu", {
+    // The host runs where the pipeline is (the scheduler would bring it back to the GPU on demand).
+    const cpuRun = await service.host.run("tiny-gpu", {
       kind: "tensors",
       tensors: {
         input: {
