@@ -103,14 +103,19 @@ gpuTest(
     assert.equal(first.status, 200, await first.clone().text());
     const a = await first.json();
     assert.deepEqual(Object.keys(a).sort(), [
+      "already_loaded",
       "device",
       "load_ms",
       "model",
+      "models",
       "ram_mb",
+      "reason",
       "status",
       "unloaded",
       "vram_mb",
     ]);
+    assert.equal(a.already_loaded, false);
+    assert.equal(a.reason, null);
     assert.equal(a.status, "success");
     assert.equal(a.model, "a");
     assert.equal(a.device, "gpu");

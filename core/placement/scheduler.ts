@@ -413,11 +413,13 @@ export class Scheduler {
       ? AbortSignal.any([options.signal, deadline.signal])
       : deadline.signal;
     try {
+      // Waiting until admitted; #claim moves it from waiting to active in one step.
       record.waiting++;
       try {
         await this.#admit(record, options, signal);
-      } finally {
+      } catch (error) {
         record.waiting--;
+        throw error;
       }
       try {
         return await this.#runAdmitted(record, input, signal, deadline.signal);
@@ -459,6 +461,7 @@ export class Scheduler {
   }
 
   #claim(record: PipelineRecord): void {
+    record.waiting--;
     record.activeCount++;
     record.lastUsedAt = this.#clock.now();
     this.#running++;
