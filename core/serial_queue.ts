@@ -28,17 +28,29 @@ export class SerialQueue {
    */
   run<T>(op: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     this.#pending++;
+    let started = false;
     const turn = () => {
       if (signal?.aborted) {
-        return Promise.reject(
-          new QueueAbortedError(`dropped from the queue: ${reason(signal)}`),
-        );
+        return Promise.reject(new QueueAbortedError(`dropped from the queue: ${reason(signal)}`));
       }
+      started = true;
       return op();
     };
-    const result = this.#tail.then(turn, turn).finally(() => this.#pending--);
-    this.#tail = result.catch(() => {});
-    return result;
+    const result = this.#tail.then(turn, turn);
+    const done = result.finally(() => this.#pending--);
+    this.#tail = done.catch(() => {});
+    if (!signal) return done;
+    // A signal that fires before the turn answers at once; the turn is skipped when it comes.
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => {
+        if (!started) {
+          reject(new QueueAbortedError(`dropped from the queue: ${reason(signal)}`));
+        }
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      done.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
   }
 
   /** Settles once everything queued so far has settled. */
