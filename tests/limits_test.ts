@@ -124,3 +124,84 @@ Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with R
   t.service.host.kill("sum", "test over");
   assert.equal((await hanging).status, 503);
 });
+
+/** A models file with the test plugin model "sum" and a plain "bystander"; answers its path. */
+function sumModels(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "headroom-limits-" });
+  Deno.writeTextFileSync(
+    `${dir}/models.json`,
+    JSON.stringify({
+      models: [
+        {
+          id: "sum",
+          source: "synthetic:64KiB",
+          plugin: new URL("./fixtures/double_sum_plugin.ts", import.meta.url).pathname,
+        },
+        { id: "bystander", source: "synthetic:64KiB" },
+      ],
+    }),
+  );
+  return `${dir}/models.json`;
+}
+
+Deno.test("HEADROOM_REQUEST_TIMEOUT - a request stuck past it answers 504, its worker is replaced, the bystander is untouched", async () => {
+  await using t = await startOnFakeGpu({
+    gpu: "cpu",
+    requestTimeoutMs: 1500,
+    modelsFile: sumModels(),
+  });
+  const post = (id: string, body: unknown) =>
+    t.request(`/api/v1/pipelines/${id}/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+  const bystander = await t.service.services.scheduler.load("bystander", "cpu");
+  const width = bystander.inputs[0].dims[1] as number;
+  const started = performance.now();
+  const stuck = await post("sum", { payload: { hang: true } });
+  assert.equal(stuck.status, 504, await stuck.clone().text());
+  assert.ok(performance.now() - started < 10_000);
+  const body = await stuck.json();
+  assert.equal(body.error.code, "timeout");
+  assert.match(body.error.message, /HEADROOM_REQUEST_TIMEOUT/);
+  const model = t.service.services.scheduler.model("sum");
+  assert.equal(model.state, "failed");
+  assert.match(model.error ?? "", /stuck past the request timeout/);
+  assert.equal(t.service.services.scheduler.model("bystander").state, "cpu");
+  const tensors = { input: { type: "float32", dims: [1, width], data: new Array(width).fill(1) } };
+  assert.equal((await post("bystander", { inputs: tensors })).status, 200);
+  // The next request on "sum" starts a fresh worker.
+  const again = await post("sum", { payload: { values: new Array(width).fill(0.5) } });
+  assert.equal(again.status, 200, await again.clone().text());
+});
+
+Deno.test("cancellation - a client that disconnects while its request waits leaves the queue", async () => {
+  await using t = await startOnFakeGpu({ gpu: "cpu", modelsFile: sumModels() });
+  const { scheduler } = t.service.services;
+  const post = (payload: unknown, signal?: AbortSignal) =>
+    t.request("/api/v1/pipelines/sum/infer", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ payload }),
+      signal,
+    });
+  const hanging = post({ hang: true });
+  while (scheduler.status().pipelines.find((p) => p.id === "sum")?.activeCount !== 1) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const client = new AbortController();
+  const queued = post({ values: [1] }, client.signal).catch((error) => error);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(scheduler.status().pipelines.find((p) => p.id === "sum")?.activeCount, 2);
+  client.abort();
+  await queued;
+  let count = 2;
+  for (let i = 0; i < 100 && count !== 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    count = scheduler.status().pipelines.find((p) => p.id === "sum")!.activeCount;
+  }
+  assert.equal(count, 1, "the request of the client that left no longer holds the queue");
+  t.service.host.kill("sum", "test over");
+  assert.equal((await hanging).status, 503);
+});
