@@ -20,6 +20,7 @@ const service = await startService({
   ...parsed.config,
   gpu: "software",
   vramBudget: { kind: "bytes", bytes: 256 * 2 ** 20 },
+  headroomBytes: 25 * 2 ** 20,
   dataDir: `${dir}/data`,
   modelsFile,
 });

@@ -134,6 +134,8 @@ if (!values.only || "http".includes(values.only)) {
 }
 
 // 3. Dashboard in chromium: device change to screen, and JavaScript shipped.
+rows.push(...decisionRateRows());
+if (!values.only || "release".includes(values.only)) rows.push(...await releaseRows());
 if (!values.only || "dashboard".includes(values.only)) rows.push(...await dashboardRows());
 
 // 4. Pipelines: worker over main thread (from the Deno.bench rows above), and one-shot
@@ -147,7 +149,9 @@ if (values.only) {
       rows: BenchRow[];
     };
     const fresh = new Set(rows.map((row) => row.name));
-    rows.unshift(...previous.rows.filter((row) => !fresh.has(row.name)));
+    // A bench file that ran again replaces all its rows (a renamed or removed bench goes).
+    const rerun = (row: BenchRow) => files.some((file) => row.note.startsWith(`${file};`));
+    rows.unshift(...previous.rows.filter((row) => !fresh.has(row.name) && !rerun(row)));
   } catch {
     // no earlier results: only this run's rows
   }
@@ -320,4 +324,70 @@ async function pipelineRows(): Promise<BenchRow[]> {
 
 function round(value: number): number {
   return value >= 100 ? Math.round(value) : Number(value.toPrecision(3));
+}
+
+/**
+ * Decisions per second of the scheduler's check([id]) at each pipeline count, from this
+ * run's bench/placement_bench.ts rows (target at 1,000: ≥ 100,000/s), and the spread
+ * between 10 and 10,000 pipelines (flat is the point).
+ */
+function decisionRateRows(): BenchRow[] {
+  const out: BenchRow[] = [];
+  const pattern = /^scheduler - check\(\[id\]\) at ([\d,]+) pipelines/;
+  const rates = new Map<string, number>();
+  for (const row of rows) {
+    const match = pattern.exec(row.name);
+    if (!match) continue;
+    const rate = 1e6 / row.value;
+    rates.set(match[1], rate);
+    out.push({
+      name: `scheduler - decisions/s, check([id]) at ${match[1]} pipelines`,
+      value: Math.round(rate),
+      unit: "decisions/s",
+      target: match[1] === "1,000" ? "≥ 100,000" : undefined,
+      note: `1 / the average of "scheduler - check([id]) at ${
+        match[1]
+      } pipelines"; production path`,
+    });
+  }
+  const low = rates.get("10");
+  const high = rates.get("10,000");
+  if (low && high) {
+    out.push({
+      name: "scheduler - check([id]) rate, 10,000 over 10 pipelines",
+      value: Number((high / low).toFixed(3)),
+      unit: "ratio",
+      target: "≥ 0.5",
+      note: "same run; does not grow with the number of pipelines",
+    });
+  }
+  return out;
+}
+
+/** Runs bench/release_confirm.ts (offload → release confirmed on the driver double) and turns it into rows. */
+async function releaseRows(): Promise<BenchRow[]> {
+  log("[release] offload → release confirmed on the driver double");
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", V8_FLAGS, "--allow-all", "bench/release_confirm.ts"],
+    cwd: root,
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!run.success) {
+    console.error(`bench/release_confirm.ts failed (exit ${run.code})`);
+    return [];
+  }
+  const report = JSON.parse(
+    await Deno.readTextFile(`${root}bench/release_confirm.json`),
+  ) as import("../bench/release_confirm.ts").ReleaseConfirmBench;
+  return report.results.map((r) => ({
+    name: r.freeDelayMs === 0
+      ? "scheduler - offload → release confirmed, driver double shows frees at once"
+      : `scheduler - offload → release confirmed, driver double shows frees ${r.freeDelayMs} ms late`,
+    value: Number(r.medianMs.toFixed(1)),
+    unit: "ms",
+    note: `median of ${report.cycles} (p95 ${
+      r.p95Ms.toFixed(1)
+    } ms), ${r.confirmed}/${report.cycles} confirmed; 64 MiB; driver checked every ${report.pollMs} ms`,
+  }));
 }

@@ -21,7 +21,7 @@ import { FakeGpu } from "./fake_gpu.ts";
 export function onDriverDouble(
   pipelines: SimPipelineSpec[],
   freeDelayMs: number,
-  options: { onInsufficientVram?: "cpu" | "reject" } = {},
+  options: { onInsufficientVram?: "cpu" | "reject"; releasePollMs?: number } = {},
 ) {
   const fake = new FakeGpu({ isolate: true });
   fake.setTotal(0, 1024 * MiB);
@@ -72,7 +72,7 @@ export function onDriverDouble(
     headroomBytes: 100 * MiB,
     footprint: (id) => double.footprint(id),
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
-    releasePollMs: 5,
+    releasePollMs: options.releasePollMs ?? 5,
   });
   return {
     fake,

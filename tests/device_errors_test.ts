@@ -59,7 +59,10 @@ Deno.test("device errors - while the device is lost nothing is evicted and a new
   assert.equal(scheduler.gpuUsable(), false);
   assert.equal(await scheduler.place("x"), "cpu");
   assert.deepEqual(onGpu(), ["a", "b"], "nothing moved");
-  assert.match(events.recent(1)[0].message, /^x serves on the CPU: the GPU is lost \(simulated lost\)$/);
+  assert.match(
+    events.recent(1)[0].message,
+    /^x serves on the CPU: the GPU is lost \(simulated lost\)$/,
+  );
   sim.deviceState = "ok";
   sim.otherTenantBytes = 0;
   assert.equal(await scheduler.place("x"), "gpu", "placements resume after recovery");
@@ -112,7 +115,10 @@ Deno.test("device errors - an old driver without nvmlDeviceGetComputeRunningProc
     const [result] = source.read();
     assert.ok(result.ok, JSON.stringify(result));
     assert.equal(result.reading.reservedBytes, 0);
-    assert.match(result.reading.reservedUnknown ?? "", /^process list unavailable \(NVML_ERROR_FUNCTION_NOT_FOUND/);
+    assert.match(
+      result.reading.reservedUnknown ?? "",
+      /^process list unavailable \(NVML_ERROR_FUNCTION_NOT_FOUND/,
+    );
     source.close();
   } finally {
     gpu.close();

@@ -31,7 +31,8 @@ function world(
   const clock = new FakeClock();
   const sim = new SimGpu({
     totalBytes: options.totalBytes ?? 8 * GiB,
-    pipelines: options.pipelines ?? [{ id: "a", gpuBytes: 100 * MiB }, { id: "b", gpuBytes: 100 * MiB }],
+    pipelines: options.pipelines ??
+      [{ id: "a", gpuBytes: 100 * MiB }, { id: "b", gpuBytes: 100 * MiB }],
     clock,
   });
   const events = new EventLog(1000);
@@ -45,7 +46,10 @@ function world(
     onInsufficientVram: "cpu",
     clock,
     requestTimeoutMs: options.requestTimeoutMs,
-    keepAlive: () => ({ ms: options.keepAliveMs ?? null, idleAction: options.idleAction ?? "offload" }),
+    keepAlive: () => ({
+      ms: options.keepAliveMs ?? null,
+      idleAction: options.idleAction ?? "offload",
+    }),
   });
   return { clock, sim, scheduler, events };
 }
@@ -196,8 +200,10 @@ Deno.test("cancellation - a client that disconnects leaves the queue: its reques
   const queued = scheduler.run("a", INPUT, { signal: client.signal });
   await settle();
   client.abort();
-  await assert.rejects(() => queued, (error: unknown) =>
-    error instanceof PipelineError && error.code === "cancelled");
+  await assert.rejects(
+    () => queued,
+    (error: unknown) => error instanceof PipelineError && error.code === "cancelled",
+  );
   assert.equal(scheduler.status().pipelines[0].activeCount, 1, "only the running one counts");
   release();
   await busy;
@@ -223,9 +229,7 @@ Deno.test("timeouts - a request past the timeout answers 504; a worker stuck pas
     die(new Error(`worker ended: ${reason}`));
   };
   sim.delay = (op, id) =>
-    op === "run" && id === "a"
-      ? new Promise((_, reject) => (die = reject))
-      : Promise.resolve();
+    op === "run" && id === "a" ? new Promise((_, reject) => (die = reject)) : Promise.resolve();
   // The SimGpu run does not watch the deadline as the real host does: model it here.
   const run = sim.run.bind(sim);
   sim.run = (id, input, options = {}) => {
