@@ -162,7 +162,12 @@ export class DoubleGpu implements DeviceView {
 
   /** One worker double for `spec`. */
   #worker(spec: PipelineSpec): WorkerHandle {
-    const gpu = this;
+    const take = (counts: Map<string, number>) => this.#take(counts, id);
+    const failLoads = this.#failLoads;
+    const failRuns = this.#failRuns;
+    const free = () => this.freeBytes();
+    const calls = this.calls;
+    const delay = (op: SimCall["op"]) => this.delay(op, id);
     const id = spec.modelId;
     const size = this.#specs.get(id)!.gpuBytes;
     this.started.set(id, (this.started.get(id) ?? 0) + 1);
@@ -202,24 +207,26 @@ export class DoubleGpu implements DeviceView {
       get lastStatus() {
         return status();
       },
-      set lastStatus(_value: WorkerStatus) {},
+      set lastStatus(_value: WorkerStatus) {
+        // The double's status is derived; the manager never sets it.
+      },
       get alive() {
         return dead === null;
       },
       exited,
       async load(to: SessionDevice) {
         const call: SimCall = { op: "load", id, device: to };
-        gpu.calls.push(call);
-        await gpu.delay("load", id);
+        calls.push(call);
+        await delay("load");
         alive();
         if (to === "gpu") {
-          if (gpu.#take(gpu.#failLoads, id)) {
+          if (take(failLoads)) {
             call.result = "oom";
             return fail("oom", `${id}: simulated out-of-memory on a GPU load`);
           }
-          if (size > gpu.freeBytes()) {
+          if (size > free()) {
             call.result = "oom";
-            return fail("oom", `${id}: needs ${size} B, the device has ${gpu.freeBytes()} B free`);
+            return fail("oom", `${id}: needs ${size} B, the device has ${free()} B free`);
           }
         }
         device = to;
@@ -228,10 +235,10 @@ export class DoubleGpu implements DeviceView {
       },
       async run(_input: RunInput | Record<string, WireTensor>) {
         const call: SimCall = { op: "run", id, device: device === "none" ? undefined : device };
-        gpu.calls.push(call);
-        await gpu.delay("run", id);
+        calls.push(call);
+        await delay("run");
         alive();
-        if (device === "gpu" && gpu.#take(gpu.#failRuns, id)) {
+        if (device === "gpu" && take(failRuns)) {
           call.result = "oom";
           return fail("oom", `${id}: simulated out-of-memory while running`);
         }
@@ -239,8 +246,8 @@ export class DoubleGpu implements DeviceView {
         return ok({ output: { kind: "tensors", tensors: {} } });
       },
       async offload() {
-        gpu.calls.push({ op: "offload", id, result: "cpu" });
-        await gpu.delay("offload", id);
+        calls.push({ op: "offload", id, result: "cpu" });
+        await delay("offload");
         alive();
         device = "cpu";
         return ok();
@@ -249,8 +256,8 @@ export class DoubleGpu implements DeviceView {
         return await handle.load("gpu");
       },
       async unload() {
-        gpu.calls.push({ op: "unload", id, result: "none" });
-        await gpu.delay("unload", id);
+        calls.push({ op: "unload", id, result: "none" });
+        await delay("unload");
         device = "none";
         return ok();
       },

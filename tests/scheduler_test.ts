@@ -184,7 +184,7 @@ Deno.test("Scheduler - an active pipeline (markActive without markIdle) is never
 });
 
 Deno.test("Scheduler - a pinned pipeline is never evicted", async () => {
-  const { sim, offloader, log, onGpu } = setup({
+  const { offloader, log, onGpu } = setup({
     totalBytes: 4 * GiB,
     headroomBytes: 1 * GiB,
     pipelines: [...gpuPipelines(2, 1 * GiB), { id: "x", gpuBytes: 2 * GiB }],
@@ -534,7 +534,7 @@ Deno.test("Scheduler - check answers the budget's verdict and changes nothing", 
 });
 
 Deno.test("Scheduler - status reports the budget, activity and idle times", () => {
-  const { sim, clock, offloader } = setup({
+  const { clock, offloader } = setup({
     totalBytes: 10 * GiB,
     budgetBytes: 8 * GiB,
     headroomBytes: 1 * GiB,

@@ -10,7 +10,7 @@ import { PipelineError } from "../core/pipelines/errors.ts";
 import { Scheduler, type TestLoadEvent } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../workers/protocol.ts";
-import { FakeClock, MiB, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import { FakeClock, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { settle } from "./_fake_clock.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };

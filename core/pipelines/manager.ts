@@ -10,21 +10,9 @@
  */
 import type { Catalog, CatalogModel } from "../models/catalog.ts";
 import type { EventLog } from "../events.ts";
-import type {
-  GpuMismatch,
-  ModelReport,
-  PipelineReport,
-  PipelineState,
-  TransitionFigures,
-} from "../types.ts";
+import type { GpuMismatch, ModelReport, PipelineState, TransitionFigures } from "../types.ts";
 import type { ProfileStore } from "../store/profiles.ts";
-import type {
-  RunInput,
-  RunOutput,
-  SessionDevice,
-  WorkerReply,
-  WorkerStatus,
-} from "../../workers/protocol.ts";
+import type { RunInput, SessionDevice, WorkerReply, WorkerStatus } from "../../workers/protocol.ts";
 import { WorkerClient, type WorkerClientOptions, WorkerDiedError } from "../../workers/client.ts";
 import type { PipelineSpec } from "../../workers/protocol.ts";
 import { PipelineError } from "./errors.ts";
