@@ -42,6 +42,8 @@ export interface RowView {
   loadTime: Figure;
   /** "serving", "12 s", "3 min", or "—" when not loaded. */
   idle: string;
+  /** Keep-alive's countdown ("offload in 4 min", "unload in 30 s"), or null when none runs. */
+  keepAlive: string | null;
   loaded: boolean;
 }
 
@@ -193,6 +195,10 @@ export function rowView(
     } else if (model.lastUsedAt) idle = formatAge(Math.max(0, now - model.lastUsedAt));
     else idle = "unused";
   }
+  const deadline = activity?.keepAliveDeadline ?? null;
+  const keepAlive = loaded && deadline !== null && (activity?.activeCount ?? 0) === 0
+    ? `${activity!.idleAction} in ${formatAge(Math.max(0, deadline - now))}`
+    : null;
   return {
     indicator,
     indicatorLabel: INDICATOR_LABELS[indicator],
@@ -201,6 +207,7 @@ export function rowView(
     ram,
     loadTime,
     idle,
+    keepAlive,
     loaded,
   };
 }

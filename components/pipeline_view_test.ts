@@ -137,3 +137,29 @@ Deno.test("applySnapshot() takes the live state; applyMeasurement() the test loa
     "last",
   ]);
 });
+
+Deno.test("rowView() - keep-alive countdown on an idle loaded model; none while it serves", () => {
+  const loaded = model({ state: "gpu", placement: "gpu" });
+  const counting = rowView(
+    loaded,
+    activity({ keepAliveDeadline: NOW + 4 * 60_000, idleAction: "offload" }),
+    NOW,
+    NOW,
+  );
+  assert.equal(counting.keepAlive, "offload in 4 min");
+  const unloading = rowView(
+    loaded,
+    activity({ keepAliveDeadline: NOW + 30_000, idleAction: "unload" }),
+    NOW,
+    NOW,
+  );
+  assert.equal(unloading.keepAlive, "unload in 30 s");
+  const serving = rowView(
+    loaded,
+    activity({ keepAliveDeadline: NOW + 30_000, activeCount: 1 }),
+    NOW,
+    NOW,
+  );
+  assert.equal(serving.keepAlive, null);
+  assert.equal(rowView(loaded, activity(), NOW, NOW).keepAlive, null, "keep-alive off");
+});

@@ -401,7 +401,14 @@ export default function PipelinesTable({ initial, gpu, renderedAt }: PipelinesTa
                       {showVram && <FigureCell figure={view.vram} name="vram" />}
                       <FigureCell figure={view.ram} name="ram" />
                       <FigureCell figure={view.loadTime} name="load" />
-                      <td class="num col-idle" data-col="idle">{mounted ? view.idle : "—"}</td>
+                      <td class="num col-idle" data-col="idle">
+                        {mounted ? view.idle : "—"}
+                        {mounted && view.keepAlive && (
+                          <small class="keep-alive" data-keep-alive title="Keep-alive countdown">
+                            {" "}· {view.keepAlive}
+                          </small>
+                        )}
+                      </td>
                       <td class="col-actions">
                         <div class="actions">
                           {model.placement === "none" && gpuUsable && (
