@@ -79,6 +79,7 @@ export async function startService(config: Config): Promise<Service> {
   }
   const meter: Meter = {
     rssBytes: () => Deno.memoryUsage().rss,
+    settle: () => settleRss(),
     deviceUsedBytes: () =>
       usesDriver ? monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0) : null,
   };
@@ -211,4 +212,18 @@ function footprintOf(catalog: Catalog, manager: PipelineManager, store: ProfileS
       profileBytes: store.get(id, "gpu")?.gpuPeakBytes ?? null,
     };
   };
+}
+
+/**
+ * Waits until the process's RSS holds still (two readings 50 ms apart within 1 MiB), at
+ * most 1 s: ended workers give their memory back a little after they end.
+ */
+async function settleRss(): Promise<void> {
+  let last = Deno.memoryUsage().rss;
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = Deno.memoryUsage().rss;
+    if (Math.abs(now - last) < 2 ** 20) return;
+    last = now;
+  }
 }

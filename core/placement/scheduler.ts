@@ -81,6 +81,12 @@ export interface Meter {
   rssBytes(): number;
   /** Device used bytes from a fresh driver read, or null without a driver that reports them. */
   deviceUsedBytes(): number | null;
+  /**
+   * Waits (bounded) until the process's memory stops moving after workers ended: a
+   * terminated worker's memory goes back to the system a little later, and a baseline
+   * taken too soon makes the next model's RAM read low or negative.
+   */
+  settle?(): Promise<void>;
 }
 
 /** How the scheduler is set up. */
@@ -155,6 +161,8 @@ export class Scheduler {
   #running = 0;
   #drainWaiters: Array<() => void> = [];
   #closed = false;
+  /** Each model's last measured switch, for a switch to a model already loaded alone. */
+  readonly #lastSwitch = new Map<string, SwitchResult>();
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -1014,16 +1022,17 @@ export class Scheduler {
     );
     const first = ids[0];
     if (others.length === 0 && ids.every((id) => this.#view(id).placement !== "none")) {
+      // Loaded alone already: answer at once with its last measured figures (no reload).
       const report = this.#host.report(first);
+      const last = this.#lastSwitch.get(ids.join("\u0000"));
       return {
         status: "success",
         model: first,
         models: ids,
         device: report.placement,
-        vram_mb: round(report.gpuBytes / 1e6),
-        ram_mb: round(
-          (report.cpuProfile?.rssDeltaBytes ?? report.gpuProfile?.rssDeltaBytes ?? 0) / 1e6,
-        ),
+        vram_mb: last?.vram_mb ?? round(report.gpuBytes / 1e6),
+        ram_mb: last?.ram_mb ??
+          round((report.cpuProfile?.rssDeltaBytes ?? report.gpuProfile?.rssDeltaBytes ?? 0) / 1e6),
         unloaded: [],
         load_ms: 0,
         already_loaded: true,
@@ -1099,6 +1108,7 @@ export class Scheduler {
     }
     await this.#awaitReleases([...previous.map((p) => p.id), ...ids]);
     const meter = this.#o.meter;
+    if (previous.length > 0) await meter?.settle?.();
     const usedBefore = meter?.deviceUsedBytes() ?? null;
     const rssBefore = meter?.rssBytes() ?? 0;
     const started = performance.now();
@@ -1137,7 +1147,11 @@ export class Scheduler {
     const ms = performance.now() - started;
     const usedAfter = meter?.deviceUsedBytes() ?? null;
     const tracked = ids.reduce((sum, id) => sum + this.#view(id).gpuBytes, 0);
-    const vramBytes = usedBefore !== null && usedAfter !== null ? usedAfter - usedBefore : tracked;
+    // The driver's delta, but never less than the buffers we know we allocated (a device the
+    // driver does not see, such as a software adapter, shows no delta at all).
+    const vramBytes = usedBefore !== null && usedAfter !== null
+      ? Math.max(usedAfter - usedBefore, tracked)
+      : tracked;
     const ramBytes = (meter?.rssBytes() ?? 0) - rssBefore;
     const placement = this.#view(first).placement;
     const result: SwitchResult = {
@@ -1152,6 +1166,7 @@ export class Scheduler {
       already_loaded: false,
       reason: placement === "cpu" ? this.#record(first).cpuReason : null,
     };
+    this.#lastSwitch.set(ids.join("\u0000"), result);
     this.#emit({
       kind,
       pipeline: first,
@@ -1200,9 +1215,11 @@ export class Scheduler {
           const loaded = this.#host.ids().filter((other) => this.#view(other).placement !== "none");
           for (const other of loaded) await this.#unloadLocked(other, "test load", "test-load");
           await this.#awaitReleases(loaded);
+          await this.#o.meter?.settle?.();
           const measurement = await this.#measureLoad(id, device);
           await this.#unloadLocked(id, "test load", "test-load");
           await this.#awaitReleases([id]);
+          await this.#o.meter?.settle?.();
           await onEvent({ event: "measured", model: id, index, total, measurement });
         } catch (error) {
           failed++;
@@ -1233,11 +1250,16 @@ export class Scheduler {
       model: id,
       device,
       placement: view.placement,
-      vramBytes: usedBefore !== null && usedAfter !== null ? usedAfter - usedBefore : view.gpuBytes,
+      vramBytes: usedBefore !== null && usedAfter !== null
+        ? Math.max(usedAfter - usedBefore, view.gpuBytes)
+        : view.gpuBytes,
       trackedBytes: view.gpuBytes,
       ramBytes: (meter?.rssBytes() ?? 0) - rssBefore,
       ms,
-      vramBasis: usedBefore !== null ? "driver" : "tracked",
+      vramBasis:
+        usedBefore !== null && usedAfter !== null && usedAfter - usedBefore >= view.gpuBytes
+          ? "driver"
+          : "tracked",
     };
   }
 
