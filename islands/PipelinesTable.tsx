@@ -405,7 +405,7 @@ export default function PipelinesTable({ initial, gpu, renderedAt }: PipelinesTa
                         {mounted ? view.idle : "—"}
                         {mounted && view.keepAlive && (
                           <small class="keep-alive" data-keep-alive title="Keep-alive countdown">
-                            {" "}· {view.keepAlive}
+                            {` · ${view.keepAlive}`}
                           </small>
                         )}
                       </td>
