@@ -240,6 +240,9 @@ async function startInProcess(flags: Flags): Promise<Target> {
       `--models=${modelsFile}`,
       `--gpu=${flags.gpu}`,
       `--vram-budget=${flags.budgetText}`,
+      // A tenth of the budget: the headroom is used as given, and the default (1.5 GiB)
+      // is above these small budgets.
+      `--headroom=${Math.floor(flags.budgetBytes / 10)}`,
       "--sample-ms=100",
     ], new Map<string, string>());
     if (parsed.help) throw new Error("unreachable");

@@ -733,7 +733,8 @@ export class Scheduler {
     const before = this.#read(true);
     const transition = await this.#host.offload(id);
     this.#trackRelease(id, transition.releasedBytes, before);
-    if (log && transition.kind !== "none") {
+    // An explicit request is logged by the host's transition event; other reasons are news.
+    if (log && transition.kind !== "none" && reason !== "requested") {
       this.#emit({
         kind: "placement",
         pipeline: id,
@@ -750,7 +751,7 @@ export class Scheduler {
     const transition = await this.#host.unload(id);
     this.#trackRelease(id, transition.releasedBytes, before);
     this.#record(id).cpuReason = null;
-    if (transition.kind !== "none") {
+    if (transition.kind !== "none" && reason !== "requested") {
       this.#emit({
         kind: "placement",
         pipeline: id,
