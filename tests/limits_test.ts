@@ -202,6 +202,11 @@ Deno.test("cancellation - a client that disconnects while its request waits leav
     count = scheduler.status().pipelines.find((p) => p.id === "sum")!.activeCount;
   }
   assert.equal(count, 1, "the request of the client that left no longer holds the queue");
+  // The hanging request is inside the worker once the pipeline is loaded.
+  while (scheduler.model("sum").state !== "cpu") {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
   t.service.host.kill("sum", "test over");
   assert.equal((await hanging).status, 503);
 });
