@@ -32,6 +32,7 @@ import {
 } from "./budget.ts";
 import type { HostRunResult, HostView, PipelineHost } from "./host.ts";
 import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
+import { type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
 
 export type { LoadMeasurement, SwitchResult, TestLoadEvent };
 import {
@@ -1006,183 +1007,10 @@ export class Scheduler {
     options: { trigger: string; auto: boolean; signal?: AbortSignal; claim?: () => void },
   ): Promise<SwitchResult> {
     const label = `${options.auto ? "auto-switch" : "switch"} to ${ids.join(", ")}`;
-    return this.#exclusive(label, () => this.#switchLocked(ids, options), {
+    return this.#exclusive(label, () => switchLocked(this.#sectionOps(), ids, options), {
       signal: options.signal,
       claim: options.claim,
     });
-  }
-
-  async #switchLocked(
-    ids: string[],
-    options: { trigger: string; auto: boolean },
-  ): Promise<SwitchResult> {
-    const kind = options.auto ? "auto-switch" : "switch";
-    const targets = new Set(ids);
-    const others = this.#host.ids().filter((id) =>
-      !targets.has(id) && this.#view(id).placement !== "none"
-    );
-    const first = ids[0];
-    if (others.length === 0 && ids.every((id) => this.#view(id).placement !== "none")) {
-      // Loaded alone already: answer at once with its last measured figures (no reload).
-      const report = this.#host.report(first);
-      const last = this.#lastSwitch.get(ids.join("\u0000"));
-      return {
-        status: "success",
-        model: first,
-        models: ids,
-        device: report.placement,
-        vram_mb: last?.vram_mb ?? round(report.gpuBytes / 1e6),
-        ram_mb: last?.ram_mb ??
-          round((report.cpuProfile?.rssDeltaBytes ?? report.gpuProfile?.rssDeltaBytes ?? 0) / 1e6),
-        unloaded: [],
-        load_ms: 0,
-        already_loaded: true,
-        reason: report.placement === "cpu" ? this.#record(first).cpuReason : null,
-      };
-    }
-    const held = others.filter((id) => this.#record(id).holds > 0);
-    if (held.length > 0) {
-      throw new PipelineError(
-        "busy",
-        `Cannot switch to ${ids.join(", ")}: ${held.join(", ")} ${
-          held.length === 1 ? "has" : "have"
-        } an open stream; close it first`,
-        5,
-      );
-    }
-    // Pre-flight: would the targets fit with everything else unloaded?
-    const device = this.defaultDevice;
-    if (device === "gpu") {
-      const reading = this.#read(true);
-      if (reading.state === "lost" && this.#o.onInsufficientVram === "reject") {
-        throw new PipelineError(
-          "gpu_lost",
-          `Cannot switch to ${
-            ids.join(", ")
-          }: the GPU is lost (${reading.error}); retry when it recovers`,
-          5,
-        );
-      }
-      if (reading.state === "ok" && this.#o.onInsufficientVram === "reject") {
-        const state = this.#state(reading, false);
-        const ourBytes = this.#host.trackedBytes();
-        const targetsOnGpu = ids.reduce(
-          (sum, id) => sum + (this.#view(id).placement === "gpu" ? this.#view(id).gpuBytes : 0),
-          0,
-        );
-        const freeAfter = state.deviceFreeBytes + (ourBytes - targetsOnGpu);
-        const available = Math.min(freeAfter, state.budgetBytes - targetsOnGpu) -
-          state.headroomBytes;
-        let needed = 0;
-        for (const id of ids) {
-          if (this.#view(id).placement === "gpu") continue;
-          needed += estimateModelVram(this.#o.footprint(id)).bytes;
-        }
-        if (needed > available) {
-          const why = `${ids.join(", ")} ${ids.length === 1 ? "needs" : "need"} ${
-            formatBytes(needed)
-          }, and only ${formatBytes(Math.max(0, available))} would be free above the ${
-            formatBytes(state.headroomBytes)
-          } headroom with every other model unloaded`;
-          this.#emit({
-            kind: "failure",
-            pipeline: first,
-            message: `${kind} to ${ids.join(", ")} refused: ${why}; nothing was unloaded`,
-            reason: why,
-            trigger: options.trigger,
-          });
-          throw new PipelineError(
-            "oom",
-            `Not enough GPU memory to switch: ${why}. Nothing was unloaded. Free VRAM, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
-          );
-        }
-      }
-    }
-    const previous = others.map((id) => ({ id, placement: this.#view(id).placement }));
-    for (const { id } of previous) {
-      await this.#unloadLocked(id, `${kind} to ${ids.join(", ")}`, options.trigger);
-    }
-    for (const id of ids) {
-      if (this.#view(id).placement !== "none") {
-        await this.#unloadLocked(id, `${kind}: a clean measurement`, options.trigger);
-      }
-    }
-    await this.#awaitReleases([...previous.map((p) => p.id), ...ids]);
-    const meter = this.#o.meter;
-    if (previous.length > 0) await meter?.settle?.();
-    const usedBefore = meter?.deviceUsedBytes() ?? null;
-    const rssBefore = meter?.rssBytes() ?? 0;
-    const started = performance.now();
-    try {
-      for (const id of ids) await this.#placeLocked(id, device, options.trigger);
-    } catch (error) {
-      // Put the previous models back, then say so.
-      const restored: string[] = [];
-      for (const id of ids) {
-        await this.#unloadLocked(id, "failed switch", options.trigger).catch(() => {});
-      }
-      for (const { id, placement } of previous) {
-        try {
-          await this.#placeLocked(id, placement === "gpu" ? "gpu" : "cpu", options.trigger);
-          restored.push(id);
-        } catch { /* reported below */ }
-      }
-      const back = previous.length === 0
-        ? "nothing was loaded before"
-        : restored.length === previous.length
-        ? `put back: ${restored.join(", ")}`
-        : `put back: ${restored.join(", ") || "none"}; could not reload ${
-          previous.filter((p) => !restored.includes(p.id)).map((p) => p.id).join(", ")
-        }`;
-      const message = `${kind} to ${ids.join(", ")} failed: ${(error as Error).message}; ${back}`;
-      this.#emit({
-        kind: "failure",
-        pipeline: first,
-        message,
-        reason: (error as Error).message,
-        trigger: options.trigger,
-      });
-      const code = error instanceof PipelineError ? error.code : "load_failed";
-      throw new PipelineError(code, message);
-    }
-    const ms = performance.now() - started;
-    const usedAfter = meter?.deviceUsedBytes() ?? null;
-    const tracked = ids.reduce((sum, id) => sum + this.#view(id).gpuBytes, 0);
-    // The driver's delta, but never less than the buffers we know we allocated (a device the
-    // driver does not see, such as a software adapter, shows no delta at all).
-    const vramBytes = usedBefore !== null && usedAfter !== null
-      ? Math.max(usedAfter - usedBefore, tracked)
-      : tracked;
-    const ramBytes = (meter?.rssBytes() ?? 0) - rssBefore;
-    const placement = this.#view(first).placement;
-    const result: SwitchResult = {
-      status: "success",
-      model: first,
-      models: ids,
-      device: placement,
-      vram_mb: round(Math.max(0, vramBytes) / 1e6),
-      ram_mb: round(Math.max(0, ramBytes) / 1e6),
-      unloaded: previous.map((p) => p.id),
-      load_ms: Math.round(ms),
-      already_loaded: false,
-      reason: placement === "cpu" ? this.#record(first).cpuReason : null,
-    };
-    this.#lastSwitch.set(ids.join("\u0000"), result);
-    this.#emit({
-      kind,
-      pipeline: first,
-      message: `${options.auto ? `auto-switched (${options.trigger})` : "switched"} to ${
-        ids.join(", ")
-      } on the ${placement.toUpperCase()}: ${result.vram_mb} MB VRAM, ${result.ram_mb} MB RAM, ${result.load_ms} ms; unloaded ${
-        result.unloaded.join(", ") || "nothing"
-      }`,
-      reason: result.reason ?? `${kind} to ${ids.join(", ")}`,
-      trigger: options.trigger,
-      bytes: Math.max(0, vramBytes),
-      vramMb: result.vram_mb,
-      ramMb: result.ram_mb,
-    });
-    return result;
   }
 
   /**
@@ -1199,68 +1027,30 @@ export class Scheduler {
     if (this.testLoadRunning) {
       throw new PipelineError("busy", "A test load is already running; wait for it to finish", 10);
     }
-    return this.#exclusive("test load", async () => {
-      const started = performance.now();
-      let failed = 0;
-      for (const [index, id] of ids.entries()) {
-        const total = ids.length;
-        await onEvent({ event: "started", model: id, index, total });
-        try {
-          const held = this.#host.ids().filter((other) => this.#record(other).holds > 0);
-          if (held.length > 0) {
-            throw new PipelineError(
-              "busy",
-              `${held.join(", ")} has an open stream: cannot measure ${id} alone`,
-            );
-          }
-          const loaded = this.#host.ids().filter((other) => this.#view(other).placement !== "none");
-          for (const other of loaded) await this.#unloadLocked(other, "test load", "test-load");
-          await this.#awaitReleases(loaded);
-          await this.#o.meter?.settle?.();
-          const measurement = await this.#measureLoad(id, device);
-          await this.#unloadLocked(id, "test load", "test-load");
-          await this.#awaitReleases([id]);
-          await this.#o.meter?.settle?.();
-          await onEvent({ event: "measured", model: id, index, total, measurement });
-        } catch (error) {
-          failed++;
-          await onEvent({
-            event: "error",
-            model: id,
-            index,
-            total,
-            message: (error as Error).message,
-          });
-        }
-      }
-      await onEvent({ event: "done", total: ids.length, failed, ms: performance.now() - started });
-      return { failed };
-    });
+    return this.#exclusive(
+      "test load",
+      () => testLoadLocked(this.#sectionOps(), ids, device, onEvent),
+    );
   }
 
-  async #measureLoad(id: string, device: SessionDevice): Promise<LoadMeasurement> {
-    const meter = this.#o.meter;
-    const usedBefore = meter?.deviceUsedBytes() ?? null;
-    const rssBefore = meter?.rssBytes() ?? 0;
-    const started = performance.now();
-    await this.#placeLocked(id, device, "test-load");
-    const ms = performance.now() - started;
-    const view = this.#view(id);
-    const usedAfter = meter?.deviceUsedBytes() ?? null;
+  /** The locked operations a section may use while it holds the scheduler. */
+  #sectionOps(): SectionOps {
     return {
-      model: id,
-      device,
-      placement: view.placement,
-      vramBytes: usedBefore !== null && usedAfter !== null
-        ? Math.max(usedAfter - usedBefore, view.gpuBytes)
-        : view.gpuBytes,
-      trackedBytes: view.gpuBytes,
-      ramBytes: (meter?.rssBytes() ?? 0) - rssBefore,
-      ms,
-      vramBasis:
-        usedBefore !== null && usedAfter !== null && usedAfter - usedBefore >= view.gpuBytes
-          ? "driver"
-          : "tracked",
+      host: this.#host,
+      view: (id) => this.#view(id),
+      holds: (id) => this.#record(id).holds,
+      cpuReason: (id) => this.#record(id).cpuReason,
+      defaultDevice: this.defaultDevice,
+      onInsufficientVram: this.#o.onInsufficientVram,
+      readFresh: () => this.#read(true),
+      state: (reading) => this.#state(reading, false),
+      footprint: (id) => this.#o.footprint(id),
+      unload: (id, reason, trigger) => this.#unloadLocked(id, reason, trigger),
+      place: (id, device, trigger) => this.#placeLocked(id, device, trigger),
+      awaitReleases: (ids) => this.#awaitReleases(ids),
+      meter: this.#o.meter,
+      emit: (event) => this.#emit(event),
+      lastSwitch: this.#lastSwitch,
     };
   }
 
@@ -1379,10 +1169,6 @@ function ours(state: GpuState): number {
   let sum = 0;
   for (const p of state.pipelines) if (p.placement === "gpu") sum += p.gpuBytes;
   return sum;
-}
-
-function round(value: number): number {
-  return Math.round(value * 10) / 10;
 }
 
 /** Waits for `promise`, or rejects with the signal's reason when it fires first. */

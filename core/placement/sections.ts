@@ -1,0 +1,302 @@
+/**
+ * What runs inside the scheduler's exclusive sections: the switch that cannot lose
+ * (pre-flight, unload the others, load, measure alone; put the previous models back on a
+ * failure) and the test load. They move pipelines only through the {@link SectionOps}
+ * the Scheduler hands them while it holds the section: no other path.
+ * @module
+ */
+import type { HeadroomEvent } from "../types.ts";
+import { PipelineError } from "../pipelines/errors.ts";
+import { formatBytes } from "../units.ts";
+import type { SessionDevice } from "../../workers/protocol.ts";
+import { estimateModelVram, type GpuState, type ModelFootprint } from "./budget.ts";
+import type { HostView, PipelineHost } from "./host.ts";
+import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
+import type { DeviceReading, Meter } from "./scheduler.ts";
+
+/** The scheduler's locked operations, lent to a section while it runs. */
+export interface SectionOps {
+  host: Pick<PipelineHost, "ids" | "report" | "trackedBytes">;
+  view(id: string): HostView;
+  /** Open streams on `id`. */
+  holds(id: string): number;
+  /** Why `id` is on the CPU, or null. */
+  cpuReason(id: string): string | null;
+  defaultDevice: SessionDevice;
+  onInsufficientVram: "cpu" | "reject";
+  /** A fresh reading of the device. */
+  readFresh(): DeviceReading;
+  /** The GPU as the budget sees it for `reading` (pipelines left out). */
+  state(reading: DeviceReading): GpuState;
+  footprint(id: string): ModelFootprint;
+  unload(id: string, reason: string, trigger: string): Promise<void>;
+  /** Places `id` through the policy (making room, falling back or refusing). */
+  place(id: string, device: SessionDevice, trigger: string): Promise<SessionDevice>;
+  /** Waits (bounded) until the driver shows these releases back. */
+  awaitReleases(ids: string[]): Promise<void>;
+  meter?: Meter;
+  emit(event: Omit<HeadroomEvent, "seq" | "at">): void;
+  /** Each model's last measured switch (for a switch to a model already loaded alone). */
+  lastSwitch: Map<string, SwitchResult>;
+}
+
+/**
+ * A switch (inside its exclusive section): answers at once when the targets are loaded
+ * alone; refuses (busy) while another model has an open stream; in reject mode unloads
+ * nothing when the targets cannot fit; otherwise unloads the others, loads the targets,
+ * measures them alone, and on a failed load puts the previous models back and says so.
+ */
+export async function switchLocked(
+  ops: SectionOps,
+  ids: string[],
+  options: { trigger: string; auto: boolean },
+): Promise<SwitchResult> {
+  const kind = options.auto ? "auto-switch" : "switch";
+  const targets = new Set(ids);
+  const others = ops.host.ids().filter((id) =>
+    !targets.has(id) && ops.view(id).placement !== "none"
+  );
+  const first = ids[0];
+  if (others.length === 0 && ids.every((id) => ops.view(id).placement !== "none")) {
+    // Loaded alone already: answer at once with its last measured figures (no reload).
+    const report = ops.host.report(first);
+    const last = ops.lastSwitch.get(ids.join("\u0000"));
+    return {
+      status: "success",
+      model: first,
+      models: ids,
+      device: report.placement,
+      vram_mb: last?.vram_mb ?? round(report.gpuBytes / 1e6),
+      ram_mb: last?.ram_mb ??
+        round((report.cpuProfile?.rssDeltaBytes ?? report.gpuProfile?.rssDeltaBytes ?? 0) / 1e6),
+      unloaded: [],
+      load_ms: 0,
+      already_loaded: true,
+      reason: report.placement === "cpu" ? ops.cpuReason(first) : null,
+    };
+  }
+  const held = others.filter((id) => ops.holds(id) > 0);
+  if (held.length > 0) {
+    throw new PipelineError(
+      "busy",
+      `Cannot switch to ${ids.join(", ")}: ${held.join(", ")} ${
+        held.length === 1 ? "has" : "have"
+      } an open stream; close it first`,
+      5,
+    );
+  }
+  // Pre-flight: would the targets fit with everything else unloaded?
+  const device = ops.defaultDevice;
+  if (device === "gpu") {
+    const reading = ops.readFresh();
+    if (reading.state === "lost" && ops.onInsufficientVram === "reject") {
+      throw new PipelineError(
+        "gpu_lost",
+        `Cannot switch to ${
+          ids.join(", ")
+        }: the GPU is lost (${reading.error}); retry when it recovers`,
+        5,
+      );
+    }
+    if (reading.state === "ok" && ops.onInsufficientVram === "reject") {
+      const state = ops.state(reading);
+      const ourBytes = ops.host.trackedBytes();
+      const targetsOnGpu = ids.reduce(
+        (sum, id) => sum + (ops.view(id).placement === "gpu" ? ops.view(id).gpuBytes : 0),
+        0,
+      );
+      const freeAfter = state.deviceFreeBytes + (ourBytes - targetsOnGpu);
+      const available = Math.min(freeAfter, state.budgetBytes - targetsOnGpu) -
+        state.headroomBytes;
+      let needed = 0;
+      for (const id of ids) {
+        if (ops.view(id).placement === "gpu") continue;
+        needed += estimateModelVram(ops.footprint(id)).bytes;
+      }
+      if (needed > available) {
+        const why = `${ids.join(", ")} ${ids.length === 1 ? "needs" : "need"} ${
+          formatBytes(needed)
+        }, and only ${formatBytes(Math.max(0, available))} would be free above the ${
+          formatBytes(state.headroomBytes)
+        } headroom with every other model unloaded`;
+        ops.emit({
+          kind: "failure",
+          pipeline: first,
+          message: `${kind} to ${ids.join(", ")} refused: ${why}; nothing was unloaded`,
+          reason: why,
+          trigger: options.trigger,
+        });
+        throw new PipelineError(
+          "oom",
+          `Not enough GPU memory to switch: ${why}. Nothing was unloaded. Free VRAM, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
+        );
+      }
+    }
+  }
+  const previous = others.map((id) => ({ id, placement: ops.view(id).placement }));
+  for (const { id } of previous) {
+    await ops.unload(id, `${kind} to ${ids.join(", ")}`, options.trigger);
+  }
+  for (const id of ids) {
+    if (ops.view(id).placement !== "none") {
+      await ops.unload(id, `${kind}: a clean measurement`, options.trigger);
+    }
+  }
+  await ops.awaitReleases([...previous.map((p) => p.id), ...ids]);
+  const meter = ops.meter;
+  if (previous.length > 0) await meter?.settle?.();
+  const usedBefore = meter?.deviceUsedBytes() ?? null;
+  const rssBefore = meter?.rssBytes() ?? 0;
+  const started = performance.now();
+  try {
+    for (const id of ids) await ops.place(id, device, options.trigger);
+  } catch (error) {
+    // Put the previous models back, then say so.
+    const restored: string[] = [];
+    for (const id of ids) {
+      await ops.unload(id, "failed switch", options.trigger).catch(() => {});
+    }
+    for (const { id, placement } of previous) {
+      try {
+        await ops.place(id, placement === "gpu" ? "gpu" : "cpu", options.trigger);
+        restored.push(id);
+      } catch { /* reported below */ }
+    }
+    const back = previous.length === 0
+      ? "nothing was loaded before"
+      : restored.length === previous.length
+      ? `put back: ${restored.join(", ")}`
+      : `put back: ${restored.join(", ") || "none"}; could not reload ${
+        previous.filter((p) => !restored.includes(p.id)).map((p) => p.id).join(", ")
+      }`;
+    const message = `${kind} to ${ids.join(", ")} failed: ${(error as Error).message}; ${back}`;
+    ops.emit({
+      kind: "failure",
+      pipeline: first,
+      message,
+      reason: (error as Error).message,
+      trigger: options.trigger,
+    });
+    const code = error instanceof PipelineError ? error.code : "load_failed";
+    throw new PipelineError(code, message);
+  }
+  const ms = performance.now() - started;
+  const usedAfter = meter?.deviceUsedBytes() ?? null;
+  const tracked = ids.reduce((sum, id) => sum + ops.view(id).gpuBytes, 0);
+  // The driver's delta, but never less than the buffers we know we allocated (a device the
+  // driver does not see, such as a software adapter, shows no delta at all).
+  const vramBytes = usedBefore !== null && usedAfter !== null
+    ? Math.max(usedAfter - usedBefore, tracked)
+    : tracked;
+  const ramBytes = (meter?.rssBytes() ?? 0) - rssBefore;
+  const placement = ops.view(first).placement;
+  const result: SwitchResult = {
+    status: "success",
+    model: first,
+    models: ids,
+    device: placement,
+    vram_mb: round(Math.max(0, vramBytes) / 1e6),
+    ram_mb: round(Math.max(0, ramBytes) / 1e6),
+    unloaded: previous.map((p) => p.id),
+    load_ms: Math.round(ms),
+    already_loaded: false,
+    reason: placement === "cpu" ? ops.cpuReason(first) : null,
+  };
+  ops.lastSwitch.set(ids.join("\u0000"), result);
+  ops.emit({
+    kind,
+    pipeline: first,
+    message: `${options.auto ? `auto-switched (${options.trigger})` : "switched"} to ${
+      ids.join(", ")
+    } on the ${placement.toUpperCase()}: ${result.vram_mb} MB VRAM, ${result.ram_mb} MB RAM, ${result.load_ms} ms; unloaded ${
+      result.unloaded.join(", ") || "nothing"
+    }`,
+    reason: result.reason ?? `${kind} to ${ids.join(", ")}`,
+    trigger: options.trigger,
+    bytes: Math.max(0, vramBytes),
+    vramMb: result.vram_mb,
+    ramMb: result.ram_mb,
+  });
+  return result;
+}
+
+/**
+ * The body of a test load (inside its exclusive section): each model alone, every other
+ * model unloaded first, measured, then unloaded, with progress through `onEvent`.
+ */
+export async function testLoadLocked(
+  ops: SectionOps,
+  ids: string[],
+  device: SessionDevice,
+  onEvent: (event: TestLoadEvent) => void | Promise<void>,
+): Promise<{ failed: number }> {
+  const started = performance.now();
+  let failed = 0;
+  for (const [index, id] of ids.entries()) {
+    const total = ids.length;
+    await onEvent({ event: "started", model: id, index, total });
+    try {
+      const held = ops.host.ids().filter((other) => ops.holds(other) > 0);
+      if (held.length > 0) {
+        throw new PipelineError(
+          "busy",
+          `${held.join(", ")} has an open stream: cannot measure ${id} alone`,
+        );
+      }
+      const loaded = ops.host.ids().filter((other) => ops.view(other).placement !== "none");
+      for (const other of loaded) await ops.unload(other, "test load", "test-load");
+      await ops.awaitReleases(loaded);
+      await ops.meter?.settle?.();
+      const measurement = await measureLoad(ops, id, device);
+      await ops.unload(id, "test load", "test-load");
+      await ops.awaitReleases([id]);
+      await ops.meter?.settle?.();
+      await onEvent({ event: "measured", model: id, index, total, measurement });
+    } catch (error) {
+      failed++;
+      await onEvent({
+        event: "error",
+        model: id,
+        index,
+        total,
+        message: (error as Error).message,
+      });
+    }
+  }
+  await onEvent({ event: "done", total: ids.length, failed, ms: performance.now() - started });
+  return { failed };
+}
+
+/** Loads `id` alone and measures it against the baseline now. */
+async function measureLoad(
+  ops: SectionOps,
+  id: string,
+  device: SessionDevice,
+): Promise<LoadMeasurement> {
+  const meter = ops.meter;
+  const usedBefore = meter?.deviceUsedBytes() ?? null;
+  const rssBefore = meter?.rssBytes() ?? 0;
+  const started = performance.now();
+  await ops.place(id, device, "test-load");
+  const ms = performance.now() - started;
+  const view = ops.view(id);
+  const usedAfter = meter?.deviceUsedBytes() ?? null;
+  return {
+    model: id,
+    device,
+    placement: view.placement,
+    vramBytes: usedBefore !== null && usedAfter !== null
+      ? Math.max(usedAfter - usedBefore, view.gpuBytes)
+      : view.gpuBytes,
+    trackedBytes: view.gpuBytes,
+    ramBytes: (meter?.rssBytes() ?? 0) - rssBefore,
+    ms,
+    vramBasis: usedBefore !== null && usedAfter !== null && usedAfter - usedBefore >= view.gpuBytes
+      ? "driver"
+      : "tracked",
+  };
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
