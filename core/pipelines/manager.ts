@@ -81,7 +81,6 @@ interface Pipeline {
   status: WorkerStatus | null;
   error: string | null;
   lastTransition: TransitionFigures | null;
-  lastUsedAt: number | null;
   /** This pipeline's operations, one at a time. */
   queue: SerialQueue;
   /** Tracked GPU bytes last counted into the manager's running sum. */
@@ -114,7 +113,6 @@ export class PipelineManager implements PipelineHost {
         status: null,
         error: null,
         lastTransition: null,
-        lastUsedAt: null,
         queue: new SerialQueue(),
         counted: 0,
         leak: null,
@@ -224,7 +222,6 @@ export class PipelineManager implements PipelineHost {
         pipeline,
         () => this.#withDeadline(pipeline, client.run(input), options.deadline),
       );
-      pipeline.lastUsedAt = Date.now();
       if (!reply.ok) {
         const code = reply.error.code === "bad_input"
           ? "bad_input"
@@ -599,7 +596,7 @@ export class PipelineManager implements PipelineHost {
       error: p.error,
       lastTransition: p.lastTransition,
       gpuMismatch: p.gpuMismatch,
-      lastUsedAt: p.lastUsedAt,
+      lastUsedAt: null, // the scheduler's record keeps it (one place)
       display: status
         ? "loaded"
         : (p.lastTransition || gpuProfile || cpuProfile)

@@ -348,7 +348,7 @@ export class Scheduler {
     return {
       ...report,
       pinned: record.pinned,
-      lastUsedAt: record.lastUsedAt || report.lastUsedAt,
+      lastUsedAt: record.lastUsedAt || null,
       leak: record.leak ?? report.leak,
       keepAliveDeadline: record.keepAliveDeadline,
       cpuReason: report.placement === "cpu" ? record.cpuReason : null,
