@@ -1,0 +1,79 @@
+/**
+ * The scheduler through the HTTP API, on real workers: exclusive mode switches on an
+ * ordinary inference request (the route only names its trigger), and a switch that
+ * cannot fit in reject mode answers 507 and unloads nothing.
+ */
+import assert from "node:assert/strict";
+import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
+import { startOnFakeGpu } from "./_service.ts";
+import { GiB } from "./fake_gpu.ts";
+
+function modelsFile(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "headroom-scheduler-api-" });
+  Deno.writeTextFileSync(
+    `${dir}/models.json`,
+    JSON.stringify({
+      models: [
+        { id: "a", source: "synthetic:64KiB" },
+        { id: "b", source: "synthetic:64KiB" },
+      ],
+    }),
+  );
+  return `${dir}/models.json`;
+}
+
+const json = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+const { width } = planSyntheticModel(parseSyntheticSize("64KiB"));
+const inputs = { input: { type: "float32", dims: [1, width], data: new Array(width).fill(0.25) } };
+
+Deno.test("HEADROOM_MODE=exclusive - an inference request for a model that is not loaded switches to it (auto-switch, trigger infer)", async () => {
+  await using t = await startOnFakeGpu({ gpu: "cpu", mode: "exclusive", modelsFile: modelsFile() });
+  assert.equal((await t.request("/api/v1/pipelines/a/infer", json({ inputs }))).status, 200);
+  const second = await t.request("/api/v1/pipelines/b/infer", json({ inputs }));
+  assert.equal(second.status, 200, await second.clone().text());
+  const { models } = await (await t.request("/api/v1/models")).json();
+  assert.deepEqual(
+    models.map((m: { id: string; state: string }) => `${m.id}=${m.state}`),
+    ["a=unloaded", "b=cpu"],
+  );
+  const report = await (await t.request("/api/v1/hardware/vram")).json();
+  assert.equal(report.offloader.mode, "exclusive");
+  const switches = report.events.filter((e: { kind: string }) => e.kind === "auto-switch");
+  assert.deepEqual(switches.map((e: { model: string; trigger: string }) => [e.model, e.trigger]), [
+    ["b", "infer"],
+    ["a", "infer"],
+  ]);
+  assert.equal(typeof switches[0].ramMb, "number");
+});
+
+Deno.test("POST /v1/models/switch - reject mode, no room: 507 naming the shortfall, and nothing unloaded", async () => {
+  await using t = await startOnFakeGpu(
+    {
+      onInsufficientVram: "reject",
+      headroomBytes: 2 * GiB,
+      modelsFile: modelsFile(),
+      sampleMs: 60_000,
+    },
+    (gpu) => gpu.setOtherUsed(0, 6.5 * GiB), // 1.5 GiB free, under the 2 GiB headroom
+  );
+  const loaded = await t.request("/api/v1/models/a/load", json({ device: "cpu" }));
+  assert.equal(loaded.status, 200, await loaded.clone().text());
+  const refused = await t.request("/v1/models/switch", json({ model: "b" }));
+  assert.equal(refused.status, 507);
+  const body = await refused.json();
+  assert.equal(body.error.code, "oom");
+  assert.match(
+    body.error.message,
+    /^Not enough GPU memory to switch: b needs .*Nothing was unloaded\./,
+  );
+  const { models } = await (await t.request("/api/v1/models")).json();
+  assert.deepEqual(
+    models.map((m: { id: string; state: string }) => `${m.id}=${m.state}`),
+    ["a=cpu", "b=unloaded"],
+  );
+});
