@@ -17,7 +17,7 @@ import type { EventLog } from "../events.ts";
 import type { HeadroomEvent, ModelReport, OffloaderStatus, PipelineReport } from "../types.ts";
 import { PipelineError } from "../pipelines/errors.ts";
 import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
-import { type Clock, sleep, systemClock, type TimerHandle } from "../clock.ts";
+import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
 import { formatBytes } from "../units.ts";
 import type { RunInput, SessionDevice } from "../../workers/protocol.ts";
 import {
@@ -158,7 +158,6 @@ export class Scheduler {
   readonly #decisions = new SerialQueue();
   readonly #releases = new ReleaseTracker();
   #section: Section | null = null;
-  #sectionsWaiting = 0;
   #running = 0;
   #drainWaiters: Array<() => void> = [];
   #closed = false;
@@ -952,12 +951,7 @@ export class Scheduler {
     body: () => Promise<T>,
     options: { signal?: AbortSignal; claim?: () => void } = {},
   ): Promise<T> {
-    this.#sectionsWaiting++;
-    try {
-      while (this.#section) await abortable(this.#section.done, options.signal);
-    } finally {
-      this.#sectionsWaiting--;
-    }
+    while (this.#section) await abortable(this.#section.done, options.signal);
     let open!: () => void;
     const section: Section = { label, done: new Promise<void>((resolve) => (open = resolve)) };
     this.#section = section;
@@ -1131,11 +1125,6 @@ export class Scheduler {
   /** Waits until no decision is queued or running (tests, shutdown). */
   settled(): Promise<void> {
     return this.#decisions.idle();
-  }
-
-  /** Sleeps on the scheduler's clock (tests). */
-  sleep(ms: number): Promise<void> {
-    return sleep(this.#clock, ms);
   }
 }
 
