@@ -125,8 +125,8 @@ Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with R
   assert.equal((await hanging).status, 503);
 });
 
-/** A models file with the test plugin model "sum" and a plain "bystander"; answers its path. */
-function sumModels(): string {
+/** A models file with the test plugin model "sum" and a plain "bystander", removed on dispose. */
+function sumModels(): { path: string } & Disposable {
   const dir = Deno.makeTempDirSync({ prefix: "headroom-limits-" });
   Deno.writeTextFileSync(
     `${dir}/models.json`,
@@ -141,14 +141,18 @@ function sumModels(): string {
       ],
     }),
   );
-  return `${dir}/models.json`;
+  return {
+    path: `${dir}/models.json`,
+    [Symbol.dispose]: () => Deno.removeSync(dir, { recursive: true }),
+  };
 }
 
 Deno.test("HEADROOM_REQUEST_TIMEOUT - a request stuck past it answers 504, its worker is replaced, the bystander is untouched", async () => {
+  using models = sumModels();
   await using t = await startOnFakeGpu({
     gpu: "cpu",
     requestTimeoutMs: 1500,
-    modelsFile: sumModels(),
+    modelsFile: models.path,
   });
   const post = (id: string, body: unknown) =>
     t.request(`/api/v1/pipelines/${id}/infer`, {
@@ -177,7 +181,8 @@ Deno.test("HEADROOM_REQUEST_TIMEOUT - a request stuck past it answers 504, its w
 });
 
 Deno.test("cancellation - a client that disconnects while its request waits leaves the queue", async () => {
-  await using t = await startOnFakeGpu({ gpu: "cpu", modelsFile: sumModels() });
+  using models = sumModels();
+  await using t = await startOnFakeGpu({ gpu: "cpu", modelsFile: models.path });
   const { scheduler } = t.service.services;
   const post = (payload: unknown, signal?: AbortSignal) =>
     t.request("/api/v1/pipelines/sum/infer", {

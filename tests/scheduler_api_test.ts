@@ -8,7 +8,8 @@ import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic
 import { startOnFakeGpu } from "./_service.ts";
 import { GiB } from "./fake_gpu.ts";
 
-function modelsFile(): string {
+/** A models file with two generated models, removed on dispose. */
+function modelsFile(): { path: string } & Disposable {
   const dir = Deno.makeTempDirSync({ prefix: "headroom-scheduler-api-" });
   Deno.writeTextFileSync(
     `${dir}/models.json`,
@@ -19,7 +20,10 @@ function modelsFile(): string {
       ],
     }),
   );
-  return `${dir}/models.json`;
+  return {
+    path: `${dir}/models.json`,
+    [Symbol.dispose]: () => Deno.removeSync(dir, { recursive: true }),
+  };
 }
 
 const json = (body: unknown): RequestInit => ({
@@ -32,7 +36,8 @@ const { width } = planSyntheticModel(parseSyntheticSize("64KiB"));
 const inputs = { input: { type: "float32", dims: [1, width], data: new Array(width).fill(0.25) } };
 
 Deno.test("HEADROOM_MODE=exclusive - an inference request for a model that is not loaded switches to it (auto-switch, trigger infer)", async () => {
-  await using t = await startOnFakeGpu({ gpu: "cpu", mode: "exclusive", modelsFile: modelsFile() });
+  using file = modelsFile();
+  await using t = await startOnFakeGpu({ gpu: "cpu", mode: "exclusive", modelsFile: file.path });
   assert.equal((await t.request("/api/v1/pipelines/a/infer", json({ inputs }))).status, 200);
   const second = await t.request("/api/v1/pipelines/b/infer", json({ inputs }));
   assert.equal(second.status, 200, await second.clone().text());
@@ -52,11 +57,12 @@ Deno.test("HEADROOM_MODE=exclusive - an inference request for a model that is no
 });
 
 Deno.test("POST /v1/models/switch - reject mode, no room: 507 naming the shortfall, and nothing unloaded", async () => {
+  using file = modelsFile();
   await using t = await startOnFakeGpu(
     {
       onInsufficientVram: "reject",
       headroomBytes: 2 * GiB,
-      modelsFile: modelsFile(),
+      modelsFile: file.path,
       sampleMs: 60_000,
     },
     (gpu) => gpu.setOtherUsed(0, 6.5 * GiB), // 1.5 GiB free, under the 2 GiB headroom
