@@ -129,6 +129,13 @@ interface PipelineRecord {
   pinned: boolean;
   leak: string | null;
   cpuReason: string | null;
+  /**
+   * Whether the driver showed this pipeline's last GPU load in its free figure (null:
+   * unknown, a load too small to tell). A driver that never saw the bytes arrive (a
+   * software adapter beside an NVML device) cannot show them leave: its releases are not
+   * waited for.
+   */
+  driverSeesLoads: boolean | null;
   keepAliveTimer: TimerHandle | null;
   keepAliveDeadline: number | null;
 }
@@ -580,7 +587,9 @@ export class Scheduler {
     }
     for (let attempt = 1;; attempt++) {
       try {
+        const before = this.#read(true);
         await this.#loadHost(id, "gpu");
+        this.#noteLoadSeen(record, before);
         if (this.#view(id).placement !== "gpu") {
           // The host moved it to the CPU itself (its parity check failed).
           record.cpuReason = "its GPU and CPU outputs disagree";
@@ -763,9 +772,21 @@ export class Scheduler {
     }
   }
 
+  /** After a GPU load: did the driver's free figure fall by at least half the bytes tracked? */
+  #noteLoadSeen(record: PipelineRecord, before: DeviceReading): void {
+    const bytes = this.#host.view(record.id)?.gpuBytes ?? 0;
+    if (!before.confirmsReleases || before.state !== "ok" || bytes < RELEASE_CHECK_MIN_BYTES) {
+      return;
+    }
+    const after = this.#read(true);
+    if (after.state !== "ok") return;
+    record.driverSeesLoads = before.freeBytes - after.freeBytes >= bytes / 2;
+  }
+
   #trackRelease(id: string, bytes: number, before: DeviceReading): void {
     if (!before.confirmsReleases || bytes < RELEASE_CHECK_MIN_BYTES) return;
     if (before.state !== "ok") return;
+    if (this.#record(id).driverSeesLoads === false) return; // it never saw them arrive
     // Readings up to this one were taken before our tracked bytes fell: their drift already
     // counts the release. Later ones do not, until the driver shows it.
     const after = this.#read(true);
@@ -1138,6 +1159,7 @@ function newRecord(id: string): PipelineRecord {
     pinned: false,
     leak: null,
     cpuReason: null,
+    driverSeesLoads: null,
     keepAliveTimer: null,
     keepAliveDeadline: null,
   };
