@@ -47,6 +47,12 @@ export interface Config {
   cudartLibrary: string | null;
   /** What to do when a model cannot fit on the GPU even after evicting. */
   onInsufficientVram: "cpu" | "reject";
+  /** The CPU engine: `auto` (native when onnxruntime-node loads, else wasm), `native`, `wasm`. */
+  cpuEngine: "auto" | "native" | "wasm";
+  /** Intra-op threads of the native CPU engine; null = every core (at most 16). */
+  cpuThreads: number | null;
+  /** onnxruntime-node's package folder; null = the project's node_modules. */
+  ortNodeDir: string | null;
 }
 
 /** Thrown when one or more values are bad; `problems` holds one message per value. */
@@ -76,6 +82,9 @@ const SETTINGS = {
   corsOrigins: { flag: "cors-origins", env: "HEADROOM_CORS_ORIGINS" },
   maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
   queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
+  cpuEngine: { flag: "cpu-engine", env: "HEADROOM_CPU_ENGINE" },
+  cpuThreads: { flag: "cpu-threads", env: "HEADROOM_CPU_THREADS" },
+  ortNodeDir: { flag: "ort-node-dir", env: "HEADROOM_ORT_NODE_DIR" },
 } as const;
 
 /** On/off settings: a flag without a value, or its variable set to 1/true/yes or 0/false/no. */
@@ -187,6 +196,10 @@ const schema = z.object({
   }).optional(),
   maxStreams: count(1, 100_000).prefault("64"),
   queueLimit: count(1, 100_000).prefault("32"),
+  cpuEngine: z.enum(["auto", "native", "wasm"], { error: "expected one of auto, native, wasm" })
+    .default("auto"),
+  cpuThreads: count(1, 256).optional(),
+  ortNodeDir: nonEmpty.optional(),
 });
 
 /** Help text for `--help`: every flag with its variable. */
@@ -213,6 +226,10 @@ Flags (each also read from its environment variable; a flag wins):
   --nvml-library PATH            HEADROOM_NVML_LIBRARY  libnvidia-ml.so to load
   --cudart-library PATH          HEADROOM_CUDART_LIBRARY libcudart.so to load
   --on-insufficient-vram MODE    HEADROOM_ON_INSUFFICIENT_VRAM  cpu | reject (cpu)
+  --cpu-engine ENGINE            HEADROOM_CPU_ENGINE    auto | native | wasm (auto: native when
+                                                        onnxruntime-node loads, else wasm)
+  --cpu-threads N                HEADROOM_CPU_THREADS   native engine intra-op threads (every core, max 16)
+  --ort-node-dir DIR             HEADROOM_ORT_NODE_DIR  onnxruntime-node package (node_modules/onnxruntime-node)
   --help                                                print this help
 `;
 
@@ -311,6 +328,9 @@ export function parseConfig(
     nvmlLibrary: value.nvmlLibrary ?? null,
     cudartLibrary: value.cudartLibrary ?? null,
     onInsufficientVram: value.onInsufficientVram,
+    cpuEngine: value.cpuEngine,
+    cpuThreads: value.cpuThreads ?? null,
+    ortNodeDir: value.ortNodeDir ?? null,
   };
   const problems = crossChecks(config);
   if (problems.length > 0) throw new ConfigError(problems);

@@ -18,6 +18,7 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
     pipelines: services.manager.placements(),
     offloader: services.offloader.status(),
     events: services.events.recent(20),
+    ...(services.manager.cpuEngineReport ? { cpuEngine: services.manager.cpuEngineReport } : {}),
     takenAt: current.takenAt,
   };
 }

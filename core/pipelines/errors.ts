@@ -14,7 +14,11 @@ export type PipelineErrorCode =
   | "run_failed"
   | "no_webgpu"
   | "oom"
-  | "queue_full";
+  | "queue_full"
+  /** The model is larger than the engine can hold (protobuf's 2 GiB, the wasm heap). */
+  | "model_too_large"
+  /** The model's file is not valid ONNX, or its external data is missing. */
+  | "bad_model";
 
 /** A pipeline operation's failure, with a message that says what happened and what to do. */
 export class PipelineError extends Error {
@@ -27,7 +31,7 @@ export class PipelineError extends Error {
 /** The HTTP status each code answers with. */
 export const PIPELINE_ERROR_STATUS: Record<
   PipelineErrorCode,
-  400 | 404 | 409 | 429 | 500 | 503 | 507
+  400 | 404 | 409 | 422 | 429 | 500 | 503 | 507
 > = {
   unknown_model: 404,
   not_loaded: 409,
@@ -38,4 +42,6 @@ export const PIPELINE_ERROR_STATUS: Record<
   no_webgpu: 503,
   oom: 507,
   queue_full: 429,
+  model_too_large: 422,
+  bad_model: 422,
 };

@@ -18,8 +18,17 @@ export interface LoadMeasurement {
   vramBytes: number;
   /** Exact GPU buffer bytes tracked in its worker. */
   trackedBytes: number;
-  /** Process RSS after − before (the worker's share; workers share the process). */
+  /**
+   * RAM the pipeline's session holds after the load, never negative: the weights for the
+   * native engine, the wasm memory size for onnxruntime-web (see ModelReport.ramBytes).
+   */
   ramBytes: number;
+  /** Process RSS after − before (whole process, every worker: noisy, may be negative). */
+  rssDeltaBytes: number;
+  /** Process RSS after the load. */
+  rssBytes: number;
+  /** The engine its session runs on. */
+  engine: ModelReport["engine"];
   ms: number;
   /** Where `vramBytes` comes from. */
   vramBasis: "driver" | "tracked";
@@ -54,7 +63,10 @@ export async function measureLoad(
     placement: report.placement,
     vramBytes: usedBefore !== null && usedAfter !== null ? usedAfter - usedBefore : tracked,
     trackedBytes: tracked,
-    ramBytes: Deno.memoryUsage().rss - rssBefore,
+    ramBytes: Math.max(0, report.ramBytes),
+    rssDeltaBytes: Deno.memoryUsage().rss - rssBefore,
+    rssBytes: Deno.memoryUsage().rss,
+    engine: report.engine,
     ms,
     vramBasis: usedBefore !== null ? "driver" : "tracked",
   };

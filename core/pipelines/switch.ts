@@ -14,8 +14,12 @@ export interface SwitchResult {
   device: "gpu" | "cpu" | "none";
   /** VRAM it took: device used after − baseline before (MB = 10^6 bytes), or tracked bytes without a driver. */
   vram_mb: number;
-  /** RAM it took: process RSS after − before, in MB. */
+  /** RAM its session holds (weights for the native engine, wasm memory for wasm), in MB; never negative. */
   ram_mb: number;
+  /** The whole process's RSS after the switch, in MB (every pipeline shares it). */
+  rss_mb: number;
+  /** The engine it runs on ("native", "wasm", "webgpu"). */
+  engine: string | null;
   /** Models unloaded to make it exclusive. */
   unloaded: string[];
   load_ms: number;
@@ -46,6 +50,8 @@ export function switchModel(services: Services, id: string): Promise<SwitchResul
       device: measured.placement,
       vram_mb: round(Math.max(0, measured.vramBytes) / 1e6),
       ram_mb: round(Math.max(0, measured.ramBytes) / 1e6),
+      rss_mb: round(measured.rssBytes / 1e6),
+      engine: measured.engine,
       unloaded,
       load_ms: Math.round(measured.ms),
     };
