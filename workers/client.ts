@@ -131,7 +131,9 @@ export class WorkerClient {
             env: false,
             run: false,
             write: false,
-            ffi: native.ffi.length > 0 ? native.ffi : false,
+            ffi: native.ffi.length > 0 || spec.libcPath
+              ? [...native.ffi, ...(spec.libcPath ? [spec.libcPath] : [])]
+              : false,
             sys: false,
             import: false,
           },

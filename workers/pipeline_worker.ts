@@ -41,6 +41,7 @@ import {
   type WebOrt,
 } from "./engines/web.ts";
 import { createNativeSession, loadNativeOrt, type NativeOrt } from "./engines/native.ts";
+import { trimHeap } from "../ffi/libc.ts";
 
 type Session = OrtModule.InferenceSession;
 type TensorApi = Pick<WebOrt, "Tensor">;
@@ -186,7 +187,10 @@ async function releaseSession(): Promise<void> {
   const open = state.open;
   state.open = null;
   state.device = "none";
-  if (open) await open.session.release();
+  if (!open) return;
+  await open.session.release();
+  // The freed weights go back to the system before anything else is allocated.
+  if (state.spec?.libcPath) await trimHeap(state.spec.libcPath);
 }
 
 // ---- running -------------------------------------------------------------------------------

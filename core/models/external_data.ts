@@ -182,6 +182,15 @@ export async function scanOnnxFile(path: string): Promise<OnnxFileInfo> {
       "corrupt",
       `Model file ${path} is not a valid ONNX model (${why}): re-export or re-download it`,
     );
+  if (graphBytes > PROTOBUF_LIMIT_BYTES) {
+    file.close();
+    throw new ModelFileError(
+      "too_large",
+      `${path} is ${(graphBytes / 2 ** 30).toFixed(2)} GiB in one protobuf file: onnxruntime ` +
+        "cannot read a single .onnx of 2 GiB or more. Save it with external data, e.g. " +
+        "onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True)",
+    );
+  }
   try {
     const w = new Window(file, graphBytes);
     let hasGraph = false;

@@ -31,6 +31,7 @@ import { WorkerClient, WorkerDiedError } from "../../workers/client.ts";
 import { PipelineError } from "./errors.ts";
 import { ModelFileError, type OnnxFileInfo, scanOnnxFile } from "../models/external_data.ts";
 import { engineLimit } from "../models/limits.ts";
+import { libcPath, trimHeap } from "../../ffi/libc.ts";
 
 /** How the manager is set up. */
 export interface PipelineManagerOptions {
@@ -379,7 +380,8 @@ export class PipelineManager {
       pipeline.files = await scanOnnxFile(modelPath);
     } catch (error) {
       if (error instanceof ModelFileError) {
-        throw new PipelineError("bad_model", `Model "${model.id}": ${error.message}`);
+        const code = error.kind === "too_large" ? "model_too_large" : "bad_model";
+        throw new PipelineError(code, `Model "${model.id}": ${error.message}`);
       }
       throw new PipelineError(
         "load_failed",
@@ -405,6 +407,7 @@ export class PipelineManager {
         cpuEngine: this.cpuEngine,
         ortNodeDir: engine?.ortNodeDir ?? null,
         cpuThreads: engine?.threads ?? 1,
+        libcPath: libcPath(),
         pluginUrl: model.pluginUrl,
         assets: model.assets,
         numThreads: this.#options.numThreads ?? 1,
@@ -498,6 +501,9 @@ export class PipelineManager {
     }
     pipeline.state = reply.status.device === "none" ? "unloaded" : reply.status.device;
     pipeline.error = null;
+    // A move released a session: hand its freed heap back to the system now, or RSS keeps
+    // a big model's weights long after they are gone.
+    if (loaded) await trimHeap();
     const figures = measure.done(kind, reply);
     pipeline.lastTransition = figures;
     this.#events.emit({
@@ -605,6 +611,7 @@ export class PipelineManager {
     const reply = await client.unload().catch(() => null);
     client.terminate("unloaded");
     await client.exited;
+    await trimHeap();
     pipeline.state = "unloaded";
     pipeline.error = null;
     const figures = measure.done("unload", reply);

@@ -110,8 +110,22 @@ export async function createWebSession(
       `Cannot read the model's files (${files.modelPath}): ${(error as Error).message}`,
     );
   }
-  return await ort.InferenceSession.create(graph, {
-    executionProviders: [ep],
-    ...(externalData.length > 0 ? { externalData } : {}),
-  });
+  try {
+    return await ort.InferenceSession.create(graph, {
+      executionProviders: [ep],
+      ...(externalData.length > 0 ? { externalData } : {}),
+    });
+  } finally {
+    // Give the bytes back now rather than at some later GC: for a big model they are a
+    // whole second copy of the weights.
+    for (const bytes of [graph, ...externalData.map((f) => f.data)]) release(bytes);
+  }
+}
+
+/** Frees a buffer's memory at once (transferring it to a zero-length buffer detaches it). */
+function release(bytes: Uint8Array): void {
+  const buffer = bytes.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  try {
+    buffer.transfer?.(0);
+  } catch { /* already detached or not transferable: the GC frees it */ }
 }
