@@ -321,17 +321,22 @@ export async function writeSyntheticModel(
 ): Promise<SyntheticModelInfo> {
   const plan = planSyntheticModel(bytes, options.width);
   const external = options.externalData !== false;
+  // Checked on the weights alone first: the headers of an absurd size would not fit in memory.
+  const free = freeDiskBytes(path);
+  const enough = (needed: number) => {
+    if (free !== null && free < needed + 64 * 2 ** 20) {
+      throw new DiskSpaceError(
+        `Not enough disk space for ${path}: the model needs ${gib(needed)} and ${
+          dirname(path)
+        } has ${gib(free)} free; free some space or write it elsewhere`,
+      );
+    }
+  };
+  enough(plan.weightBytes);
   const dataName = `${path.slice(path.lastIndexOf("/") + 1)}.data`;
   const shape = layout(plan, external ? dataName : null);
   const total = shape.fileBytes + shape.dataBytes;
-  const free = freeDiskBytes(path);
-  if (free !== null && free < total + 64 * 2 ** 20) {
-    throw new DiskSpaceError(
-      `Not enough disk space for ${path}: the model needs ${gib(total)} and ${dirname(path)} has ${
-        gib(free)
-      } free; free some space or write it elsewhere`,
-    );
-  }
+  enough(total);
   const tag = `${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   const temps = [`${path}.${tag}`, ...(external ? [`${path}.data.${tag}`] : [])];
   const files: Deno.FsFile[] = [];
