@@ -61,9 +61,12 @@ function assertLifecycle(run: BigModelRun, cpuEngine: "native" | "wasm"): void {
   assert.deepEqual([load.device, load.engine, load.gpuBytes], ["cpu", cpuEngine, 0]);
   if (cpuEngine === "native") {
     assert.equal(load.ramBytes, run.fileBytes, "RAM = the weights the native engine holds");
+    // The engine maps the weights from the file: they become resident as the first run
+    // touches them, once.
+    const peak = Math.max(load.peakRssBytes, step(run, "run:cpu:first").peakRssBytes);
     assert.ok(
-      load.peakRssBytes - run.baselineRssBytes <= 1.3 * weights,
-      `native load: peak RSS +${(load.peakRssBytes - run.baselineRssBytes) / MiB} MiB ` +
+      peak - run.baselineRssBytes <= 1.3 * weights,
+      `native load + first run: peak RSS +${(peak - run.baselineRssBytes) / MiB} MiB ` +
         `for ${weights / MiB} MiB of weights (≤ 1.3x)`,
     );
   } else {
