@@ -61,6 +61,8 @@ export async function startService(config: Config): Promise<Service> {
     profiles: store,
     gpuAvailable: source.kind !== "none",
     cpuEngine,
+    // The wasm fallback gets the same threads (its WebGPU build still runs with one).
+    numThreads: cpuEngine.threads,
     deviceUsedBytes: source.kind === "nvml" || source.kind === "cudart"
       ? () => monitor.sample().devices.reduce((sum, d) => sum + d.usedBytes, 0)
       : undefined,

@@ -133,3 +133,25 @@ Deno.test({
     assert.equal((await loadOnCpu(service)).engine, "wasm");
   },
 });
+
+Deno.test({
+  name:
+    "cpu engine - switch and /api/v1/models report the session's RAM, never negative, RSS apart",
+  sanitizeResources: false,
+  fn: async () => {
+    await using service = await startService(testConfig({ gpu: "cpu", modelsFile: modelsFile() }));
+    const response = await service.app.request("/v1/models/switch", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny" }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    const result = await response.json();
+    const model: ModelReport = await (await service.app.request("/api/v1/models/tiny")).json();
+    assert.deepEqual([result.device, result.engine], ["cpu", "native"]);
+    assert.equal(result.ram_mb, Math.round(model.modelBytes! / 1e5) / 10, "the weights it holds");
+    assert.ok(result.rss_mb > result.ram_mb, "the whole process's RSS, reported apart");
+    assert.equal(model.ramBytes, model.modelBytes);
+    assert.ok(model.rssBytes > model.ramBytes);
+  },
+});

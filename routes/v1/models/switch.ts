@@ -1,7 +1,8 @@
 /**
  * `POST /v1/models/switch` with `{"model": id}` (exclusive mode): unloads the previous
  * model(s), loads this one, and answers `{"status": "success", "model", "vram_mb",
- * "ram_mb", …}` with VRAM measured as device used after − baseline before.
+ * "ram_mb", "rss_mb", "engine", …}` with VRAM measured as device used after − baseline before
+ * and RAM as what the session holds (never negative; the process RSS apart).
  * Mutating: needs the token when one is set.
  */
 import { z } from "zod";
