@@ -48,6 +48,10 @@ export interface BigModelRun {
   baselineRssBytes: number;
   generateMs: number;
   steps: StepFigures[];
+  /** The answer of `POST /v1/models/switch` for the model. */
+  switched: Record<string, unknown>;
+  /** The `measured` event of a test load of the model. */
+  testLoad: Record<string, unknown>;
 }
 
 const { values } = parseArgs({
@@ -58,6 +62,7 @@ const { values } = parseArgs({
     gpu: { type: "boolean", default: false },
     "cold-gpu": { type: "boolean", default: false },
     runs: { type: "string", default: "3" },
+    batch: { type: "string", default: "0" },
   },
 });
 
@@ -135,6 +140,7 @@ async function main(): Promise<BigModelRun> {
       },
     };
     let reference: number[] | null = null;
+    let testLoad: Record<string, unknown> = {};
     const steps: StepFigures[] = [];
     const step = async (name: string, op: () => Promise<unknown>) => {
       resetPeak();
@@ -196,6 +202,19 @@ async function main(): Promise<BigModelRun> {
     await step("load:cpu", () => post("/api/v1/models/big/load", { device: "cpu" }));
     await step("run:cpu:first", inferHere);
     for (let i = 0; i < runs; i++) await step("run:cpu", inferHere);
+    const batch = Number(values.batch);
+    if (batch > 1) {
+      // A batch makes the run compute-bound; one row is bound by memory bandwidth.
+      const data = Float32Array.from({ length: batch * info.width }, (_, i) => Math.sin(i * 0.37));
+      const inferBatch = async () => {
+        await service.services.manager.run("big", {
+          kind: "tensors",
+          tensors: { input: { type: "float32", dims: [batch, info.width], data: data.slice() } },
+        });
+      };
+      await inferBatch(); // warm-up
+      for (let i = 0; i < runs; i++) await step(`run:cpu:batch${batch}`, inferBatch);
+    }
     const gpu = values.gpu && vram.source === "webgpu";
     if (gpu && values["cold-gpu"]) {
       await step("unload:cpu", () => post("/api/v1/models/big/unload"));
@@ -214,6 +233,23 @@ async function main(): Promise<BigModelRun> {
       await step("run:gpu:rehydrated", inferHttp);
     }
     await step("unload", () => post("/api/v1/models/big/unload"));
+    // Exclusive-mode switch and a test load go through the same moves.
+    const switched = await (async () => {
+      let body: Record<string, unknown> = {};
+      await step("switch", async () => body = await post("/v1/models/switch", { model: "big" }));
+      return body;
+    })();
+    await step("test-load", async () => {
+      const response = await app.request("/api/v1/models/test-load", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ models: ["big"] }),
+      });
+      const lines = (await response.text()).trim().split("\n").map((l) => JSON.parse(l));
+      const measured = lines.find((l) => l.event === "measured");
+      if (!measured) throw new Error(`test-load: ${JSON.stringify(lines)}`);
+      testLoad = measured.measurement;
+    });
     await step("settle", () => new Promise((r) => setTimeout(r, 1000)));
     return {
       size,
@@ -226,6 +262,8 @@ async function main(): Promise<BigModelRun> {
       baselineRssBytes: baseline,
       generateMs,
       steps,
+      switched,
+      testLoad,
     };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

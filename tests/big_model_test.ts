@@ -108,6 +108,14 @@ function assertLifecycle(run: BigModelRun, cpuEngine: "native" | "wasm"): void {
     0,
     0,
   ]);
+  assert.equal(run.switched.status, "success", JSON.stringify(run.switched));
+  assert.equal(run.switched.device, run.gpu ? "gpu" : "cpu");
+  assert.ok((run.switched.ram_mb as number) > 0, `switch ram_mb ${run.switched.ram_mb}`);
+  assert.equal(run.testLoad.placement, run.gpu ? "gpu" : "cpu", JSON.stringify(run.testLoad));
+  assert.ok((run.testLoad.ramBytes as number) > 0, "test-load RAM: what the session holds");
+  if (run.gpu) {
+    assert.ok((run.testLoad.trackedBytes as number) >= weights, "test-load tracked the weights");
+  }
   const settled = step(run, "settle");
   assert.ok(
     settled.rssBytes - run.baselineRssBytes <= 0.1 * weights + 200 * MiB,
