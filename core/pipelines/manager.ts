@@ -469,7 +469,10 @@ export class PipelineManager {
         );
       reply = device === "gpu" ? await this.#oneGpuSessionAtATime(move) : await move();
     } catch (error) {
-      pipeline.state = pipeline.client?.alive ? before : "failed";
+      // A model refused before any engine saw it (too big, corrupt) stays where it was.
+      const refused = error instanceof PipelineError &&
+        (error.code === "model_too_large" || error.code === "bad_model");
+      pipeline.state = pipeline.client?.alive || refused ? before : "failed";
       pipeline.error = (error as Error).message;
       throw error;
     }
