@@ -233,6 +233,8 @@ async function main(): Promise<BigModelRun> {
       await step("run:gpu:rehydrated", inferHttp);
     }
     await step("unload", () => post("/api/v1/models/big/unload"));
+    // A terminated worker's isolate is torn down asynchronously: give it a moment.
+    await step("settle", () => new Promise((r) => setTimeout(r, 1000)));
     // Exclusive-mode switch and a test load go through the same moves.
     const switched = await (async () => {
       let body: Record<string, unknown> = {};
@@ -250,7 +252,7 @@ async function main(): Promise<BigModelRun> {
       if (!measured) throw new Error(`test-load: ${JSON.stringify(lines)}`);
       testLoad = measured.measurement;
     });
-    await step("settle", () => new Promise((r) => setTimeout(r, 1000)));
+
     return {
       size,
       weightBytes: info.weightBytes,

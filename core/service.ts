@@ -61,8 +61,8 @@ export async function startService(config: Config): Promise<Service> {
     profiles: store,
     gpuAvailable: source.kind !== "none",
     cpuEngine,
-    // The wasm fallback gets the same threads (its WebGPU build still runs with one).
-    numThreads: cpuEngine.threads,
+    // The wasm fallback stays single-threaded: with threads, its shared wasm memory (the
+    // whole model) outlived the terminated worker (+450 MB after a 256 MiB model's unload).
     deviceUsedBytes: source.kind === "nvml" || source.kind === "cudart"
       ? () => monitor.sample().devices.reduce((sum, d) => sum + d.usedBytes, 0)
       : undefined,

@@ -209,7 +209,8 @@ export async function sizeSweepRows(
       value: wasm / native,
       unit: "ratio",
       target: "≥ 2",
-      note: `same bench run, same thread count (HEADROOM_CPU_THREADS default: every core); ${note}`,
+      note: `same bench run; native on every core (HEADROOM_CPU_THREADS), wasm single-threaded ` +
+        `(threaded wasm kept its memory after its worker ended); ${note}`,
     });
   }
   return rows;
