@@ -7,6 +7,7 @@
 import { CONFIG_HELP, ConfigError, isLoopback, parseConfig } from "./core/config.ts";
 import { startService } from "./core/service.ts";
 import { CatalogError } from "./core/models/catalog.ts";
+import { CpuEngineError } from "./workers/engines/choose.ts";
 
 function readConfig() {
   try {
@@ -30,7 +31,9 @@ const SHUTDOWN_DEADLINE_MS = 10_000;
 
 const config = readConfig();
 const service = await startService(config).catch((error) => {
-  if (error instanceof CatalogError || error instanceof ConfigError) {
+  if (
+    error instanceof CatalogError || error instanceof ConfigError || error instanceof CpuEngineError
+  ) {
     console.error(error.message);
     Deno.exit(2);
   }
@@ -52,6 +55,8 @@ if (import.meta.main) {
   console.log(
     `Headroom: VRAM source ${monitor.sourceKind}` + (monitor.reason ? ` (${monitor.reason})` : ""),
   );
+  const engine = service.services.cpuEngine;
+  if (engine) console.log(`Headroom: CPU engine ${engine.engine} (${engine.reason})`);
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,

@@ -20,6 +20,7 @@ import type {
 } from "../workers/protocol.ts";
 import { loadCatalog } from "../core/models/catalog.ts";
 import { ensureSyntheticModel } from "../core/models/synthetic.ts";
+import { pipelineSpec } from "../workers/spec.ts";
 
 /** scripts/bench.ts finds these two by "session on the main thread" / "through the worker". */
 const MAIN_THREAD_BENCH = "pipelines - ocr-det 1x3x320x320 run, session on the main thread";
@@ -58,13 +59,13 @@ async function specOf(id: string, numThreads = 1): Promise<PipelineSpec> {
   const catalog = await loadCatalog(null, DATA_DIR);
   const model = catalog.find(id);
   if (!model) throw new Error(`No built-in model "${id}"`);
-  return {
+  return await pipelineSpec({
     modelId: id,
     modelPath: await catalog.materialize(model),
     pluginUrl: model.pluginUrl,
     assets: model.assets,
     numThreads,
-  };
+  });
 }
 
 function ok(reply: WorkerReply, what: string): WorkerStatus {
@@ -139,13 +140,10 @@ async function oneShot(): Promise<PipelinesOneShot> {
 
   // RSS first, in a process that has not run a pipeline yet; one worker at a time.
   const synthetic = await ensureSyntheticModel(`${DATA_DIR}models`, "1MiB");
-  const gpuSpec: PipelineSpec = {
+  const gpuSpec: PipelineSpec = await pipelineSpec({
     modelId: "synthetic-1MiB",
     modelPath: synthetic.path,
-    pluginUrl: null,
-    assets: {},
-    numThreads: 1,
-  };
+  });
   const detSpec = await specOf("ocr-det");
   for (
     const [build, spec, device] of [

@@ -37,6 +37,8 @@ export interface RowView {
   /** The dot's words (for screen readers and its tooltip). */
   indicatorLabel: string;
   stateLabel: string;
+  /** The engine its session runs on ("native", "wasm", "webgpu"), or "" without one. */
+  engine: string;
   vram: Figure;
   ram: Figure;
   loadTime: Figure;
@@ -103,21 +105,29 @@ function measuredWhen(profile: MemoryProfile, dates: boolean): string {
   return dates ? `${where}, ${when.format(profile.measuredAt)}` : where;
 }
 
-/** A RAM figure from a load's process RSS change (noisy: it can even go down). */
-function ramFigure(delta: number, kind: "live" | "last", context: string): Figure {
-  if (delta <= 0) {
-    return {
-      text: "≈ 0",
-      kind,
-      title: `The process's memory did not grow (${formatBytes(delta)}) ${context}: ` +
-        "this model's share is too small to see in the whole process's RSS",
-    };
-  }
+const RAM_MEANING: Record<string, string> = {
+  native: "the weights the native engine holds",
+  wasm: "the wasm engine's memory",
+  webgpu: "the webgpu build's wasm memory (weights are in GPU buffers)",
+};
+
+/**
+ * A RAM figure: the memory the pipeline's session holds (never negative), with the
+ * whole process's RSS in the tooltip when known.
+ */
+function ramFigure(
+  bytes: number,
+  kind: "live" | "last",
+  context: string,
+  engine: string | null,
+  rss: number | null,
+): Figure {
+  const meaning = engine ? RAM_MEANING[engine] ?? "its session's memory" : "its session's memory";
   return {
-    text: formatBytes(delta),
+    text: formatBytes(Math.max(0, bytes)),
     kind,
-    title: `The process's memory grew by ${formatBytes(delta)} ${context} ` +
-      "(every worker shares one process)",
+    title: `${formatBytes(Math.max(0, bytes))}: ${meaning} ${context}` +
+      (rss !== null && rss > 0 ? `; the whole process's RSS is ${formatBytes(rss)}` : ""),
   };
 }
 
@@ -156,10 +166,7 @@ export function rowView(
     // Moved from the other device (an eviction): that device's load is what is known.
     const source = here ?? latest;
     const kind = here ? "live" : "last";
-    const rss = source?.rssDeltaBytes ?? null;
-    ram = rss === null
-      ? { text: NONE, kind: "none", title: "Not measured yet" }
-      : ramFigure(rss, kind, here ? "when it loaded" : `(${measuredWhen(source!, dates)})`);
+    ram = ramFigure(model.ramBytes, "live", "now", model.engine, model.rssBytes || null);
     loadTime = source?.loadMs == null ? { text: NONE, kind: "none", title: "Not measured yet" } : {
       text: formatMs(source.loadMs),
       kind,
@@ -177,9 +184,9 @@ export function rowView(
       kind: "last",
       title: `Needs ${formatBytes(need)} of GPU memory: ${measuredWhen(model.gpuProfile!, dates)}`,
     };
-    ram = latest.rssDeltaBytes === null
+    ram = latest.ramBytes == null
       ? { text: NONE, kind: "none", title: "Not measured" }
-      : ramFigure(latest.rssDeltaBytes, "last", `(${measuredWhen(latest, dates)})`);
+      : ramFigure(latest.ramBytes, "last", `(${measuredWhen(latest, dates)})`, null, null);
     loadTime = latest.loadMs === null ? { text: NONE, kind: "none", title: "Not measured" } : {
       text: formatMs(latest.loadMs),
       kind: "last",
@@ -203,6 +210,7 @@ export function rowView(
     indicator,
     indicatorLabel: INDICATOR_LABELS[indicator],
     stateLabel: STATE_LABELS[model.state],
+    engine: loaded ? model.engine ?? "" : "",
     vram,
     ram,
     loadTime,
@@ -236,7 +244,8 @@ export function applySnapshot(model: ModelReport, live: PipelineReport): ModelRe
   if (
     model.state === live.state && model.gpuBytes === live.gpuBytes &&
     model.pinned === live.pinned && model.leak === live.leak && model.error === live.error &&
-    model.gpuMismatch === mismatch
+    model.gpuMismatch === mismatch && model.ramBytes === live.ramBytes &&
+    model.engine === live.engine
   ) return model;
   return {
     ...model,
@@ -248,6 +257,8 @@ export function applySnapshot(model: ModelReport, live: PipelineReport): ModelRe
     pinned: live.pinned,
     leak: live.leak,
     gpuMismatch: mismatch,
+    ramBytes: live.ramBytes,
+    engine: live.engine,
   };
 }
 
@@ -267,7 +278,8 @@ export function applyMeasurement(
       ? Math.max(measurement.trackedBytes, measurement.vramBytes)
       : null,
     deviceUsedDeltaBytes: measurement.vramBasis === "driver" ? measurement.vramBytes : null,
-    rssDeltaBytes: measurement.ramBytes,
+    rssDeltaBytes: measurement.rssDeltaBytes,
+    ramBytes: measurement.ramBytes,
     loadMs: measurement.ms,
     offloadMs: null,
     rehydrateMs: null,

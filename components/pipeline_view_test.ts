@@ -16,6 +16,9 @@ function model(over: Partial<ModelReport> = {}): ModelReport {
     gpuBuffers: 0,
     gpuPeakBytes: 0,
     rssBytes: 0,
+    ramBytes: 0,
+    engine: null,
+    modelBytes: null,
     error: null,
     lastTransition: null,
     gpuMismatch: null,
@@ -38,7 +41,8 @@ const profile = (device: "gpu" | "cpu", over: Partial<MemoryProfile> = {}): Memo
   gpuLoadBytes: device === "gpu" ? 3 * 2 ** 20 : null,
   gpuPeakBytes: device === "gpu" ? 4 * 2 ** 20 : null,
   deviceUsedDeltaBytes: null,
-  rssDeltaBytes: 50 * 2 ** 20,
+  rssDeltaBytes: -70 * 2 ** 20,
+  ramBytes: 50 * 2 ** 20,
   loadMs: 1234,
   offloadMs: null,
   rehydrateMs: null,
@@ -74,7 +78,11 @@ Deno.test("rowView() - unloaded after a load: last-known figures", () => {
     NOW,
   );
   assert.deepEqual([view.vram.text, view.vram.kind], ["4.00 MiB", "last"]);
-  assert.deepEqual([view.ram.text, view.loadTime.text], ["50.0 MiB", "1.2 s"]);
+  assert.deepEqual(
+    [view.ram.text, view.loadTime.text],
+    ["50.0 MiB", "1.2 s"],
+    "the session's RAM, not the process's RSS change (here negative)",
+  );
 });
 
 Deno.test("rowView() - on the GPU: green while serving, amber while idle, live bytes", () => {
@@ -95,14 +103,23 @@ Deno.test("rowView() - on the GPU: green while serving, amber while idle, live b
 
 Deno.test("rowView() - on the CPU: gray; a never-used pipeline says so", () => {
   const view = rowView(
-    model({ state: "cpu", placement: "cpu", cpuProfile: profile("cpu", { rssDeltaBytes: -5 }) }),
+    model({
+      state: "cpu",
+      placement: "cpu",
+      engine: "native",
+      ramBytes: 3 * 2 ** 30,
+      rssBytes: 4 * 2 ** 30,
+      cpuProfile: profile("cpu", { rssDeltaBytes: -5 }),
+    }),
     activity({ lastUsedAt: 0, idleMs: 0 }),
     NOW,
     NOW,
   );
   assert.equal(view.indicator, "cpu");
   assert.equal(view.idle, "unused");
-  assert.equal(view.ram.text, "≈ 0", "an RSS that went down is no figure");
+  assert.equal(view.engine, "native");
+  assert.deepEqual([view.ram.text, view.ram.kind], ["3.00 GiB", "live"], "what the session holds");
+  assert.match(view.ram.title, /weights the native engine holds.*RSS is 4\.00 GiB/);
 });
 
 Deno.test("applySnapshot() takes the live state; applyMeasurement() the test load's figures", () => {
@@ -117,6 +134,8 @@ Deno.test("applySnapshot() takes the live state; applyMeasurement() the test loa
     pinned: true,
     leak: null,
     gpuMismatch: true,
+    engine: "webgpu",
+    ramBytes: 5,
   });
   assert.deepEqual([live.state, live.gpuBytes, live.pinned], ["gpu", 10, true]);
   assert.ok(live.gpuMismatch && Number.isNaN(live.gpuMismatch.maxAbsError));
@@ -127,6 +146,9 @@ Deno.test("applySnapshot() takes the live state; applyMeasurement() the test loa
     vramBytes: 0,
     trackedBytes: 0,
     ramBytes: 7 * 2 ** 20,
+    rssDeltaBytes: -3,
+    rssBytes: 400 * 2 ** 20,
+    engine: "native",
     ms: 420,
     vramBasis: "tracked",
   }, NOW);

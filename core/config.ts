@@ -55,6 +55,12 @@ export interface Config {
   idleAction: "offload" | "unload";
   /** A request past this (queue included) answers 504; a worker stuck past it is replaced. */
   requestTimeoutMs: number;
+  /** The CPU engine: `auto` (native when onnxruntime-node loads, else wasm), `native`, `wasm`. */
+  cpuEngine: "auto" | "native" | "wasm";
+  /** Intra-op threads of the native CPU engine; null = every core (at most 16). */
+  cpuThreads: number | null;
+  /** onnxruntime-node's package folder; null = the project's node_modules. */
+  ortNodeDir: string | null;
 }
 
 /** Thrown when one or more values are bad; `problems` holds one message per value. */
@@ -88,6 +94,9 @@ const SETTINGS = {
   keepAlive: { flag: "keep-alive", env: "HEADROOM_KEEP_ALIVE" },
   idleAction: { flag: "idle-action", env: "HEADROOM_IDLE_ACTION" },
   requestTimeout: { flag: "request-timeout", env: "HEADROOM_REQUEST_TIMEOUT" },
+  cpuEngine: { flag: "cpu-engine", env: "HEADROOM_CPU_ENGINE" },
+  cpuThreads: { flag: "cpu-threads", env: "HEADROOM_CPU_THREADS" },
+  ortNodeDir: { flag: "ort-node-dir", env: "HEADROOM_ORT_NODE_DIR" },
 } as const;
 
 /** On/off settings: a flag without a value, or its variable set to 1/true/yes or 0/false/no. */
@@ -218,6 +227,10 @@ const schema = z.object({
     "offload",
   ),
   requestTimeout: duration(100, 86_400_000).prefault("120s"),
+  cpuEngine: z.enum(["auto", "native", "wasm"], { error: "expected one of auto, native, wasm" })
+    .default("auto"),
+  cpuThreads: count(1, 256).optional(),
+  ortNodeDir: nonEmpty.optional(),
 });
 
 /** Help text for `--help`: every flag with its variable. */
@@ -250,10 +263,14 @@ Flags (each also read from its environment variable; a flag wins):
                                                         unloaded, e.g. 5m (off); per model in the models file
   --idle-action ACTION           HEADROOM_IDLE_ACTION   offload | unload when keep-alive runs out (offload)
   --request-timeout DURATION     HEADROOM_REQUEST_TIMEOUT  a request past it answers 504 (120s)
+  --cpu-engine ENGINE            HEADROOM_CPU_ENGINE    auto | native | wasm (auto: native when
+                                                        onnxruntime-node loads, else wasm)
+  --cpu-threads N                HEADROOM_CPU_THREADS   native engine intra-op threads (every core, max 16)
+  --ort-node-dir DIR             HEADROOM_ORT_NODE_DIR  onnxruntime-node package (node_modules/onnxruntime-node)
+  --help                                                print this help
 
 The headroom is used exactly as given; one at or above the VRAM budget (or the device's
 total) is refused at start with both figures. GET /api/v1/hardware/vram shows the one in force.
-  --help                                                print this help
 `;
 
 /** What `parseConfig` found: either a config, or a request for help. */
@@ -355,6 +372,9 @@ export function parseConfig(
     keepAliveMs: value.keepAlive ?? null,
     idleAction: value.idleAction,
     requestTimeoutMs: value.requestTimeout,
+    cpuEngine: value.cpuEngine,
+    cpuThreads: value.cpuThreads ?? null,
+    ortNodeDir: value.ortNodeDir ?? null,
   };
   const problems = crossChecks(config);
   if (problems.length > 0) throw new ConfigError(problems);

@@ -18,6 +18,7 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
     pipelines: services.scheduler.placements(),
     offloader: services.scheduler.status(),
     events: services.events.recent(20),
+    ...(services.cpuEngine ? { cpuEngine: services.cpuEngine } : {}),
     takenAt: current.takenAt,
   };
 }

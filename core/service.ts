@@ -20,6 +20,8 @@ import { type DeviceView, type Meter, Scheduler } from "./placement/scheduler.ts
 import { ProfileStore } from "./store/profiles.ts";
 import { preparePageAssets } from "./islands/bundle.ts";
 import { StreamLimiter } from "./http/limits.ts";
+import { chooseCpuEngine } from "../workers/engines/choose.ts";
+import { scanOnnxFile } from "./models/external_data.ts";
 
 /** A started service: its app, its parts, and how to stop it. */
 export interface Service extends AsyncDisposable {
@@ -33,6 +35,14 @@ export interface Service extends AsyncDisposable {
 /** Starts every part of Headroom for `config` (nothing listens yet: serve `app.fetch`). */
 export async function startService(config: Config): Promise<Service> {
   const catalog = await loadCatalog(config.modelsFile, config.dataDir);
+  // Native when onnxruntime-node loads (probed once per process), else wasm; `native` that
+  // cannot load stops the start with the reason.
+  const cpuEngine = await chooseCpuEngine({
+    mode: config.cpuEngine,
+    ortNodeDir: config.ortNodeDir,
+    threads: config.cpuThreads,
+  });
+  const modelBytes = await modelSizes(catalog);
   // The dashboard's island bundle: built once per process, never per request.
   await preparePageAssets();
   await Deno.mkdir(config.dataDir, { recursive: true });
@@ -55,6 +65,7 @@ export async function startService(config: Config): Promise<Service> {
     events,
     profiles: store,
     gpuAvailable: source.kind !== "none",
+    cpuEngine,
     deviceUsedBytes: usesDriver
       ? () => monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0)
       : undefined,
@@ -89,7 +100,7 @@ export async function startService(config: Config): Promise<Service> {
     events,
     budgetFor: (total) => budgetBytes(config, total),
     headroomBytes: config.headroomBytes,
-    footprint: footprintOf(catalog, host, store),
+    footprint: footprintOf(modelBytes, host, store),
     onInsufficientVram: config.onInsufficientVram,
     mode: config.mode,
     queueLimit: config.queueLimit,
@@ -120,6 +131,7 @@ export async function startService(config: Config): Promise<Service> {
     monitor,
     catalog,
     scheduler,
+    cpuEngine,
     events,
     store,
     streams: new StreamLimiter(config.maxStreams),
@@ -187,27 +199,34 @@ export function deviceView(
   };
 }
 
-/** What is known of each model's footprint: file size, current tracked bytes, saved peak. */
-function footprintOf(catalog: Catalog, manager: PipelineManager, store: ProfileStore) {
-  const fileBytes = new Map<string, number>();
-  return (id: string): ModelFootprint => {
-    let size = fileBytes.get(id);
-    if (size === undefined) {
-      const model = catalog.find(id);
-      size = model?.syntheticBytes ?? 0;
-      if (model && model.syntheticBytes === null) {
-        try {
-          size = Deno.statSync(model.path).size;
-        } catch {
-          size = 0;
-        }
-      }
-      fileBytes.set(id, size);
+/**
+ * Each model's bytes for estimates: graph file + every external data file (synthetic
+ * models: their weight size). A file that cannot be scanned counts its own size; loading
+ * it reports why.
+ */
+async function modelSizes(catalog: Catalog): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  for (const model of catalog.list()) {
+    if (model.syntheticBytes !== null) {
+      sizes.set(model.id, model.syntheticBytes);
+      continue;
     }
+    try {
+      sizes.set(model.id, (await scanOnnxFile(model.path)).totalBytes);
+    } catch {
+      sizes.set(model.id, await Deno.stat(model.path).then((s) => s.size, () => 0));
+    }
+  }
+  return sizes;
+}
+
+/** What is known of each model's footprint: file bytes, current tracked bytes, saved peak. */
+function footprintOf(sizes: Map<string, number>, manager: PipelineManager, store: ProfileStore) {
+  return (id: string): ModelFootprint => {
     const live = manager.liveFigures(id);
     return {
       id,
-      fileBytes: size,
+      fileBytes: sizes.get(id) ?? 0,
       trackedBytes: live.onGpu ? Math.max(live.gpuBytes, live.gpuPeakBytes) : null,
       profileBytes: store.get(id, "gpu")?.gpuPeakBytes ?? null,
     };

@@ -57,8 +57,28 @@ export interface VramReport {
   offloader?: OffloaderStatus;
   /** The newest events, newest first. */
   events?: HeadroomEvent[];
+  /** The CPU engine pipelines on the CPU run on, and why. */
+  cpuEngine?: CpuEngineReport;
   takenAt: number;
 }
+
+/** How the CPU engine is chosen: `auto` = native when it loads, else wasm. */
+export type CpuEngineMode = "auto" | "native" | "wasm";
+
+/** The CPU engine in use, and why (in `GET /api/v1/hardware/vram` as `cpuEngine`). */
+export interface CpuEngineReport {
+  configured: CpuEngineMode;
+  /** "native" = onnxruntime-node's CPU EP; "wasm" = onnxruntime-web's wasm EP (the fallback). */
+  engine: "native" | "wasm";
+  reason: string;
+  /** Intra-op threads of the native engine. */
+  threads: number;
+  /** Where onnxruntime-node is loaded from. */
+  ortNodeDir: string;
+}
+
+/** The engine a pipeline's session runs on, or null without one. */
+export type SessionEngineName = "native" | "wasm" | "webgpu";
 
 /** Where a pipeline's session lives now. */
 export type Placement = "gpu" | "cpu" | "none";
@@ -87,6 +107,10 @@ export interface PipelineReport {
   leak: string | null;
   /** True when the parity check found GPU and CPU outputs disagree: it stays on the CPU. */
   gpuMismatch: boolean;
+  /** The engine its session runs on, or null without a session. */
+  engine: SessionEngineName | null;
+  /** RAM its session holds (see {@link ModelReport.ramBytes}). */
+  ramBytes: number;
 }
 
 /** Every error body the API answers with. */
@@ -101,8 +125,10 @@ export interface TransitionFigures {
   ms: number;
   /** Tracked GPU bytes of the pipeline after the transition. */
   gpuBytes: number;
-  /** Change of the process's RSS (the whole process: workers share it). */
+  /** Change of the process's RSS (the whole process: workers share it; may be negative). */
   rssDeltaBytes: number;
+  /** RAM the pipeline's session holds after the transition (never negative; see ModelReport.ramBytes). */
+  ramBytes: number;
   /** Change of the device's used bytes per NVML, or null without NVML. */
   deviceUsedDeltaBytes: number | null;
   at: number;
@@ -128,8 +154,18 @@ export interface ModelReport {
   gpuBuffers: number;
   /** Largest tracked GPU bytes seen while loaded (what a run needs). */
   gpuPeakBytes: number;
-  /** The worker's view of process RSS at its last reply (whole process). */
+  /** The worker's view of process RSS at its last reply (whole process, not this model's share). */
   rssBytes: number;
+  /**
+   * RAM this pipeline's session holds, never negative: for the native engine the weights
+   * it holds (graph + external data bytes, which it maps), for onnxruntime-web (wasm, and
+   * the webgpu build's host side) its wasm memory size; 0 when unloaded.
+   */
+  ramBytes: number;
+  /** The engine its session runs on ("native", "wasm", "webgpu"), or null without a session. */
+  engine: SessionEngineName | null;
+  /** Graph file + external data bytes of its model, once known (the estimate's basis). */
+  modelBytes: number | null;
   error: string | null;
   lastTransition: TransitionFigures | null;
   gpuMismatch: GpuMismatch | null;
@@ -209,8 +245,10 @@ export interface MemoryProfile {
   gpuPeakBytes: number | null;
   /** Device-used change per NVML across the load, or null without NVML. */
   deviceUsedDeltaBytes: number | null;
-  /** Process RSS change across the load. */
+  /** Process RSS change across the load (whole process: noisy, may be negative). */
   rssDeltaBytes: number | null;
+  /** RAM the session held after the load (see ModelReport.ramBytes); null in older profiles. */
+  ramBytes?: number | null;
   loadMs: number | null;
   offloadMs: number | null;
   rehydrateMs: number | null;

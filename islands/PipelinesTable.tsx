@@ -395,6 +395,12 @@ export default function PipelinesTable({ initial, gpu, renderedAt }: PipelinesTa
                       </th>
                       <td class="col-state">
                         <span class="state">{doing ? `${doing}…` : view.stateLabel}</span>
+                        {!doing && view.engine && (
+                          <span class="engine" data-engine={view.engine} title="Its engine">
+                            {" "}
+                            {view.engine}
+                          </span>
+                        )}
                         {doing && <span class="spinner" aria-hidden="true" />}
                         <RunMark run={run.rows[model.id]} />
                       </td>

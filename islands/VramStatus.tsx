@@ -83,12 +83,19 @@ export default function VramStatus({ initial, limits }: VramStatusProps) {
       report.driverVersion ? ` · driver ${report.driverVersion}` : ""
     }`
     : null;
+  const cpu = report?.cpuEngine;
   return (
     <div class="status" data-source={report?.source ?? "loading"}>
       {body}
       <div class="status-side">
         <LinkIndicator />
         {source && <p class="status-source">{source}</p>}
+        {cpu && (
+          <p class="status-cpu-engine" data-engine={cpu.engine} title={cpu.reason}>
+            CPU engine: {cpu.engine}
+            {cpu.engine === "native" ? ` · ${cpu.threads} threads` : ""}
+          </p>
+        )}
       </div>
     </div>
   );

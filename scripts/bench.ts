@@ -13,12 +13,14 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import { type HttpResult, runWrk, startHeadroom, startHelloWorld } from "./_lib/http_bench.ts";
 import { machineDescription } from "./_lib/machine.ts";
 import { writeReadmeTable } from "./_lib/readme_table.ts";
+import { sizeSweepRows } from "./_lib/size_sweep.ts";
 
-const HELP = `Usage: deno task bench [--only NAME] [--seconds N] [--json]
+const HELP = `Usage: deno task bench [--only NAME] [--seconds N] [--heavy] [--json]
 
 Runs every benchmark and writes bench/results.json and the README's table.
-  --only NAME    run only benchmarks whose file or name contains NAME
+  --only NAME    run only benchmarks whose file or name contains NAME ("size" = the size sweep)
   --seconds N    wrk duration per HTTP target (default 10)
+  --heavy        add the 3 GiB model to the size sweep (about 10 GB of disk and RAM)
   --json         print the results as JSON instead of a table
   --help         this text`;
 
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     only: { type: "string" },
     seconds: { type: "string", default: "10" },
     json: { type: "boolean", default: false },
+    heavy: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
@@ -141,6 +144,12 @@ if (!values.only || "dashboard".includes(values.only)) rows.push(...await dashbo
 // 4. Pipelines: worker over main thread (from the Deno.bench rows above), and one-shot
 //    cold load / offload / rehydrate / RSS figures of real pipeline workers.
 if (!values.only || "pipelines".includes(values.only)) rows.push(...await pipelineRows());
+
+// 5. Model size sweep: 16 MiB to 1 GiB (3 GiB with --heavy) per CPU engine, GPU legs on
+//    the software adapter, each run in a fresh process (bench/big_model.ts).
+if (!values.only || "size sweep".includes(values.only)) {
+  rows.push(...await sizeSweepRows(root, values.heavy, log));
+}
 
 // With --only, the other rows of the last full run are kept (their own notes say how they were measured).
 if (values.only) {

@@ -1,25 +1,31 @@
 /**
- * Writes a synthetic ONNX model of a given weight size (see core/models/synthetic.ts).
+ * Writes a synthetic ONNX model of a given weight size (see core/models/synthetic.ts): the
+ * graph in OUT and its weights in OUT.data beside it, as ONNX's tools write big models.
  *
- *     deno run --allow-read --allow-write scripts/gen_model.ts --size 256MiB --out data/models/synthetic-256MiB.onnx
+ *     deno task gen-model --size 4GiB --out data/models/synthetic-4GiB.onnx
  * @module
  */
 import { parseArgs } from "node:util";
 import {
+  DiskSpaceError,
   formatSyntheticSize,
   parseSyntheticSize,
   writeSyntheticModel,
 } from "../core/models/synthetic.ts";
 
-const HELP = `Usage: gen_model.ts --size SIZE [--out PATH] [--seed N] [--width W]
+const HELP =
+  `Usage: deno task gen-model --size SIZE [--out PATH] [--seed N] [--width W] [--single-file]
 
-Writes an ONNX model (MatMul + Add + Relu layers, float32 weights) whose weights take SIZE.
+Writes an ONNX model (MatMul + Add + Relu layers, float32 weights) whose weights take SIZE:
+the graph in PATH and the weights in PATH.data (external data), so sizes up to 20 GiB work.
+Free disk space is checked first.
 
-  --size SIZE   weight bytes: 4096, 64KiB, 256MiB, 1.5GB, 2GiB (B, KB, KiB, MB, MiB, GB, GiB)
-  --out PATH    output file (default: synthetic-SIZE.onnx in the current directory)
-  --seed N      PRNG seed; the same seed and size give the same file (default 1)
-  --width W     layer width (default: chosen from the size)
-  -h, --help    show this help`;
+  --size SIZE     weight bytes: 4096, 64KiB, 256MiB, 1.5GB, 20GiB (B, KB, KiB, MB, MiB, GB, GiB)
+  --out PATH      output file (default: synthetic-SIZE.onnx in the current directory)
+  --seed N        PRNG seed; the same seed and size give the same files (default 1)
+  --width W       layer width (default: chosen from the size)
+  --single-file   one protobuf with the weights inside (onnxruntime reads those only below 2 GiB)
+  -h, --help      show this help`;
 
 /** Parses the command line, writes the model with a progress line, and exits non-zero on error. */
 async function main(args: string[]): Promise<number> {
@@ -32,6 +38,7 @@ async function main(args: string[]): Promise<number> {
         out: { type: "string" },
         seed: { type: "string", default: "1" },
         width: { type: "string" },
+        "single-file": { type: "boolean", default: false },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -66,27 +73,45 @@ async function main(args: string[]): Promise<number> {
   const encoder = new TextEncoder();
   const start = performance.now();
   let lastPrint = 0;
-  const info = await writeSyntheticModel(out, bytes, {
-    seed,
-    width,
-    onProgress: (written, total) => {
-      const now = performance.now();
-      if (now - lastPrint < 100 && written < total) return;
-      lastPrint = now;
-      const pct = ((100 * written) / total).toFixed(1).padStart(5);
-      const mib = (written / 2 ** 20).toFixed(1);
-      Deno.stderr.writeSync(encoder.encode(`\r${pct} %  ${mib} MiB  ${out}`));
-    },
-  });
+  const bar = (written: number, total: number) => {
+    const done = Math.round((30 * written) / total);
+    const pct = ((100 * written) / total).toFixed(1).padStart(5);
+    const gib = (written / 2 ** 30).toFixed(2);
+    const seconds = (performance.now() - start) / 1000;
+    const rate = seconds > 0 ? (written / 2 ** 20 / seconds).toFixed(0) : "…";
+    return `\r[${"#".repeat(done)}${
+      ".".repeat(30 - done)
+    }] ${pct} %  ${gib} GiB  ${rate} MiB/s  ${out}`;
+  };
+  let info;
+  try {
+    info = await writeSyntheticModel(out, bytes, {
+      seed,
+      width,
+      externalData: !values["single-file"],
+      onProgress: (written, total) => {
+        const now = performance.now();
+        if (now - lastPrint < 100 && written < total) return;
+        lastPrint = now;
+        Deno.stderr.writeSync(encoder.encode(bar(written, total)));
+      },
+    });
+  } catch (error) {
+    if (error instanceof DiskSpaceError) {
+      console.error(error.message);
+      return 1;
+    }
+    throw error;
+  }
   Deno.stderr.writeSync(encoder.encode("\n"));
   const seconds = ((performance.now() - start) / 1000).toFixed(1);
   console.log(
-    `Wrote ${info.path}: ${info.fileBytes} bytes (${info.layers} layers of width ${info.width}, ` +
-      `${info.weightBytes} weight bytes) in ${seconds} s`,
+    `Wrote ${info.path}${info.dataPath ? ` + ${info.dataPath}` : ""}: ${info.fileBytes} bytes ` +
+      `(${info.layers} layers of width ${info.width}, ${info.weightBytes} weight bytes) in ${seconds} s`,
   );
-  if (info.fileBytes > 2 ** 31 - 1) {
+  if (!info.dataPath && info.fileBytes > 2 ** 31 - 1) {
     console.warn(
-      "Note: onnxruntime cannot load a protobuf model over 2 GiB; this file is for disk tests.",
+      "Note: onnxruntime cannot load a single protobuf of 2 GiB or more; drop --single-file.",
     );
   }
   return 0;

@@ -49,7 +49,12 @@ export interface LoadRow {
   vramBytes: number | null;
   vramBasis: "driver" | "tracked" | null;
   trackedBytes: number | null;
+  /** RAM its session holds (weights for the native engine, wasm memory for wasm); never negative. */
   ramBytes: number | null;
+  /** The whole process's RSS after the load (every pipeline shares it). */
+  rssBytes: number | null;
+  /** The engine it ran on ("native", "wasm", "webgpu"). */
+  engine: string | null;
   ms: number | null;
   error: string | null;
 }
@@ -141,6 +146,8 @@ function rowOf(event: TestLoadEvent, device: SessionDevice): LoadRow | null {
       vramBasis: m.vramBasis,
       trackedBytes: m.trackedBytes,
       ramBytes: m.ramBytes,
+      rssBytes: m.rssBytes,
+      engine: m.engine,
       ms: m.ms,
       error: null,
     };
@@ -154,6 +161,8 @@ function rowOf(event: TestLoadEvent, device: SessionDevice): LoadRow | null {
       vramBasis: null,
       trackedBytes: null,
       ramBytes: null,
+      rssBytes: null,
+      engine: null,
       ms: null,
       error: event.message,
     };
@@ -279,24 +288,28 @@ export function formatTable(rows: LoadRow[]): string {
   const header = [
     "model",
     "placement",
+    "engine",
     "VRAM MB",
     "basis",
     "tracked MB",
     "RAM MB",
+    "RSS MB",
     "load ms",
     "error",
   ];
   const cells = rows.map((r) => [
     r.model,
     r.placement ?? "",
+    r.engine ?? "",
     mb(r.vramBytes),
     r.vramBasis ?? "",
     mb(r.trackedBytes),
     mb(r.ramBytes),
+    mb(r.rssBytes),
     r.ms === null ? "" : r.ms.toFixed(0),
     r.error ?? "",
   ]);
-  const numeric = new Set([2, 4, 5, 6]);
+  const numeric = new Set([3, 5, 6, 7, 8]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) =>
     c.map((v, i) => numeric.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i])).join("  ")

@@ -185,6 +185,8 @@ export class DoubleGpu implements DeviceView {
       inputs: [],
       outputs: [],
       build: "wasm",
+      engine: device === "gpu" ? "webgpu" : device === "cpu" ? "wasm" : "none",
+      ramBytes: device === "cpu" ? size : 0,
     });
     const ok = (extra: Partial<WorkerReply> = {}): WorkerReply => ({
       id: 0,

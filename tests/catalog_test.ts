@@ -37,8 +37,9 @@ Deno.test("loadCatalog - the example models file loads, synthetic models are gen
   const a = catalog.find("synthetic-a")!;
   assert.equal(a.syntheticBytes, 8 * 2 ** 20);
   const path = await catalog.materialize(a);
-  const size = Deno.statSync(path).size;
+  const size = Deno.statSync(path).size + Deno.statSync(`${path}.data`).size;
   assert.ok(Math.abs(size - 8 * 2 ** 20) / (8 * 2 ** 20) < 0.02, `${size} bytes`);
+  assert.ok(Deno.statSync(path).size < 64 * 1024, "the weights are in the external data file");
   assert.equal(
     await catalog.materialize(catalog.find("synthetic-b")!),
     path,

@@ -57,7 +57,10 @@ function assertMeasured(rows: Row[], ids: string[]) {
     assert.equal(row.trackedBytes, 0, `${row.model} holds no GPU bytes on the CPU`);
     assert.equal(row.vramBasis, "tracked");
     assert.ok(typeof row.ms === "number" && row.ms > 0, `${row.model} took ${row.ms} ms`);
-    assert.equal(typeof row.ramBytes, "number");
+    assert.ok(
+      typeof row.ramBytes === "number" && row.ramBytes > 0,
+      `${row.model}: RAM ${row.ramBytes} is what its session holds, never ≤ 0`,
+    );
   }
 }
 
@@ -77,9 +80,16 @@ Deno.test("deno task load - in-process, --json: every model of the models file i
   );
   assert.equal(table.code, 0, table.stderr);
   const lines = table.stdout.trim().split("\n");
-  assert.match(lines[0], /^model\s+placement\s+VRAM MB\s+basis\s+tracked MB\s+RAM MB\s+load ms/);
+  assert.match(
+    lines[0],
+    /^model\s+placement\s+engine\s+VRAM MB\s+basis\s+tracked MB\s+RAM MB\s+RSS MB\s+load ms/,
+  );
   assert.equal(lines.length, 3, table.stdout);
-  assert.match(lines[2], /^tiny-b\s+cpu\s+0\.00\s+tracked\s+0\.00/);
+  assert.match(
+    lines[2],
+    /^tiny-b\s+cpu\s+native\s+0\.00\s+tracked\s+0\.00\s+(?!0\.00\s)\d+\.\d\d\s+\d+\.\d\d\s/,
+    "RAM is the weights the native engine holds (never 0 or negative), RSS apart",
+  );
 
   const unknown = await runLoad(
     ["--models", "nope", "--gpu", "cpu", "--data-dir", dataDir],

@@ -105,11 +105,13 @@ gpuTest(
     assert.deepEqual(Object.keys(a).sort(), [
       "already_loaded",
       "device",
+      "engine",
       "load_ms",
       "model",
       "models",
       "ram_mb",
       "reason",
+      "rss_mb",
       "status",
       "unloaded",
       "vram_mb",
@@ -121,7 +123,9 @@ gpuTest(
     assert.equal(a.device, "gpu");
     assert.deepEqual(a.unloaded, []);
     assert.ok(a.vram_mb > 0, `vram_mb ${a.vram_mb}: a 64 KiB model's tracked buffers`);
-    assert.equal(typeof a.ram_mb, "number");
+    assert.equal(a.engine, "webgpu");
+    assert.ok(a.ram_mb > 0, `ram_mb ${a.ram_mb}: the webgpu build's wasm memory, never negative`);
+    assert.ok(a.rss_mb >= a.ram_mb, "the process's RSS is reported apart");
     assert.ok(Number.isInteger(a.load_ms) && a.load_ms > 0);
 
     const second = await api.post("/v1/models/switch", { model: "b" });
@@ -442,7 +446,7 @@ gpuTest(
       assert.equal(m.device, device);
       assert.equal(m.placement, device);
       assert.equal(m.vramBasis, "tracked");
-      assert.equal(typeof m.ramBytes, "number");
+      assert.ok((m.ramBytes as number) > 0, `RAM ${m.ramBytes}: the session's, never ≤ 0`);
       assert.ok((m.ms as number) > 0);
       if (device === "gpu") {
         assert.ok((m.trackedBytes as number) > 64 * 1024);

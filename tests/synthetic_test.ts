@@ -24,7 +24,10 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 async function checkModelRuns(path: string, width: number): Promise<void> {
-  const session = await ort.InferenceSession.create(path);
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const session = await ort.InferenceSession.create(await Deno.readFile(path), {
+    externalData: [{ path: `${name}.data`, data: await Deno.readFile(`${path}.data`) }],
+  });
   try {
     assert.deepEqual(session.inputNames, ["input"]);
     assert.deepEqual(session.outputNames, ["output"]);
@@ -43,7 +46,10 @@ for (const requested of [1 * MiB, 64 * MiB]) {
   Deno.test(`synthetic model - ${formatSyntheticSize(requested)} loads in onnxruntime-web and runs`, async () => {
     await withTempDir(async (dir) => {
       const info = await writeSyntheticModel(`${dir}/model.onnx`, requested);
-      const size = (await Deno.stat(info.path)).size;
+      assert.equal(info.dataPath, `${dir}/model.onnx.data`, "weights in one external data file");
+      const graph = (await Deno.stat(info.path)).size;
+      assert.ok(graph < 64 * 1024, `the graph file holds no weights (${graph} B)`);
+      const size = graph + (await Deno.stat(info.dataPath!)).size;
       assert.equal(size, info.fileBytes);
       assert.ok(
         Math.abs(size / requested - 1) < 0.02,
@@ -73,6 +79,7 @@ Deno.test("synthetic model - same seed gives the same bytes, another seed others
     const progress: number[] = [];
     const info = await writeSyntheticModel(`${dir}/m.onnx`, MiB, {
       seed: 7,
+      externalData: false,
       onProgress: (written, total) => {
         assert.equal(total, a.length);
         progress.push(written);

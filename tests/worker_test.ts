@@ -9,6 +9,7 @@ import { writeSyntheticModel } from "../core/models/synthetic.ts";
 import { WorkerClient, WorkerDiedError } from "../workers/client.ts";
 import { installGpuTracker } from "../workers/gpu_tracker.ts";
 import type { PipelineSpec, WireTensor, WorkerReply } from "../workers/protocol.ts";
+import { pipelineSpec } from "../workers/spec.ts";
 
 // Prefer lavapipe (Vulkan) over the GL backend: faster shader compiles, no crash at exit.
 // Workers share this process's environment, so they see it too.
@@ -35,18 +36,20 @@ async function withModel(
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "headroom-worker-" });
   try {
-    const info = await writeSyntheticModel(`${dir}/model.onnx`, bytes, { width, seed: 3 });
+    const info = await writeSyntheticModel(`${dir}/model.onnx`, bytes, {
+      width,
+      seed: 3,
+      externalData: false, // one file, so the main thread's checks can open it by path
+    });
+    const base = await pipelineSpec({
+      modelId: "synthetic-test",
+      modelPath: info.path,
+      numThreads: 2,
+    });
     await fn({
       dir,
       width: info.width,
-      spec: (overrides = {}) => ({
-        modelId: "synthetic-test",
-        modelPath: info.path,
-        pluginUrl: null,
-        assets: {},
-        numThreads: 2,
-        ...overrides,
-      }),
+      spec: (overrides = {}) => ({ ...base, ...overrides }),
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

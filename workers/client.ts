@@ -18,6 +18,7 @@ import type {
   WorkerStatus,
 } from "./protocol.ts";
 import { transferablesOf } from "./protocol.ts";
+import { addonDir } from "./engines/native.ts";
 
 // onnxruntime-web's wasm glue, once loaded on the main thread, sets
 // `global.Worker = require("worker_threads").Worker`; keep Deno's own Worker from before that.
@@ -50,6 +51,8 @@ const EMPTY_STATUS: WorkerStatus = {
   inputs: [],
   outputs: [],
   build: "none",
+  engine: "none",
+  ramBytes: 0,
 };
 
 /** Directories onnxruntime-web reads its own wasm and glue from (the project's node_modules). */
@@ -62,6 +65,24 @@ function runtimeReadPaths(): string[] {
       return false;
     }
   }).map((url) => decodeURIComponent(url.pathname));
+}
+
+/**
+ * What the native engine needs beyond the model: read access to onnxruntime-node's
+ * package (and its folder's siblings, for onnxruntime-common) and FFI access to the
+ * addon's folder only, by real path (Deno checks the resolved path).
+ */
+function nativePermissions(spec: PipelineSpec): { read: string[]; ffi: string[] } {
+  if (spec.cpuEngine !== "native" || !spec.ortNodeDir) return { read: [], ffi: [] };
+  let real = spec.ortNodeDir;
+  try {
+    real = Deno.realPathSync(spec.ortNodeDir);
+  } catch { /* a missing folder: the worker says so when it loads */ }
+  const parent = (p: string) => p.slice(0, p.lastIndexOf("/")) || "/";
+  return {
+    read: [spec.ortNodeDir, parent(spec.ortNodeDir), real, parent(real)],
+    ffi: [addonDir(real)],
+  };
 }
 
 function filePath(url: string): string | null {
@@ -88,8 +109,11 @@ export class WorkerClient {
     this.exited = new Promise((resolve) => this.#resolveExited = resolve);
     const url = new URL("./pipeline_worker.ts", import.meta.url);
     const pluginFile = spec.pluginUrl ? filePath(spec.pluginUrl) : null;
+    const native = nativePermissions(spec);
     const read = [
       spec.modelPath,
+      ...spec.externalData.map((f) => f.path),
+      ...native.read,
       ...Object.values(spec.assets),
       // The plugin's folder, not just its file: its own relative imports need reading too.
       ...(pluginFile ? [pluginFile.slice(0, pluginFile.lastIndexOf("/")) || "/"] : []),
@@ -107,7 +131,9 @@ export class WorkerClient {
             env: false,
             run: false,
             write: false,
-            ffi: false,
+            ffi: native.ffi.length > 0 || spec.libcPath
+              ? [...native.ffi, ...(spec.libcPath ? [spec.libcPath] : [])]
+              : false,
             sys: false,
             import: false,
           },
@@ -182,7 +208,7 @@ export class WorkerClient {
     });
   }
 
-  /** Creates the session on `device` ("gpu" = webgpu EP, "cpu" = wasm EP). */
+  /** Creates the session on `device` ("gpu" = webgpu EP, "cpu" = the spec's CPU engine). */
   load(device: SessionDevice): Promise<WorkerReply> {
     return this.request({ type: "load", device });
   }
@@ -197,7 +223,7 @@ export class WorkerClient {
     return this.request({ type: "run", input: runInput }, transfer);
   }
 
-  /** GPU → CPU: frees every GPU buffer of this pipeline, then serves on the wasm EP. */
+  /** GPU → CPU: frees every GPU buffer of this pipeline, then serves on the CPU engine. */
   offload(): Promise<WorkerReply> {
     return this.request({ type: "offload" });
   }

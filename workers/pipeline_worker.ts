@@ -1,16 +1,18 @@
 /**
- * One pipeline worker: owns a model's bytes, an optional plugin and one onnxruntime-web
- * session, on the webgpu EP ("gpu") or the wasm EP ("cpu"). Answers every
- * {@link WorkerRequest} with a {@link WorkerReply} of the same id, one request at a
- * time in arrival order; errors travel as data.
+ * One pipeline worker: owns a model's files, an optional plugin and one session: on
+ * onnxruntime-web's webgpu EP ("gpu"), or on the CPU engine the spec names ("cpu":
+ * onnxruntime-node's native CPU EP, or onnxruntime-web's wasm EP as the fallback).
+ * Answers every {@link WorkerRequest} with a {@link WorkerReply} of the same id, one
+ * request at a time in arrival order; errors travel as data.
  *
- * Builds: a CPU-only pipeline imports the plain `onnxruntime-web` build (wasm, threads);
- * the first GPU load imports `onnxruntime-web/webgpu` (~300 MB more RSS), whose wasm EP
- * then also serves CPU placement (one build per worker, single-threaded wasm).
+ * Memory: weights are never held twice for long. The native engine reads the files
+ * itself; a web session gets the files' bytes only while it is created. A move releases
+ * the old session before creating the new one, except an offload with a deferred parity
+ * check, which needs both for one probe (see {@link offload}).
  * @module
  */
 import type * as OrtModule from "onnxruntime-web";
-import { type GpuTracker, installGpuTracker, isOutOfMemoryError } from "./gpu_tracker.ts";
+import { type GpuTracker, isOutOfMemoryError } from "./gpu_tracker.ts";
 import type { PipelinePlugin } from "./plugin.ts";
 import { PluginInputError } from "./plugin.ts";
 import {
@@ -19,6 +21,7 @@ import {
   type RunInput,
   type RunOutput,
   type SessionDevice,
+  type SessionEngine,
   type TensorInfo,
   type TensorType,
   transferablesOf,
@@ -29,28 +32,40 @@ import {
   type WorkerRequest,
   type WorkerStatus,
 } from "./protocol.ts";
+import { EngineFailure as WorkerFailure } from "./engines/types.ts";
+import {
+  createWebSession,
+  importWasmBuild,
+  importWebgpuBuild,
+  wasmMemoryBytes,
+  type WebOrt,
+} from "./engines/web.ts";
+import { createNativeSession, loadNativeOrt, type NativeOrt } from "./engines/native.ts";
+import { trimHeap } from "../ffi/libc.ts";
 
-type Ort = typeof OrtModule;
 type Session = OrtModule.InferenceSession;
+type TensorApi = Pick<WebOrt, "Tensor">;
 
-/** An error that becomes `{code, message}` in the reply. */
-class WorkerFailure extends Error {
-  constructor(readonly code: WorkerErrorCode, message: string) {
-    super(message);
-  }
+/** One open session and the engine (and Tensor class) it runs on. */
+interface Open {
+  session: Session;
+  engine: SessionEngine;
+  api: TensorApi;
 }
 
 const state = {
   spec: null as PipelineSpec | null,
-  modelBytes: null as Uint8Array | null,
   plugin: null as PipelinePlugin | null,
-  ort: null as Ort | null,
+  web: null as WebOrt | null,
+  native: null as NativeOrt | null,
   build: "none" as WorkerStatus["build"],
-  session: null as Session | null,
+  open: null as Open | null,
   device: "none" as WorkerStatus["device"],
   tracker: null as GpuTracker | null,
   inputs: [] as TensorInfo[],
   outputs: [] as TensorInfo[],
+  /** Tolerance of a parity check deferred to the next offload, or null. */
+  parityPending: null as number | null,
 };
 
 const TENSOR_TYPES = new Set<string>([
@@ -63,7 +78,14 @@ const TENSOR_TYPES = new Set<string>([
   "bool",
 ]);
 
+function ramBytes(engine: SessionEngine | "none"): number {
+  if (engine === "none") return 0;
+  if (engine === "native") return state.spec?.modelBytes ?? 0;
+  return wasmMemoryBytes();
+}
+
 function status(): WorkerStatus {
+  const engine = state.open?.engine ?? "none";
   return {
     device: state.device,
     gpuBuffers: state.tracker?.buffers ?? 0,
@@ -73,6 +95,8 @@ function status(): WorkerStatus {
     inputs: state.inputs,
     outputs: state.outputs,
     build: state.build,
+    engine,
+    ramBytes: ramBytes(engine),
   };
 }
 
@@ -80,38 +104,32 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-// ---- onnxruntime-web builds ---------------------------------------------------------------
+// ---- engines -------------------------------------------------------------------------------
 
-async function webgpuOrt(): Promise<Ort> {
-  if (state.build === "webgpu") return state.ort!;
-  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-  const adapter = await gpu?.requestAdapter().catch(() => null);
-  if (!adapter) {
-    throw new WorkerFailure(
-      "no_webgpu",
-      gpu
-        ? "No WebGPU adapter: navigator.gpu.requestAdapter() returned null; load this pipeline on the CPU"
-        : "No WebGPU in this runtime (navigator.gpu is missing); load this pipeline on the CPU",
-    );
-  }
-  // The tracker must wrap GPUDevice before onnxruntime-web asks for one.
-  state.tracker = installGpuTracker();
-  // A worker's location.origin is "null", which breaks the build's URL resolution.
-  Object.defineProperty(globalThis, "location", { value: undefined, configurable: true });
-  const ort = await import("onnxruntime-web/webgpu") as Ort;
-  ort.env.wasm.numThreads = 1; // threads fail on the blob: URL this build uses
-  state.ort = ort;
+async function webgpuOrt(): Promise<WebOrt> {
+  if (state.build === "webgpu") return state.web!;
+  const build = await importWebgpuBuild();
+  state.tracker = build.tracker;
+  state.web = build.ort;
   state.build = "webgpu";
-  return ort;
+  return build.ort;
 }
 
-async function cpuOrt(): Promise<Ort> {
-  if (state.ort) return state.ort; // the WebGPU build's wasm EP serves the CPU as well
-  const ort = await import("onnxruntime-web") as Ort;
-  ort.env.wasm.numThreads = Math.max(1, state.spec?.numThreads ?? 1);
-  state.ort = ort;
+async function wasmOrt(): Promise<WebOrt> {
+  if (state.web) return state.web; // the WebGPU build's wasm EP serves the CPU as well
+  const build = await importWasmBuild(state.spec?.numThreads ?? 1);
+  state.web = build.ort;
   state.build = "wasm";
-  return ort;
+  return build.ort;
+}
+
+function nativeOrt(): NativeOrt {
+  if (!state.native) {
+    const dir = state.spec?.ortNodeDir;
+    if (!dir) throw new WorkerFailure("load_failed", "The native engine needs ortNodeDir");
+    state.native = loadNativeOrt(dir);
+  }
+  return state.native;
 }
 
 function tensorInfo(meta: OrtModule.InferenceSession.ValueMetadata): TensorInfo {
@@ -122,29 +140,57 @@ function tensorInfo(meta: OrtModule.InferenceSession.ValueMetadata): TensorInfo 
   return { name: meta.name, type, dims };
 }
 
-async function createSession(device: SessionDevice): Promise<void> {
-  const bytes = state.modelBytes;
-  if (!bytes) throw new WorkerFailure("not_loaded", "The worker has no model: send init first");
-  const ort = device === "gpu" ? await webgpuOrt() : await cpuOrt();
+/** Opens a session for `device` (without touching the current one). */
+async function openSession(device: SessionDevice): Promise<Open> {
+  const spec = state.spec;
+  if (!spec) throw new WorkerFailure("not_loaded", "The worker has no model: send init first");
+  const engine: SessionEngine = device === "gpu" ? "webgpu" : spec.cpuEngine;
   try {
+    if (engine === "native") {
+      const ort = nativeOrt();
+      return {
+        session: await createNativeSession(ort, spec.modelPath, spec.cpuThreads),
+        engine,
+        api: ort,
+      };
+    }
+    const ort = engine === "webgpu" ? await webgpuOrt() : await wasmOrt();
     state.tracker?.resetPeak();
-    state.session = await ort.InferenceSession.create(bytes, {
-      executionProviders: [device === "gpu" ? "webgpu" : "wasm"],
-    });
+    return {
+      session: await createWebSession(ort, spec, engine === "webgpu" ? "webgpu" : "wasm"),
+      engine,
+      api: ort,
+    };
   } catch (error) {
+    if (error instanceof WorkerFailure) throw error;
     const code = device === "gpu" && isOutOfMemoryError(error) ? "oom" : "load_failed";
-    throw new WorkerFailure(code, `Creating the ${device} session failed: ${describe(error)}`);
+    throw new WorkerFailure(
+      code,
+      `Creating the ${device} session (${engine}) failed: ${describe(error)}`,
+    );
   }
+}
+
+/** Makes `open` the worker's session. */
+function adopt(open: Open, device: SessionDevice): void {
+  state.open = open;
   state.device = device;
-  state.inputs = state.session.inputMetadata.map(tensorInfo);
-  state.outputs = state.session.outputMetadata.map(tensorInfo);
+  state.inputs = open.session.inputMetadata.map(tensorInfo);
+  state.outputs = open.session.outputMetadata.map(tensorInfo);
+}
+
+async function createSession(device: SessionDevice): Promise<void> {
+  adopt(await openSession(device), device);
 }
 
 async function releaseSession(): Promise<void> {
-  const session = state.session;
-  state.session = null;
+  const open = state.open;
+  state.open = null;
   state.device = "none";
-  if (session) await session.release();
+  if (!open) return;
+  await open.session.release();
+  // The freed weights go back to the system before anything else is allocated.
+  if (state.spec?.libcPath) await trimHeap(state.spec.libcPath);
 }
 
 // ---- running -------------------------------------------------------------------------------
@@ -192,15 +238,14 @@ function checkFeeds(feeds: Record<string, WireTensor>): void {
 }
 
 async function infer(feeds: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {
-  const ort = state.ort;
-  const session = state.session;
-  if (!ort || !session) throw new WorkerFailure("not_loaded", "No session: send load first");
+  const open = state.open;
+  if (!open) throw new WorkerFailure("not_loaded", "No session: send load first");
   checkFeeds(feeds);
   const ortFeeds: Record<string, OrtModule.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) {
-    ortFeeds[name] = new ort.Tensor(t.type, t.data as OrtModule.Tensor.DataType, t.dims);
+    ortFeeds[name] = new open.api.Tensor(t.type, t.data as OrtModule.Tensor.DataType, t.dims);
   }
-  const results = await session.run(ortFeeds);
+  const results = await open.session.run(ortFeeds);
   const out: Record<string, WireTensor> = {};
   for (const [name, tensor] of Object.entries(results)) {
     let data = tensor.data as WireTensor["data"];
@@ -220,7 +265,7 @@ async function run(input: RunInput): Promise<RunOutput> {
       `Model "${state.spec?.modelId}" has no plugin: send tensors`,
     );
   }
-  if (!state.session) throw new WorkerFailure("not_loaded", "No session: send load first");
+  if (!state.open) throw new WorkerFailure("not_loaded", "No session: send load first");
   try {
     return { kind: "plugin", payload: await plugin.process(input.payload, infer) };
   } catch (error) {
@@ -260,15 +305,11 @@ function generatedProbe(): Record<string, WireTensor> {
   return feeds;
 }
 
-/** Runs the probe with `session`, returning every raw output of every session run, in order. */
-async function probeOutputs(
-  session: Session,
-  probe: unknown,
-  isPlugin: boolean,
-): Promise<WireTensor[]> {
-  const saved = state.session;
+/** Runs the probe with `open`, returning every raw output of every session run, in order. */
+async function probeOutputs(open: Open, probe: unknown, isPlugin: boolean): Promise<WireTensor[]> {
+  const saved = state.open;
   const seen: WireTensor[] = [];
-  state.session = session;
+  state.open = open;
   try {
     const recording = async (feeds: Record<string, WireTensor>) => {
       // Copies: infer may transfer or reuse the callers' buffers.
@@ -283,35 +324,24 @@ async function probeOutputs(
     if (isPlugin) await state.plugin!.process(structuredClone(probe), recording);
     else await recording(probe as Record<string, WireTensor>);
   } finally {
-    state.session = saved;
+    state.open = saved;
   }
   return seen;
 }
 
-/** Compares the GPU session's outputs with a temporary wasm session's on one probe. */
-async function parity(tolerance: number): Promise<ParityResult> {
-  if (state.device !== "gpu" || !state.session || !state.ort || !state.modelBytes) {
-    throw new WorkerFailure("not_loaded", "The parity check needs the session on the GPU");
-  }
+/** Runs one probe on the GPU session and on `cpu`, and compares every output. */
+async function compare(gpuOpen: Open, cpu: Open, tolerance: number): Promise<ParityResult> {
   const pluginProbe = state.plugin?.probe?.();
   const isPlugin = pluginProbe !== undefined;
   const probe = isPlugin ? pluginProbe : generatedProbe();
-  const gpu = await probeOutputs(state.session, probe, isPlugin);
-  const cpuSession = await state.ort.InferenceSession.create(state.modelBytes, {
-    executionProviders: ["wasm"],
-  });
-  let cpu: WireTensor[];
-  try {
-    cpu = await probeOutputs(cpuSession, probe, isPlugin);
-  } finally {
-    await cpuSession.release();
-  }
+  const gpuOut = await probeOutputs(gpuOpen, probe, isPlugin);
+  const cpuOut = await probeOutputs(cpu, probe, isPlugin);
   let maxAbsError = 0;
   let elements = 0;
-  if (gpu.length !== cpu.length) maxAbsError = Infinity;
-  for (let i = 0; i < Math.min(gpu.length, cpu.length) && maxAbsError !== Infinity; i++) {
-    const a = gpu[i].data;
-    const b = cpu[i].data;
+  if (gpuOut.length !== cpuOut.length) maxAbsError = Infinity;
+  for (let i = 0; i < Math.min(gpuOut.length, cpuOut.length) && maxAbsError !== Infinity; i++) {
+    const a = gpuOut[i].data;
+    const b = cpuOut[i].data;
     if (a.length !== b.length) {
       maxAbsError = Infinity;
       break;
@@ -331,19 +361,46 @@ async function parity(tolerance: number): Promise<ParityResult> {
   };
 }
 
+/**
+ * The GPU/CPU parity check. The rule that keeps it from doubling a big model's memory: up
+ * to `parityAtLoadMaxBytes` it compares against a temporary CPU session now; above, it
+ * creates no session of its own and runs at the next offload, which creates the CPU
+ * session anyway (see {@link offload}).
+ */
+async function parity(tolerance: number): Promise<ParityResult | string> {
+  const open = state.open;
+  if (state.device !== "gpu" || !open) {
+    throw new WorkerFailure("not_loaded", "The parity check needs the session on the GPU");
+  }
+  const spec = state.spec!;
+  if (spec.modelBytes > spec.parityAtLoadMaxBytes) {
+    state.parityPending = tolerance;
+    return `the model's ${spec.modelBytes} bytes are above ${spec.parityAtLoadMaxBytes}: ` +
+      "the check runs at the first offload, when the CPU session exists anyway";
+  }
+  const cpu = await openSession("cpu");
+  try {
+    return await compare(open, cpu, tolerance);
+  } finally {
+    await cpu.session.release();
+  }
+}
+
 // ---- requests ------------------------------------------------------------------------------
 
 async function init(spec: PipelineSpec): Promise<void> {
   if (state.spec) {
     throw new WorkerFailure("internal", `This worker already serves "${state.spec.modelId}"`);
   }
-  try {
-    state.modelBytes = await Deno.readFile(spec.modelPath);
-  } catch (error) {
-    throw new WorkerFailure(
-      "load_failed",
-      `Cannot read model "${spec.modelPath}": ${describe(error)}`,
-    );
+  for (const path of [spec.modelPath, ...spec.externalData.map((f) => f.path)]) {
+    try {
+      await Deno.stat(path);
+    } catch (error) {
+      throw new WorkerFailure(
+        "load_failed",
+        `Cannot read model file "${path}": ${describe(error)}`,
+      );
+    }
   }
   if (spec.pluginUrl) {
     let plugin: PipelinePlugin | undefined;
@@ -383,26 +440,54 @@ async function init(spec: PipelineSpec): Promise<void> {
 }
 
 async function load(device: SessionDevice): Promise<void> {
-  if (state.session && state.device === device) return;
+  if (state.open && state.device === device) return;
   await releaseSession();
   await createSession(device);
 }
 
-async function offload(): Promise<void> {
-  if (state.device !== "gpu") {
-    throw new WorkerFailure(
-      "not_loaded",
-      `Nothing to offload: the session is on "${state.device}"`,
-    );
-  }
-  await releaseSession();
+/** Warns when GPU buffers outlive their session. */
+function checkGpuReleased(): void {
   const left = state.tracker;
   if (left && (left.buffers !== 0 || left.bytes !== 0)) {
     console.warn(
       `offload: ${left.buffers} GPU buffers (${left.bytes} bytes) still alive after release()`,
     );
   }
-  await createSession("cpu");
+}
+
+/**
+ * GPU → CPU. Normally the GPU session goes first, then the CPU session is created (one
+ * copy of the weights at a time). With a deferred parity check pending, the CPU session
+ * is created first, the probe runs on both, then the GPU session goes: the check costs
+ * no session of its own. Returns the parity result when one ran.
+ */
+async function offload(): Promise<ParityResult | undefined> {
+  if (state.device !== "gpu" || !state.open) {
+    throw new WorkerFailure(
+      "not_loaded",
+      `Nothing to offload: the session is on "${state.device}"`,
+    );
+  }
+  const tolerance = state.parityPending;
+  if (tolerance === null) {
+    await releaseSession();
+    checkGpuReleased();
+    await createSession("cpu");
+    return undefined;
+  }
+  const gpu = state.open;
+  const cpu = await openSession("cpu");
+  let result: ParityResult | undefined;
+  try {
+    result = await compare(gpu, cpu, tolerance);
+    state.parityPending = null;
+  } catch (error) {
+    console.warn(`offload: the deferred parity check failed: ${describe(error)}`);
+  }
+  await releaseSession();
+  checkGpuReleased();
+  adopt(cpu, "cpu");
+  return result;
 }
 
 async function rehydrate(): Promise<void> {
@@ -420,7 +505,9 @@ async function rehydrate(): Promise<void> {
   }
 }
 
-async function handle(req: WorkerRequest): Promise<RunOutput | ParityResult | undefined> {
+type Handled = RunOutput | ParityResult | { deferred: string } | undefined;
+
+async function handle(req: WorkerRequest): Promise<Handled> {
   if (req.type !== "init" && req.type !== "status" && !state.spec) {
     throw new WorkerFailure("not_loaded", `"${req.type}" before init: send init first`);
   }
@@ -432,15 +519,17 @@ async function handle(req: WorkerRequest): Promise<RunOutput | ParityResult | un
     case "run":
       return await run(req.input);
     case "offload":
-      return void await offload();
+      return await offload();
     case "rehydrate":
       return void await rehydrate();
     case "unload":
       return void await releaseSession();
     case "status":
       return undefined;
-    case "parity":
-      return await parity(req.tolerance);
+    case "parity": {
+      const result = await parity(req.tolerance);
+      return typeof result === "string" ? { deferred: result } : result;
+    }
     default:
       throw new WorkerFailure(
         "internal",
@@ -472,6 +561,7 @@ async function serve(req: WorkerRequest): Promise<void> {
     const ms = performance.now() - start;
     const output = result && "kind" in result ? result : undefined;
     const parityResult = result && "agrees" in result ? result : undefined;
+    const deferred = result && "deferred" in result ? result.deferred : undefined;
     // A GPU out-of-memory error reported during the request makes its results unreliable.
     if (state.tracker && state.tracker.oomErrors > oomSeen) {
       throw new WorkerFailure("oom", `The GPU ran out of memory during ${req.type}`);
@@ -483,6 +573,7 @@ async function serve(req: WorkerRequest): Promise<void> {
       ms,
       ...(output ? { output } : {}),
       ...(parityResult ? { parity: parityResult } : {}),
+      ...(deferred ? { parityDeferred: deferred } : {}),
     };
     if (output?.kind === "tensors") transfer = transferablesOf(output.tensors);
   } catch (error) {

@@ -6,8 +6,17 @@
  * @module
  */
 
-/** Where a session should run: "gpu" = onnxruntime-web webgpu EP, "cpu" = wasm EP. */
+/** Where a session should run: "gpu" = onnxruntime-web webgpu EP, "cpu" = the CPU engine. */
 export type SessionDevice = "gpu" | "cpu";
+
+/**
+ * The engine behind CPU placement: "native" = onnxruntime-node's CPU EP (no size limit
+ * beyond RAM), "wasm" = onnxruntime-web's wasm EP (the fallback: 4 GiB heap).
+ */
+export type CpuEngine = "native" | "wasm";
+
+/** The engine a session runs on: the CPU engines, or onnxruntime-web's webgpu EP. */
+export type SessionEngine = CpuEngine | "webgpu";
 
 /** Element types accepted on the wire (the onnxruntime-web tensor type names). */
 export type TensorType =
@@ -47,12 +56,32 @@ export interface PipelineSpec {
   modelId: string;
   /** Absolute path of the .onnx file the worker reads (it has read access to it only). */
   modelPath: string;
+  /** Its external data files (location as the model names it, absolute path); may be empty. */
+  externalData: Array<{ location: string; path: string }>;
+  /** Graph file + external data, in bytes: what the native engine holds as weights. */
+  modelBytes: number;
+  /** The engine for CPU placement. */
+  cpuEngine: CpuEngine;
+  /** onnxruntime-node's package folder (for the native engine), or null. */
+  ortNodeDir: string | null;
+  /** Intra-op threads of the native engine. */
+  cpuThreads: number;
+  /**
+   * The C library to call `malloc_trim` in after a session is released and before the
+   * next is created (FFI is granted for this one file), or null to skip it.
+   */
+  libcPath: string | null;
   /** Absolute file URL of a plugin module, or null for plain tensor in/out. */
   pluginUrl: string | null;
   /** Extra files the plugin needs, by name (for example `keys` → ppocr_keys_v1.txt). */
   assets: Record<string, string>;
   /** Threads for the wasm EP (the WebGPU build only works with 1). */
   numThreads: number;
+  /**
+   * Above this many model bytes the parity check does not create a session of its own: it
+   * runs at the first offload, while the GPU session and the new CPU session both exist.
+   */
+  parityAtLoadMaxBytes: number;
 }
 
 /** What the worker runs: raw tensors, or a plugin's own input (an image, audio). */
@@ -65,7 +94,11 @@ export type WorkerRequest =
   | { id: number; type: "init"; spec: PipelineSpec }
   | { id: number; type: "load"; device: SessionDevice }
   | { id: number; type: "run"; input: RunInput }
-  /** GPU → CPU: release the webgpu session (every GPU buffer destroyed), then a wasm session serves. */
+  /**
+   * GPU → CPU: release the webgpu session (every GPU buffer destroyed), then a CPU session
+   * serves. With a parity check pending (deferred for a big model), the CPU session is
+   * created first, the probe runs on both, and the reply carries `parity`.
+   */
   | { id: number; type: "offload" }
   /** CPU → GPU: create the webgpu session again. */
   | { id: number; type: "rehydrate" }
@@ -74,7 +107,8 @@ export type WorkerRequest =
   | { id: number; type: "status" }
   /**
    * The GPU/CPU parity check: runs one probe input on the GPU session and on a temporary
-   * wasm session, and compares every raw output. Needs the session on the GPU.
+   * CPU session, and compares every raw output. Needs the session on the GPU. For a model
+   * above `parityAtLoadMaxBytes` it answers `parityDeferred` and runs at the next offload.
    */
   | { id: number; type: "parity"; tolerance: number };
 
@@ -93,6 +127,13 @@ export interface WorkerStatus {
   outputs: TensorInfo[];
   /** Which onnxruntime-web build this worker imported: the WebGPU one costs ~300 MB more RSS. */
   build: "wasm" | "webgpu" | "none";
+  /** The engine of the open session. */
+  engine: SessionEngine | "none";
+  /**
+   * RAM the session holds, never negative: the weights for the native engine (it maps
+   * the model's files), the wasm memory size for onnxruntime-web; 0 without a session.
+   */
+  ramBytes: number;
 }
 
 /** Error codes a worker reports. "oom" means the GPU ran out of memory: the caller may evict and retry. */
@@ -124,8 +165,10 @@ export type WorkerReply =
     status: WorkerStatus;
     /** Present for `run`. */
     output?: RunOutput;
-    /** Present for `parity`. */
+    /** Present for `parity`, and for an `offload` that ran a deferred check. */
     parity?: ParityResult;
+    /** Present for `parity` when the check waits for the next offload: why. */
+    parityDeferred?: string;
     /** Wall time of the operation inside the worker, in ms. */
     ms: number;
   }

@@ -11,6 +11,7 @@ import type { EventLog } from "../events.ts";
 import type { Scheduler } from "../placement/scheduler.ts";
 import type { ProfileStore } from "../store/profiles.ts";
 import type { StreamLimiter } from "./limits.ts";
+import type { CpuEngineReport } from "../types.ts";
 
 /** The parts of the running service a route can use. */
 export interface Services {
@@ -19,6 +20,8 @@ export interface Services {
   catalog: Catalog;
   /** The only owner of placement: every request, load, move and switch goes through it. */
   scheduler: Scheduler;
+  /** The CPU engine pipelines on the CPU run on, and why (null: none chosen, wasm). */
+  cpuEngine: CpuEngineReport | null;
   events: EventLog;
   store: ProfileStore;
   /** Open SSE streams and WebSockets, bounded. */

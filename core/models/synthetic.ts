@@ -3,14 +3,18 @@
  * without shipping real models: a chain of MatMul + Add (+ Relu) layers of width `W`
  * with seeded float32 weights, input `input` float32 [N, W], output `output` [N, W].
  *
- * The protobuf is written in pieces (model header, graph header, then one initializer
- * at a time) with onnx-proto's encoder, so a multi-GB file needs about one layer of
- * memory. Note: onnxruntime refuses a protobuf model over 2 GiB and the wasm heap is
- * 4 GiB, so files that large are only useful as raw bytes on disk.
+ * Files are written as ONNX's own tools write big models: the graph in `NAME.onnx` and
+ * every weight in one external data file `NAME.onnx.data` beside it (tensors of 1 MiB or
+ * more page-aligned, like `onnx.save_model(..., save_as_external_data=True)` does), so
+ * sizes up to 20 GiB work; protobuf itself stops at 2 GiB. A single-file protobuf is still
+ * available (`externalData: false`, `syntheticModelBytes`) for small models. Written in
+ * pieces, one initializer at a time: a multi-GB model needs about one layer of memory.
  * @module
  */
 import protoRoot from "onnx-proto";
 import type { onnx as OnnxNamespace } from "onnx-proto";
+import { statfsSync } from "node:fs";
+import { dirname } from "node:path";
 import { prng } from "../random.ts";
 
 // onnx-proto is CommonJS (`module.exports = $root`): the namespace lives on the default export.
@@ -64,15 +68,27 @@ export interface SyntheticOptions {
   seed?: number;
   /** Force a layer width (tiny GPU test models); the layer count then follows from the size. */
   width?: number;
-  /** Called after each layer is written with bytes written so far and the file's total. */
+  /** Called after each layer is written with bytes written so far and the files' total. */
   onProgress?: (written: number, total: number) => void;
+  /**
+   * Weights in `PATH.data` beside the graph (default true); false writes one protobuf,
+   * which onnxruntime cannot read at 2 GiB or more.
+   */
+  externalData?: boolean;
 }
 
 /** What {@link writeSyntheticModel} wrote. */
 export interface SyntheticModelInfo extends SyntheticPlan {
   path: string;
-  /** Size of the file on disk. */
+  /** Size of the files on disk (graph + external data). */
   fileBytes: number;
+  /** The external data file, or null for a single-file protobuf. */
+  dataPath: string | null;
+}
+
+/** Thrown when the disk cannot hold a model about to be written; the message says how much. */
+export class DiskSpaceError extends Error {
+  override name = "DiskSpaceError";
 }
 
 function baseWidth(bytes: number): number {
@@ -116,6 +132,13 @@ const frame = (field: number, length: number): Uint8Array =>
 const MODEL_GRAPH = 7; // ModelProto.graph
 const GRAPH_INITIALIZER = 5; // GraphProto.initializer
 const TENSOR_RAW_DATA = 9; // TensorProto.raw_data
+/**
+ * Tensors of at least this size start at a multiple of {@link DATA_ALIGN}, the page size,
+ * so onnxruntime can map them straight from the file (onnx's own writer uses 64 KiB, for
+ * Windows; that padding costs ~6 % on 1 MiB layers).
+ */
+const ALIGN_THRESHOLD = 2 ** 20;
+const DATA_ALIGN = 4096;
 
 function valueInfo(name: string, width: number): OnnxNamespace.IValueInfoProto {
   return {
@@ -132,13 +155,19 @@ function valueInfo(name: string, width: number): OnnxNamespace.IValueInfoProto {
 interface Layout {
   /** Model header, graph frame and graph header: everything before the first initializer. */
   head: Uint8Array[];
-  tensors: Array<{ dims: number[]; dataBytes: number; frames: Uint8Array[] }>;
-  /** Size of the whole file. */
+  /**
+   * Each initializer: its frames in the graph file, and, for external data, where its
+   * weights start in the data file (`pad` zero bytes before them keep the alignment).
+   */
+  tensors: Array<{ dims: number[]; dataBytes: number; frames: Uint8Array[]; pad: number }>;
+  /** Size of the graph file (with the weights, for a single file). */
   fileBytes: number;
+  /** Size of the external data file; 0 for a single file. */
+  dataBytes: number;
 }
 
-/** Encodes every header of the file (weights excluded) and works out the exact lengths. */
-function layout(plan: SyntheticPlan): Layout {
+/** Encodes every header (weights excluded) and works out the exact lengths. */
+function layout(plan: SyntheticPlan, dataLocation: string | null = null): Layout {
   const { width, layers } = plan;
   const nodes: OnnxNamespace.INodeProto[] = [];
   let x = "input";
@@ -170,19 +199,41 @@ function layout(plan: SyntheticPlan): Layout {
 
   const tensors: Layout["tensors"] = [];
   let graphBytes = graphHead.length;
+  let offset = 0;
   for (let i = 0; i < layers; i++) {
     for (const [name, dims] of [[`w${i}`, [width, width]], [`b${i}`, [width]]] as const) {
       const dataBytes = dims.reduce((a, b) => a * b, 1) * 4;
-      const head = onnx.TensorProto.encode({
+      if (dataLocation === null) {
+        const head = onnx.TensorProto.encode({
+          name,
+          dims: [...dims],
+          dataType: onnx.TensorProto.DataType.FLOAT,
+        }).finish();
+        const raw = frame(TENSOR_RAW_DATA, dataBytes);
+        const tensorBytes = head.length + raw.length + dataBytes;
+        const outer = frame(GRAPH_INITIALIZER, tensorBytes);
+        graphBytes += outer.length + tensorBytes;
+        tensors.push({ dims: [...dims], dataBytes, frames: [outer, head, raw], pad: 0 });
+        continue;
+      }
+      const start = dataBytes >= ALIGN_THRESHOLD
+        ? Math.ceil(offset / DATA_ALIGN) * DATA_ALIGN
+        : offset;
+      const tensor = onnx.TensorProto.encode({
         name,
         dims: [...dims],
         dataType: onnx.TensorProto.DataType.FLOAT,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: "location", value: dataLocation },
+          { key: "offset", value: String(start) },
+          { key: "length", value: String(dataBytes) },
+        ],
       }).finish();
-      const raw = frame(TENSOR_RAW_DATA, dataBytes);
-      const tensorBytes = head.length + raw.length + dataBytes;
-      const outer = frame(GRAPH_INITIALIZER, tensorBytes);
-      graphBytes += outer.length + tensorBytes;
-      tensors.push({ dims: [...dims], dataBytes, frames: [outer, head, raw] });
+      const outer = frame(GRAPH_INITIALIZER, tensor.length);
+      graphBytes += outer.length + tensor.length;
+      tensors.push({ dims: [...dims], dataBytes, frames: [outer, tensor], pad: start - offset });
+      offset = start + dataBytes;
     }
   }
   const graphFrame = frame(MODEL_GRAPH, graphBytes);
@@ -190,23 +241,32 @@ function layout(plan: SyntheticPlan): Layout {
     head: [modelHead, graphFrame, graphHead],
     tensors,
     fileBytes: modelHead.length + graphFrame.length + graphBytes,
+    dataBytes: offset,
   };
 }
 
-/** Yields the model file in pieces; at most one tensor's weights are alive at a time. */
-function* modelChunks(plan: SyntheticPlan, seed: number): Generator<Uint8Array> {
-  const { head, tensors } = layout(plan);
-  yield* head;
+/** The weights of one tensor, seeded: the same plan and seed give the same bytes. */
+function* tensorValues(plan: SyntheticPlan, layout: Layout, seed: number): Generator<Uint8Array> {
   const random = prng(seed);
   // He-style uniform init keeps activations' scale roughly constant through the Relu chain.
   const limit = Math.sqrt(6 / plan.width);
-  for (const tensor of tensors) {
+  for (const tensor of layout.tensors) {
     const values = new Float32Array(tensor.dataBytes / 4);
     const scale = tensor.dims.length === 2 ? limit : 0.01;
     for (let j = 0; j < values.length; j++) values[j] = (random() * 2 - 1) * scale;
-    yield* tensor.frames;
-    // Float32Array is little-endian on every platform Deno runs on, as raw_data requires.
+    // Float32Array is little-endian on every platform Deno runs on, as ONNX requires.
     yield new Uint8Array(values.buffer);
+  }
+}
+
+/** Yields the single-file model in pieces; at most one tensor's weights are alive at a time. */
+function* modelChunks(plan: SyntheticPlan, seed: number): Generator<Uint8Array> {
+  const shape = layout(plan);
+  yield* shape.head;
+  const values = tensorValues(plan, shape, seed);
+  for (const tensor of shape.tensors) {
+    yield* tensor.frames;
+    yield values.next().value!;
   }
 }
 
@@ -227,9 +287,32 @@ export function syntheticModelBytes(
   return out;
 }
 
+/** Free bytes on the file system holding `path`'s folder, or null where it cannot be read. */
+export function freeDiskBytes(path: string): number | null {
+  try {
+    const fs = statfsSync(dirname(path));
+    return Number(fs.bavail) * Number(fs.bsize);
+  } catch {
+    return null; // no --allow-sys=statfs, or an unusual file system: the writes will tell
+  }
+}
+
+/** Bytes the files of a model of `bytes` weights take on disk. */
+export function syntheticFileBytes(bytes: number, options: SyntheticOptions = {}): number {
+  const plan = planSyntheticModel(bytes, options.width);
+  const shape = layout(plan, options.externalData === false ? null : "x.onnx.data");
+  return shape.fileBytes + shape.dataBytes;
+}
+
+async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
+  for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+}
+
 /**
- * Writes a model of about `bytes` weight bytes to `path`, streaming layer by layer, into a
- * temporary file renamed into place at the end (readers never see half a model).
+ * Writes a model of about `bytes` weight bytes to `path` (and, by default, its weights to
+ * `path.data`), streaming layer by layer into temporary files renamed into place at the end
+ * (readers never see half a model). Checks free disk space first and throws
+ * {@link DiskSpaceError} naming what is needed.
  */
 export async function writeSyntheticModel(
   path: string,
@@ -237,28 +320,66 @@ export async function writeSyntheticModel(
   options: SyntheticOptions = {},
 ): Promise<SyntheticModelInfo> {
   const plan = planSyntheticModel(bytes, options.width);
-  const total = layout(plan).fileBytes;
-  const temp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const file = await Deno.open(temp, { write: true, createNew: true });
+  const external = options.externalData !== false;
+  // Checked on the weights alone first: the headers of an absurd size would not fit in memory.
+  const free = freeDiskBytes(path);
+  const enough = (needed: number) => {
+    if (free !== null && free < needed + 64 * 2 ** 20) {
+      throw new DiskSpaceError(
+        `Not enough disk space for ${path}: the model needs ${gib(needed)} and ${
+          dirname(path)
+        } has ${gib(free)} free; free some space or write it elsewhere`,
+      );
+    }
+  };
+  enough(plan.weightBytes);
+  const dataName = `${path.slice(path.lastIndexOf("/") + 1)}.data`;
+  const shape = layout(plan, external ? dataName : null);
+  const total = shape.fileBytes + shape.dataBytes;
+  enough(total);
+  const tag = `${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const temps = [`${path}.${tag}`, ...(external ? [`${path}.data.${tag}`] : [])];
+  const files: Deno.FsFile[] = [];
   let written = 0;
   try {
-    for (const chunk of modelChunks(plan, options.seed ?? 1)) {
-      for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
-      written += chunk.length;
-      // Report once per weight matrix (the big chunks), not per header.
-      if (chunk.length >= plan.width * 4) options.onProgress?.(written, total);
+    for (const temp of temps) files.push(await Deno.open(temp, { write: true, createNew: true }));
+    const [graph, data] = files;
+    const values = tensorValues(plan, shape, options.seed ?? 1);
+    for (const chunk of shape.head) await writeAll(graph, chunk);
+    written += shape.head.reduce((n, c) => n + c.length, 0);
+    for (const tensor of shape.tensors) {
+      for (const chunk of tensor.frames) await writeAll(graph, chunk);
+      written += tensor.frames.reduce((n, c) => n + c.length, 0);
+      const weights = values.next().value!;
+      if (external) {
+        if (tensor.pad > 0) await writeAll(data, new Uint8Array(tensor.pad));
+        await writeAll(data, weights);
+      } else await writeAll(graph, weights);
+      written += tensor.pad + weights.length;
+      // Report once per weight matrix (the big chunks), not per bias.
+      if (tensor.dims.length === 2) options.onProgress?.(written, total);
     }
-    await file.sync();
-    file.close();
-    await Deno.rename(temp, path);
-  } catch (error) {
-    try {
+    for (const file of files) {
+      await file.sync();
       file.close();
-    } catch { /* already closed */ }
-    await Deno.remove(temp).catch(() => {});
+    }
+    if (external) await Deno.rename(temps[1], `${path}.data`);
+    await Deno.rename(temps[0], path);
+  } catch (error) {
+    for (const file of files) {
+      try {
+        file.close();
+      } catch { /* already closed */ }
+    }
+    for (const temp of temps) await Deno.remove(temp).catch(() => {});
     throw error;
   }
-  return { path, fileBytes: written, ...plan };
+  options.onProgress?.(written, total);
+  return { path, fileBytes: written, dataPath: external ? `${path}.data` : null, ...plan };
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(2)} GiB`;
 }
 
 /**
@@ -276,10 +397,23 @@ export async function ensureSyntheticModel(
   const seedTag = options.seed !== undefined && options.seed !== 1 ? `-s${options.seed}` : "";
   const path = `${dir.replace(/\/+$/, "")}/synthetic-${label}${widthTag}${seedTag}.onnx`;
   const plan = planSyntheticModel(bytes, options.width);
-  const expected = layout(plan).fileBytes;
+  const external = options.externalData !== false;
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const expected = layout(plan, external ? `${name}.data` : null);
   try {
     const stat = await Deno.stat(path);
-    if (stat.isFile && stat.size === expected) return { path, fileBytes: stat.size, ...plan };
+    const data = external ? await Deno.stat(`${path}.data`) : null;
+    if (
+      stat.isFile && stat.size === expected.fileBytes &&
+      (data === null || data.size === expected.dataBytes)
+    ) {
+      return {
+        path,
+        fileBytes: stat.size + (data?.size ?? 0),
+        dataPath: external ? `${path}.data` : null,
+        ...plan,
+      };
+    }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }

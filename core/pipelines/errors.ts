@@ -18,7 +18,11 @@ export type PipelineErrorCode =
   | "busy"
   | "timeout"
   | "cancelled"
-  | "gpu_lost";
+  | "gpu_lost"
+  /** The model is larger than the engine can hold (protobuf's 2 GiB, the wasm heap). */
+  | "model_too_large"
+  /** The model's file is not valid ONNX, or its external data is missing. */
+  | "bad_model";
 
 /** A pipeline operation's failure, with a message that says what happened and what to do. */
 export class PipelineError extends Error {
@@ -36,7 +40,7 @@ export class PipelineError extends Error {
 /** The HTTP status each code answers with. */
 export const PIPELINE_ERROR_STATUS: Record<
   PipelineErrorCode,
-  400 | 404 | 408 | 409 | 429 | 500 | 503 | 504 | 507
+  400 | 404 | 408 | 409 | 422 | 429 | 500 | 503 | 504 | 507
 > = {
   unknown_model: 404,
   not_loaded: 409,
@@ -52,4 +56,6 @@ export const PIPELINE_ERROR_STATUS: Record<
   // The client is gone; nobody reads the answer.
   cancelled: 408,
   gpu_lost: 503,
+  model_too_large: 422,
+  bad_model: 422,
 };

@@ -10,13 +10,29 @@
  */
 import type { Catalog, CatalogModel } from "../models/catalog.ts";
 import type { EventLog } from "../events.ts";
-import type { GpuMismatch, ModelReport, PipelineState, TransitionFigures } from "../types.ts";
+import type {
+  CpuEngineReport,
+  GpuMismatch,
+  ModelReport,
+  PipelineState,
+  SessionEngineName,
+  TransitionFigures,
+} from "../types.ts";
 import type { ProfileStore } from "../store/profiles.ts";
-import type { RunInput, SessionDevice, WorkerReply, WorkerStatus } from "../../workers/protocol.ts";
+import type {
+  ParityResult,
+  RunInput,
+  SessionDevice,
+  WorkerReply,
+  WorkerStatus,
+} from "../../workers/protocol.ts";
 import { WorkerClient, type WorkerClientOptions, WorkerDiedError } from "../../workers/client.ts";
 import type { PipelineSpec } from "../../workers/protocol.ts";
 import { PipelineError } from "./errors.ts";
 import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
+import { ModelFileError, type OnnxFileInfo, scanOnnxFile } from "../models/external_data.ts";
+import { engineLimit } from "../models/limits.ts";
+import { libcPath, trimHeap } from "../../ffi/libc.ts";
 import type {
   HostRunOptions,
   HostRunResult,
@@ -68,7 +84,21 @@ export interface PipelineManagerOptions {
    * turns the check off.
    */
   parityTolerance?: number | null;
+  /** The CPU engine (chosen at start, see workers/engines/choose.ts); default: wasm. */
+  cpuEngine?: CpuEngineReport;
+  /**
+   * Above this many model bytes, the parity check runs at the first offload instead of
+   * creating a CPU session of its own at the first GPU load (default {@link PARITY_AT_LOAD_MAX_BYTES}).
+   */
+  parityAtLoadMaxBytes?: number;
 }
+
+/**
+ * The parity rule's size line: up to 256 MiB the check creates a temporary CPU session at
+ * the first GPU load (a small, short-lived second copy); above, it waits for the first
+ * offload, where the CPU session is created anyway, so a big model is never held twice for it.
+ */
+export const PARITY_AT_LOAD_MAX_BYTES = 256 * 2 ** 20;
 
 /** Default tolerance of the parity check: PaddleOCR det agrees within 3e-5, Silero VAD v5 is off by 0.035. */
 export const DEFAULT_PARITY_TOLERANCE = 1e-3;
@@ -90,6 +120,8 @@ interface Pipeline {
   gpuMismatch: GpuMismatch | null;
   /** True once the parity check ran (it runs the first time the model is on the GPU). */
   parityChecked: boolean;
+  /** The model's files as last scanned (graph + external data), or null before the first load. */
+  files: OnnxFileInfo | null;
 }
 
 /** Owns the pipeline workers; the Scheduler tells it what to move. */
@@ -118,6 +150,7 @@ export class PipelineManager implements PipelineHost {
         leak: null,
         gpuMismatch: null,
         parityChecked: false,
+        files: null,
       });
     }
   }
@@ -336,9 +369,23 @@ export class PipelineManager implements PipelineHost {
     }
   }
 
-  /** Starts the worker if there is none (or it died). */
-  async #ensureWorker(pipeline: Pipeline): Promise<WorkerHandle> {
-    if (pipeline.client?.alive) return pipeline.client;
+  /** The CPU engine in use and why, for the reports (null when none was chosen: wasm). */
+  get cpuEngineReport(): CpuEngineReport | null {
+    return this.#options.cpuEngine ?? null;
+  }
+
+  /** The CPU engine pipelines use. */
+  get cpuEngine(): "native" | "wasm" {
+    return this.#options.cpuEngine?.engine ?? "wasm";
+  }
+
+  /**
+   * The model's files (generated first for a synthetic model), scanned for external data
+   * and checked: a corrupt file or missing external data is a bad_model error (422).
+   * Rescanned whenever a new worker starts.
+   */
+  async #modelFiles(pipeline: Pipeline): Promise<OnnxFileInfo> {
+    if (pipeline.files && pipeline.client?.alive) return pipeline.files;
     const model = pipeline.model;
     let modelPath: string;
     try {
@@ -349,15 +396,43 @@ export class PipelineManager implements PipelineHost {
         `Model "${model.id}": cannot prepare its file: ${(error as Error).message}`,
       );
     }
+    try {
+      pipeline.files = await scanOnnxFile(modelPath);
+    } catch (error) {
+      if (error instanceof ModelFileError) {
+        const code = error.kind === "too_large" ? "model_too_large" : "bad_model";
+        throw new PipelineError(code, `Model "${model.id}": ${error.message}`);
+      }
+      throw new PipelineError(
+        "load_failed",
+        `Model "${model.id}": cannot read ${modelPath}: ${(error as Error).message}`,
+      );
+    }
+    return pipeline.files;
+  }
+
+  /** Starts the worker if there is none (or it died). */
+  async #ensureWorker(pipeline: Pipeline): Promise<WorkerHandle> {
+    if (pipeline.client?.alive) return pipeline.client;
+    const model = pipeline.model;
+    const files = await this.#modelFiles(pipeline);
+    const engine = this.#options.cpuEngine;
     let client: WorkerHandle;
     const start = this.#options.startWorker ?? WorkerClient.start;
     try {
       client = await start({
         modelId: model.id,
-        modelPath,
+        modelPath: files.path,
+        externalData: files.externalData.map(({ location, path }) => ({ location, path })),
+        modelBytes: files.totalBytes,
+        cpuEngine: this.cpuEngine,
+        ortNodeDir: engine?.ortNodeDir ?? null,
+        cpuThreads: engine?.threads ?? 1,
+        libcPath: libcPath(),
         pluginUrl: model.pluginUrl,
         assets: model.assets,
         numThreads: this.#options.numThreads ?? 1,
+        parityAtLoadMaxBytes: this.#options.parityAtLoadMaxBytes ?? PARITY_AT_LOAD_MAX_BYTES,
       }, { sandbox: this.#options.sandbox ?? true });
     } catch (error) {
       throw new PipelineError("load_failed", `Model "${model.id}": ${(error as Error).message}`);
@@ -393,6 +468,11 @@ export class PipelineManager implements PipelineHost {
     const measure = this.#startMeasure();
     let reply: WorkerReply;
     try {
+      const limit = engineLimit(
+        await this.#modelFiles(pipeline),
+        device === "gpu" ? "webgpu" : this.cpuEngine,
+      );
+      if (limit) throw new PipelineError("model_too_large", `Model "${id}": ${limit}`);
       const client = await this.#ensureWorker(pipeline);
       const move = () =>
         this.#call(
@@ -406,7 +486,10 @@ export class PipelineManager implements PipelineHost {
         );
       reply = device === "gpu" ? await this.#oneGpuSessionAtATime(move) : await move();
     } catch (error) {
-      pipeline.state = pipeline.client?.alive ? before : "failed";
+      // A model refused before any engine saw it (too big, corrupt) stays where it was.
+      const refused = error instanceof PipelineError &&
+        (error.code === "model_too_large" || error.code === "bad_model");
+      pipeline.state = pipeline.client?.alive || refused ? before : "failed";
       pipeline.error = (error as Error).message;
       throw error;
     }
@@ -426,6 +509,9 @@ export class PipelineManager implements PipelineHost {
     }
     pipeline.state = reply.status.device === "none" ? "unloaded" : reply.status.device;
     pipeline.error = null;
+    // A move released a session: hand its freed heap back to the system now, or RSS keeps
+    // a big model's weights long after they are gone.
+    if (loaded) await trimHeap();
     const figures = measure.done(kind, reply);
     pipeline.lastTransition = figures;
     this.#events.emit({
@@ -443,6 +529,10 @@ export class PipelineManager implements PipelineHost {
       figures,
       Math.max(peakBefore, reply.status.gpuPeakBytes),
     );
+    if (kind === "offload" && reply.parity) {
+      pipeline.parityChecked = true;
+      await this.#applyParity(pipeline, reply.parity, false);
+    }
     if (kind === "offload") {
       this.#checkTracked(pipeline, "offload", reply.status.gpuBytes);
     } else if (device === "gpu") {
@@ -471,6 +561,15 @@ export class PipelineManager implements PipelineHost {
     const id = pipeline.model.id;
     const client = pipeline.client!;
     const reply = await this.#call(pipeline, () => client.parity(tolerance));
+    if (reply.ok && reply.parityDeferred) {
+      pipeline.parityChecked = false; // asked again at the next GPU load if no offload ran it
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: GPU/CPU parity check deferred: ${reply.parityDeferred}`,
+      });
+      return;
+    }
     if (!reply.ok || !reply.parity) {
       const why = reply.ok ? "no result" : reply.error.message;
       this.#events.emit({
@@ -480,7 +579,13 @@ export class PipelineManager implements PipelineHost {
       });
       return;
     }
-    const result = reply.parity;
+    await this.#applyParity(pipeline, reply.parity, true);
+  }
+
+  /** Logs a parity result; a disagreement marks the model and (`moveToCpu`) moves it to the CPU. */
+  async #applyParity(pipeline: Pipeline, result: ParityResult, moveToCpu: boolean): Promise<void> {
+    const id = pipeline.model.id;
+    const tolerance = result.tolerance;
     if (result.agrees) {
       this.#events.emit({
         kind: "info",
@@ -500,7 +605,7 @@ export class PipelineManager implements PipelineHost {
       } > ${tolerance}); it stays on the CPU`,
       reason: "GPU/CPU parity check failed",
     });
-    await this.#place(pipeline, "cpu");
+    if (moveToCpu) await this.#place(pipeline, "cpu");
   }
 
   async #unload(pipeline: Pipeline): Promise<HostTransition> {
@@ -519,6 +624,7 @@ export class PipelineManager implements PipelineHost {
     client.terminate("unloaded");
     await client.exited;
     this.#recount(pipeline);
+    await trimHeap();
     pipeline.state = "unloaded";
     pipeline.error = null;
     pipeline.leak = null;
@@ -566,6 +672,7 @@ export class PipelineManager implements PipelineHost {
           kind,
           ms: performance.now() - started,
           gpuBytes: reply?.status.gpuBytes ?? 0,
+          ramBytes: reply?.status.ramBytes ?? 0,
           rssDeltaBytes: Deno.memoryUsage().rss - rssBefore,
           deviceUsedDeltaBytes: usedBefore === null || usedAfter === null
             ? null
@@ -593,6 +700,9 @@ export class PipelineManager implements PipelineHost {
       gpuBuffers: status?.gpuBuffers ?? 0,
       gpuPeakBytes: status?.gpuPeakBytes ?? 0,
       rssBytes: status?.rssBytes ?? 0,
+      ramBytes: status?.ramBytes ?? 0,
+      engine: status ? engineOf(status) : null,
+      modelBytes: p.files?.totalBytes ?? null,
       error: p.error,
       lastTransition: p.lastTransition,
       gpuMismatch: p.gpuMismatch,
@@ -610,6 +720,11 @@ export class PipelineManager implements PipelineHost {
       outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
     };
   }
+}
+
+/** The engine of a worker's open session, or null. */
+function engineOf(status: WorkerStatus): SessionEngineName | null {
+  return status.engine === "none" ? null : status.engine;
 }
 
 /** The placement a state implies (transitions count as where they start). */

@@ -3,6 +3,7 @@
  * routes, the dashboard and the load tool (written once here).
  * @module
  */
+import type { SessionEngineName } from "../types.ts";
 import type { SessionDevice } from "../../workers/protocol.ts";
 
 /** The answer of a switch. */
@@ -15,8 +16,12 @@ export interface SwitchResult {
   device: "gpu" | "cpu" | "none";
   /** VRAM it took: device used after − before (MB = 10^6 bytes), or tracked bytes without a driver. */
   vram_mb: number;
-  /** RAM it took: process RSS after − before, in MB. */
+  /** RAM its sessions hold (weights for the native engine, wasm memory for wasm), in MB; never negative. */
   ram_mb: number;
+  /** The whole process's RSS after the switch, in MB (every pipeline shares it). */
+  rss_mb: number;
+  /** The engine it runs on ("native", "wasm", "webgpu"). */
+  engine: SessionEngineName | null;
   /** Models unloaded to make it exclusive. */
   unloaded: string[];
   load_ms: number;
@@ -34,8 +39,17 @@ export interface LoadMeasurement {
   /** Device used after − before, when a driver reports used bytes; else tracked bytes. */
   vramBytes: number;
   trackedBytes: number;
-  /** Process RSS after − before. */
+  /**
+   * RAM the pipeline's session holds after the load, never negative: the weights for the
+   * native engine, the wasm memory size for onnxruntime-web (see ModelReport.ramBytes).
+   */
   ramBytes: number;
+  /** Process RSS after − before (whole process, every worker: noisy, may be negative). */
+  rssDeltaBytes: number;
+  /** Process RSS after the load. */
+  rssBytes: number;
+  /** The engine its session runs on. */
+  engine: SessionEngineName | null;
   ms: number;
   vramBasis: "driver" | "tracked";
 }

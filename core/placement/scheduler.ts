@@ -382,6 +382,8 @@ export class Scheduler {
         pinned: record.pinned,
         leak: record.leak ?? report.leak,
         gpuMismatch: view.gpuMismatch,
+        engine: report.engine,
+        ramBytes: report.ramBytes,
       };
     });
   }

@@ -67,8 +67,9 @@ export async function switchLocked(
       models: ids,
       device: report.placement,
       vram_mb: last?.vram_mb ?? round(report.gpuBytes / 1e6),
-      ram_mb: last?.ram_mb ??
-        round((report.cpuProfile?.rssDeltaBytes ?? report.gpuProfile?.rssDeltaBytes ?? 0) / 1e6),
+      ram_mb: last?.ram_mb ?? round(Math.max(0, report.ramBytes) / 1e6),
+      rss_mb: round((ops.meter?.rssBytes() ?? report.rssBytes) / 1e6),
+      engine: report.engine,
       unloaded: [],
       load_ms: 0,
       already_loaded: true,
@@ -146,7 +147,6 @@ export async function switchLocked(
   const meter = ops.meter;
   if (previous.length > 0) await meter?.settle?.();
   const usedBefore = meter?.deviceUsedBytes() ?? null;
-  const rssBefore = meter?.rssBytes() ?? 0;
   const started = performance.now();
   try {
     for (const id of ids) await ops.place(id, device, options.trigger);
@@ -188,7 +188,8 @@ export async function switchLocked(
   const vramBytes = usedBefore !== null && usedAfter !== null
     ? Math.max(usedAfter - usedBefore, tracked)
     : tracked;
-  const ramBytes = (meter?.rssBytes() ?? 0) - rssBefore;
+  // What the sessions hold (never negative), not the process RSS delta: workers share the process.
+  const ramBytes = ids.reduce((sum, id) => sum + Math.max(0, ops.host.report(id).ramBytes), 0);
   const placement = ops.view(first).placement;
   const result: SwitchResult = {
     status: "success",
@@ -196,7 +197,9 @@ export async function switchLocked(
     models: ids,
     device: placement,
     vram_mb: round(Math.max(0, vramBytes) / 1e6),
-    ram_mb: round(Math.max(0, ramBytes) / 1e6),
+    ram_mb: round(ramBytes / 1e6),
+    rss_mb: round((meter?.rssBytes() ?? 0) / 1e6),
+    engine: ops.host.report(first).engine,
     unloaded: previous.map((p) => p.id),
     load_ms: Math.round(ms),
     already_loaded: false,
@@ -280,7 +283,9 @@ async function measureLoad(
   await ops.place(id, device, "test-load");
   const ms = performance.now() - started;
   const view = ops.view(id);
+  const report = ops.host.report(id);
   const usedAfter = meter?.deviceUsedBytes() ?? null;
+  const rssAfter = meter?.rssBytes() ?? 0;
   return {
     model: id,
     device,
@@ -289,7 +294,10 @@ async function measureLoad(
       ? Math.max(usedAfter - usedBefore, view.gpuBytes)
       : view.gpuBytes,
     trackedBytes: view.gpuBytes,
-    ramBytes: (meter?.rssBytes() ?? 0) - rssBefore,
+    ramBytes: Math.max(0, report.ramBytes),
+    rssDeltaBytes: rssAfter - rssBefore,
+    rssBytes: rssAfter,
+    engine: report.engine,
     ms,
     vramBasis: usedBefore !== null && usedAfter !== null && usedAfter - usedBefore >= view.gpuBytes
       ? "driver"

@@ -74,6 +74,7 @@ export class ProfileStore implements AsyncDisposable {
       gpuPeakBytes: previous?.gpuPeakBytes ?? null,
       deviceUsedDeltaBytes: previous?.deviceUsedDeltaBytes ?? null,
       rssDeltaBytes: previous?.rssDeltaBytes ?? null,
+      ramBytes: previous?.ramBytes ?? null,
       loadMs: previous?.loadMs ?? null,
       offloadMs: previous?.offloadMs ?? null,
       rehydrateMs: previous?.rehydrateMs ?? null,
@@ -82,6 +83,7 @@ export class ProfileStore implements AsyncDisposable {
     if (figures.kind.startsWith("load:")) {
       next.loadMs = figures.ms;
       next.rssDeltaBytes = figures.rssDeltaBytes;
+      next.ramBytes = figures.ramBytes ?? null;
       if (target === "gpu") {
         next.gpuLoadBytes = figures.gpuBytes;
         next.deviceUsedDeltaBytes = figures.deviceUsedDeltaBytes;

@@ -105,6 +105,12 @@ Deno.test({
         assert.equal(await form.count(), 0);
         assert.equal(await row(page, "vad").getAttribute("data-indicator"), "cpu");
         assert.notEqual(await cell(page, "vad", "load").innerText(), "—");
+        await page.waitForSelector('tr[data-model="vad"] .engine[data-engine="native"]');
+        assert.match(
+          await page.locator(".status-cpu-engine").innerText(),
+          /CPU engine: native/,
+          "the engine in use shows beside the device",
+        );
         // The token is kept for the tab: the next action goes straight through.
         await row(page, "vad").getByRole("button", { name: "Pin vad" }).click();
         await page.waitForSelector('tr[data-model="vad"] .flag-pin');

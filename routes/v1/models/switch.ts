@@ -1,10 +1,11 @@
 /**
  * `POST /v1/models/switch` with `{"model": id}` (exclusive use): pre-flight, unload the
  * other models, load this one alone and answer `{"status": "success", "model", "vram_mb",
- * "ram_mb", …}` with VRAM measured as device used after − baseline before. Unloads
- * nothing when it cannot fit (reject mode: 507); puts the previous models back when the
- * load fails; answers at once when it is loaded alone already. Mutating: needs the token
- * when one is set.
+ * "ram_mb", "rss_mb", "engine", …}` with VRAM measured as device used after − baseline
+ * before and RAM as what the session holds (never negative; the process RSS apart).
+ * Unloads nothing when it cannot fit (reject mode: 507); puts the previous models back when
+ * the load fails; answers at once when it is loaded alone already. Mutating: needs the
+ * token when one is set.
  */
 import { z } from "zod";
 import type { Handlers } from "../../../core/http/context.ts";

@@ -1,0 +1,157 @@
+/**
+ * The CPU engine choice: `auto` picks onnxruntime-node's native CPU EP when its addon
+ * loads, falls back to onnxruntime-web's wasm EP with the reason when it does not,
+ * `native` that cannot load stops the start, and the choice shows in the VRAM report
+ * and per pipeline.
+ */
+import assert from "node:assert/strict";
+import { dirname } from "node:path";
+import { startService } from "../core/service.ts";
+import type { ModelReport, VramReport } from "../core/types.ts";
+import { CpuEngineError, DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
+import { addonDir } from "../workers/engines/native.ts";
+import { testConfig } from "./_service.ts";
+
+function modelsFile(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "headroom-engine-" });
+  Deno.writeTextFileSync(
+    `${dir}/models.json`,
+    JSON.stringify({ models: [{ id: "tiny", source: "synthetic:256KiB" }] }),
+  );
+  return `${dir}/models.json`;
+}
+
+/**
+ * A copy of onnxruntime-node whose addon is not a shared library (as after a broken or
+ * cross-platform install): its JavaScript loads, `require` of the addon fails.
+ */
+function brokenOrtNode(): { dir: string; [Symbol.dispose](): void } {
+  const root = Deno.makeTempDirSync({ prefix: "headroom-broken-ort-" });
+  const real = Deno.realPathSync(DEFAULT_ORT_NODE_DIR);
+  const dir = `${root}/node_modules/onnxruntime-node`;
+  Deno.mkdirSync(addonDir(dir), { recursive: true });
+  Deno.copyFileSync(`${real}/package.json`, `${dir}/package.json`);
+  Deno.mkdirSync(`${dir}/dist`);
+  for (const entry of Deno.readDirSync(`${real}/dist`)) {
+    if (entry.isFile) Deno.copyFileSync(`${real}/dist/${entry.name}`, `${dir}/dist/${entry.name}`);
+  }
+  Deno.writeTextFileSync(`${addonDir(dir)}/onnxruntime_binding.node`, "not a shared library\n");
+  // Its own dependency resolves as in a real install.
+  Deno.symlinkSync(
+    Deno.realPathSync(`${dirname(real)}/onnxruntime-common`),
+    `${root}/node_modules/onnxruntime-common`,
+  );
+  return { dir, [Symbol.dispose]: () => Deno.removeSync(root, { recursive: true }) };
+}
+
+async function loadOnCpu(service: Awaited<ReturnType<typeof startService>>): Promise<ModelReport> {
+  const response = await service.app.request("/api/v1/models/tiny/load", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ device: "cpu" }),
+  });
+  assert.equal(response.status, 200, await response.clone().text());
+  return await response.json();
+}
+
+Deno.test({
+  name: "cpu engine - auto picks the native engine, says why, and pipelines run on it",
+  sanitizeResources: false,
+  fn: async () => {
+    await using service = await startService(testConfig({
+      gpu: "cpu",
+      modelsFile: modelsFile(),
+      cpuThreads: 2,
+    }));
+    const report: VramReport = await (await service.app.request("/api/v1/hardware/vram")).json();
+    assert.equal(report.cpuEngine?.configured, "auto");
+    assert.equal(report.cpuEngine?.engine, "native");
+    assert.equal(report.cpuEngine?.threads, 2);
+    assert.match(report.cpuEngine!.reason, /onnxruntime-node's CPU EP loaded from .* ran a probe/);
+    const loaded = await loadOnCpu(service);
+    assert.deepEqual([loaded.state, loaded.engine], ["cpu", "native"]);
+    assert.equal(loaded.ramBytes, loaded.modelBytes, "RAM = the weights the engine holds");
+    assert.ok(loaded.modelBytes! > 256 * 1024);
+    const placement =
+      (await (await service.app.request("/api/v1/hardware/vram")).json() as VramReport)
+        .pipelines.find((p) => p.id === "tiny")!;
+    assert.deepEqual([placement.engine, placement.ramBytes], ["native", loaded.ramBytes]);
+  },
+});
+
+Deno.test({
+  name: "cpu engine - a broken onnxruntime-node addon falls back to wasm with the reason",
+  sanitizeResources: false,
+  fn: async () => {
+    using broken = brokenOrtNode();
+    await using service = await startService(testConfig({
+      gpu: "cpu",
+      modelsFile: modelsFile(),
+      ortNodeDir: broken.dir,
+    }));
+    const report: VramReport = await (await service.app.request("/api/v1/hardware/vram")).json();
+    assert.equal(report.cpuEngine?.engine, "wasm");
+    assert.match(report.cpuEngine!.reason, /onnxruntime-node could not load/);
+    assert.match(report.cpuEngine!.reason, /onnxruntime_binding\.node/, "names the file");
+    assert.match(report.cpuEngine!.reason, /wasm EP serves the CPU instead/);
+    const loaded = await loadOnCpu(service);
+    assert.deepEqual([loaded.state, loaded.engine], ["cpu", "wasm"]);
+    assert.ok(loaded.ramBytes >= 256 * 1024, `wasm memory ${loaded.ramBytes} holds the model`);
+  },
+});
+
+Deno.test({
+  name: "cpu engine - native asked for and not loadable stops the start with the fix",
+  sanitizeResources: false,
+  fn: async () => {
+    using broken = brokenOrtNode();
+    await assert.rejects(
+      () => startService(testConfig({ gpu: "cpu", cpuEngine: "native", ortNodeDir: broken.dir })),
+      (error: Error) => {
+        assert.ok(error instanceof CpuEngineError);
+        assert.match(error.message, /HEADROOM_CPU_ENGINE=native, but onnxruntime-node cannot run/);
+        assert.match(error.message, /HEADROOM_CPU_ENGINE=auto/);
+        return true;
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "cpu engine - wasm when configured, without probing the addon",
+  sanitizeResources: false,
+  fn: async () => {
+    await using service = await startService(testConfig({
+      gpu: "cpu",
+      modelsFile: modelsFile(),
+      cpuEngine: "wasm",
+      ortNodeDir: "/nonexistent/onnxruntime-node",
+    }));
+    const report: VramReport = await (await service.app.request("/api/v1/hardware/vram")).json();
+    assert.deepEqual([report.cpuEngine?.engine, report.cpuEngine?.configured], ["wasm", "wasm"]);
+    assert.match(report.cpuEngine!.reason, /as configured/);
+    assert.equal((await loadOnCpu(service)).engine, "wasm");
+  },
+});
+
+Deno.test({
+  name:
+    "cpu engine - switch and /api/v1/models report the session's RAM, never negative, RSS apart",
+  sanitizeResources: false,
+  fn: async () => {
+    await using service = await startService(testConfig({ gpu: "cpu", modelsFile: modelsFile() }));
+    const response = await service.app.request("/v1/models/switch", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny" }),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    const result = await response.json();
+    const model: ModelReport = await (await service.app.request("/api/v1/models/tiny")).json();
+    assert.deepEqual([result.device, result.engine], ["cpu", "native"]);
+    assert.equal(result.ram_mb, Math.round(model.modelBytes! / 1e5) / 10, "the weights it holds");
+    assert.ok(result.rss_mb > result.ram_mb, "the whole process's RSS, reported apart");
+    assert.equal(model.ramBytes, model.modelBytes);
+    assert.ok(model.rssBytes > model.ramBytes);
+  },
+});
