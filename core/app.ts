@@ -1,5 +1,6 @@
 /**
- * Builds the Hono app from the route manifest: shared services on every request, the
+ * Builds the Hono app from the route manifest: cross-site protection (Host, Origin,
+ * content types), shared services on every request, the
  * token where the access rules ask for it, CORS only for listed origins, body limits,
  * one error shape, JSON 404s, and 405 for a known path with another method.
  * @module
@@ -12,6 +13,13 @@ import type { Config } from "./config.ts";
 import { requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { errorBody, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import {
+  contentTypeGuard,
+  hostGuard,
+  IMAGE_TYPES,
+  JSON_TYPES,
+  originGuard,
+} from "./http/origin_guard.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -35,6 +43,9 @@ export function needsToken(method: string, options: RouteOptions, config: Config
 export function createApp(services: Services): Hono<AppEnv> {
   const { config } = services;
   const app = new Hono<AppEnv>();
+  // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
+  app.use("*", hostGuard(config.host, config.allowedHosts));
+  app.use("*", originGuard(config.corsOrigins));
   if (config.corsOrigins.length > 0) {
     app.use(
       "/api/*",
@@ -59,12 +70,13 @@ export function createApp(services: Services): Hono<AppEnv> {
         );
       },
     });
+    const contentType = contentTypeGuard(options.image ? IMAGE_TYPES : JSON_TYPES);
     for (const [method, handle] of Object.entries(handlers)) {
       // Only what a request needs: the token where the rules ask for it, a body limit
       // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path).
       const guards: MiddlewareHandler<AppEnv>[] = [
         ...(needsToken(method, options, config) ? [token] : []),
-        ...(method === "GET" ? [] : [limitBody]),
+        ...(method === "GET" ? [] : [contentType, limitBody]),
       ];
       if (guards.length === 0) {
         // One handler and no middleware: Hono's fastest path, for the pollers' routes.
