@@ -12,7 +12,7 @@ import { type RouteOptions, routes } from "../routes/_manifest.ts";
 import type { Config } from "./config.ts";
 import { requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
-import { errorBody, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import {
   contentTypeGuard,
   hostGuard,
@@ -91,12 +91,12 @@ export function createApp(services: Services): Hono<AppEnv> {
     }
     const others = ALL_METHODS.filter((m) => !methods.includes(m));
     app.on(others, path, (c) =>
-      c.json(
-        errorBody(
-          "method_not_allowed",
-          `${c.req.method} is not allowed on ${path}; use ${methods.join(" or ")}.`,
-        ),
+      errorResponse(
+        c,
         405,
+        "method_not_allowed",
+        `${c.req.method} is not allowed on ${path}; use ${methods.join(" or ")}.`,
+        null,
         { Allow: methods.join(", ") },
       ));
   }

@@ -83,9 +83,12 @@ export interface PipelineReport {
   gpuMismatch: boolean;
 }
 
-/** Every error body the API answers with. */
+/**
+ * Every error body the API answers with. On the OpenAI-compatible `/v1/` paths it also
+ * carries OpenAI's `type` and `param` (the field at fault, or null).
+ */
 export interface ErrorBody {
-  error: { code: string; message: string };
+  error: { code: string; message: string; type?: string; param?: string | null };
 }
 
 /** What a transition cost, measured around it. */

@@ -5,9 +5,8 @@
  */
 import type { Handlers } from "../../../core/http/context.ts";
 import { HttpError } from "../../../core/http/errors.ts";
-import { runOcrChain } from "../../../plugins/ocr_chain.ts";
 import { sniffImageType } from "../../../plugins/_image.ts";
-import type { VramOffloader } from "../../../core/placement/offloader.ts";
+import { requireOcrModels, runOcr } from "../../_ocr.ts";
 
 /** Largest image accepted, in bytes (larger gets 413). */
 export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
@@ -15,24 +14,11 @@ export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
 /** Answers `{lines: [{text, score, box}], text, width, height, timings}`. */
 export const handler: Handlers = {
   POST: async (c) => {
+    requireOcrModels(c.var.services, "POST /api/v1/ocr"); // before reading a large body
     const bytes = await readImage(c.req.raw);
-    const { offloader } = c.var.services;
-    const result = await runOcrChain({ image: bytes }, {
-      det: (payload) => runPlugin(offloader, "ocr-det", payload),
-      cls: (payload) => runPlugin(offloader, "ocr-cls", payload),
-      rec: (payload) => runPlugin(offloader, "ocr-rec", payload),
-    });
-    return c.json(result);
+    return c.json(await runOcr(c.var.services, bytes));
   },
 };
-
-async function runPlugin<T>(offloader: VramOffloader, id: string, payload: unknown): Promise<T> {
-  const result = await offloader.run(id, { kind: "plugin", payload });
-  if (result.output.kind !== "plugin") {
-    throw new Error(`${id} answered tensors, not a plugin payload`);
-  }
-  return result.output.payload as T;
-}
 
 async function readImage(request: Request): Promise<Uint8Array> {
   const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
