@@ -52,6 +52,8 @@ export interface Config {
   cudartLibrary: string | null;
   /** What to do when a model cannot fit on the GPU even after evicting. */
   onInsufficientVram: "cpu" | "reject";
+  /** This node's name on /metrics (the `Hostname` label); null = the machine's host name. */
+  nodeName: string | null;
 }
 
 /** Thrown when one or more values are bad; `problems` holds one message per value. */
@@ -80,6 +82,7 @@ const SETTINGS = {
   onInsufficientVram: { flag: "on-insufficient-vram", env: "HEADROOM_ON_INSUFFICIENT_VRAM" },
   corsOrigins: { flag: "cors-origins", env: "HEADROOM_CORS_ORIGINS" },
   allowedHosts: { flag: "allowed-hosts", env: "HEADROOM_ALLOWED_HOSTS" },
+  nodeName: { flag: "node-name", env: "HEADROOM_NODE_NAME" },
   maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
   queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
 } as const;
@@ -204,6 +207,7 @@ const schema = z.object({
     }
     return hosts;
   }).optional(),
+  nodeName: nonEmpty.optional(),
   maxStreams: count(1, 100_000).prefault("64"),
   queueLimit: count(1, 100_000).prefault("32"),
 });
@@ -235,6 +239,7 @@ Flags (each also read from its environment variable; a flag wins):
   --nvml-library PATH            HEADROOM_NVML_LIBRARY  libnvidia-ml.so to load
   --cudart-library PATH          HEADROOM_CUDART_LIBRARY libcudart.so to load
   --on-insufficient-vram MODE    HEADROOM_ON_INSUFFICIENT_VRAM  cpu | reject (cpu)
+  --node-name NAME               HEADROOM_NODE_NAME     the Hostname label on /metrics (host name)
   --help                                                print this help
 `;
 
@@ -334,6 +339,7 @@ export function parseConfig(
     nvmlLibrary: value.nvmlLibrary ?? null,
     cudartLibrary: value.cudartLibrary ?? null,
     onInsufficientVram: value.onInsufficientVram,
+    nodeName: value.nodeName ?? null,
   };
   const named = (name: SettingName) => origin[name] ?? SETTINGS[name].env;
   const switchNamed = (name: keyof typeof SWITCHES) =>

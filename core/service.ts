@@ -19,6 +19,7 @@ import { type DeviceView, VramOffloader } from "./placement/offloader.ts";
 import { ProfileStore } from "./store/profiles.ts";
 import { preparePageAssets } from "./islands/bundle.ts";
 import { StreamLimiter } from "./http/limits.ts";
+import { EventCounters } from "./metrics/event_counters.ts";
 
 /** A started service: its app, its parts, and how to stop it. */
 export interface Service extends AsyncDisposable {
@@ -45,6 +46,7 @@ export async function startService(config: Config): Promise<Service> {
     activeBytes: (index) => (index === 0 ? trackedBytes() : 0),
   });
   const events = new EventLog();
+  const counters = new EventCounters(events);
   manager = new PipelineManager({
     catalog,
     events,
@@ -84,6 +86,8 @@ export async function startService(config: Config): Promise<Service> {
     store,
     streams: new StreamLimiter(config.maxStreams),
     startedAt: Date.now(),
+    counters,
+    hostname: config.nodeName ?? hostName(),
   };
   const app = createApp(services);
   let closed = false;
@@ -92,6 +96,7 @@ export async function startService(config: Config): Promise<Service> {
       closed = true;
       unsubscribeMonitor();
       unsubscribeEvents();
+      counters.close();
       pipelines.close();
       monitor.stop();
       store.close();
@@ -99,6 +104,15 @@ export async function startService(config: Config): Promise<Service> {
     return Promise.resolve();
   };
   return { app, services, close, [Symbol.asyncDispose]: close };
+}
+
+/** The machine's host name (the default `Hostname` label on /metrics). */
+function hostName(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
 }
 
 /** Headroom's allowance on a device of `totalBytes`: the budget in bytes or as a share, else the total. */

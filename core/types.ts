@@ -149,10 +149,23 @@ export interface ModelReport {
 export interface HeadroomEvent {
   seq: number;
   at: number;
-  kind: "transition" | "failure" | "recovery" | "eviction" | "oom" | "leak" | "mismatch" | "info";
+  kind:
+    | "transition"
+    | "failure"
+    | "recovery"
+    | "eviction"
+    | "oom"
+    | "leak"
+    | "mismatch"
+    | "info"
+    | "auto-switch";
   pipeline: string | null;
   message: string;
   figures?: TransitionFigures;
+  /** Why, as a stable code for counting (an eviction's: "make_room", "oom", "headroom"). */
+  reason?: string;
+  /** The transition that failed ("load:gpu", "rehydrate"…), on a failed or refused move. */
+  attempt?: string;
 }
 
 /** What was last measured of one model on one device kind and input shape. */

@@ -399,6 +399,12 @@ export class PipelineManager {
     } catch (error) {
       pipeline.state = pipeline.client?.alive ? before : "failed";
       pipeline.error = (error as Error).message;
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: ${kind} failed (${pipeline.error})`,
+        attempt: kind,
+      });
       throw error;
     }
     if (!reply.ok) {
@@ -415,11 +421,19 @@ export class PipelineManager {
           kind: "info",
           pipeline: id,
           message: `${id} stays on the CPU: the GPU could not take it (${reason})`,
+          attempt: kind,
         });
         if (pipeline.state !== "cpu") await this.#place(pipeline, "cpu", { fallbackToCpu: false });
         return;
       }
       pipeline.error = reason;
+      // "info": a "failure" event means a worker died; this one only failed to move.
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: ${kind} failed (${reason})`,
+        attempt: kind,
+      });
       const code = reply.error.code === "no_webgpu"
         ? "no_webgpu"
         : reply.error.code === "oom"

@@ -270,7 +270,7 @@ export class VramOffloader {
           } headroom, and evicting every idle pipeline frees only ${formatBytes(freed)}`,
         );
       }
-      const moved = await this.#evict(evictions, `to make room for ${id}`);
+      const moved = await this.#evict(evictions, `to make room for ${id}`, "make_room");
       if (moved === evictions.length) break;
       // A candidate became active or pinned while an earlier one moved, and stayed:
       // count the room again before loading (it ends: a skipped one is not chosen again).
@@ -319,7 +319,7 @@ export class VramOffloader {
         `${id} ran out of GPU memory and no idle pipeline is left to evict`,
       );
     }
-    await this.#evict(more, `after an out-of-memory error on ${id}`);
+    await this.#evict(more, `after an out-of-memory error on ${id}`, "oom");
     return "gpu";
   }
 
@@ -344,7 +344,11 @@ export class VramOffloader {
    * Moves each candidate to the CPU, logging why; answers how many moved. A candidate
    * that became active or pinned, or left the GPU, while an earlier one moved, stays.
    */
-  async #evict(candidates: EvictionCandidate[], reason: string): Promise<number> {
+  async #evict(
+    candidates: EvictionCandidate[],
+    reason: string,
+    reasonCode: "make_room" | "oom" | "headroom",
+  ): Promise<number> {
     const { target, events } = this.#options;
     let moved = 0;
     for (const [i, candidate] of candidates.entries()) {
@@ -368,6 +372,7 @@ export class VramOffloader {
         message: `evicted ${candidate.id} (${
           candidate.idleMs === null ? "never used" : `idle ${Math.round(candidate.idleMs / 1000)} s`
         }, ${formatBytes(candidate.bytes)}) ${reason}`,
+        reason: reasonCode,
       });
     }
     return moved;
@@ -389,6 +394,7 @@ export class VramOffloader {
         `to restore the headroom (free ${
           formatBytes(Math.min(state.deviceFreeBytes, state.budgetBytes))
         }, keeping ${formatBytes(state.headroomBytes)})`,
+        "headroom",
       );
     });
   }
