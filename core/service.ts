@@ -25,6 +25,8 @@ import { EventCounters } from "./metrics/event_counters.ts";
 export interface Service extends AsyncDisposable {
   app: Hono<AppEnv>;
   services: Services;
+  /** Tells long-lived streams (SSE, WebSockets) the service is stopping; they close at once. */
+  beginShutdown(): void;
   close(): Promise<void>;
 }
 
@@ -46,6 +48,7 @@ export async function startService(config: Config): Promise<Service> {
     activeBytes: (index) => (index === 0 ? trackedBytes() : 0),
   });
   const events = new EventLog();
+  const shutdown = new AbortController();
   const counters = new EventCounters(events);
   manager = new PipelineManager({
     catalog,
@@ -86,6 +89,7 @@ export async function startService(config: Config): Promise<Service> {
     store,
     streams: new StreamLimiter(config.maxStreams),
     startedAt: Date.now(),
+    shutdown: shutdown.signal,
     counters,
     hostname: config.nodeName ?? hostName(),
   };
@@ -94,6 +98,7 @@ export async function startService(config: Config): Promise<Service> {
   const close = () => {
     if (!closed) {
       closed = true;
+      shutdown.abort();
       unsubscribeMonitor();
       unsubscribeEvents();
       counters.close();
@@ -103,7 +108,13 @@ export async function startService(config: Config): Promise<Service> {
     }
     return Promise.resolve();
   };
-  return { app, services, close, [Symbol.asyncDispose]: close };
+  return {
+    app,
+    services,
+    beginShutdown: () => shutdown.abort(),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
 }
 
 /** The machine's host name (the default `Hostname` label on /metrics). */

@@ -26,6 +26,8 @@ export interface Services {
   /** Open SSE streams and WebSockets, bounded. */
   streams: StreamLimiter;
   startedAt: number;
+  /** Aborted when the service begins to stop: long-lived streams close at once. */
+  shutdown: AbortSignal;
   /** Totals kept from the event log since start (for /metrics). */
   counters: EventCounters;
   /** This node's name on /metrics (`Hostname`, as dcgm-exporter labels it). */
