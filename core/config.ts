@@ -379,7 +379,7 @@ function crossChecks(
     (config.gpu === "webgpu" || config.gpu === "software") && config.vramBudget?.kind !== "bytes"
   ) {
     problems.push(
-      `${named("gpu")}=${config.gpu}: needs a VRAM budget in bytes (--vram-budget or ` +
+      `${named("gpu")}=${config.gpu}: needs a budget in bytes (--vram-budget or ` +
         `HEADROOM_VRAM_BUDGET, like 4GiB): a WebGPU adapter does not report its memory`,
     );
   }
