@@ -75,6 +75,12 @@ interface Pipeline {
   gpuMismatch: GpuMismatch | null;
   /** True once the parity check ran (it runs the first time the model is on the GPU). */
   parityChecked: boolean;
+  /**
+   * Whether the driver's used bytes rose by its GPU bytes when it last came to the GPU
+   * (null: not measured). A driver that never showed them arrive (a software adapter,
+   * the test double) cannot show them leave: its releases are not checked against it.
+   */
+  driverSawGpuBytes: boolean | null;
 }
 
 /** Owns the pipeline workers and their placement. */
@@ -104,6 +110,7 @@ export class PipelineManager {
         leak: null,
         gpuMismatch: null,
         parityChecked: false,
+        driverSawGpuBytes: null,
       });
     }
   }
@@ -468,6 +475,9 @@ export class PipelineManager {
       );
     } else if (device === "gpu") {
       pipeline.leak = null;
+      pipeline.driverSawGpuBytes = figures.deviceUsedDeltaBytes === null
+        ? null
+        : figures.deviceUsedDeltaBytes >= figures.gpuBytes / 2;
       const tolerance = this.#options.parityTolerance === undefined
         ? DEFAULT_PARITY_TOLERANCE
         : this.#options.parityTolerance;
@@ -571,6 +581,8 @@ export class PipelineManager {
     pipeline.leak = null;
     const readUsed = this.#options.deviceUsedBytes;
     if (!readUsed || usedBefore === null || releasedBytes < LEAK_CHECK_MIN_BYTES) return;
+    // The driver never showed these bytes arrive: it cannot show them come back either.
+    if (pipeline.driverSawGpuBytes === false) return;
     const deadline = Date.now() + (this.#options.releaseWaitMs ?? 2000);
     const poll = () => {
       const used = readUsed();
