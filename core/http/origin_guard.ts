@@ -112,9 +112,15 @@ export function contentTypeGuard(types: readonly string[]): MiddlewareHandler {
         415,
         "unsupported_media_type",
         `Content-Type "${header ?? "(none)"}" is not accepted on ${c.req.method} ${c.req.path}: ` +
-          `send ${types.join(", ")}`,
+          `send ${listTypes(types)}`,
       );
     }
     await next();
   };
+}
+
+/** "a", "a or b", "a, b, or c". */
+function listTypes(types: readonly string[]): string {
+  if (types.length <= 2) return types.join(" or ");
+  return `${types.slice(0, -1).join(", ")}, or ${types.at(-1)}`;
 }
