@@ -47,10 +47,12 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.use("*", hostGuard(config.host, config.allowedHosts));
   app.use("*", originGuard(config.corsOrigins));
   if (config.corsOrigins.length > 0) {
-    app.use(
-      "/api/*",
-      cors({ origin: config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }),
-    );
+    const allowListed = cors({
+      origin: config.corsOrigins,
+      allowHeaders: ["Authorization", "Content-Type"],
+    });
+    app.use("/api/*", allowListed);
+    app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
   }
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {

@@ -161,3 +161,30 @@ Deno.test("cross-site - beyond loopback the Host check is off (the token guards 
   const answer = await curl([`${s.base}/api/v1/health`, "-H", "Host: gpu-box.example"]);
   assert.equal(answer.status, 200);
 });
+
+Deno.test("cross-site - a listed origin gets CORS on /v1 too (browser OpenAI clients)", async () => {
+  await using s = await serve({ corsOrigins: ["https://chat.example"] });
+  const preflight = await curl([
+    "-X",
+    "OPTIONS",
+    `${s.base}/v1/chat/completions`,
+    "-H",
+    "Origin: https://chat.example",
+    "-H",
+    "Access-Control-Request-Method: POST",
+    "-H",
+    "Access-Control-Request-Headers: authorization, content-type",
+    "-D",
+    "-",
+  ]);
+  assert.match(preflight.body, /access-control-allow-origin: https:\/\/chat\.example/i);
+  const models = await curl([
+    `${s.base}/v1/models`,
+    "-H",
+    "Origin: https://chat.example",
+    "-D",
+    "-",
+  ]);
+  assert.equal(models.status, 200);
+  assert.match(models.body, /access-control-allow-origin: https:\/\/chat\.example/i);
+});
