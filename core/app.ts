@@ -13,13 +13,7 @@ import type { Config } from "./config.ts";
 import { requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
-import {
-  contentTypeGuard,
-  hostGuard,
-  IMAGE_TYPES,
-  JSON_TYPES,
-  originGuard,
-} from "./http/origin_guard.ts";
+import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -44,8 +38,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   const { config } = services;
   const app = new Hono<AppEnv>();
   // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
-  app.use("*", hostGuard(config.host, config.allowedHosts));
-  app.use("*", originGuard(config.corsOrigins));
+  app.use("*", crossSiteGuard(config.host, config.allowedHosts, config.corsOrigins));
   if (config.corsOrigins.length > 0) {
     const allowListed = cors({
       origin: config.corsOrigins,

@@ -35,22 +35,49 @@ function hostnameOf(host: string): string {
  * (beyond loopback the API token guards mutations).
  */
 export function hostGuard(bindHost: string, allowedHosts: readonly string[]): MiddlewareHandler {
-  const allowed = new Set(allowedHosts.map((h) => h.toLowerCase()));
-  const active = isLoopback(bindHost);
+  const check = hostCheck(bindHost, allowedHosts);
   return async (c, next) => {
-    if (active) {
-      const host = c.req.header("host") ?? new URL(c.req.url).host;
-      const name = hostnameOf(host);
-      if (!isLoopbackName(name) && !allowed.has(name)) {
-        throw new HttpError(
-          403,
-          "forbidden_host",
-          `Host "${host}" is not this service's: it listens on loopback and answers only ` +
-            `loopback names (localhost, 127.0.0.1, [::1]); list other names in ` +
-            `HEADROOM_ALLOWED_HOSTS (--allowed-hosts)`,
-        );
-      }
+    check(c.req.raw);
+    await next();
+  };
+}
+
+/** The check {@link hostGuard} runs: throws the 403 for a foreign Host, else returns. */
+function hostCheck(bindHost: string, allowedHosts: readonly string[]): (request: Request) => void {
+  const allowed = new Set(allowedHosts.map((h) => h.toLowerCase()));
+  if (!isLoopback(bindHost)) return () => {};
+  const seen = new Set<string>(); // Host values already accepted: the hot path is one lookup
+  return (request) => {
+    const host = request.headers.get("host") ?? new URL(request.url).host;
+    if (seen.has(host)) return;
+    const name = hostnameOf(host);
+    if (!isLoopbackName(name) && !allowed.has(name)) {
+      throw new HttpError(
+        403,
+        "forbidden_host",
+        `Host "${host}" is not this service's: it listens on loopback and answers only ` +
+          `loopback names (localhost, 127.0.0.1, [::1]); list other names in ` +
+          `HEADROOM_ALLOWED_HOSTS (--allowed-hosts)`,
+      );
     }
+    if (seen.size < 64) seen.add(host);
+  };
+}
+
+/**
+ * {@link hostGuard} and {@link originGuard} in one middleware (one step on every
+ * request's path instead of two).
+ */
+export function crossSiteGuard(
+  bindHost: string,
+  allowedHosts: readonly string[],
+  allowedOrigins: readonly string[],
+): MiddlewareHandler {
+  const checkHost = hostCheck(bindHost, allowedHosts);
+  const checkOrigin = originCheck(allowedOrigins);
+  return async (c, next) => {
+    checkHost(c.req.raw);
+    checkOrigin(c.req.raw, c.req.path);
     await next();
   };
 }
@@ -64,28 +91,36 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * `Origin` (curl, scripts, the OpenAI client) is not a browser's cross-site request and passes.
  */
 export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandler {
-  const allowed = new Set(allowedOrigins);
+  const check = originCheck(allowedOrigins);
   return async (c, next) => {
-    const upgrade = (c.req.header("upgrade") ?? "").toLowerCase() === "websocket";
-    const origin = c.req.header("origin");
-    if ((upgrade || !SAFE_METHODS.has(c.req.method)) && origin !== undefined) {
-      const own = ownOrigin(c.req.url, c.req.header("host"));
-      if (origin !== own && !allowed.has(origin)) {
-        throw new HttpError(
-          403,
-          "forbidden_origin",
-          `Origin "${origin}" may not call ${c.req.method} ${c.req.path}: only pages served ` +
-            `by Headroom itself (${own}) may, or origins listed in HEADROOM_CORS_ORIGINS ` +
-            `(--cors-origins)`,
-        );
-      }
-    }
+    check(c.req.raw, c.req.path);
     await next();
   };
 }
 
+/** The check {@link originGuard} runs: throws the 403 for a foreign Origin, else returns. */
+function originCheck(allowedOrigins: readonly string[]): (request: Request, path: string) => void {
+  const allowed = new Set(allowedOrigins);
+  return (request, path) => {
+    const origin = request.headers.get("origin");
+    if (origin === null) return; // not a browser's cross-site request
+    const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
+    if (!upgrade && SAFE_METHODS.has(request.method)) return;
+    const own = ownOrigin(request.url, request.headers.get("host"));
+    if (origin !== own && !allowed.has(origin)) {
+      throw new HttpError(
+        403,
+        "forbidden_origin",
+        `Origin "${origin}" may not call ${request.method} ${path}: only pages served ` +
+          `by Headroom itself (${own}) may, or origins listed in HEADROOM_CORS_ORIGINS ` +
+          `(--cors-origins)`,
+      );
+    }
+  };
+}
+
 /** The origin a browser shows for pages of this service, as the request reached it. */
-function ownOrigin(url: string, host: string | undefined): string {
+function ownOrigin(url: string, host: string | null): string {
   const parsed = new URL(url);
   return `${parsed.protocol}//${host ?? parsed.host}`;
 }
