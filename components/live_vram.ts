@@ -10,8 +10,11 @@ import { signal } from "@preact/signals";
 import type { VramReport } from "../core/types.ts";
 import { feedEvents } from "./live_events.ts";
 
-/** Where the report stream stands: live, or down (data stale) and reconnecting. */
-export type LinkState = "connecting" | "live" | "stale";
+/**
+ * Where the report stream stands: live, down (data stale) and reconnecting, or the
+ * server said it is stopping (until it is back).
+ */
+export type LinkState = "connecting" | "live" | "stale" | "stopped";
 
 /** A moment worth marking on the history chart's time axis (evictions, loads, OOMs…). */
 export interface TimelineEvent {
@@ -92,6 +95,8 @@ function open() {
     armSilenceWatch();
   });
   stream.addEventListener("heartbeat", armSilenceWatch);
+  // The server is stopping (SIGTERM): say so, and keep trying until it is back.
+  stream.addEventListener("shutdown", () => drop("the server stopped", "stopped"));
   stream.addEventListener("error", () => drop("the stream dropped"));
 }
 
@@ -104,12 +109,13 @@ function goLive() {
   pollTimer = clockTimer = undefined;
 }
 
-function drop(reason: string) {
+function drop(reason: string, state: "stale" | "stopped" = "stale") {
   if (source === null) return;
   source.close();
   source = null;
   clearTimeout(silenceTimer);
-  linkState.value = "stale";
+  // A stopped server stays "stopped" through the failed reconnects, until it is live again.
+  linkState.value = linkState.value === "stopped" ? "stopped" : state;
   linkError.value = reason;
   clock.value = Date.now();
   clockTimer ??= setInterval(() => clock.value = Date.now(), 1000);
@@ -129,7 +135,7 @@ async function poll() {
     const report = await response.json() as VramReport;
     if (linkState.value !== "live") accept(report);
   } catch (error) {
-    if (linkState.value === "stale") {
+    if (linkState.value === "stale" || linkState.value === "stopped") {
       linkError.value = `the service does not answer (${(error as Error).message})`;
     }
   }

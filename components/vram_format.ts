@@ -12,12 +12,22 @@ export { formatBytes };
 /** Utilization level: green below 60 %, amber below 80 %, red from 80 %, critical from 90 %. */
 export type VramLevel = "ok" | "warn" | "high" | "critical";
 
-/** The level for a used share in percent. */
+/**
+ * The level for a used share in percent, judged on the percent as the page shows it
+ * ({@link shownPercent}): 89.6 % reads "90 %", so it is critical too, never a "90 %"
+ * without the warning.
+ */
 export function vramLevel(percent: number): VramLevel {
-  if (percent >= 90) return "critical";
-  if (percent >= 80) return "high";
-  if (percent >= 60) return "warn";
+  const shown = shownPercent(percent);
+  if (shown >= 90) return "critical";
+  if (shown >= 80) return "high";
+  if (shown >= 60) return "warn";
   return "ok";
+}
+
+/** A percent rounded as {@link formatPercent} writes it: one decimal below 10, none above. */
+export function shownPercent(percent: number): number {
+  return percent < 10 ? Math.round(percent * 10) / 10 : Math.round(percent);
 }
 
 /** Used bytes as a percent of the total (0 for a device with no total). */
@@ -27,7 +37,8 @@ export function usedPercent(device: Pick<DeviceSnapshot, "usedBytes" | "totalByt
 
 /** A percent for people: one decimal below 10, none above. */
 export function formatPercent(percent: number): string {
-  return `${percent < 10 ? percent.toFixed(1) : Math.round(percent)} %`;
+  const shown = shownPercent(percent);
+  return `${shown < 10 ? shown.toFixed(1) : shown} %`;
 }
 
 /** The budget and headroom as configured (what the page knows before the offloader reports). */

@@ -1,5 +1,6 @@
 /**
- * Builds the Hono app from the route manifest: shared services on every request, the
+ * Builds the Hono app from the route manifest: cross-site protection (Host, Origin,
+ * content types), shared services on every request, the
  * token where the access rules ask for it, CORS only for listed origins, body limits,
  * one error shape, JSON 404s, and 405 for a known path with another method.
  * @module
@@ -11,7 +12,8 @@ import { type RouteOptions, routes } from "../routes/_manifest.ts";
 import type { Config } from "./config.ts";
 import { requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
-import { errorBody, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -35,11 +37,15 @@ export function needsToken(method: string, options: RouteOptions, config: Config
 export function createApp(services: Services): Hono<AppEnv> {
   const { config } = services;
   const app = new Hono<AppEnv>();
+  // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
+  app.use("*", crossSiteGuard(config.host, config.allowedHosts, config.corsOrigins));
   if (config.corsOrigins.length > 0) {
-    app.use(
-      "/api/*",
-      cors({ origin: config.corsOrigins, allowHeaders: ["Authorization", "Content-Type"] }),
-    );
+    const allowListed = cors({
+      origin: config.corsOrigins,
+      allowHeaders: ["Authorization", "Content-Type"],
+    });
+    app.use("/api/*", allowListed);
+    app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
   }
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {
@@ -59,12 +65,13 @@ export function createApp(services: Services): Hono<AppEnv> {
         );
       },
     });
+    const contentType = contentTypeGuard(options.image ? IMAGE_TYPES : JSON_TYPES);
     for (const [method, handle] of Object.entries(handlers)) {
       // Only what a request needs: the token where the rules ask for it, a body limit
       // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path).
       const guards: MiddlewareHandler<AppEnv>[] = [
         ...(needsToken(method, options, config) ? [token] : []),
-        ...(method === "GET" ? [] : [limitBody]),
+        ...(method === "GET" ? [] : [contentType, limitBody]),
       ];
       if (guards.length === 0) {
         // One handler and no middleware: Hono's fastest path, for the pollers' routes.
@@ -79,12 +86,12 @@ export function createApp(services: Services): Hono<AppEnv> {
     }
     const others = ALL_METHODS.filter((m) => !methods.includes(m));
     app.on(others, path, (c) =>
-      c.json(
-        errorBody(
-          "method_not_allowed",
-          `${c.req.method} is not allowed on ${path}; use ${methods.join(" or ")}.`,
-        ),
+      errorResponse(
+        c,
         405,
+        "method_not_allowed",
+        `${c.req.method} is not allowed on ${path}; use ${methods.join(" or ")}.`,
+        null,
         { Allow: methods.join(", ") },
       ));
   }

@@ -26,8 +26,13 @@ export interface Config {
   tokenForReads: boolean;
   /** Inference (infer, OCR, streams) needs the token too. */
   tokenForInfer: boolean;
-  /** Origins allowed by CORS; empty = CORS off. */
+  /** Origins allowed by CORS and allowed to call mutating routes; empty = same origin only. */
   corsOrigins: string[];
+  /**
+   * Host names accepted in the `Host` header besides loopback names while bound to
+   * loopback (DNS-rebinding protection); empty = loopback names only.
+   */
+  allowedHosts: string[];
   /** Most SSE and WebSocket connections open at once (503 past it). */
   maxStreams: number;
   /** Most requests waiting or running on one pipeline (429 with Retry-After past it). */
@@ -61,6 +66,8 @@ export interface Config {
   cpuThreads: number | null;
   /** onnxruntime-node's package folder; null = the project's node_modules. */
   ortNodeDir: string | null;
+  /** This node's name on /metrics (the `Hostname` label); null = the machine's host name. */
+  nodeName: string | null;
 }
 
 /** Thrown when one or more values are bad; `problems` holds one message per value. */
@@ -88,6 +95,8 @@ const SETTINGS = {
   cudartLibrary: { flag: "cudart-library", env: "HEADROOM_CUDART_LIBRARY" },
   onInsufficientVram: { flag: "on-insufficient-vram", env: "HEADROOM_ON_INSUFFICIENT_VRAM" },
   corsOrigins: { flag: "cors-origins", env: "HEADROOM_CORS_ORIGINS" },
+  allowedHosts: { flag: "allowed-hosts", env: "HEADROOM_ALLOWED_HOSTS" },
+  nodeName: { flag: "node-name", env: "HEADROOM_NODE_NAME" },
   maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
   queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
   mode: { flag: "mode", env: "HEADROOM_MODE" },
@@ -206,6 +215,20 @@ const schema = z.object({
     }
     return origins;
   }).optional(),
+  allowedHosts: z.string().transform((text, ctx) => {
+    const hosts = text.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
+    for (const host of hosts) {
+      if (!/^[a-z0-9.\-\[\]:]+$/.test(host)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `"${host}" is not a host name like headroom.internal (no scheme, no port)`,
+        });
+        return z.NEVER;
+      }
+    }
+    return hosts;
+  }).optional(),
+  nodeName: nonEmpty.optional(),
   maxStreams: count(1, 100_000).prefault("64"),
   queueLimit: count(1, 100_000).prefault("32"),
   mode: z.enum(["shared", "exclusive"], { error: "expected shared or exclusive" }).default(
@@ -243,7 +266,10 @@ Flags (each also read from its environment variable; a flag wins):
   --insecure-no-token            HEADROOM_INSECURE_NO_TOKEN  allow a non-loopback host without a token
   --token-for-reads              HEADROOM_TOKEN_FOR_READS    reads need the token too
   --token-for-infer              HEADROOM_TOKEN_FOR_INFER    inference (infer, OCR, streams) needs it too
-  --cors-origins LIST            HEADROOM_CORS_ORIGINS  comma-separated origins allowed by CORS (none)
+  --cors-origins LIST            HEADROOM_CORS_ORIGINS  comma-separated origins allowed by CORS and
+                                                        to call mutating routes (none: same origin only)
+  --allowed-hosts LIST           HEADROOM_ALLOWED_HOSTS names accepted in Host besides loopback ones
+                                                        while bound to loopback (none)
   --max-streams N                HEADROOM_MAX_STREAMS   SSE + WebSocket connections at once (64)
   --queue-limit N                HEADROOM_QUEUE_LIMIT   requests queued per pipeline before 429 (32)
   --data-dir DIR                 HEADROOM_DATA_DIR      where KV and generated models live (data)
@@ -267,6 +293,7 @@ Flags (each also read from its environment variable; a flag wins):
                                                         onnxruntime-node loads, else wasm)
   --cpu-threads N                HEADROOM_CPU_THREADS   native engine intra-op threads (every core, max 16)
   --ort-node-dir DIR             HEADROOM_ORT_NODE_DIR  onnxruntime-node package (node_modules/onnxruntime-node)
+  --node-name NAME               HEADROOM_NODE_NAME     the Hostname label on /metrics (host name)
   --help                                                print this help
 
 The headroom is used exactly as given; one at or above the VRAM budget (or the device's
@@ -355,6 +382,7 @@ export function parseConfig(
     tokenForReads: switches.tokenForReads,
     tokenForInfer: switches.tokenForInfer,
     corsOrigins: value.corsOrigins ?? [],
+    allowedHosts: value.allowedHosts ?? [],
     maxStreams: value.maxStreams,
     queueLimit: value.queueLimit,
     dataDir: value.dataDir,
@@ -375,32 +403,48 @@ export function parseConfig(
     cpuEngine: value.cpuEngine,
     cpuThreads: value.cpuThreads ?? null,
     ortNodeDir: value.ortNodeDir ?? null,
+    nodeName: value.nodeName ?? null,
   };
-  const problems = crossChecks(config);
+  const named = (name: SettingName) => origin[name] ?? SETTINGS[name].env;
+  const switchNamed = (name: keyof typeof SWITCHES) =>
+    flags[SWITCHES[name].flag] === true ? `--${SWITCHES[name].flag}` : SWITCHES[name].env;
+  const problems = crossChecks(config, named, switchNamed);
   if (problems.length > 0) throw new ConfigError(problems);
   return { help: false, config };
 }
 
-/** Checks that need two values at once. */
-function crossChecks(config: Config): string[] {
+/**
+ * Checks that need two values at once. Each message names the setting as the user gave
+ * it (`--host`, or `HEADROOM_HOST` when it came from the environment).
+ */
+function crossChecks(
+  config: Config,
+  named: (name: SettingName) => string,
+  switchNamed: (name: keyof typeof SWITCHES) => string,
+): string[] {
   const problems: string[] = [];
   if ((config.tokenForReads || config.tokenForInfer) && !config.token) {
+    const which = config.tokenForReads
+      ? switchNamed("tokenForReads")
+      : switchNamed("tokenForInfer");
     problems.push(
-      `HEADROOM_TOKEN: --token-for-reads and --token-for-infer need a token to ask for (set HEADROOM_TOKEN)`,
+      `${which}: needs a token to ask for (set --token or HEADROOM_TOKEN)`,
     );
   }
   if (!isLoopback(config.host) && !config.token && !config.insecureNoToken) {
     problems.push(
-      `HEADROOM_HOST=${JSON.stringify(config.host)}: binding beyond loopback needs an API token ` +
-        `(set HEADROOM_TOKEN or --token), or pass --insecure-no-token to accept the risk`,
+      `${named("host")}=${
+        JSON.stringify(config.host)
+      }: binding beyond loopback needs an API token ` +
+        `(set --token or HEADROOM_TOKEN), or pass --insecure-no-token to accept the risk`,
     );
   }
   if (
     (config.gpu === "webgpu" || config.gpu === "software") && config.vramBudget?.kind !== "bytes"
   ) {
     problems.push(
-      `HEADROOM_VRAM_BUDGET: --gpu ${config.gpu} needs a budget in bytes (like 4GiB): ` +
-        `a WebGPU adapter does not report its memory`,
+      `${named("gpu")}=${config.gpu}: needs a budget in bytes (--vram-budget or ` +
+        `HEADROOM_VRAM_BUDGET, like 4GiB): a WebGPU adapter does not report its memory`,
     );
   }
   const budget = config.vramBudget;

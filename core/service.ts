@@ -22,6 +22,7 @@ import { preparePageAssets } from "./islands/bundle.ts";
 import { StreamLimiter } from "./http/limits.ts";
 import { chooseCpuEngine } from "../workers/engines/choose.ts";
 import { scanOnnxFile } from "./models/external_data.ts";
+import { EventCounters } from "./metrics/event_counters.ts";
 
 /** A started service: its app, its parts, and how to stop it. */
 export interface Service extends AsyncDisposable {
@@ -29,6 +30,8 @@ export interface Service extends AsyncDisposable {
   services: Services;
   /** The worker host, for tests that fake a crash (routes only see the scheduler). */
   host: PipelineManager;
+  /** Tells long-lived streams (SSE, WebSockets) the service is stopping; they close at once. */
+  beginShutdown(): void;
   close(): Promise<void>;
 }
 
@@ -60,6 +63,8 @@ export async function startService(config: Config): Promise<Service> {
   const events = new EventLog();
   events.restore(await store.recentEvents(100).catch(() => []));
   const usesDriver = source.kind === "nvml" || source.kind === "cudart";
+  const shutdown = new AbortController();
+  const counters = new EventCounters(events);
   manager = new PipelineManager({
     catalog,
     events,
@@ -136,14 +141,19 @@ export async function startService(config: Config): Promise<Service> {
     store,
     streams: new StreamLimiter(config.maxStreams),
     startedAt: Date.now(),
+    shutdown: shutdown.signal,
+    counters,
+    hostname: config.nodeName ?? hostName(),
   };
   const app = createApp(services);
   let closed = false;
   const close = () => {
     if (!closed) {
       closed = true;
+      shutdown.abort();
       unsubscribeMonitor();
       unsubscribeEvents();
+      counters.close();
       scheduler.close();
       host.close();
       monitor.stop();
@@ -151,7 +161,23 @@ export async function startService(config: Config): Promise<Service> {
     }
     return Promise.resolve();
   };
-  return { app, services, host, close, [Symbol.asyncDispose]: close };
+  return {
+    app,
+    services,
+    host,
+    beginShutdown: () => shutdown.abort(),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** The machine's host name (the default `Hostname` label on /metrics). */
+function hostName(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
 }
 
 /** Headroom's allowance on a device of `totalBytes`: the budget in bytes or as a share, else the total. */

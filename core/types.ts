@@ -113,9 +113,12 @@ export interface PipelineReport {
   ramBytes: number;
 }
 
-/** Every error body the API answers with. */
+/**
+ * Every error body the API answers with. On the OpenAI-compatible `/v1/` paths it also
+ * carries OpenAI's `type` and `param` (the field at fault, or null).
+ */
 export interface ErrorBody {
-  error: { code: string; message: string };
+  error: { code: string; message: string; type?: string; param?: string | null };
 }
 
 /** What a transition cost, measured around it. */
@@ -205,6 +208,9 @@ export type HeadroomEventKind =
   | "keep-alive"
   | "device";
 
+/** Why an eviction happened, as a stable code (the `reason` label of `headroom_evictions_total`). */
+export type EvictionReason = "make_room" | "oom" | "headroom";
+
 /**
  * Something that happened, for the event log (transitions, failures, evictions): a
  * sentence for people and structured fields for programs (metrics, filters).
@@ -231,6 +237,10 @@ export interface HeadroomEvent {
   /** Measured RAM, MB (switches). */
   ramMb?: number;
   figures?: TransitionFigures;
+  /** Why, as a stable code for counting: an eviction's {@link EvictionReason}. */
+  reasonCode?: EvictionReason;
+  /** The transition that failed ("load:gpu", "rehydrate"…), on a failed or refused move. */
+  attempt?: string;
 }
 
 /** What was last measured of one model on one device kind and input shape. */

@@ -62,7 +62,7 @@ export default function EventLog({ initial, renderedAt }: EventLogProps) {
     ? entries
     : entries.filter((entry) => entry.type === "event" && entry.event.kind === kind);
   const total = entries.length - entries.filter((e) => e.type === "gap").length;
-  const stale = linkState.value === "stale";
+  const stale = linkState.value === "stale" || linkState.value === "stopped";
 
   return (
     <div class="events" data-filter={kind}>

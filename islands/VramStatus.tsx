@@ -23,13 +23,15 @@ export interface VramStatusProps {
   limits: ConfiguredLimits;
 }
 
-/** Live or stale; while stale, how old the data on screen is and why. */
+/** Live, stale or server stopped; while not live, how old the data on screen is and why. */
 function LinkIndicator() {
   const state = linkState.value;
   const text = state === "live"
     ? "Live"
     : state === "stale"
     ? "Stale — reconnecting"
+    : state === "stopped"
+    ? "Server stopped"
     : "Connecting…";
   return (
     <div class="link-box" role="status">
@@ -37,7 +39,7 @@ function LinkIndicator() {
         <span class="link-dot" aria-hidden="true" />
         {text}
       </p>
-      {state === "stale" && (
+      {(state === "stale" || state === "stopped") && (
         <p class="link-age" title={linkError.value ?? undefined}>
           data {formatAge(clock.value - dataReceivedAt.value)} old · polling every 3 s
         </p>

@@ -23,6 +23,9 @@ import * as modelUnpin from "./api/v1/models/[id]/unpin.ts";
 import * as testLoad from "./api/v1/models/test-load.ts";
 import * as chains from "./api/v1/chains.ts";
 import * as modelSwitch from "./v1/models/switch.ts";
+import * as openAiModels from "./v1/models.ts";
+import * as openAiModel from "./v1/models/[model].ts";
+import * as chatCompletions from "./v1/chat/completions.ts";
 import * as infer from "./api/v1/pipelines/[id]/infer.ts";
 import * as pipelineStream from "./api/v1/pipelines/[id]/stream.ts";
 import * as ocr from "./api/v1/ocr.ts";
@@ -125,6 +128,19 @@ export const routes: readonly RouteEntry[] = [
     summary: "Exclusive mode: unload the others, load this model, answer its measured VRAM and RAM",
     ...MUTATING,
     body: modelSwitch.bodySchema,
+  }],
+  ["/v1/models", openAiModels.handler, {
+    summary: "OpenAI-compatible: the models this server answers to (chat models first)",
+  }],
+  ["/v1/models/:model", openAiModel.handler, {
+    summary: "OpenAI-compatible: one model of the list",
+  }],
+  ["/v1/chat/completions", chatCompletions.handler, {
+    summary:
+      "OpenAI-compatible chat: text and image_url parts (base64 data: URLs) to a chat model (built in: ocr); stream: true answers SSE chunks ending in [DONE]",
+    infer: true,
+    bodyLimit: chatCompletions.MAX_CHAT_BODY_BYTES,
+    body: chatCompletions.bodySchema,
   }],
   ["/api/v1/pipelines/:id/stream", pipelineStream.handler, {
     summary: "WebSocket: feed chunks (audio for Silero VAD) to a pipeline, kept active while open",

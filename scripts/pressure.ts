@@ -407,6 +407,29 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/**
+ * When nothing was evicted, says why (nothing on the GPU, or free VRAM stayed above the
+ * headroom) and how much to hold to see one; null when something was evicted.
+ */
+export function whyNoEviction(s: NonNullable<PressureResult["service"]>): string | null {
+  if ((s.eventCounts.eviction ?? 0) > 0) return null;
+  const before = s.before;
+  if (before.pipelinesOnGpu.length === 0) {
+    return "No eviction: no pipeline was on the GPU to evict. Load one there first " +
+      `(curl -X POST ${s.url}/api/v1/models/ID/load -H 'Content-Type: application/json' ` +
+      `-d '{"device":"gpu"}'), then hold again.`;
+  }
+  const holding = s.holding ?? before;
+  const headroom = holding.headroomBytes ?? before.headroomBytes;
+  const free = holding.device?.freeBytes ?? null;
+  if (headroom !== null && free !== null && free >= headroom) {
+    const more = free - headroom;
+    return `No eviction: free VRAM (${gib(free)}) stayed above the ${gib(headroom)} headroom. ` +
+      `Hold more than ${gib(more)} more to see one.`;
+  }
+  return null;
+}
+
 function summary(r: PressureResult): string {
   const mem = (m: MemInfo) => `${gib(m.freeBytes)} free of ${gib(m.totalBytes)}`;
   const rows: Array<[string, string]> = [
@@ -455,6 +478,8 @@ function summary(r: PressureResult): string {
       "",
       `Events meanwhile: ${counts || "none"}${s.missedEvents ? " (some went by unseen)" : ""}`,
     );
+    const why = whyNoEviction(s);
+    if (why) parts.push(why);
     const shown = s.events.filter((e) => e.kind !== "info").slice(-20);
     if (shown.length > 0) {
       parts.push(formatTable(

@@ -107,3 +107,36 @@ Deno.test("main.ts - a bad value exits non-zero with its message", async () => {
   assert.equal(output.code, 2);
   assert.match(new TextDecoder().decode(output.stderr), /HEADROOM_PORT="nope": expected a port/);
 });
+
+Deno.test("parseConfig - cross-checks name the flag or the variable the user actually used", () => {
+  const flag = problemsOf(["--host", "0.0.0.0"], {});
+  assert.match(flag[0], /^--host="0\.0\.0\.0": binding beyond loopback needs an API token/);
+  assert.doesNotMatch(flag[0], /HEADROOM_HOST=/);
+  const variable = problemsOf([], { HEADROOM_HOST: "0.0.0.0" });
+  assert.match(variable[0], /^HEADROOM_HOST="0\.0\.0\.0"/);
+  assert.match(
+    problemsOf(["--gpu", "software"], {})[0],
+    /^--gpu=software: needs a budget in bytes/,
+  );
+  assert.match(problemsOf([], { HEADROOM_GPU: "webgpu" })[0], /^HEADROOM_GPU=webgpu/);
+  assert.match(problemsOf(["--token-for-reads"], {})[0], /^--token-for-reads: needs a token/);
+  assert.match(
+    problemsOf([], { HEADROOM_TOKEN_FOR_INFER: "1" })[0],
+    /^HEADROOM_TOKEN_FOR_INFER: needs a token/,
+  );
+});
+
+Deno.test("parseConfig - allowed hosts and the node name", () => {
+  const result = parseConfig(
+    ["--allowed-hosts", "GPU-Box.internal, headroom.lan", "--node-name", "node-7"],
+    env({}),
+  );
+  assert.ok(!result.help);
+  if (result.help) return;
+  assert.deepEqual(result.config.allowedHosts, ["gpu-box.internal", "headroom.lan"]);
+  assert.equal(result.config.nodeName, "node-7");
+  assert.match(
+    problemsOf([], { HEADROOM_ALLOWED_HOSTS: "https://x.example/" })[0],
+    /HEADROOM_ALLOWED_HOSTS=.*no scheme, no port/,
+  );
+});

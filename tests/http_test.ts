@@ -193,8 +193,9 @@ Deno.test("GET /metrics - Prometheus text that parses, JSON on request", async (
   assert.equal(Number(used.metrics[0].value), GiB);
   assert.deepEqual(used.metrics[0].labels, {
     gpu: "0",
-    uuid: used.metrics[0].labels.uuid,
-    name: 'Fake "quoted" GPU',
+    UUID: used.metrics[0].labels.UUID,
+    modelName: 'Fake "quoted" GPU',
+    Hostname: t.service.services.hostname,
   });
   // deno-lint-ignore no-explicit-any
   assert.equal(Number((byName.get("headroom_gpu_utilization_ratio") as any).metrics[0].value), 0.5);

@@ -4,6 +4,9 @@
 // server subprocess on the same double.
 import assert from "node:assert/strict";
 import { FAKE_GPU_PATH, FakeGpu, GiB } from "./fake_gpu.ts";
+import { findAdapter } from "../core/monitor/webgpu_source.ts";
+
+const adapter = await findAdapter().catch(() => null);
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SCRIPT = new URL("../scripts/pressure.ts", import.meta.url).pathname;
@@ -214,4 +217,112 @@ Deno.test("pressure - a Headroom server on the double shows the pressure while t
     await server.status;
     await stderr;
   }
+});
+
+Deno.test({
+  name:
+    "pressure - the README demo: models on the GPU, 7.5 GiB held on the default 8 GiB double, evictions and no false leak",
+  ignore: !adapter, // the sessions run on WebGPU (a software adapter is fine)
+  fn: async () => {
+    using double = sharedDouble();
+    await Deno.writeTextFile(
+      `${double.dir}/models.json`,
+      JSON.stringify({
+        models: [
+          { id: "small", source: "synthetic:1MiB" },
+          { id: "big", source: "synthetic:17MiB" }, // over the 16 MiB the leak check needs
+        ],
+      }),
+    );
+    const server = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", `${ROOT}main.ts`, "--port", "0"],
+      cwd: ROOT,
+      env: {
+        HEADROOM_NVML_LIBRARY: FAKE_GPU_PATH,
+        FAKE_GPU_STATE: double.env.FAKE_GPU_STATE,
+        HEADROOM_DATA_DIR: double.dir,
+        HEADROOM_MODELS: `${double.dir}/models.json`,
+        HEADROOM_SAMPLE_MS: "100",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(server.stderr).text();
+    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      let seen = "";
+      let url = "";
+      while (!url) {
+        const { value, done } = await lines.read();
+        if (done) assert.fail(`the server exited before listening: ${seen}${await stderr}`);
+        seen += value;
+        url = /http:\/\/127\.0\.0\.1:\d+/.exec(seen)?.[0] ?? "";
+      }
+      for (const id of ["small", "big"]) {
+        const response = await fetch(`${url}/api/v1/models/${id}/load`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ device: "gpu" }),
+        });
+        const body = await response.json();
+        assert.equal(response.status, 200, JSON.stringify(body));
+        assert.equal(body.placement, "gpu", id);
+      }
+      const run = await runPressure(
+        ["--gib", "7.5", "--hold", "2", "--settle", "0.5", "--url", url],
+        double.env,
+      );
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /Events meanwhile: eviction [12]\b/, run.stdout);
+      assert.match(run.stdout, /evicted (big|small) .* to restore the headroom/);
+      assert.doesNotMatch(run.stdout, /No eviction/);
+      // The double never saw the sessions' memory (software adapter): no false leak.
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // past the 2 s release wait
+      const models = (await (await fetch(`${url}/api/v1/models`)).json()).models;
+      for (const model of models) {
+        assert.equal(model.placement, "cpu", model.id);
+        assert.equal(model.leak, null, `${model.id}: ${model.leak}`);
+      }
+    } finally {
+      await lines.cancel().catch(() => {});
+      server.kill("SIGTERM");
+      await server.status;
+      await stderr;
+    }
+  },
+});
+
+Deno.test("pressure - with nothing evicted it says why and how much more to hold", async () => {
+  const { whyNoEviction } = await import("../scripts/pressure.ts");
+  const view = (free: number, onGpu: string[]) => ({
+    takenAt: 0,
+    source: "nvml",
+    device: {
+      index: 0,
+      name: "x",
+      totalBytes: 8 * GiB,
+      usedBytes: 8 * GiB - free,
+      freeBytes: free,
+    },
+    pipelinesOnGpu: onGpu,
+    pipelineGpuBytes: 0,
+    budgetBytes: 8 * GiB,
+    headroomBytes: 0.8 * GiB,
+  });
+  const service = (before: ReturnType<typeof view>, holding: ReturnType<typeof view>) =>
+    // deno-lint-ignore no-explicit-any
+    ({ url: "http://h", before, holding, after: before, eventCounts: {}, events: [] }) as any;
+  assert.match(
+    whyNoEviction(service(view(8 * GiB, []), view(5 * GiB, [])))!,
+    /no pipeline was on the GPU to evict/,
+  );
+  assert.match(
+    whyNoEviction(service(view(8 * GiB, ["a"]), view(5 * GiB, ["a"])))!,
+    /free VRAM \(5\.00 GiB\) stayed above the 0\.80 GiB headroom\. Hold more than 4\.20 GiB more/,
+  );
+  const evicted = {
+    ...service(view(8 * GiB, ["a"]), view(0.5 * GiB, [])),
+    eventCounts: { eviction: 1 },
+  };
+  assert.equal(whyNoEviction(evicted), null);
 });

@@ -12,6 +12,7 @@ import type { Scheduler } from "../placement/scheduler.ts";
 import type { ProfileStore } from "../store/profiles.ts";
 import type { StreamLimiter } from "./limits.ts";
 import type { CpuEngineReport } from "../types.ts";
+import type { EventCounters } from "../metrics/event_counters.ts";
 
 /** The parts of the running service a route can use. */
 export interface Services {
@@ -27,6 +28,12 @@ export interface Services {
   /** Open SSE streams and WebSockets, bounded. */
   streams: StreamLimiter;
   startedAt: number;
+  /** Aborted when the service begins to stop: long-lived streams close at once. */
+  shutdown: AbortSignal;
+  /** Totals kept from the event log since start (for /metrics). */
+  counters: EventCounters;
+  /** This node's name on /metrics (`Hostname`, as dcgm-exporter labels it). */
+  hostname: string;
 }
 
 /** Hono's environment for this app: `c.var.services` is always set. */

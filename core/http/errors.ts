@@ -18,6 +18,8 @@ export class HttpError extends Error {
     message: string,
     /** Extra response headers (for example Retry-After). */
     readonly headers: Record<string, string> = {},
+    /** The request field at fault ("messages.0.content"), for OpenAI-shaped errors. */
+    readonly param: string | null = null,
   ) {
     super(message);
   }
@@ -28,30 +30,69 @@ export function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
+/** OpenAI's error `type` for a status, as its clients map them to exception classes. */
+function openAiType(status: number): string {
+  if (status === 401) return "authentication_error";
+  if (status === 403) return "permission_error";
+  if (status === 404) return "not_found_error";
+  if (status === 429) return "rate_limit_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+/**
+ * An error answer in the shape the path's clients read: `{error: {code, message}}`, and
+ * on the OpenAI-compatible `/v1/` paths OpenAI's `{error: {message, type, param, code}}`.
+ */
+export function errorResponse(
+  c: Context,
+  status: ContentfulStatusCode,
+  code: string,
+  message: string,
+  param: string | null = null,
+  headers: Record<string, string> = {},
+): Response {
+  for (const [name, value] of Object.entries(headers)) c.header(name, value);
+  if (c.req.path.startsWith("/v1/")) {
+    return c.json({ error: { message, type: openAiType(status), param, code } }, status);
+  }
+  return c.json(errorBody(code, message), status);
+}
+
 /** Hono `onError`: HttpError → its status and body; anything else → a logged 500. */
 export function handleError(error: Error, c: Context): Response {
   if (error instanceof HttpError) {
-    for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
-    return c.json(errorBody(error.code, error.message), error.status);
+    return errorResponse(c, error.status, error.code, error.message, error.param, error.headers);
   }
   if (error instanceof PipelineError) {
     const retry = error.retryAfterSeconds ?? (error.code === "queue_full" ? 1 : undefined);
-    if (retry !== undefined) c.header("Retry-After", String(retry));
-    return c.json(errorBody(error.code, error.message), PIPELINE_ERROR_STATUS[error.code]);
+    const headers: Record<string, string> = retry !== undefined
+      ? { "Retry-After": String(retry) }
+      : {};
+    return errorResponse(
+      c,
+      PIPELINE_ERROR_STATUS[error.code],
+      error.code,
+      error.message,
+      null,
+      headers,
+    );
   }
   // Hono's own HTTPException (for example from its body-limit middleware) carries a status.
   const status = (error as { status?: number }).status;
   if (typeof status === "number" && status >= 400 && status < 500) {
-    return c.json(errorBody("bad_request", error.message), status as ContentfulStatusCode);
+    return errorResponse(c, status as ContentfulStatusCode, "bad_request", error.message);
   }
   console.error(`Unhandled error on ${c.req.method} ${c.req.path}:`, error);
-  return c.json(errorBody("internal", "Internal server error; see the server log."), 500);
+  return errorResponse(c, 500, "internal", "Internal server error; see the server log.");
 }
 
 /** Hono `notFound`: a JSON 404 naming the path. */
 export function handleNotFound(c: Context): Response {
-  return c.json(
-    errorBody("not_found", `No route for ${c.req.method} ${c.req.path}; see /api/v1/health.`),
+  return errorResponse(
+    c,
     404,
+    "not_found",
+    `No route for ${c.req.method} ${c.req.path}; see /api/v1/health.`,
   );
 }

@@ -491,6 +491,12 @@ export class PipelineManager implements PipelineHost {
         (error.code === "model_too_large" || error.code === "bad_model");
       pipeline.state = pipeline.client?.alive || refused ? before : "failed";
       pipeline.error = (error as Error).message;
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: ${kind} failed (${pipeline.error})`,
+        attempt: kind,
+      });
       throw error;
     }
     if (!reply.ok) {
@@ -500,6 +506,13 @@ export class PipelineManager implements PipelineHost {
         ? (before === "failed" ? "failed" : "unloaded")
         : deviceNow;
       pipeline.error = reason;
+      // "info": a "failure" event means a worker died; this one only failed to move.
+      this.#events.emit({
+        kind: "info",
+        pipeline: id,
+        message: `${id}: ${kind} failed (${reason})`,
+        attempt: kind,
+      });
       const code = reply.error.code === "no_webgpu"
         ? "no_webgpu"
         : reply.error.code === "oom"

@@ -14,7 +14,13 @@
  * @module
  */
 import type { EventLog } from "../events.ts";
-import type { HeadroomEvent, ModelReport, OffloaderStatus, PipelineReport } from "../types.ts";
+import type {
+  EvictionReason,
+  HeadroomEvent,
+  ModelReport,
+  OffloaderStatus,
+  PipelineReport,
+} from "../types.ts";
 import { PipelineError } from "../pipelines/errors.ts";
 import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
 import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
@@ -582,7 +588,7 @@ export class Scheduler {
           } headroom, and evicting every idle pipeline frees only ${formatBytes(freed)}`,
         );
       }
-      const moved = await this.#evict(evictions, `to make room for ${id}`, trigger);
+      const moved = await this.#evict(evictions, `to make room for ${id}`, trigger, "make_room");
       if (moved.length > 0) await this.#awaitReleases(moved);
       if (moved.length === evictions.length) break;
       room = this.#state(this.#read(true), true);
@@ -681,7 +687,7 @@ export class Scheduler {
         `${id} ran out of GPU memory and no idle pipeline is left to evict`,
       );
     }
-    const moved = await this.#evict(more, `after an out-of-memory error on ${id}`, "oom");
+    const moved = await this.#evict(more, `after an out-of-memory error on ${id}`, "oom", "oom");
     await this.#awaitReleases(moved);
     return "gpu";
   }
@@ -711,6 +717,7 @@ export class Scheduler {
     candidates: EvictionCandidate[],
     reason: string,
     trigger: string,
+    reasonCode: EvictionReason,
   ): Promise<string[]> {
     const moved: string[] = [];
     for (const candidate of candidates) {
@@ -731,6 +738,7 @@ export class Scheduler {
           candidate.idleMs === null ? "never used" : `idle ${Math.round(candidate.idleMs / 1000)} s`
         }, ${formatBytes(candidate.bytes)}) ${reason}`,
         reason,
+        reasonCode,
         bytes: candidate.bytes,
         idleMs: candidate.idleMs,
         trigger,
@@ -865,6 +873,7 @@ export class Scheduler {
         `to restore the headroom (free ${
           formatBytes(Math.min(state.deviceFreeBytes, state.budgetBytes))
         }, keeping ${formatBytes(state.headroomBytes)})`,
+        "headroom",
         "headroom",
       );
       return moved.length;

@@ -5,12 +5,8 @@
  */
 import type { Handlers } from "../../../core/http/context.ts";
 import { HttpError } from "../../../core/http/errors.ts";
-import { runOcrChain } from "../../../plugins/ocr_chain.ts";
 import { sniffImageType } from "../../../plugins/_image.ts";
-import type { RunOptions, Scheduler } from "../../../core/placement/scheduler.ts";
-
-/** The OCR chain's models: in exclusive mode they are switched to together. */
-const OCR_MODELS = ["ocr-det", "ocr-cls", "ocr-rec"];
+import { requireOcrModels, runOcr } from "../../_ocr.ts";
 
 /** Largest image accepted, in bytes (larger gets 413). */
 export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
@@ -18,30 +14,13 @@ export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
 /** Answers `{lines: [{text, score, box}], text, width, height, timings}`. */
 export const handler: Handlers = {
   POST: async (c) => {
+    requireOcrModels(c.var.services, "POST /api/v1/ocr"); // before reading a large body
     const bytes = await readImage(c.req.raw);
-    const { scheduler } = c.var.services;
-    const options: RunOptions = { trigger: "ocr", signal: c.req.raw.signal, group: OCR_MODELS };
-    const result = await runOcrChain({ image: bytes }, {
-      det: (payload) => runPlugin(scheduler, "ocr-det", payload, options),
-      cls: (payload) => runPlugin(scheduler, "ocr-cls", payload, options),
-      rec: (payload) => runPlugin(scheduler, "ocr-rec", payload, options),
-    });
-    return c.json(result);
+    return c.json(
+      await runOcr(c.var.services, bytes, { trigger: "ocr", signal: c.req.raw.signal }),
+    );
   },
 };
-
-async function runPlugin<T>(
-  scheduler: Scheduler,
-  id: string,
-  payload: unknown,
-  options: RunOptions,
-): Promise<T> {
-  const result = await scheduler.run(id, { kind: "plugin", payload }, options);
-  if (result.output.kind !== "plugin") {
-    throw new Error(`${id} answered tensors, not a plugin payload`);
-  }
-  return result.output.payload as T;
-}
 
 async function readImage(request: Request): Promise<Uint8Array> {
   const type = (request.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();

@@ -3,7 +3,8 @@
  * body as `GET /api/v1/hardware/vram`) at once, then on every change of the devices'
  * figures or new pipeline event, at most four a
  * second (changes in between are folded into the next one), and a `heartbeat` event
- * every 15 s so proxies and clients can tell a quiet stream from a dead one.
+ * every 15 s so proxies and clients can tell a quiet stream from a dead one. When the
+ * service stops, a `shutdown` event, and the stream ends.
  */
 import { streamSSE } from "hono/streaming";
 import type { Handlers } from "../../../../../core/http/context.ts";
@@ -48,11 +49,22 @@ export const handler: Handlers = {
       // A pipeline event (transition, eviction…) changes the report too: same throttle.
       const unsubscribeEvents = services.events.subscribe(onChange);
       const heartbeat = setInterval(() => void send("heartbeat", { at: Date.now() }), HEARTBEAT_MS);
-      const done = new Promise<void>((resolve) => stream.onAbort(resolve));
+      // The client goes away, or the service stops: then a `shutdown` event tells the
+      // page (it shows "server stopped") and the stream ends at once.
+      let onShutdown = () => {};
+      const done = new Promise<void>((resolve) => {
+        stream.onAbort(resolve);
+        onShutdown = () => {
+          void send("shutdown", { at: Date.now(), reason: "server stopped" }).then(resolve);
+        };
+        if (services.shutdown.aborted) onShutdown();
+        else services.shutdown.addEventListener("abort", onShutdown, { once: true });
+      });
       try {
         await sendSnapshot();
         await done;
       } finally {
+        services.shutdown.removeEventListener("abort", onShutdown);
         release();
         closed = true;
         unsubscribe();

@@ -46,9 +46,18 @@ export const handler: Handlers = {
         return "cpu";
       },
     });
+    const { shutdown } = c.var.services;
+    let stopOnShutdown: (() => void) | null = null;
     const upgrade = upgradeWebSocket(() => ({
-      onOpen: () => scheduler.markActive(id),
+      onOpen: (_event, ws) => {
+        scheduler.markActive(id);
+        // The service is stopping: close at once (1001 "going away"), not at the deadline.
+        stopOnShutdown = () => ws.close(1001, "server stopped");
+        if (shutdown.aborted) stopOnShutdown();
+        else shutdown.addEventListener("abort", stopOnShutdown, { once: true });
+      },
       onClose: () => {
+        if (stopOnShutdown) shutdown.removeEventListener("abort", stopOnShutdown);
         scheduler.markIdle(id);
         release();
       },

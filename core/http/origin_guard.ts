@@ -1,0 +1,161 @@
+/**
+ * Cross-site protection. A web page the user visits can send "simple" requests to
+ * Headroom on loopback (a form post, `fetch` with `mode: "no-cors"` and a text/plain
+ * body) that CORS never stops, and a DNS-rebinding page can even read the answers. So:
+ * - {@link hostGuard}: while bound to loopback, a `Host` that is not a loopback name (or
+ *   listed in HEADROOM_ALLOWED_HOSTS) is refused: a rebound name never reaches a route.
+ * - {@link originGuard}: a request that can change something (any method but GET/HEAD,
+ *   and WebSocket upgrades) from another origin than the service's own or one listed in
+ *   HEADROOM_CORS_ORIGINS is refused.
+ * - {@link contentTypeGuard}: a body must come with one of the route's documented types;
+ *   `text/plain`, forms and missing types are refused (415).
+ * Each answers JSON that names the header and the setting that would allow it.
+ * @module
+ */
+import type { MiddlewareHandler } from "hono";
+import { isLoopback } from "../config.ts";
+import { HttpError } from "./errors.ts";
+
+/** True for a name only this machine resolves to itself: localhost, *.localhost, 127/8, ::1. */
+export function isLoopbackName(hostname: string): boolean {
+  const name = hostname.toLowerCase().replace(/\.$/, "");
+  return isLoopback(name) || name.endsWith(".localhost");
+}
+
+/** The host name of a `Host` header value or URL host (port and IPv6 brackets kept apart). */
+function hostnameOf(host: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
+  if (bracketed) return `[${bracketed[1].toLowerCase()}]`;
+  return host.replace(/:\d+$/, "").toLowerCase();
+}
+
+/**
+ * Refuses (403 `forbidden_host`) a request whose `Host` is not a loopback name or one of
+ * `allowedHosts`, when the service is bound to a loopback address; a no-op otherwise
+ * (beyond loopback the API token guards mutations).
+ */
+export function hostGuard(bindHost: string, allowedHosts: readonly string[]): MiddlewareHandler {
+  const check = hostCheck(bindHost, allowedHosts);
+  return async (c, next) => {
+    check(c.req.raw);
+    await next();
+  };
+}
+
+/** The check {@link hostGuard} runs: throws the 403 for a foreign Host, else returns. */
+function hostCheck(bindHost: string, allowedHosts: readonly string[]): (request: Request) => void {
+  const allowed = new Set(allowedHosts.map((h) => h.toLowerCase()));
+  if (!isLoopback(bindHost)) return () => {};
+  const seen = new Set<string>(); // Host values already accepted: the hot path is one lookup
+  return (request) => {
+    const host = request.headers.get("host") ?? new URL(request.url).host;
+    if (seen.has(host)) return;
+    const name = hostnameOf(host);
+    if (!isLoopbackName(name) && !allowed.has(name)) {
+      throw new HttpError(
+        403,
+        "forbidden_host",
+        `Host "${host}" is not this service's: it listens on loopback and answers only ` +
+          `loopback names (localhost, 127.0.0.1, [::1]); list other names in ` +
+          `HEADROOM_ALLOWED_HOSTS (--allowed-hosts)`,
+      );
+    }
+    if (seen.size < 64) seen.add(host);
+  };
+}
+
+/**
+ * {@link hostGuard} and {@link originGuard} in one middleware (one step on every
+ * request's path instead of two).
+ */
+export function crossSiteGuard(
+  bindHost: string,
+  allowedHosts: readonly string[],
+  allowedOrigins: readonly string[],
+): MiddlewareHandler {
+  const checkHost = hostCheck(bindHost, allowedHosts);
+  const checkOrigin = originCheck(allowedOrigins);
+  return async (c, next) => {
+    checkHost(c.req.raw);
+    checkOrigin(c.req.raw, c.req.path);
+    await next();
+  };
+}
+
+/** Methods that never change anything (and that browsers send cross-site without asking). */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Refuses (403 `forbidden_origin`) a mutating request or WebSocket upgrade whose `Origin`
+ * is neither the service's own origin nor one of `allowedOrigins`. A request without
+ * `Origin` (curl, scripts, the OpenAI client) is not a browser's cross-site request and passes.
+ */
+export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandler {
+  const check = originCheck(allowedOrigins);
+  return async (c, next) => {
+    check(c.req.raw, c.req.path);
+    await next();
+  };
+}
+
+/** The check {@link originGuard} runs: throws the 403 for a foreign Origin, else returns. */
+function originCheck(allowedOrigins: readonly string[]): (request: Request, path: string) => void {
+  const allowed = new Set(allowedOrigins);
+  return (request, path) => {
+    const origin = request.headers.get("origin");
+    if (origin === null) return; // not a browser's cross-site request
+    const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
+    if (!upgrade && SAFE_METHODS.has(request.method)) return;
+    const own = ownOrigin(request.url, request.headers.get("host"));
+    if (origin !== own && !allowed.has(origin)) {
+      throw new HttpError(
+        403,
+        "forbidden_origin",
+        `Origin "${origin}" may not call ${request.method} ${path}: only pages served ` +
+          `by Headroom itself (${own}) may, or origins listed in HEADROOM_CORS_ORIGINS ` +
+          `(--cors-origins)`,
+      );
+    }
+  };
+}
+
+/** The origin a browser shows for pages of this service, as the request reached it. */
+function ownOrigin(url: string, host: string | null): string {
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${host ?? parsed.host}`;
+}
+
+/** The media types a body may have on JSON routes. */
+export const JSON_TYPES: readonly string[] = ["application/json"];
+/** The media types a body may have on image routes. */
+export const IMAGE_TYPES: readonly string[] = ["image/png", "image/jpeg", "multipart/form-data"];
+
+/**
+ * Refuses (415 `unsupported_media_type`) a request with a body whose `Content-Type` is
+ * not one of `types`, or that has a body and no type. A request with no body passes.
+ */
+export function contentTypeGuard(types: readonly string[]): MiddlewareHandler {
+  return async (c, next) => {
+    const header = c.req.header("content-type");
+    const type = (header ?? "").split(";")[0].trim().toLowerCase();
+    const length = c.req.header("content-length");
+    const hasBody = header !== undefined ||
+      (length !== undefined && length !== "0") ||
+      c.req.header("transfer-encoding") !== undefined;
+    if (hasBody && !types.includes(type)) {
+      throw new HttpError(
+        415,
+        "unsupported_media_type",
+        `Content-Type "${header ?? "(none)"}" is not accepted on ${c.req.method} ${c.req.path}: ` +
+          `send ${listTypes(types)}`,
+      );
+    }
+    await next();
+  };
+}
+
+/** "a", "a or b", "a, b, or c". */
+function listTypes(types: readonly string[]): string {
+  if (types.length <= 2) return types.join(" or ");
+  return `${types.slice(0, -1).join(", ")}, or ${types.at(-1)}`;
+}

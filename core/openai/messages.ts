@@ -1,0 +1,127 @@
+/**
+ * OpenAI chat messages as Headroom reads them: the request schema (the fields clients
+ * send; unknown ones are accepted and ignored, as OpenAI-compatible servers do) and the
+ * reduction of each message to its text and its images. Images must be base64 `data:`
+ * URLs of PNG or JPEG: Headroom never fetches a remote URL on a caller's behalf.
+ * @module
+ */
+import { z } from "zod";
+import { HttpError } from "../http/errors.ts";
+
+/** One content part: text, or an image by URL. */
+const partSchema = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("text"), text: z.string() }),
+  z.object({
+    type: z.literal("image_url"),
+    image_url: z.object({ url: z.string().min(1), detail: z.string().optional() }),
+  }),
+]);
+
+/** One message of the conversation. */
+const messageSchema = z.object({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"], {
+    error: "expected one of system, developer, user, assistant, tool",
+  }),
+  content: z.union([z.string(), z.array(partSchema)]).nullable().optional(),
+  name: z.string().optional(),
+});
+
+/** The body of `POST /v1/chat/completions` (the fields Headroom reads). */
+export const chatRequestSchema = z.object({
+  model: z.string().min(1, "must name a model (GET /v1/models lists them)"),
+  messages: z.array(messageSchema).min(1, "must hold at least one message"),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+  n: z.number().int().min(1).max(1, "Headroom answers one choice").nullable().optional(),
+});
+
+/** A parsed chat request. */
+export type ChatRequest = z.output<typeof chatRequestSchema>;
+
+/** One message reduced to what a pipeline reads. */
+export interface ChatInputMessage {
+  role: string;
+  text: string;
+  images: Uint8Array[];
+}
+
+/** Largest decoded image in a message part, in bytes. */
+export const MAX_CHAT_IMAGE_BYTES = 20 * 2 ** 20;
+
+/** Turns each message into its text and decoded images; 400 naming the part on a bad image. */
+export function readMessages(request: ChatRequest): ChatInputMessage[] {
+  return request.messages.map((message, m) => {
+    const content = message.content ?? "";
+    if (typeof content === "string") return { role: message.role, text: content, images: [] };
+    const texts: string[] = [];
+    const images: Uint8Array[] = [];
+    content.forEach((part, p) => {
+      if (part.type === "text") texts.push(part.text);
+      else {images.push(
+          decodeImageUrl(part.image_url.url, `messages.${m}.content.${p}.image_url.url`),
+        );}
+    });
+    return { role: message.role, text: texts.join("\n"), images };
+  });
+}
+
+/** Decodes a `data:image/png;base64,…` or `data:image/jpeg;base64,…` URL to its bytes. */
+export function decodeImageUrl(url: string, param: string): Uint8Array {
+  if (!url.startsWith("data:")) {
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1] ?? "(none)";
+    throw new HttpError(
+      400,
+      "unsupported_image_url",
+      `${param}: "${scheme}:" URLs are not fetched (Headroom never downloads on a caller's ` +
+        `behalf); send the image inline as data:image/png;base64,… or data:image/jpeg;base64,…`,
+      {},
+      param,
+    );
+  }
+  const match = /^data:(image\/(?:png|jpeg|jpg));base64,([A-Za-z0-9+/=\s]*)$/i.exec(url);
+  if (!match) {
+    throw new HttpError(
+      400,
+      "invalid_image_url",
+      `${param}: expected a base64 data URL of a PNG or JPEG (data:image/png;base64,…), got "${
+        url.slice(0, 40)
+      }…"`,
+      {},
+      param,
+    );
+  }
+  const base64 = match[2].replace(/\s/g, "");
+  if (base64.length * 0.75 > MAX_CHAT_IMAGE_BYTES + 3) {
+    throw new HttpError(
+      413,
+      "too_large",
+      `${param}: the image is over the ${MAX_CHAT_IMAGE_BYTES}-byte limit`,
+      {},
+      param,
+    );
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_image_url",
+      `${param}: the base64 data is not valid`,
+      {},
+      param,
+    );
+  }
+  const png = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47;
+  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+  if (!png && !jpeg) {
+    throw new HttpError(
+      400,
+      "invalid_image_url",
+      `${param}: the decoded bytes are neither a PNG nor a JPEG`,
+      {},
+      param,
+    );
+  }
+  return bytes;
+}

@@ -1,0 +1,79 @@
+/**
+ * `POST /v1/chat/completions` (OpenAI-compatible): `model` names a chat model (`ocr`, or a
+ * models-file entry tagged "chat"); `messages` carry text and `image_url` parts (base64
+ * `data:` URLs of PNG/JPEG). Answers a `chat.completion`, or with `stream: true` Server-Sent
+ * Events of `chat.completion.chunk` ending in `data: [DONE]`. Headroom has no tokenizer:
+ * `usage` counts Unicode characters (prompt: the messages' text; completion: the answer).
+ */
+import { streamSSE } from "hono/streaming";
+import type { Handlers } from "../../../core/http/context.ts";
+import { parseJsonBody } from "../../../core/http/validate.ts";
+import { chatRequestSchema, readMessages } from "../../../core/openai/messages.ts";
+import { answerChat } from "../_chat_models.ts";
+
+/** The request body's schema (for the OpenAPI document). */
+export const bodySchema = chatRequestSchema;
+
+/** Largest request body: a few inline images (base64 grows them by a third). */
+export const MAX_CHAT_BODY_BYTES = 32 * 2 ** 20;
+
+const characters = (text: string) => [...text].length;
+
+/** Runs the chat model, then answers at once or as a stream of chunks. */
+export const handler: Handlers = {
+  POST: async (c) => {
+    const request = await parseJsonBody(c, chatRequestSchema);
+    const messages = readMessages(request);
+    const { text } = await answerChat(
+      c.var.services,
+      request.model,
+      messages,
+      c.req.raw.signal,
+    );
+    const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
+    const created = Math.floor(Date.now() / 1000);
+    const promptTokens = messages.reduce((sum, m) => sum + characters(m.text), 0);
+    const completionTokens = characters(text);
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+    };
+    if (!request.stream) {
+      return c.json({
+        id,
+        object: "chat.completion",
+        created,
+        model: request.model,
+        choices: [{
+          index: 0,
+          message: { role: "assistant", content: text, refusal: null },
+          finish_reason: "stop",
+          logprobs: null,
+        }],
+        usage,
+      });
+    }
+    const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model: request.model,
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+    });
+    return streamSSE(c, async (stream) => {
+      const send = (data: unknown) => stream.writeSSE({ data: JSON.stringify(data) });
+      await send(chunk({ role: "assistant", content: "" }, null));
+      // One chunk per line read, in reading order.
+      const lines = text.split("\n");
+      for (const [i, line] of lines.entries()) {
+        await send(chunk({ content: i < lines.length - 1 ? `${line}\n` : line }, null));
+      }
+      await send(chunk({}, "stop"));
+      if (request.stream_options?.include_usage) {
+        await send({ ...chunk({}, null), choices: [], usage });
+      }
+      await stream.writeSSE({ data: "[DONE]" });
+    });
+  },
+};

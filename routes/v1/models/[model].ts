@@ -1,0 +1,23 @@
+/** `GET /v1/models/{model}` (OpenAI-compatible): one entry of `GET /v1/models`, or a 404. */
+import type { Handlers } from "../../../core/http/context.ts";
+import { HttpError } from "../../../core/http/errors.ts";
+import { listOpenAiModels } from "../models.ts";
+
+/** Answers the model's entry. */
+export const handler: Handlers = {
+  GET: (c) => {
+    const id = c.req.param("model")!;
+    const models = listOpenAiModels(c.var.services);
+    const found = models.find((m) => m.id === id);
+    if (!found) {
+      throw new HttpError(
+        404,
+        "model_not_found",
+        `The model "${id}" does not exist; models here: ${models.map((m) => m.id).join(", ")}`,
+        {},
+        "model",
+      );
+    }
+    return c.json(found);
+  },
+};
