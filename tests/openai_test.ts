@@ -269,3 +269,44 @@ Deno.test("openai - with a token, the client's apiKey is the token", async () =>
     (error) => error instanceof OpenAI.BadRequestError,
   );
 });
+
+Deno.test("openai - in exclusive mode a chat request for a model not loaded switches to it, recorded as an auto-switch", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "headroom-openai-models-" });
+  try {
+    const modelsFile = `${dir}/models.json`;
+    await Deno.writeTextFile(
+      modelsFile,
+      JSON.stringify({
+        models: [
+          { id: "tiny", source: "synthetic:64KiB" },
+          {
+            id: "echo",
+            source: "synthetic:64KiB",
+            plugin: new URL("echo_chat_plugin.ts", FIXTURES).pathname,
+            tags: ["chat"],
+          },
+        ],
+      }),
+    );
+    await using s = await serve({ modelsFile, mode: "exclusive" });
+    const { scheduler, events } = s.service.services;
+    await scheduler.load("tiny", "cpu");
+
+    const completion = await s.client.chat.completions.create({
+      model: "echo",
+      messages: [{ role: "user", content: "hello" }],
+    });
+    assert.equal(completion.choices[0].message.content, "user said: hello [images: ]");
+    assert.equal(scheduler.model("echo").placement, "cpu", "the requested model is loaded");
+    assert.equal(scheduler.model("tiny").placement, "none", "the other one is unloaded");
+    const switches = events.recent(50).filter((e) => e.kind === "auto-switch");
+    assert.equal(switches.length, 1);
+    assert.equal(switches[0].pipeline, "echo");
+    assert.equal(switches[0].trigger, "chat");
+
+    const metrics = await (await fetch(`${s.baseURL.replace("/v1", "")}/metrics`)).text();
+    assert.match(metrics, /^headroom_auto_switches_total(\{[^}]*\})? 1$/m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
