@@ -46,6 +46,8 @@ export interface SimPipelineSpec {
   /** What the budget is told (default: the exact `gpuBytes`, as a saved profile). */
   profileBytes?: number | null;
   fileBytes?: number;
+  /** RAM its session holds while loaded, on either device (default: a tenth of `gpuBytes`). */
+  ramBytes?: number;
 }
 
 interface SimPipeline {
@@ -315,7 +317,7 @@ export class SimGpu implements PipelineHost, DeviceView {
       gpuBuffers: 0,
       gpuPeakBytes: view.gpuBytes,
       rssBytes: 0,
-      ramBytes: 0,
+      ramBytes: view.placement === "none" ? 0 : p.spec.ramBytes ?? p.spec.gpuBytes / 10,
       engine: view.placement === "gpu" ? "webgpu" : view.placement === "cpu" ? "wasm" : null,
       modelBytes: null,
       error: null,

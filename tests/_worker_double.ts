@@ -71,6 +71,9 @@ export class DoubleGpu implements DeviceView {
       gpuAvailable: this.usable,
       parityTolerance: null,
       startWorker: (spec) => Promise.resolve(this.#worker(spec)),
+      // The doubled workers load no file: nothing to scan.
+      scanModelFile: (path) =>
+        Promise.resolve({ path, graphBytes: 0, externalData: [], totalBytes: 0 }),
     });
     // Offloads are seen when asked of the host (as the model host sees them), not later
     // in the worker: what the scheduler knew when it decided is what the tests check.

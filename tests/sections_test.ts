@@ -35,8 +35,8 @@ function world(options: Options = {}) {
     ],
     clock,
   });
-  // Each model on the GPU costs its bytes of device memory and 10 MB of RAM per MB... of
-  // its own: RAM = 1/10 of its GPU size while loaded anywhere.
+  // Each model on the GPU costs its bytes of device memory, and its session holds a tenth
+  // of that in RAM while loaded anywhere (SimGpu's default): the process RSS follows it.
   const rss = () =>
     sim.ids().reduce(
       (sum, id) =>

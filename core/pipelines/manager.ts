@@ -73,6 +73,11 @@ export interface PipelineManagerOptions {
   deviceUsedBytes?: () => number | null;
   /** Starts workers (default: real Web Workers through WorkerClient.start). */
   startWorker?: WorkerStarter;
+  /**
+   * Reads a model's files before its worker starts (default: scanOnnxFile, which checks
+   * the graph and finds its external data); worker doubles that load no file replace it.
+   */
+  scanModelFile?: (path: string) => Promise<OnnxFileInfo>;
   /** wasm threads per worker (the WebGPU build only works with 1). */
   numThreads?: number;
   /** Narrow each worker's Deno permissions (default true). */
@@ -397,7 +402,7 @@ export class PipelineManager implements PipelineHost {
       );
     }
     try {
-      pipeline.files = await scanOnnxFile(modelPath);
+      pipeline.files = await (this.#options.scanModelFile ?? scanOnnxFile)(modelPath);
     } catch (error) {
       if (error instanceof ModelFileError) {
         const code = error.kind === "too_large" ? "model_too_large" : "bad_model";
