@@ -546,7 +546,7 @@ export class Scheduler {
     if (view.placement === "gpu") return "gpu";
     const reading = this.#read(true);
     if (reading.state === "none") {
-      return await this.#toCpu(id, view, "no GPU is usable");
+      return await this.#toCpu(id, view, "no GPU is usable", trigger);
     }
     if (reading.state === "lost") {
       const why = `the GPU is lost (${reading.error ?? "driver error"})`;
@@ -557,9 +557,11 @@ export class Scheduler {
           5,
         );
       }
-      return await this.#toCpu(id, view, why);
+      return await this.#toCpu(id, view, why, trigger);
     }
-    if (view.gpuMismatch) return await this.#toCpu(id, view, "its GPU and CPU outputs disagree");
+    if (view.gpuMismatch) {
+      return await this.#toCpu(id, view, "its GPU and CPU outputs disagree", trigger);
+    }
     const estimate = estimateModelVram(this.#o.footprint(id));
     const exclude = new Set([id]);
     let room = this.#state(reading, true);
@@ -644,7 +646,12 @@ export class Scheduler {
     }
   }
 
-  async #toCpu(id: string, view: HostView, why: string): Promise<SessionDevice> {
+  async #toCpu(
+    id: string,
+    view: HostView,
+    why: string,
+    trigger = "policy",
+  ): Promise<SessionDevice> {
     if (view.placement === "gpu") await this.#offloadLocked(id, why, "policy");
     else if (view.placement !== "cpu") await this.#loadHost(id, "cpu");
     this.#record(id).cpuReason = why;
@@ -653,6 +660,7 @@ export class Scheduler {
       pipeline: id,
       message: `${id} serves on the CPU: ${why}`,
       reason: why,
+      trigger,
     });
     return "cpu";
   }
@@ -953,7 +961,7 @@ export class Scheduler {
 
   /** The stream route's last resort: moves `id` to the CPU after repeated out-of-memory errors. */
   toCpu(id: string, why: string): Promise<SessionDevice> {
-    return this.#decisions.run(() => this.#toCpu(id, this.#view(id), why));
+    return this.#decisions.run(() => this.#toCpu(id, this.#view(id), why, "stream"));
   }
 
   // --- exclusive sections: switch and test load -----------------------------------------
