@@ -39,6 +39,9 @@ import {
 import type { HostRunResult, HostView, PipelineHost } from "./host.ts";
 import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
 import { type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
+import { type KeepAlive, KeepAliveTimers } from "./keep_alive.ts";
+
+export type { KeepAlive };
 
 export type { LoadMeasurement, SwitchResult, TestLoadEvent };
 import {
@@ -73,13 +76,6 @@ export interface DeviceReading {
 export interface DeviceView {
   /** Device 0 now: `fresh` asks the driver again instead of the last sample. */
   read(fresh: boolean): DeviceReading;
-}
-
-/** Keep-alive of one model: after `ms` idle it is offloaded or unloaded. */
-export interface KeepAlive {
-  /** Null: kept until something needs the room. */
-  ms: number | null;
-  idleAction: "offload" | "unload";
 }
 
 /** What measured switches and test loads read besides the device. */
@@ -170,6 +166,7 @@ export class Scheduler {
   readonly #records = new Map<string, PipelineRecord>();
   readonly #decisions = new SerialQueue();
   readonly #releases = new ReleaseTracker();
+  readonly #keepAlives: KeepAliveTimers;
   #section: Section | null = null;
   #running = 0;
   #drainWaiters: Array<() => void> = [];
@@ -182,6 +179,13 @@ export class Scheduler {
     this.#host = options.host;
     this.#clock = options.clock ?? systemClock;
     for (const id of options.host.ids()) this.#records.set(id, newRecord(id));
+    this.#keepAlives = new KeepAliveTimers({
+      clock: this.#clock,
+      policy: (id) => options.keepAlive?.(id) ?? { ms: null, idleAction: "offload" },
+      view: (id) => this.#host.view(id),
+      decide: (op) => this.#decisions.run(op),
+      expire: (id, action, idleMs, ms) => this.#expire(id, action, idleMs, ms),
+    });
   }
 
   /** shared or exclusive. */
@@ -234,7 +238,7 @@ export class Scheduler {
     record.activeCount++;
     record.holds++;
     record.lastUsedAt = this.#clock.now();
-    this.#cancelKeepAlive(record);
+    this.#keepAlives.cancel(record);
   }
 
   /** Marks a stream on `id` as closed. */
@@ -245,7 +249,7 @@ export class Scheduler {
       record.activeCount = Math.max(0, record.activeCount - 1);
     }
     record.lastUsedAt = this.#clock.now();
-    this.#armKeepAlive(record);
+    this.#keepAlives.arm(record);
   }
 
   // --- reading the device -----------------------------------------------------------------
@@ -338,7 +342,7 @@ export class Scheduler {
         lastUsedAt: record.lastUsedAt,
         idleMs: record.lastUsedAt ? Math.max(0, state.now - record.lastUsedAt) : 0,
         keepAliveDeadline: record.keepAliveDeadline,
-        idleAction: this.#keepAlive(record.id).idleAction,
+        idleAction: this.#keepAlives.policy(record.id).idleAction,
       });
     }
     return {
@@ -450,7 +454,7 @@ export class Scheduler {
         record.activeCount = Math.max(0, record.activeCount - 1);
         record.lastUsedAt = this.#clock.now();
         this.#running--;
-        this.#armKeepAlive(record);
+        this.#keepAlives.arm(record);
         if (this.#running === 0) { for (const wake of this.#drainWaiters.splice(0)) wake(); }
       }
     } catch (error) {
@@ -488,7 +492,7 @@ export class Scheduler {
     record.activeCount++;
     record.lastUsedAt = this.#clock.now();
     this.#running++;
-    this.#cancelKeepAlive(record);
+    this.#keepAlives.cancel(record);
   }
 
   #groupLoaded(group: string[]): boolean {
@@ -554,7 +558,7 @@ export class Scheduler {
     if (view.placement === "gpu") return "gpu";
     const reading = this.#read(true);
     if (reading.state === "none") {
-      return await this.#toCpu(id, view, "no GPU is usable");
+      return await this.#toCpu(id, view, "no GPU is usable", trigger);
     }
     if (reading.state === "lost") {
       const why = `the GPU is lost (${reading.error ?? "driver error"})`;
@@ -565,9 +569,11 @@ export class Scheduler {
           5,
         );
       }
-      return await this.#toCpu(id, view, why);
+      return await this.#toCpu(id, view, why, trigger);
     }
-    if (view.gpuMismatch) return await this.#toCpu(id, view, "its GPU and CPU outputs disagree");
+    if (view.gpuMismatch) {
+      return await this.#toCpu(id, view, "its GPU and CPU outputs disagree", trigger);
+    }
     const estimate = estimateModelVram(this.#o.footprint(id));
     const exclude = new Set([id]);
     let room = this.#state(reading, true);
@@ -615,7 +621,7 @@ export class Scheduler {
           bytes: estimate.bytes,
           trigger,
         });
-        this.#armKeepAlive(record);
+        this.#keepAlives.arm(record);
         return "gpu";
       } catch (error) {
         if (error instanceof PipelineError && error.code === "no_webgpu") {
@@ -652,7 +658,12 @@ export class Scheduler {
     }
   }
 
-  async #toCpu(id: string, view: HostView, why: string): Promise<SessionDevice> {
+  async #toCpu(
+    id: string,
+    view: HostView,
+    why: string,
+    trigger = "policy",
+  ): Promise<SessionDevice> {
     if (view.placement === "gpu") await this.#offloadLocked(id, why, "policy");
     else if (view.placement !== "cpu") await this.#loadHost(id, "cpu");
     this.#record(id).cpuReason = why;
@@ -661,6 +672,7 @@ export class Scheduler {
       pipeline: id,
       message: `${id} serves on the CPU: ${why}`,
       reason: why,
+      trigger,
     });
     return "cpu";
   }
@@ -938,8 +950,8 @@ export class Scheduler {
   pin(id: string, pinned: boolean): ModelReport {
     const record = this.#record(id);
     record.pinned = pinned;
-    if (pinned) this.#cancelKeepAlive(record);
-    else this.#armKeepAlive(record);
+    if (pinned) this.#keepAlives.cancel(record);
+    else this.#keepAlives.arm(record);
     this.#emit({
       kind: "info",
       pipeline: id,
@@ -964,7 +976,7 @@ export class Scheduler {
 
   /** The stream route's last resort: moves `id` to the CPU after repeated out-of-memory errors. */
   toCpu(id: string, why: string): Promise<SessionDevice> {
-    return this.#decisions.run(() => this.#toCpu(id, this.#view(id), why));
+    return this.#decisions.run(() => this.#toCpu(id, this.#view(id), why, "stream"));
   }
 
   // --- exclusive sections: switch and test load -----------------------------------------
@@ -1082,54 +1094,28 @@ export class Scheduler {
 
   // --- keep-alive -----------------------------------------------------------------------
 
-  #keepAlive(id: string): KeepAlive {
-    return this.#o.keepAlive?.(id) ?? { ms: null, idleAction: "offload" };
-  }
-
-  #cancelKeepAlive(record: PipelineRecord): void {
-    if (record.keepAliveTimer !== null) this.#clock.clearTimeout(record.keepAliveTimer);
-    record.keepAliveTimer = null;
-    record.keepAliveDeadline = null;
-  }
-
-  /** Starts the idle countdown of an idle, loaded, unpinned pipeline with a keep-alive. */
-  #armKeepAlive(record: PipelineRecord): void {
-    this.#cancelKeepAlive(record);
-    if (this.#closed || record.activeCount > 0 || record.pinned) return;
-    const { ms, idleAction } = this.#keepAlive(record.id);
-    if (ms === null) return;
-    const view = this.#host.view(record.id);
-    if (!view || view.placement === "none") return;
-    if (idleAction === "offload" && view.placement === "cpu") return;
-    const since = record.lastUsedAt || this.#clock.now();
-    record.keepAliveDeadline = since + ms;
-    record.keepAliveTimer = this.#clock.setTimeout(() => {
-      record.keepAliveTimer = null;
-      this.#decisions.run(async () => {
-        const now = this.#clock.now();
-        if (record.activeCount > 0 || record.pinned || record.keepAliveDeadline === null) return;
-        if (now < record.keepAliveDeadline) return this.#armKeepAlive(record);
-        const current = this.#host.view(record.id);
-        if (!current || current.placement === "none") return;
-        const idleMs = now - since;
-        const reason = `idle ${Math.round(idleMs / 1000)} s, past its keep-alive of ${
-          Math.round(ms / 1000)
-        } s`;
-        if (idleAction === "unload") await this.#unloadLocked(record.id, reason, "keep-alive");
-        else if (current.placement === "gpu") {
-          await this.#offloadLocked(record.id, reason, "keep-alive", false);
-        }
-        record.keepAliveDeadline = null;
-        this.#emit({
-          kind: "keep-alive",
-          pipeline: record.id,
-          message: `${idleAction === "unload" ? "unloaded" : "offloaded"} ${record.id}: ${reason}`,
-          reason,
-          idleMs,
-          trigger: "keep-alive",
-        });
-      }).catch((error) => console.error(`Keep-alive of ${record.id} failed:`, error));
-    }, Math.max(0, record.keepAliveDeadline - this.#clock.now()));
+  /** Keep-alive ran out for `id`: offload or unload it, logging why (inside a decision). */
+  async #expire(
+    id: string,
+    action: KeepAlive["idleAction"],
+    idleMs: number,
+    ms: number,
+  ): Promise<void> {
+    const reason = `idle ${Math.round(idleMs / 1000)} s, past its keep-alive of ${
+      Math.round(ms / 1000)
+    } s`;
+    if (action === "unload") await this.#unloadLocked(id, reason, "keep-alive");
+    else if (this.#view(id).placement === "gpu") {
+      await this.#offloadLocked(id, reason, "keep-alive", false);
+    }
+    this.#emit({
+      kind: "keep-alive",
+      pipeline: id,
+      message: `${action === "unload" ? "unloaded" : "offloaded"} ${id}: ${reason}`,
+      reason,
+      idleMs,
+      trigger: "keep-alive",
+    });
   }
 
   /** Loads every model marked `preload` (on the default device, through the policy). */
@@ -1150,7 +1136,8 @@ export class Scheduler {
   /** Stops timers and gives up on releases in flight. */
   close(): void {
     this.#closed = true;
-    for (const record of this.#records.values()) this.#cancelKeepAlive(record);
+    this.#keepAlives.close();
+    for (const record of this.#records.values()) this.#keepAlives.cancel(record);
     this.#releases.clear();
   }
 
