@@ -36,6 +36,26 @@ async function serve(overrides: Partial<Config> = {}) {
   };
 }
 
+/** A models file without the OCR models: a plain model and the echo chat plugin. */
+async function writeEchoModels(dir: string): Promise<string> {
+  const modelsFile = `${dir}/models.json`;
+  await Deno.writeTextFile(
+    modelsFile,
+    JSON.stringify({
+      models: [
+        { id: "tiny", source: "synthetic:64KiB" },
+        {
+          id: "echo",
+          source: "synthetic:64KiB",
+          plugin: new URL("echo_chat_plugin.ts", FIXTURES).pathname,
+          tags: ["chat"],
+        },
+      ],
+    }),
+  );
+  return modelsFile;
+}
+
 const dataUrl = (bytes: Uint8Array, type: string) => {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -200,21 +220,7 @@ Deno.test("openai - errors come in OpenAI's shape and name the field", async () 
 Deno.test("openai - a models file without the OCR models: the routes name what they need", async () => {
   const dir = await Deno.makeTempDir({ prefix: "headroom-openai-models-" });
   try {
-    const modelsFile = `${dir}/models.json`;
-    await Deno.writeTextFile(
-      modelsFile,
-      JSON.stringify({
-        models: [
-          { id: "tiny", source: "synthetic:64KiB" },
-          {
-            id: "echo",
-            source: "synthetic:64KiB",
-            plugin: new URL("echo_chat_plugin.ts", FIXTURES).pathname,
-            tags: ["chat"],
-          },
-        ],
-      }),
-    );
+    const modelsFile = await writeEchoModels(dir);
     await using s = await serve({ modelsFile });
     const ids = (await s.client.models.list()).data.map((m) => m.id);
     assert.deepEqual(ids, ["echo", "tiny"], "no ocr without its pipelines; the chat plugin first");
@@ -273,21 +279,7 @@ Deno.test("openai - with a token, the client's apiKey is the token", async () =>
 Deno.test("openai - in exclusive mode a chat request for a model not loaded switches to it, recorded as an auto-switch", async () => {
   const dir = await Deno.makeTempDir({ prefix: "headroom-openai-models-" });
   try {
-    const modelsFile = `${dir}/models.json`;
-    await Deno.writeTextFile(
-      modelsFile,
-      JSON.stringify({
-        models: [
-          { id: "tiny", source: "synthetic:64KiB" },
-          {
-            id: "echo",
-            source: "synthetic:64KiB",
-            plugin: new URL("echo_chat_plugin.ts", FIXTURES).pathname,
-            tags: ["chat"],
-          },
-        ],
-      }),
-    );
+    const modelsFile = await writeEchoModels(dir);
     await using s = await serve({ modelsFile, mode: "exclusive" });
     const { scheduler, events } = s.service.services;
     await scheduler.load("tiny", "cpu");
