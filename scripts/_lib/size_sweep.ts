@@ -19,6 +19,15 @@ export interface SweepRow {
 
 const V8_FLAGS = "--v8-flags=--wasm-tiering-budget=100000000";
 
+/** The 1-minute load average, to show when other processes shared the cores. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ")[0];
+  } catch {
+    return "?";
+  }
+}
+
 async function runOne(root: string, size: string, engine: string): Promise<BigModelRun | string> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -62,7 +71,7 @@ function one(run: BigModelRun, name: string): StepFigures | undefined {
 }
 
 /** Rows of one run (one size, one CPU engine). */
-function rowsOf(run: BigModelRun, engine: string): SweepRow[] {
+function rowsOf(run: BigModelRun, engine: string, load: string): SweepRow[] {
   const rows: SweepRow[] = [];
   const w = run.weightBytes;
   const at = `${run.size}, ${engine}`;
@@ -71,7 +80,7 @@ function rowsOf(run: BigModelRun, engine: string): SweepRow[] {
   const steady = median(steps(run, "run:cpu").map((s) => s.ms));
   const peak = Math.max(load.peakRssBytes, first.peakRssBytes) - run.baselineRssBytes;
   const how = `bench/big_model.ts, generated external-data model (${run.fileBytes} B on disk, ` +
-    `warm page cache), ${engine} CPU engine`;
+    `warm page cache), ${engine} CPU engine; load average ${load} after the run`;
   rows.push(
     {
       name: `size sweep - ${at}: cold load`,
@@ -101,7 +110,9 @@ function rowsOf(run: BigModelRun, engine: string): SweepRow[] {
       name: `size sweep - ${at}: steady run`,
       value: steady,
       unit: "ms",
-      note: `median of ${steps(run, "run:cpu").length} runs, batch 1 (bound by memory bandwidth)`,
+      note:
+        `median of ${steps(run, "run:cpu").length} runs, batch 1 (bound by memory bandwidth); ` +
+        `load average ${load}`,
     },
     {
       name: `size sweep - ${at}: steady run, batch 64`,
@@ -109,7 +120,7 @@ function rowsOf(run: BigModelRun, engine: string): SweepRow[] {
       unit: "ms",
       note: `median of ${
         steps(run, "run:cpu:batch64").length
-      } runs after a warm-up (compute-bound)`,
+      } runs after a warm-up (compute-bound); load average ${load}`,
     },
   );
   const offload = one(run, "offload");
@@ -178,6 +189,7 @@ export async function sizeSweepRows(
       }
       log(`[size sweep] ${size} on ${engine} (and the software GPU)`);
       const run = await runOne(root, size, engine);
+      const load = loadAverage();
       if (typeof run === "string") {
         rows.push({
           name: `size sweep - ${size}, ${engine}: failed`,
@@ -187,7 +199,7 @@ export async function sizeSweepRows(
         });
         continue;
       }
-      rows.push(...rowsOf(run, engine));
+      rows.push(...rowsOf(run, engine, load));
       steadyAt.set(`${size}/${engine}`, median(steps(run, "run:cpu").map((s) => s.ms)));
       steadyAt.set(
         `${size}/${engine}/64`,
