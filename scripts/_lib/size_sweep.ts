@@ -71,7 +71,7 @@ function one(run: BigModelRun, name: string): StepFigures | undefined {
 }
 
 /** Rows of one run (one size, one CPU engine). */
-function rowsOf(run: BigModelRun, engine: string, load: string): SweepRow[] {
+function rowsOf(run: BigModelRun, engine: string, loadAvg: string): SweepRow[] {
   const rows: SweepRow[] = [];
   const w = run.weightBytes;
   const at = `${run.size}, ${engine}`;
@@ -80,7 +80,7 @@ function rowsOf(run: BigModelRun, engine: string, load: string): SweepRow[] {
   const steady = median(steps(run, "run:cpu").map((s) => s.ms));
   const peak = Math.max(load.peakRssBytes, first.peakRssBytes) - run.baselineRssBytes;
   const how = `bench/big_model.ts, generated external-data model (${run.fileBytes} B on disk, ` +
-    `warm page cache), ${engine} CPU engine; load average ${load} after the run`;
+    `warm page cache), ${engine} CPU engine; load average ${loadAvg} after the run`;
   rows.push(
     {
       name: `size sweep - ${at}: cold load`,
@@ -112,7 +112,7 @@ function rowsOf(run: BigModelRun, engine: string, load: string): SweepRow[] {
       unit: "ms",
       note:
         `median of ${steps(run, "run:cpu").length} runs, batch 1 (bound by memory bandwidth); ` +
-        `load average ${load}`,
+        `load average ${loadAvg}`,
     },
     {
       name: `size sweep - ${at}: steady run, batch 64`,
@@ -120,7 +120,7 @@ function rowsOf(run: BigModelRun, engine: string, load: string): SweepRow[] {
       unit: "ms",
       note: `median of ${
         steps(run, "run:cpu:batch64").length
-      } runs after a warm-up (compute-bound); load average ${load}`,
+      } runs after a warm-up (compute-bound); load average ${loadAvg}`,
     },
   );
   const offload = one(run, "offload");
@@ -189,7 +189,7 @@ export async function sizeSweepRows(
       }
       log(`[size sweep] ${size} on ${engine} (and the software GPU)`);
       const run = await runOne(root, size, engine);
-      const load = loadAverage();
+      const loadAvg = loadAverage();
       if (typeof run === "string") {
         rows.push({
           name: `size sweep - ${size}, ${engine}: failed`,
@@ -199,7 +199,7 @@ export async function sizeSweepRows(
         });
         continue;
       }
-      rows.push(...rowsOf(run, engine, load));
+      rows.push(...rowsOf(run, engine, loadAvg));
       steadyAt.set(`${size}/${engine}`, median(steps(run, "run:cpu").map((s) => s.ms)));
       steadyAt.set(
         `${size}/${engine}/64`,
