@@ -12,13 +12,18 @@ import { CpuEngineError, DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.
 import { addonDir } from "../workers/engines/native.ts";
 import { testConfig } from "./_service.ts";
 
-function modelsFile(): string {
+/** A models file and a data dir in one temp dir, removed when the test's `using` ends. */
+function fixture(): { modelsFile: string; dataDir: string; [Symbol.dispose](): void } {
   const dir = Deno.makeTempDirSync({ prefix: "headroom-engine-" });
   Deno.writeTextFileSync(
     `${dir}/models.json`,
     JSON.stringify({ models: [{ id: "tiny", source: "synthetic:256KiB" }] }),
   );
-  return `${dir}/models.json`;
+  return {
+    modelsFile: `${dir}/models.json`,
+    dataDir: `${dir}/data`,
+    [Symbol.dispose]: () => Deno.removeSync(dir, { recursive: true }),
+  };
 }
 
 /**
@@ -58,9 +63,10 @@ Deno.test({
   name: "cpu engine - auto picks the native engine, says why, and pipelines run on it",
   sanitizeResources: false,
   fn: async () => {
+    using files = fixture();
     await using service = await startService(testConfig({
       gpu: "cpu",
-      modelsFile: modelsFile(),
+      ...files,
       cpuThreads: 2,
     }));
     const report: VramReport = await (await service.app.request("/api/v1/hardware/vram")).json();
@@ -84,9 +90,10 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     using broken = brokenOrtNode();
+    using files = fixture();
     await using service = await startService(testConfig({
       gpu: "cpu",
-      modelsFile: modelsFile(),
+      ...files,
       ortNodeDir: broken.dir,
     }));
     const report: VramReport = await (await service.app.request("/api/v1/hardware/vram")).json();
@@ -105,8 +112,12 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     using broken = brokenOrtNode();
+    using files = fixture();
     await assert.rejects(
-      () => startService(testConfig({ gpu: "cpu", cpuEngine: "native", ortNodeDir: broken.dir })),
+      () =>
+        startService(
+          testConfig({ gpu: "cpu", cpuEngine: "native", ortNodeDir: broken.dir, ...files }),
+        ),
       (error: Error) => {
         assert.ok(error instanceof CpuEngineError);
         assert.match(error.message, /HEADROOM_CPU_ENGINE=native, but onnxruntime-node cannot run/);
@@ -121,9 +132,10 @@ Deno.test({
   name: "cpu engine - wasm when configured, without probing the addon",
   sanitizeResources: false,
   fn: async () => {
+    using files = fixture();
     await using service = await startService(testConfig({
       gpu: "cpu",
-      modelsFile: modelsFile(),
+      ...files,
       cpuEngine: "wasm",
       ortNodeDir: "/nonexistent/onnxruntime-node",
     }));
@@ -139,7 +151,8 @@ Deno.test({
     "cpu engine - switch and /api/v1/models report the session's RAM, never negative, RSS apart",
   sanitizeResources: false,
   fn: async () => {
-    await using service = await startService(testConfig({ gpu: "cpu", modelsFile: modelsFile() }));
+    using files = fixture();
+    await using service = await startService(testConfig({ gpu: "cpu", ...files }));
     const response = await service.app.request("/v1/models/switch", {
       method: "POST",
       headers: { "content-type": "application/json" },

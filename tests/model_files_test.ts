@@ -37,6 +37,7 @@ async function serve(dir: string, models: Record<string, string>, overrides: Par
   return await startService(testConfig({
     gpu: "cpu",
     modelsFile: `${dir}/models.json`,
+    dataDir: `${dir}/data`,
     ...overrides,
   }));
 }
