@@ -68,6 +68,11 @@ export interface Config {
   ortNodeDir: string | null;
   /** This node's name on /metrics (the `Hostname` label); null = the machine's host name. */
   nodeName: string | null;
+  /**
+   * How the user gave each setting (`--headroom`, or `HEADROOM_HEADROOM` from the
+   * environment), so that checks made after parsing name what was typed; absent = default.
+   */
+  givenAs?: Partial<Record<SettingName, string>>;
 }
 
 /** Thrown when one or more values are bad; `problems` holds one message per value. */
@@ -125,7 +130,8 @@ const count = (min: number, max: number) =>
     return value;
   });
 
-type SettingName = keyof typeof SETTINGS;
+/** The name of a setting with a value (a key of SETTINGS). */
+export type SettingName = keyof typeof SETTINGS;
 
 const bytes = (what: string) =>
   z.string().transform((text, ctx) => {
@@ -404,6 +410,7 @@ export function parseConfig(
     cpuThreads: value.cpuThreads ?? null,
     ortNodeDir: value.ortNodeDir ?? null,
     nodeName: value.nodeName ?? null,
+    givenAs: origin,
   };
   const named = (name: SettingName) => origin[name] ?? SETTINGS[name].env;
   const switchNamed = (name: keyof typeof SWITCHES) =>
@@ -449,7 +456,14 @@ function crossChecks(
   }
   const budget = config.vramBudget;
   if (budget?.kind === "bytes" && config.headroomBytes >= budget.bytes) {
-    problems.push(headroomProblem(config.headroomBytes, budget.bytes, "the VRAM budget"));
+    problems.push(
+      headroomProblem(
+        config.headroomBytes,
+        budget.bytes,
+        "the VRAM budget",
+        config.givenAs?.headroom,
+      ),
+    );
   }
   return problems;
 }
@@ -458,8 +472,14 @@ function crossChecks(
  * The message for a headroom at or above the budget: nothing could ever be placed.
  * Used at parse time for a budget in bytes, and at start for a share of the device.
  */
-export function headroomProblem(headroomBytes: number, budgetBytes: number, what: string): string {
-  return `HEADROOM_HEADROOM: the headroom (${headroomBytes} bytes) is at or above ${what} ` +
+export function headroomProblem(
+  headroomBytes: number,
+  budgetBytes: number,
+  what: string,
+  givenAs: string | undefined,
+): string {
+  const name = givenAs ?? "--headroom (its default)";
+  return `${name}: the headroom (${headroomBytes} bytes) is at or above ${what} ` +
     `(${budgetBytes} bytes): nothing could be placed on the GPU. Lower --headroom or raise ` +
     `--vram-budget.`;
 }

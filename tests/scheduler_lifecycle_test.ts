@@ -73,17 +73,22 @@ Deno.test("headroom - used exactly as configured: 2 GiB on an 8 GiB device keeps
   assert.ok(sim.freeBytes() >= 2 * GiB);
 });
 
-Deno.test("headroom - at or above a byte budget is a start-up error naming both values", () => {
+Deno.test("headroom - at or above a byte budget is a start-up error naming both values and the setting as typed", () => {
   assert.throws(
     () => parseConfig(["--vram-budget", "1GiB", "--headroom", "1GiB"], new Map()),
     (error: unknown) => {
       assert.ok(error instanceof ConfigError);
       assert.match(
         error.problems.join("\n"),
-        /HEADROOM_HEADROOM: the headroom \(1073741824 bytes\) is at or above the VRAM budget \(1073741824 bytes\)/,
+        /^--headroom: the headroom \(1073741824 bytes\) is at or above the VRAM budget \(1073741824 bytes\)/,
       );
       return true;
     },
+  );
+  assert.throws(
+    () =>
+      parseConfig([], new Map([["HEADROOM_VRAM_BUDGET", "1GiB"], ["HEADROOM_HEADROOM", "2GiB"]])),
+    /HEADROOM_HEADROOM: the headroom \(2147483648 bytes\)/,
   );
 });
 
@@ -92,12 +97,19 @@ Deno.test("headroom - at or above the device's total is a start-up error naming 
   try {
     gpu.setTotal(0, 1 * GiB);
     await assert.rejects(
-      () => startService(testConfig({ nvmlLibrary: gpu.path, headroomBytes: 1.5 * GiB })),
+      () =>
+        startService(
+          testConfig({
+            nvmlLibrary: gpu.path,
+            headroomBytes: 1.5 * GiB,
+            givenAs: { headroom: "--headroom" },
+          }),
+        ),
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
         assert.match(
           error.message,
-          /the headroom \(1610612736 bytes\) is at or above the device's total memory \(1073741824 bytes\)/,
+          /--headroom: the headroom \(1610612736 bytes\) is at or above the device's total memory \(1073741824 bytes\)/,
         );
         return true;
       },
