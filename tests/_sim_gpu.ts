@@ -16,7 +16,13 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceReading, DeviceView } from "../core/placement/scheduler.ts";
+import {
+  type DeviceReading,
+  type DeviceView,
+  Scheduler,
+  type SchedulerOptions,
+} from "../core/placement/scheduler.ts";
+import { EventLog } from "../core/events.ts";
 import type {
   HostRunOptions,
   HostRunResult,
@@ -403,4 +409,23 @@ export class SimGpu implements PipelineHost, DeviceView {
     counts.set(id, left - 1);
     return true;
   }
+}
+
+/**
+ * A Scheduler over `sim` (its host and its device at once) with the tests' usual set-up:
+ * the budget is the device's total, no headroom, footprints from the sim, its clock, CPU
+ * fallback. `options` overrides any of it.
+ */
+export function schedulerOnSim(sim: SimGpu, options: Partial<SchedulerOptions> = {}): Scheduler {
+  return new Scheduler({
+    host: sim,
+    device: sim,
+    events: new EventLog(1000),
+    budgetFor: (total) => total,
+    headroomBytes: 0,
+    footprint: (id) => sim.footprint(id),
+    onInsufficientVram: "cpu",
+    clock: sim.clock,
+    ...options,
+  });
 }

@@ -8,10 +8,9 @@
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import { Scheduler } from "../core/placement/scheduler.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
 import { NVML_ERROR, openNvml } from "../ffi/nvml.ts";
-import { FakeClock, MiB, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import { FakeClock, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { onDriverDouble } from "./_driver_double.ts";
 import { FAKE_GPU_NOV2_PATH, FakeGpu } from "./fake_gpu.ts";
 
@@ -25,16 +24,7 @@ function world(onInsufficientVram: "cpu" | "reject" = "cpu") {
   const clock = new FakeClock();
   const sim = new SimGpu({ totalBytes: 1000 * MiB, pipelines: LOADED, clock });
   const events = new EventLog(1000);
-  const scheduler = new Scheduler({
-    host: sim,
-    device: sim,
-    events,
-    budgetFor: (total) => total,
-    headroomBytes: 100 * MiB,
-    footprint: (id) => sim.footprint(id),
-    onInsufficientVram,
-    clock,
-  });
+  const scheduler = schedulerOnSim(sim, { events, headroomBytes: 100 * MiB, onInsufficientVram });
   const onGpu = () => sim.ids().filter((id) => sim.placementOf(id) === "gpu");
   return { sim, scheduler, events, onGpu };
 }

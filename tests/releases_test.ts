@@ -8,9 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
-import { Scheduler } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
-import { FakeClock, MiB, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import { FakeClock, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { onDriverDouble } from "./_driver_double.ts";
 
 /** The three OCR models as they measured on the software adapter, rounded. */
@@ -30,15 +29,9 @@ function onSim(options: { freeDelayMs: number; releaseWaitMs?: number }) {
     freeDelayMs: options.freeDelayMs,
   });
   const events = new EventLog(1000);
-  const scheduler = new Scheduler({
-    host: sim,
-    device: sim,
+  const scheduler = schedulerOnSim(sim, {
     events,
-    budgetFor: (total) => total,
     headroomBytes: 100 * MiB,
-    footprint: (id) => sim.footprint(id),
-    onInsufficientVram: "cpu",
-    clock,
     releaseWaitMs: options.releaseWaitMs,
   });
   const kinds = (kind: HeadroomEvent["kind"]) =>
@@ -121,16 +114,7 @@ Deno.test("settled releases - releases under 16 MiB are not waited for", async (
     driver: true,
     freeDelayMs: 60_000,
   });
-  const scheduler = new Scheduler({
-    host: sim,
-    device: sim,
-    events: new EventLog(),
-    budgetFor: (total) => total,
-    headroomBytes: 0,
-    footprint: (id) => sim.footprint(id),
-    onInsufficientVram: "cpu",
-    clock,
-  });
+  const scheduler = schedulerOnSim(sim);
   const { release } = await scheduler.offload("small");
   assert.equal(release.checked, false);
   assert.equal(release.confirmed, true);

@@ -8,10 +8,9 @@ import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { ConfigError, parseConfig } from "../core/config.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import { Scheduler } from "../core/placement/scheduler.ts";
 import { startService } from "../core/service.ts";
 import type { RunInput } from "../workers/protocol.ts";
-import { FakeClock, GiB, MiB, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import { FakeClock, GiB, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { settle } from "./_fake_clock.ts";
 import { testConfig } from "./_service.ts";
 import { FakeGpu } from "./fake_gpu.ts";
@@ -36,15 +35,9 @@ function world(
     clock,
   });
   const events = new EventLog(1000);
-  const scheduler = new Scheduler({
-    host: sim,
-    device: sim,
+  const scheduler = schedulerOnSim(sim, {
     events,
-    budgetFor: (total) => total,
     headroomBytes: options.headroomBytes ?? 0,
-    footprint: (id) => sim.footprint(id),
-    onInsufficientVram: "cpu",
-    clock,
     requestTimeoutMs: options.requestTimeoutMs,
     keepAlive: () => ({
       ms: options.keepAliveMs ?? null,

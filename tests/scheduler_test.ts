@@ -4,7 +4,15 @@ import { PipelineError } from "../core/pipelines/errors.ts";
 import { MAX_OOM_RETRIES, Scheduler } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../workers/protocol.ts";
-import { FakeClock, GiB, MiB, prng, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import {
+  FakeClock,
+  GiB,
+  MiB,
+  prng,
+  schedulerOnSim,
+  SimGpu,
+  type SimPipelineSpec,
+} from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };
@@ -57,15 +65,11 @@ function setup(options: Setup) {
     clock,
   });
   const events = new EventLog(10_000);
-  const offloader = new Scheduler({
-    host: sim,
-    device: sim,
+  const offloader = schedulerOnSim(sim, {
     events,
     budgetFor: (total) => options.budgetBytes ?? total,
     headroomBytes: options.headroomBytes,
-    footprint: (id) => sim.footprint(id),
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
-    clock,
   });
   /** Events in the order they were emitted, optionally of one kind. */
   const log = (kind?: HeadroomEvent["kind"]) =>

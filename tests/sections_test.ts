@@ -7,10 +7,10 @@
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import { Scheduler, type TestLoadEvent } from "../core/placement/scheduler.ts";
+import type { TestLoadEvent } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../workers/protocol.ts";
-import { FakeClock, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import { FakeClock, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { settle } from "./_fake_clock.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };
@@ -44,17 +44,12 @@ function world(options: Options = {}) {
       0,
     );
   const events = new EventLog(1000);
-  const scheduler = new Scheduler({
-    host: sim,
-    device: sim,
+  const scheduler = schedulerOnSim(sim, {
     events,
-    budgetFor: (total) => total,
     headroomBytes: 50 * MB,
-    footprint: (id) => sim.footprint(id),
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
     mode: options.mode,
     queueLimit: options.queueLimit,
-    clock,
     meter: { rssBytes: rss, deviceUsedBytes: () => sim.totalBytes - sim.freeBytes() },
   });
   const kinds = (kind: HeadroomEvent["kind"]) =>
