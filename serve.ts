@@ -7,7 +7,7 @@
  * @module
  */
 import { type Config, CONFIG_HELP, ConfigError, parseConfig } from "./core/config.ts";
-import { type Service, startService } from "./core/service.ts";
+import { type Service, startService } from "./server/service.ts";
 import { CatalogError } from "./core/models/catalog.ts";
 import { CpuEngineError } from "./workers/engines/choose.ts";
 

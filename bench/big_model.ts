@@ -14,7 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { parseConfig } from "../core/config.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import { parseSyntheticSize, writeSyntheticModel } from "../core/models/synthetic.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 

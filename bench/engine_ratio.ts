@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { parseSyntheticSize, writeSyntheticModel } from "../core/models/synthetic.ts";
 import { WorkerClient } from "../workers/client.ts";
 import { DEFAULT_ORT_NODE_DIR, defaultCpuThreads } from "../workers/engines/choose.ts";
-import type { WorkerReply } from "../workers/protocol.ts";
+import type { WorkerReply } from "../core/pipelines/protocol.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 
 /** What one comparison measured (median ms per run). */

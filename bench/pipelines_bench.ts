@@ -17,7 +17,7 @@ import type {
   SessionDevice,
   WorkerReply,
   WorkerStatus,
-} from "../workers/protocol.ts";
+} from "../core/pipelines/protocol.ts";
 import { loadCatalog } from "../core/models/catalog.ts";
 import { ensureSyntheticModel } from "../core/models/synthetic.ts";
 import { pipelineSpec } from "../workers/spec.ts";

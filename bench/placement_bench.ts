@@ -9,12 +9,12 @@ import { canFitChain, chooseEvictions, type GpuState } from "../core/placement/b
 import { Scheduler } from "../core/placement/scheduler.ts";
 import { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
-import { deviceView } from "../core/service.ts";
+import { deviceView } from "../server/service.ts";
 import { openNvml } from "../ffi/nvml.ts";
 import { GiB, MiB, type SimPipelineSpec } from "../tests/_sim_gpu.ts";
 import { DoubleGpu } from "../tests/_worker_double.ts";
 import { FakeGpu } from "../tests/fake_gpu.ts";
-import type { RunInput } from "../workers/protocol.ts";
+import type { RunInput } from "../core/pipelines/protocol.ts";
 
 const SIZE = 64 * MiB;
 const INPUT: RunInput = { kind: "tensors", tensors: {} };

@@ -5,7 +5,7 @@
 // are bounded (a rehydrate is a new WebGPU session: hundreds of ms on a software adapter).
 import { parseConfig } from "../core/config.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 
 const SIZE = "256KiB";
 const dir = Deno.makeTempDirSync({ prefix: "headroom-swap-bench-" });

@@ -2,7 +2,7 @@
  * Small helpers for the plugins' tensors on the wire.
  * @module
  */
-import type { WireTensor } from "../workers/protocol.ts";
+import type { WireTensor } from "../core/pipelines/protocol.ts";
 
 /** A float32 wire tensor. */
 export function float32(dims: number[], data: Float32Array): WireTensor {

@@ -5,8 +5,7 @@
  * takes (the same zod schemas validate requests and generate /api/openapi.json).
  * @module
  */
-import type { z } from "zod";
-import type { Handlers } from "../core/http/context.ts";
+import type { RouteEntry } from "../server/http/context.ts";
 import * as health from "./api/v1/health.ts";
 import * as vram from "./api/v1/hardware/vram.ts";
 import * as vramHistory from "./api/v1/hardware/vram/history.ts";
@@ -33,31 +32,6 @@ import * as openapi from "./api/openapi.json.ts";
 import * as metrics from "./metrics.ts";
 import * as index from "./index.tsx";
 import * as staticBuild from "./static/build/[file].ts";
-
-/** How a route is guarded and described. */
-export interface RouteOptions {
-  /** One line for the OpenAPI document. */
-  summary: string;
-  /** Changes what runs on the GPU: its non-GET methods need the API token when one is set. */
-  mutating?: boolean;
-  /** Runs models: needs the token when HEADROOM_TOKEN_FOR_INFER is set. */
-  infer?: boolean;
-  /** A page or its assets: open even with HEADROOM_TOKEN_FOR_READS (the API it calls is not). */
-  page?: boolean;
-  /** Largest request body in bytes (default 64 KiB). */
-  bodyLimit?: number;
-  /** The JSON body's schema. */
-  body?: z.ZodType;
-  /** The query string's schema. */
-  query?: z.ZodType;
-  /** What a success answers, for the OpenAPI document. */
-  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset";
-  /** The body is an image (PNG/JPEG or multipart), not JSON. */
-  image?: boolean;
-}
-
-/** One route: its path (Hono syntax), handlers and options. */
-export type RouteEntry = readonly [path: string, handlers: Handlers, options: RouteOptions];
 
 const SMALL_BODY = 64 * 1024;
 const MUTATING = { mutating: true, bodyLimit: SMALL_BODY } as const;

@@ -4,8 +4,8 @@
  * placement policy's run path (auto-load, eviction, exclusive mode), like every inference.
  * @module
  */
-import type { Services } from "../core/http/context.ts";
-import { requireModels } from "../core/http/require_models.ts";
+import type { Services } from "../server/http/context.ts";
+import { requireModels } from "../server/http/require_models.ts";
 import { type OcrChainResult, runOcrChain } from "../plugins/ocr_chain.ts";
 import type { RunOptions } from "../core/placement/scheduler.ts";
 

@@ -3,9 +3,9 @@
  * history chart, the pipelines table with its actions and Test Load, and the event log.
  * @module
  */
-import type { Handlers } from "../core/http/context.ts";
-import { renderPage } from "../core/islands/page.ts";
-import { buildVramReport } from "../core/report.ts";
+import type { Handlers } from "../server/http/context.ts";
+import { renderPage } from "../server/page.ts";
+import { buildVramReport } from "../server/report.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import type { ConfiguredLimits } from "../components/vram_format.ts";
 import VramHistory from "../islands/VramHistory.tsx";

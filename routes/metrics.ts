@@ -1,12 +1,12 @@
 /**
  * `GET /metrics`: Prometheus text (GPU series with dcgm-exporter's label names,
- * per-model series, counters, histograms; see core/metrics/exposition.ts), or JSON for
+ * per-model series, counters, histograms; see server/metrics/exposition.ts), or JSON for
  * `Accept: application/json` with the devices and `loaded_models` from the live state.
  */
-import type { Handlers } from "../core/http/context.ts";
-import { renderPrometheus } from "../core/http/prometheus.ts";
-import { buildMetrics } from "../core/metrics/exposition.ts";
-import { loadedModels } from "../core/metrics/loaded_models.ts";
+import type { Handlers } from "../server/http/context.ts";
+import { renderPrometheus } from "../server/http/prometheus.ts";
+import { buildMetrics } from "../server/metrics/exposition.ts";
+import { loadedModels } from "../server/metrics/loaded_models.ts";
 
 /** Answers one scrape. */
 export const handler: Handlers = {

@@ -5,7 +5,7 @@
  * `deno bundle` (a compiled binary, no --allow-run).
  * @module
  */
-import { BUILD_DIR, buildAssets, writeAssets } from "../core/islands/bundle.ts";
+import { BUILD_DIR, buildAssets, writeAssets } from "../runtime/server/bundle.ts";
 
 const started = performance.now();
 const assets = await buildAssets();

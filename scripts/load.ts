@@ -11,10 +11,10 @@
  */
 import cliProgress from "cli-progress";
 import { CONFIG_HELP, ConfigError, parseConfig } from "../core/config.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { TestLoadEvent } from "../core/placement/measurements.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import type { SessionDevice } from "../workers/protocol.ts";
+import type { SessionDevice } from "../core/pipelines/protocol.ts";
 
 /** The tool's help text. */
 export const HELP = `Usage: deno task load [--models a,b] [--device gpu|cpu] [--json]

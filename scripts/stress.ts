@@ -15,7 +15,7 @@
  */
 import { join } from "node:path";
 import { ConfigError, parseConfig } from "../core/config.ts";
-import { type Service, startService } from "../core/service.ts";
+import { type Service, startService } from "../server/service.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { formatBytes, parseBytes } from "../core/units.ts";
 import { type ApiResult, callApi, EventCollector } from "./_lib/api.ts";

@@ -9,7 +9,7 @@ import { Scheduler } from "../core/placement/scheduler.ts";
 import { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
 import { openNvml } from "../ffi/nvml.ts";
-import { deviceView } from "../core/service.ts";
+import { deviceView } from "../server/service.ts";
 import { MiB, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
 import { FakeGpu } from "./fake_gpu.ts";

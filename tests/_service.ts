@@ -3,7 +3,7 @@
  * test, since `deno test --parallel` shares one process), cleaned up with `await using`.
  */
 import { type Config, parseConfig } from "../core/config.ts";
-import { type Service, startService } from "../core/service.ts";
+import { type Service, startService } from "../server/service.ts";
 import { FakeGpu } from "./fake_gpu.ts";
 
 /** A config with test defaults: port 0, a temp data dir, the given overrides. */

@@ -16,12 +16,8 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import {
-  type DeviceReading,
-  type DeviceView,
-  Scheduler,
-  type SchedulerOptions,
-} from "../core/placement/scheduler.ts";
+import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
+import { Scheduler, type SchedulerOptions } from "../core/placement/scheduler.ts";
 import { EventLog } from "../core/events.ts";
 import type {
   HostRunOptions,
@@ -31,7 +27,7 @@ import type {
   PipelineHost,
 } from "../core/placement/host.ts";
 import type { ModelReport } from "../core/types.ts";
-import type { RunInput, SessionDevice } from "../workers/protocol.ts";
+import type { RunInput, SessionDevice } from "../core/pipelines/protocol.ts";
 import { prng } from "../core/random.ts";
 import { FakeClock } from "./_fake_clock.ts";
 import { SerialQueue } from "../core/serial_queue.ts";

@@ -8,9 +8,9 @@
  */
 import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
-import { PipelineManager, type WorkerHandle } from "../core/pipelines/manager.ts";
+import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceReading, DeviceView } from "../core/placement/scheduler.ts";
+import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
 import type {
   PipelineSpec,
   RunInput,
@@ -18,7 +18,7 @@ import type {
   WireTensor,
   WorkerReply,
   WorkerStatus,
-} from "../workers/protocol.ts";
+} from "../core/pipelines/protocol.ts";
 import type { SimCall, SimPipelineSpec } from "./_sim_gpu.ts";
 
 /** Any file that exists: the doubles never read it. */

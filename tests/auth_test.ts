@@ -4,7 +4,7 @@
 // to bind beyond loopback without a token, unless told --insecure-no-token (loudly).
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import { routes } from "../routes/_manifest.ts";
 import { testConfig } from "./_service.ts";
 import { writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";

@@ -7,7 +7,7 @@
 // tests' timings, so it is not the default). Writes its summary to
 // tests/artifacts/concurrency.json.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { testConfig } from "./_service.ts";

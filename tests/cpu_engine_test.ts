@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { CpuEngineError, DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
 import { addonDir } from "../workers/engines/native.ts";

@@ -2,7 +2,7 @@
 // server on loopback. A foreign page's "simple" request (text/plain, foreign Origin)
 // and a DNS-rebound Host must change nothing; the service's own pages still work.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
 import { testConfig } from "./_service.ts";
 

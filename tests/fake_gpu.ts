@@ -17,10 +17,10 @@
  */
 
 /** Absolute path of the built double: serves as both the NVML and the CUDA runtime library. */
-export const FAKE_GPU_PATH = new URL("./.build/libfakegpu.so", import.meta.url).pathname;
+export const FAKE_GPU_PATH = new URL(".build/libfakegpu.so", import.meta.url).pathname;
 
 /** Absolute path of the variant without nvmlDeviceGetMemoryInfo_v2, for the v1 fallback. */
-export const FAKE_GPU_NOV2_PATH = new URL("./.build/libfakegpu_nov2.so", import.meta.url).pathname;
+export const FAKE_GPU_NOV2_PATH = new URL(".build/libfakegpu_nov2.so", import.meta.url).pathname;
 
 /** Env var that makes the double keep its state in a shared file (read on first use). */
 export const FAKE_GPU_STATE_ENV = "FAKE_GPU_STATE";

@@ -4,7 +4,7 @@
 // service must stay up, answer each affected request with a JSON error, recover by
 // itself, and leave every other pipeline as it was.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { CudaError, openCudart } from "../ffi/cudart.ts";
 import { NVML_ERROR } from "../ffi/nvml.ts";

@@ -6,7 +6,7 @@
 // JSON `{error: {code, message}}`. The PRNG is seeded; a failure prints the seed
 // (rerun with HEADROOM_SEED=<seed>). HEADROOM_HEAVY=1 sends ten times as many.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import { routes } from "../routes/_manifest.ts";
 import { testConfig } from "./_service.ts";
 import { jsonPost, writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";

@@ -9,11 +9,11 @@ import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { loadCatalog } from "../core/models/catalog.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
-import { PipelineManager } from "../core/pipelines/manager.ts";
+import { PipelineManager } from "../workers/manager.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { PipelineHost } from "../core/placement/host.ts";
 import { QueueAbortedError } from "../core/serial_queue.ts";
-import type { RunInput } from "../workers/protocol.ts";
+import type { RunInput } from "../core/pipelines/protocol.ts";
 import { MiB, SimGpu } from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
 import type { VramReport } from "../core/types.ts";
 import { readSse, startOnFakeGpu, testConfig } from "./_service.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import { GiB } from "./fake_gpu.ts";
 
 Deno.test("GET /api/v1/hardware/vram - shows the double's devices with every figure", async () => {

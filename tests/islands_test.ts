@@ -6,13 +6,13 @@
 import assert from "node:assert/strict";
 import { h } from "preact";
 import { signal } from "@preact/signals";
-import { builtFile, type PageAssets } from "../core/islands/bundle.ts";
-import { pageHtml } from "../core/islands/page.ts";
-import { createIslandRegistry, renderBody } from "../core/islands/render.tsx";
-import { IMMUTABLE, pickEncoding } from "../core/islands/serve.ts";
-import { PROPS_SCRIPT_ID } from "../core/islands/protocol.ts";
+import { builtFile, type PageAssets } from "../runtime/server/bundle.ts";
+import { pageHtml } from "../runtime/server/page.ts";
+import { createIslandRegistry, renderBody } from "../runtime/server/render.tsx";
+import { IMMUTABLE, pickEncoding } from "../runtime/server/serve.ts";
+import { PROPS_SCRIPT_ID } from "../runtime/protocol.ts";
 import { parseConfig } from "../core/config.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 
 function Echo({ text }: { text: string }) {
   return h("p", { class: "echo" }, text);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { loadCatalog } from "../core/models/catalog.ts";
-import { PipelineManager } from "../core/pipelines/manager.ts";
+import { PipelineManager } from "../workers/manager.ts";
 import { Scheduler } from "../core/placement/scheduler.ts";
 import { findAdapter } from "../core/monitor/webgpu_source.ts";
 

@@ -1,7 +1,7 @@
 // `deno task load` (scripts/load.ts) as a user runs it: a subprocess, in-process on a
 // models file of two tiny generated models, and against a running server with --url.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import { testConfig } from "./_service.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

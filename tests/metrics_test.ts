@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import parsePrometheus from "parse-prometheus-text-format";
 import { EventLog } from "../core/events.ts";
-import { EventCounters } from "../core/metrics/event_counters.ts";
+import { EventCounters } from "../server/metrics/event_counters.ts";
 import { startOnFakeGpu } from "./_service.ts";
 
 interface Family {

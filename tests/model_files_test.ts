@@ -9,7 +9,7 @@ import protoRoot from "onnx-proto";
 import type { onnx as OnnxNamespace } from "onnx-proto";
 import { ModelFileError, scanOnnxFile } from "../core/models/external_data.ts";
 import { DiskSpaceError, writeSyntheticModel } from "../core/models/synthetic.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
 import { testConfig } from "./_service.ts";
 

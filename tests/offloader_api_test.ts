@@ -4,7 +4,7 @@
 // pinned pipeline, chains, the streamed test load, the VAD WebSocket stream, and the
 // token on every new mutating route.
 import assert from "node:assert/strict";
-import { type Service, startService } from "../core/service.ts";
+import { type Service, startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
 import type { HeadroomEvent, ModelReport, VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import jpeg from "jpeg-js";
 import { decodeImage } from "../plugins/_image.ts";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
 import { testConfig } from "./_service.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { routes } from "../routes/_manifest.ts";
-import { openApiPath } from "../core/http/openapi.ts";
+import { openApiPath } from "../server/http/openapi.ts";
 import { startOnFakeGpu } from "./_service.ts";
 
 Deno.test("GET /api/openapi.json - every route and method of the manifest is documented", async () => {

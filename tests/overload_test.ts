@@ -5,7 +5,7 @@
 // and once the load stops the tracked GPU bytes must be back under the budget.
 // HEADROOM_HEAVY=1 sends 1,000 at once, then bursts that force evictions.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import type { ModelReport } from "../core/types.ts";
 import { testConfig } from "./_service.ts";

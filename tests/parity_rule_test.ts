@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeSyntheticModel } from "../core/models/synthetic.ts";
 import { WorkerClient } from "../workers/client.ts";
 import { DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
-import type { WorkerReply } from "../workers/protocol.ts";
+import type { WorkerReply } from "../core/pipelines/protocol.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 
 if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {

@@ -2,7 +2,7 @@
 // /api/v1/ocr and Silero VAD through infer on the CPU (wasm), a generated model on the
 // software WebGPU adapter, a worker killed mid-request, and bad input of every kind.
 import assert from "node:assert/strict";
-import { startService } from "../core/service.ts";
+import { startService } from "../server/service.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { testConfig } from "./_service.ts";
 import { readWav } from "./_wav.ts";

@@ -9,7 +9,7 @@ import pngjs from "pngjs";
 import * as ort from "onnxruntime-web";
 import type { InferFn } from "../workers/plugin.ts";
 import { PluginInputError } from "../workers/plugin.ts";
-import type { TensorType, WireTensor } from "../workers/protocol.ts";
+import type { TensorType, WireTensor } from "../core/pipelines/protocol.ts";
 import { decodeImage, imageFromInput, probeTextImage, type RgbImage } from "../plugins/_image.ts";
 import det, { dbBoxes, detInputSize } from "../plugins/ocr_det.ts";
 import cls from "../plugins/ocr_cls.ts";

@@ -3,7 +3,7 @@ import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import { MAX_OOM_RETRIES, Scheduler } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
-import type { RunInput } from "../workers/protocol.ts";
+import type { RunInput } from "../core/pipelines/protocol.ts";
 import {
   FakeClock,
   GiB,

@@ -9,7 +9,7 @@ import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { TestLoadEvent } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
-import type { RunInput } from "../workers/protocol.ts";
+import type { RunInput } from "../core/pipelines/protocol.ts";
 import { FakeClock, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { settle } from "./_fake_clock.ts";
 

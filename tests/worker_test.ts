@@ -8,7 +8,7 @@ import * as ort from "onnxruntime-web";
 import { writeSyntheticModel } from "../core/models/synthetic.ts";
 import { WorkerClient, WorkerDiedError } from "../workers/client.ts";
 import { installGpuTracker } from "../workers/gpu_tracker.ts";
-import type { PipelineSpec, WireTensor, WorkerReply } from "../workers/protocol.ts";
+import type { PipelineSpec, WireTensor, WorkerReply } from "../core/pipelines/protocol.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 
 // Prefer lavapipe (Vulkan) over the GL backend: faster shader compiles, no crash at exit.

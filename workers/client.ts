@@ -16,8 +16,8 @@ import type {
   WorkerReply,
   WorkerRequest,
   WorkerStatus,
-} from "./protocol.ts";
-import { transferablesOf } from "./protocol.ts";
+} from "../core/pipelines/protocol.ts";
+import { transferablesOf } from "../core/pipelines/protocol.ts";
 import { addonDir } from "./engines/native.ts";
 
 // onnxruntime-web's wasm glue, once loaded on the main thread, sets

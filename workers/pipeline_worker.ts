@@ -31,7 +31,7 @@ import {
   type WorkerReply,
   type WorkerRequest,
   type WorkerStatus,
-} from "./protocol.ts";
+} from "../core/pipelines/protocol.ts";
 import { EngineFailure as WorkerFailure } from "./engines/types.ts";
 import {
   createWebSession,

@@ -7,7 +7,7 @@
  * A plugin module's default export satisfies {@link PipelinePlugin}.
  * @module
  */
-import type { WireTensor } from "./protocol.ts";
+import type { WireTensor } from "../core/pipelines/protocol.ts";
 
 /** Runs the worker's session once; the plugin may call it many times per request. */
 export type InferFn = (feeds: Record<string, WireTensor>) => Promise<Record<string, WireTensor>>;

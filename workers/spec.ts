@@ -6,7 +6,7 @@
  * @module
  */
 import { scanOnnxFile } from "../core/models/external_data.ts";
-import type { PipelineSpec } from "./protocol.ts";
+import type { PipelineSpec } from "../core/pipelines/protocol.ts";
 import { libcPath } from "../ffi/libc.ts";
 
 /** The fields a caller must give; the rest have defaults. */

@@ -8,7 +8,7 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { describeIssues } from "../http/validate.ts";
+import { describeIssues } from "../describe_issues.ts";
 import { ensureSyntheticModel, parseSyntheticSize } from "./synthetic.ts";
 import { parseDurationMs } from "../units.ts";
 

@@ -5,7 +5,7 @@
  * is remembered in KV.
  * @module
  */
-import type { Services } from "../http/context.ts";
+import type { Scheduler } from "../placement/scheduler.ts";
 import type { FitResult } from "../placement/budget.ts";
 
 /** A chain as the API shows it. */
@@ -19,13 +19,23 @@ export interface Chain {
   placements: Record<string, "gpu" | "cpu" | "none">;
 }
 
+/** Where chains are remembered (the profile store; a narrow view so this module needs no store). */
+export interface ChainStore {
+  saveChain(chain: Chain): Promise<void>;
+}
+
+/** What creating a chain uses: the scheduler that places it and the store that keeps it. */
+export interface ChainDeps {
+  scheduler: Pick<Scheduler, "placeChain">;
+  store: ChainStore;
+}
+
 /** Creates (or replaces) a chain: check, then place each member, in order. */
 export async function createChain(
-  services: Services,
+  { scheduler, store }: ChainDeps,
   id: string,
   pipelines: string[],
 ): Promise<Chain> {
-  const { scheduler, store } = services;
   const { check, placements } = await scheduler.placeChain(pipelines);
   const chain: Chain = { id, pipelines, createdAt: Date.now(), check, placements };
   if (check.fits) await store.saveChain(chain);

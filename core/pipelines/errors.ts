@@ -1,6 +1,6 @@
 /**
  * Errors of the pipeline layer, each with a stable code that the HTTP layer maps to a
- * status (see core/http/errors.ts): the manager knows nothing of HTTP.
+ * status (see server/http/errors.ts): the manager knows nothing of HTTP.
  * @module
  */
 

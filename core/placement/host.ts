@@ -6,7 +6,7 @@
  * @module
  */
 import type { ModelReport, PipelineState, Placement } from "../types.ts";
-import type { RunInput, RunOutput, SessionDevice } from "../../workers/protocol.ts";
+import type { RunInput, RunOutput, SessionDevice } from "../pipelines/protocol.ts";
 
 /** One pipeline as the host sees it now: read on every decision, so cheap (a map lookup). */
 export interface HostView {

@@ -4,7 +4,7 @@
  * @module
  */
 import type { SessionEngineName } from "../types.ts";
-import type { SessionDevice } from "../../workers/protocol.ts";
+import type { SessionDevice } from "../pipelines/protocol.ts";
 
 /** The answer of a switch. */
 export interface SwitchResult {

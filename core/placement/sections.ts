@@ -8,11 +8,11 @@
 import type { HeadroomEvent } from "../types.ts";
 import { PipelineError } from "../pipelines/errors.ts";
 import { formatBytes } from "../units.ts";
-import type { SessionDevice } from "../../workers/protocol.ts";
+import type { SessionDevice } from "../pipelines/protocol.ts";
 import { estimateModelVram, type GpuState, type ModelFootprint } from "./budget.ts";
 import type { HostView, PipelineHost } from "./host.ts";
 import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
-import type { DeviceReading, Meter } from "./scheduler.ts";
+import type { DeviceReading, Meter } from "./device.ts";
 
 /** The scheduler's locked operations, lent to a section while it runs. */
 export interface SectionOps {

@@ -7,9 +7,9 @@
  * `POST /api/v1/pipelines/{id}/infer` (auto-load, eviction, exclusive mode).
  * @module
  */
-import type { Services } from "../../core/http/context.ts";
-import { HttpError } from "../../core/http/errors.ts";
-import type { ChatInputMessage } from "../../core/openai/messages.ts";
+import type { Services } from "../../server/http/context.ts";
+import { HttpError } from "../../server/http/errors.ts";
+import type { ChatInputMessage } from "../../server/openai/messages.ts";
 import { OCR_MODELS, requireOcrModels, runOcr } from "../_ocr.ts";
 
 /** The id of the built-in OCR chat model. */

@@ -3,7 +3,7 @@
  * created, owned_by}]}`: the chat models first (what `/v1/chat/completions` takes), then
  * every catalog pipeline. `created` is when this server started (models have no other date here).
  */
-import type { Handlers, Services } from "../../core/http/context.ts";
+import type { Handlers, Services } from "../../server/http/context.ts";
 import { chatModels } from "./_chat_models.ts";
 
 /** One entry of the list, as OpenAI's clients read it. */

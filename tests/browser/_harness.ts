@@ -11,7 +11,7 @@
 import type { Browser, Page } from "playwright-core";
 import { CHROMIUM_PATH, launchChromium } from "../../scripts/_lib/chromium.ts";
 import { type Config, parseConfig } from "../../core/config.ts";
-import { type Service, startService } from "../../core/service.ts";
+import { type Service, startService } from "../../server/service.ts";
 import { FAKE_GPU_PATH, type FakeGpu } from "../fake_gpu.ts";
 
 /** Debian's chromium. */

@@ -3,7 +3,7 @@
  * sees them, and the failure type that becomes `{code, message}` in a reply.
  * @module
  */
-import type { WorkerErrorCode } from "../protocol.ts";
+import type { WorkerErrorCode } from "../../core/pipelines/protocol.ts";
 
 /** The files a session reads: the graph and its external data, by absolute path. */
 export interface ModelFiles {

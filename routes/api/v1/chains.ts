@@ -5,9 +5,9 @@
  * `GET` lists the chains. Mutating: needs the token when one is set.
  */
 import { z } from "zod";
-import type { Handlers } from "../../../core/http/context.ts";
-import { HttpError } from "../../../core/http/errors.ts";
-import { parseJsonBody } from "../../../core/http/validate.ts";
+import type { Handlers } from "../../../server/http/context.ts";
+import { HttpError } from "../../../server/http/errors.ts";
+import { parseJsonBody } from "../../../server/http/validate.ts";
 import { createChain } from "../../../core/pipelines/chains.ts";
 import { pipelineListSchema } from "./hardware/vram/check.ts";
 

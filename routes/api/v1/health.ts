@@ -1,5 +1,5 @@
 /** `GET /api/v1/health`: is the service up, and what is it measuring with. */
-import type { Handlers } from "../../../core/http/context.ts";
+import type { Handlers } from "../../../server/http/context.ts";
 
 /** Answers `{status, uptimeSeconds, source, reason, devices}`; status "degraded" while a GPU is lost. */
 export const handler: Handlers = {

@@ -1,5 +1,5 @@
 /** `GET /api/v1/models`: the catalog with each model's live state and last figures. */
-import type { Handlers } from "../../../core/http/context.ts";
+import type { Handlers } from "../../../server/http/context.ts";
 
 /** Answers `{models: ModelReport[]}` in catalog order. */
 export const handler: Handlers = {

@@ -3,8 +3,8 @@
  * or the multipart field `image`) → lines of text with boxes and scores, through the
  * `ocr-det` → `ocr-cls` → `ocr-rec` pipelines.
  */
-import type { Handlers } from "../../../core/http/context.ts";
-import { HttpError } from "../../../core/http/errors.ts";
+import type { Handlers } from "../../../server/http/context.ts";
+import { HttpError } from "../../../server/http/errors.ts";
 import { sniffImageType } from "../../../plugins/_image.ts";
 import { requireOcrModels, runOcr } from "../../_ocr.ts";
 

@@ -3,10 +3,10 @@
  * immutable and precompressed. They are built once at start, never per request.
  * @module
  */
-import type { Handlers } from "../../../core/http/context.ts";
-import { HttpError } from "../../../core/http/errors.ts";
-import { preparePageAssets } from "../../../core/islands/bundle.ts";
-import { builtFileResponse } from "../../../core/islands/serve.ts";
+import type { Handlers } from "../../../server/http/context.ts";
+import { HttpError } from "../../../server/http/errors.ts";
+import { preparePageAssets } from "../../../runtime/server/bundle.ts";
+import { builtFileResponse } from "../../../runtime/server/serve.ts";
 
 /** Serves one built file in the best encoding the client accepts. */
 export const handler: Handlers = {

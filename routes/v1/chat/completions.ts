@@ -6,9 +6,9 @@
  * `usage` counts Unicode characters (prompt: the messages' text; completion: the answer).
  */
 import { streamSSE } from "hono/streaming";
-import type { Handlers } from "../../../core/http/context.ts";
-import { parseJsonBody } from "../../../core/http/validate.ts";
-import { chatRequestSchema, readMessages } from "../../../core/openai/messages.ts";
+import type { Handlers } from "../../../server/http/context.ts";
+import { parseJsonBody } from "../../../server/http/validate.ts";
+import { chatRequestSchema, readMessages } from "../../../server/openai/messages.ts";
 import { answerChat } from "../_chat_models.ts";
 
 /** The request body's schema (for the OpenAPI document). */

@@ -1,6 +1,6 @@
 /** `GET /v1/models/{model}` (OpenAI-compatible): one entry of `GET /v1/models`, or a 404. */
-import type { Handlers } from "../../../core/http/context.ts";
-import { HttpError } from "../../../core/http/errors.ts";
+import type { Handlers } from "../../../server/http/context.ts";
+import { HttpError } from "../../../server/http/errors.ts";
 import { listOpenAiModels } from "../models.ts";
 
 /** Answers the model's entry. */

@@ -8,8 +8,8 @@
  * token when one is set.
  */
 import { z } from "zod";
-import type { Handlers } from "../../../core/http/context.ts";
-import { parseJsonBody } from "../../../core/http/validate.ts";
+import type { Handlers } from "../../../server/http/context.ts";
+import { parseJsonBody } from "../../../server/http/validate.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();

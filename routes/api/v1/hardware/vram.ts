@@ -1,6 +1,6 @@
 /** `GET /api/v1/hardware/vram`: every device's figures, where they come from, and the pipelines. */
-import type { Handlers, Services } from "../../../../core/http/context.ts";
-import { buildVramReport } from "../../../../core/report.ts";
+import type { Handlers, Services } from "../../../../server/http/context.ts";
+import { buildVramReport } from "../../../../server/report.ts";
 
 /**
  * Longest a serialized report is reused. It is rebuilt at once on a new sample or a new

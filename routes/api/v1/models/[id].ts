@@ -1,5 +1,5 @@
 /** `GET /api/v1/models/{id}`: one model's state. */
-import type { Handlers } from "../../../../core/http/context.ts";
+import type { Handlers } from "../../../../server/http/context.ts";
 
 /** Answers the ModelReport, or 404 naming the known ids. */
 export const handler: Handlers = {

@@ -8,9 +8,9 @@
  */
 import { z } from "zod";
 import { stream } from "hono/streaming";
-import type { Handlers } from "../../../../core/http/context.ts";
-import { HttpError } from "../../../../core/http/errors.ts";
-import { parseJsonBody } from "../../../../core/http/validate.ts";
+import type { Handlers } from "../../../../server/http/context.ts";
+import { HttpError } from "../../../../server/http/errors.ts";
+import { parseJsonBody } from "../../../../server/http/validate.ts";
 
 /** The request body. */
 export const bodySchema = z.object({

@@ -4,8 +4,8 @@
  * headroomBytes, wouldEvict, estimates}`.
  */
 import { z } from "zod";
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { parseJsonBody } from "../../../../../core/http/validate.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { parseJsonBody } from "../../../../../server/http/validate.ts";
 
 /** A list of catalog ids, checked to exist. */
 export const pipelineListSchema = z.array(z.string().min(1).max(64)).min(

@@ -1,7 +1,7 @@
 /** `GET /api/v1/hardware/vram/history?seconds=&points=`: the monitor's ring buffer, downsampled. */
 import { z } from "zod";
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { parseQuery } from "../../../../../core/http/validate.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { parseQuery } from "../../../../../server/http/validate.ts";
 
 const DEFAULT_SECONDS = 600;
 const DEFAULT_POINTS = 300;

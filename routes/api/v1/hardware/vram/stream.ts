@@ -7,8 +7,8 @@
  * service stops, a `shutdown` event, and the stream ends.
  */
 import { streamSSE } from "hono/streaming";
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { buildVramReport } from "../../../../../core/report.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { buildVramReport } from "../../../../../server/report.ts";
 
 /** Minimum gap between two snapshot events. */
 export const MIN_EVENT_GAP_MS = 250;

@@ -1,8 +1,8 @@
 /** `POST /api/v1/models/{id}/load`: body `{device?: "gpu" | "cpu"}`. Mutating: needs the token when one is set. */
 import { z } from "zod";
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { parseJsonBody } from "../../../../../core/http/validate.ts";
-import { HttpError } from "../../../../../core/http/errors.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { parseJsonBody } from "../../../../../server/http/validate.ts";
+import { HttpError } from "../../../../../server/http/errors.ts";
 
 /** The request body. */
 export const bodySchema = z.object({

@@ -1,5 +1,5 @@
 /** `POST /api/v1/models/{id}/pin`: a pinned pipeline is never evicted. Mutating: needs the token when one is set. */
-import type { Handlers } from "../../../../../core/http/context.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
 
 /** Pins the pipeline; answers its ModelReport. */
 export const handler: Handlers = {

@@ -2,8 +2,8 @@
  * `POST /api/v1/models/{id}/rehydrate`: CPU → GPU, through the scheduler (it makes room
  * first, or says why it cannot). Mutating: needs the token when one is set.
  */
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { HttpError } from "../../../../../core/http/errors.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { HttpError } from "../../../../../server/http/errors.ts";
 
 /** Answers the model's ModelReport after the move. */
 export const handler: Handlers = {

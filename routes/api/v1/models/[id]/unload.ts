@@ -3,7 +3,7 @@
  * once the driver shows the memory back (`release.confirmed`), or says it did not within
  * the wait. Mutating: needs the token when one is set.
  */
-import type { Handlers } from "../../../../../core/http/context.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
 
 /** Answers the model's ModelReport after the move, with `release`. */
 export const handler: Handlers = {

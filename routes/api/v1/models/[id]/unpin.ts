@@ -1,5 +1,5 @@
 /** `POST /api/v1/models/{id}/unpin`: the pipeline may be evicted again. Mutating: needs the token when one is set. */
-import type { Handlers } from "../../../../../core/http/context.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
 
 /** Unpins the pipeline; answers its ModelReport. */
 export const handler: Handlers = {

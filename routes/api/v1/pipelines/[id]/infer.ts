@@ -4,11 +4,11 @@
  * plugin takes `{payload: …}` instead (its plugin's own input).
  */
 import { z } from "zod";
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { HttpError } from "../../../../../core/http/errors.ts";
-import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../core/http/tensors.ts";
-import { parseJsonBody } from "../../../../../core/http/validate.ts";
-import type { RunInput } from "../../../../../workers/protocol.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { HttpError } from "../../../../../server/http/errors.ts";
+import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../server/http/tensors.ts";
+import { parseJsonBody } from "../../../../../server/http/validate.ts";
+import type { RunInput } from "../../../../../core/pipelines/protocol.ts";
 
 /** The request body. */
 export const bodySchema = z.object({

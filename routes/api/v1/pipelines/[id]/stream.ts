@@ -8,8 +8,8 @@
  * the recurrent state and the unfinished frame) stays on the server between chunks.
  */
 import { upgradeWebSocket } from "hono/deno";
-import type { Handlers } from "../../../../../core/http/context.ts";
-import { HttpError } from "../../../../../core/http/errors.ts";
+import type { Handlers } from "../../../../../server/http/context.ts";
+import { HttpError } from "../../../../../server/http/errors.ts";
 import { ChunkLoop } from "../../../../../core/pipelines/chunk_loop.ts";
 import { PipelineError } from "../../../../../core/pipelines/errors.ts";
 

@@ -8,8 +8,8 @@
  * next request starts a fresh one. Every transition is measured and logged.
  * @module
  */
-import type { Catalog, CatalogModel } from "../models/catalog.ts";
-import type { EventLog } from "../events.ts";
+import type { Catalog, CatalogModel } from "../core/models/catalog.ts";
+import type { EventLog } from "../core/events.ts";
 import type {
   CpuEngineReport,
   GpuMismatch,
@@ -17,29 +17,29 @@ import type {
   PipelineState,
   SessionEngineName,
   TransitionFigures,
-} from "../types.ts";
-import type { ProfileStore } from "../store/profiles.ts";
+} from "../core/types.ts";
+import type { ProfileStore } from "../core/store/profiles.ts";
 import type {
   ParityResult,
   RunInput,
   SessionDevice,
   WorkerReply,
   WorkerStatus,
-} from "../../workers/protocol.ts";
-import { WorkerClient, type WorkerClientOptions, WorkerDiedError } from "../../workers/client.ts";
-import type { PipelineSpec } from "../../workers/protocol.ts";
-import { PipelineError } from "./errors.ts";
-import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
-import { ModelFileError, type OnnxFileInfo, scanOnnxFile } from "../models/external_data.ts";
-import { engineLimit } from "../models/limits.ts";
-import { libcPath, trimHeap } from "../../ffi/libc.ts";
+} from "../core/pipelines/protocol.ts";
+import { WorkerClient, type WorkerClientOptions, WorkerDiedError } from "./client.ts";
+import type { PipelineSpec } from "../core/pipelines/protocol.ts";
+import { PipelineError } from "../core/pipelines/errors.ts";
+import { QueueAbortedError, SerialQueue } from "../core/serial_queue.ts";
+import { ModelFileError, type OnnxFileInfo, scanOnnxFile } from "../core/models/external_data.ts";
+import { engineLimit } from "../core/models/limits.ts";
+import { libcPath, trimHeap } from "../ffi/libc.ts";
 import type {
   HostRunOptions,
   HostRunResult,
   HostTransition,
   HostView,
   PipelineHost,
-} from "../placement/host.ts";
+} from "../core/placement/host.ts";
 
 /** The parts of a worker client the manager uses (a real WorkerClient, or a double in tests). */
 export type WorkerHandle = Pick<

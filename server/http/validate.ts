@@ -6,6 +6,7 @@
 import type { Context } from "hono";
 import type { z } from "zod";
 import { HttpError } from "./errors.ts";
+import { describeIssues } from "../../core/describe_issues.ts";
 
 /** Parses the query string with `schema`; throws a 400 HttpError naming the bad parameter. */
 export function parseQuery<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
@@ -31,12 +32,4 @@ export async function parseJsonBody<T extends z.ZodType>(
   const result = schema.safeParse(body);
   if (!result.success) throw new HttpError(400, "bad_body", describeIssues(result.error, "field"));
   return result.data;
-}
-
-/** "query parameter "seconds": must be at least 1; …" */
-export function describeIssues(error: z.ZodError, what: string): string {
-  return error.issues.map((issue) => {
-    const path = issue.path.length ? issue.path.join(".") : "(body)";
-    return `${what} "${path}": ${issue.message}`;
-  }).join("; ");
 }

@@ -7,21 +7,22 @@
  */
 import { join } from "node:path";
 import type { Hono } from "hono";
-import { type Config, ConfigError, headroomProblem } from "./config.ts";
+import { type Config, ConfigError, headroomProblem } from "../core/config.ts";
 import { createApp } from "./app.ts";
-import { EventLog } from "./events.ts";
+import { EventLog } from "../core/events.ts";
 import type { AppEnv, Services } from "./http/context.ts";
-import { type Catalog, loadCatalog } from "./models/catalog.ts";
-import { chooseSource } from "./monitor/choose_source.ts";
-import { VramMonitor } from "./monitor/vram_monitor.ts";
-import { PipelineManager } from "./pipelines/manager.ts";
-import type { ModelFootprint } from "./placement/budget.ts";
-import { type DeviceView, type Meter, Scheduler } from "./placement/scheduler.ts";
-import { ProfileStore } from "./store/profiles.ts";
-import { preparePageAssets } from "./islands/bundle.ts";
+import { type Catalog, loadCatalog } from "../core/models/catalog.ts";
+import { chooseSource } from "../core/monitor/choose_source.ts";
+import { VramMonitor } from "../core/monitor/vram_monitor.ts";
+import { PipelineManager } from "../workers/manager.ts";
+import type { ModelFootprint } from "../core/placement/budget.ts";
+import type { DeviceView, Meter } from "../core/placement/device.ts";
+import { Scheduler } from "../core/placement/scheduler.ts";
+import { ProfileStore } from "../core/store/profiles.ts";
+import { preparePageAssets } from "../runtime/server/bundle.ts";
 import { StreamLimiter } from "./http/limits.ts";
 import { chooseCpuEngine } from "../workers/engines/choose.ts";
-import { scanOnnxFile } from "./models/external_data.ts";
+import { scanOnnxFile } from "../core/models/external_data.ts";
 import { EventCounters } from "./metrics/event_counters.ts";
 
 /** A started service: its app, its parts, and how to stop it. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import type { TensorType, WireTensor } from "../../workers/protocol.ts";
+import type { TensorType, WireTensor } from "../../core/pipelines/protocol.ts";
 import { HttpError } from "./errors.ts";
 
 /** Most elements one request may send in all its tensors (64 Mi elements). */

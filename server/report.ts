@@ -4,7 +4,7 @@
  * @module
  */
 import type { Services } from "./http/context.ts";
-import type { VramReport, VramSample } from "./types.ts";
+import type { VramReport, VramSample } from "../core/types.ts";
 
 /** The report for a sample (the monitor's current one by default). */
 export function buildVramReport(services: Services, sample?: VramSample): VramReport {

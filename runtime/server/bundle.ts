@@ -32,7 +32,7 @@ export interface PageAssets {
 export const BUILD_URL = "/static/build/";
 
 const ROOT = new URL("../../", import.meta.url);
-const ENTRY = new URL("./client_entry.ts", import.meta.url);
+const ENTRY = new URL("../../islands/_client.ts", import.meta.url);
 /** Where `deno task build` writes, and where the service looks for a prebuilt copy. */
 export const BUILD_DIR: URL = new URL("static/build/", ROOT);
 const MANIFEST = "manifest.json";

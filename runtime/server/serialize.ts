@@ -5,7 +5,7 @@
  * (`</script>`) or open a comment (`<!--`).
  * @module
  */
-import { SIGNAL_KEY } from "./protocol.ts";
+import { SIGNAL_KEY } from "../protocol.ts";
 
 const SIGNAL_BRAND = Symbol.for("preact-signals");
 

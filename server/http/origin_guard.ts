@@ -13,7 +13,7 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { isLoopback } from "../config.ts";
+import { isLoopback } from "../../core/config.ts";
 import { HttpError } from "./errors.ts";
 
 /** True for a name only this machine resolves to itself: localhost, *.localhost, 127/8, ::1. */

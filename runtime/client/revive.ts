@@ -13,7 +13,7 @@ import {
   PROPS_SCRIPT_ID,
   READY_ATTRIBUTE,
   SIGNAL_KEY,
-} from "./protocol.ts";
+} from "../protocol.ts";
 
 /** Turns `{"$signal": value}` back into a signal (a JSON.parse reviver). */
 export function reviveSignals(_key: string, value: unknown): unknown {

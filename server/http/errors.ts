@@ -6,8 +6,8 @@
  */
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ErrorBody } from "../types.ts";
-import { PIPELINE_ERROR_STATUS, PipelineError } from "../pipelines/errors.ts";
+import type { ErrorBody } from "../../core/types.ts";
+import { PIPELINE_ERROR_STATUS, PipelineError } from "../../core/pipelines/errors.ts";
 
 /** An error meant for the caller: its status, a stable code, and a message that says the fix. */
 export class HttpError extends Error {

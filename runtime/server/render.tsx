@@ -8,7 +8,7 @@
  */
 import { type ComponentType, Fragment, h, options, type VNode } from "preact";
 import { renderToString } from "preact-render-to-string";
-import { ISLAND_END, ISLAND_START, PROPS_SCRIPT_ID } from "./protocol.ts";
+import { ISLAND_END, ISLAND_START, PROPS_SCRIPT_ID } from "../protocol.ts";
 import { serializeIslandProps } from "./serialize.ts";
 
 // deno-lint-ignore no-explicit-any

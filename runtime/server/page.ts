@@ -4,27 +4,17 @@
  * security headers of headers.ts.
  * @module
  */
-import { islands } from "../../islands/_manifest.ts";
 import { type PageAssets, preparePageAssets } from "./bundle.ts";
 import { PAGE_HEADERS } from "./headers.ts";
-import {
-  createIslandRegistry,
-  type IslandRegistry,
-  type PageNode,
-  propsScript,
-  renderBody,
-} from "./render.tsx";
-
-/** The registry of every island in islands/_manifest.ts. */
-export const defaultRegistry: IslandRegistry = createIslandRegistry(islands);
+import { type IslandRegistry, type PageNode, propsScript, renderBody } from "./render.tsx";
 
 /** How to render a page. */
 export interface PageOptions {
   title: string;
   /** HTTP status (200). */
   status?: number;
-  /** Islands to recognize (every island in islands/_manifest.ts). */
-  registry?: IslandRegistry;
+  /** Islands to recognize: the caller passes its registry in (as Fresh's `boot` takes its islands). */
+  registry: IslandRegistry;
   /** Built assets (the service's, built once). */
   assets?: PageAssets;
 }
@@ -60,6 +50,6 @@ export function pageHtml(
 /** Renders `page` to a response with the page security headers. */
 export async function renderPage(page: PageNode, options: PageOptions): Promise<Response> {
   const assets = options.assets ?? await preparePageAssets();
-  const html = pageHtml(page, options.title, options.registry ?? defaultRegistry, assets);
+  const html = pageHtml(page, options.title, options.registry, assets);
   return new Response(html, { status: options.status ?? 200, headers: PAGE_HEADERS });
 }

@@ -5,8 +5,8 @@
  * is a bounded ring; these totals never drop an event.
  * @module
  */
-import type { EventLog } from "../events.ts";
-import type { EvictionReason, HeadroomEvent } from "../types.ts";
+import type { EventLog } from "../../core/events.ts";
+import type { EvictionReason, HeadroomEvent } from "../../core/types.ts";
 import { Histogram } from "./histogram.ts";
 
 /** Eviction reasons, each exported from the start (0 until one happens). */

@@ -4,7 +4,7 @@
  * names every model the route needs and how to add them, not "Unknown model ocr-det".
  * @module
  */
-import type { Catalog } from "../models/catalog.ts";
+import type { Catalog } from "../../core/models/catalog.ts";
 import { HttpError } from "./errors.ts";
 
 /** The catalog ids among `ids` that `catalog` lacks. */

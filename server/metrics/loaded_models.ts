@@ -3,7 +3,7 @@
  * pipelines' live state, with the figures last measured of it (Deno KV profiles).
  * @module
  */
-import type { MemoryProfile, ModelReport } from "../types.ts";
+import type { MemoryProfile, ModelReport } from "../../core/types.ts";
 
 /** One loaded model as `/metrics` JSON lists it. */
 export interface LoadedModel {

@@ -8,7 +8,7 @@
  * @module
  */
 import type { MetricFamily, Sample } from "../http/prometheus.ts";
-import type { DeviceSnapshot, ModelReport, OffloaderStatus, VramSample } from "../types.ts";
+import type { DeviceSnapshot, ModelReport, OffloaderStatus, VramSample } from "../../core/types.ts";
 import { DEVICES, type EventCounters } from "./event_counters.ts";
 import { ramBytesOf } from "./loaded_models.ts";
 

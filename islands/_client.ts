@@ -3,7 +3,7 @@
  * hydrates the page's islands. `deno bundle --platform browser` builds it (bundle.ts).
  * @module
  */
-import { islands } from "../../islands/_manifest.ts";
-import { reviveIslands } from "./client.ts";
+import { islands } from "./_manifest.ts";
+import { reviveIslands } from "../runtime/client/revive.ts";
 
 reviveIslands(islands);

@@ -8,10 +8,10 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { type RouteOptions, routes } from "../routes/_manifest.ts";
-import type { Config } from "./config.ts";
+import { routes } from "../routes/_manifest.ts";
+import type { Config } from "../core/config.ts";
 import { requireToken } from "./http/auth.ts";
-import type { AppEnv, Services } from "./http/context.ts";
+import type { AppEnv, RouteOptions, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 
@@ -50,6 +50,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("services", services);
+    c.set("routes", routes);
     await next();
   };
   for (const [path, handlers, options] of routes) {
@@ -77,6 +78,7 @@ export function createApp(services: Services): Hono<AppEnv> {
         // One handler and no middleware: Hono's fastest path, for the pollers' routes.
         app.on(method, path, (c) => {
           c.set("services", services);
+          c.set("routes", routes);
           return handle(c);
         });
         continue;

@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import type { RouteEntry } from "../../routes/_manifest.ts";
+import type { RouteEntry } from "./context.ts";
 
 const ERROR_SCHEMA = {
   type: "object",

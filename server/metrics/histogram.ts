@@ -1,6 +1,6 @@
 /**
  * A Prometheus histogram: cumulative bucket counts, a sum and a count, per label set.
- * Small enough to keep here; rendered by core/http/prometheus.ts.
+ * Small enough to keep here; rendered by server/http/prometheus.ts.
  * @module
  */
 

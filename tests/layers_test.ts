@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import {
+  forbiddenImports,
+  importCycles,
+  type ModuleGraph,
+  readModuleGraph,
+  ROOT,
+} from "./_module_graph.ts";
+
+/** Every program the repository starts: the service, its workers, the browser bundle, tools. */
+async function entryPoints(): Promise<string[]> {
+  const entries = [
+    "main.ts",
+    "serve.ts",
+    "workers/pipeline_worker.ts",
+    "workers/engines/probe_worker.ts",
+    "islands/_client.ts",
+  ];
+  for (const folder of ["scripts", "plugins", "bench"]) {
+    for await (const entry of Deno.readDir(new URL(`${folder}/`, ROOT))) {
+      if (entry.isFile && /\.tsx?$/.test(entry.name)) entries.push(`${folder}/${entry.name}`);
+    }
+  }
+  return entries.sort();
+}
+
+Deno.test("layers - core imports only core and ffi, and no folder crosses its layer", async () => {
+  const graph = await readModuleGraph(await entryPoints());
+  // The graph really is the repository's: the scheduler and the worker are in it.
+  assert.ok(graph.has("core/placement/scheduler.ts"), "the scheduler is not in the graph");
+  assert.ok(graph.has("workers/pipeline_worker.ts"), "the worker is not in the graph");
+  assert.ok(graph.size > 150, `only ${graph.size} local modules found`);
+  assert.deepEqual(forbiddenImports(graph), []);
+});
+
+Deno.test("layers - the module graph has no import cycle", async () => {
+  const graph = await readModuleGraph(await entryPoints());
+  assert.deepEqual(importCycles(graph), []);
+});
+
+Deno.test("layers - the checks find a forbidden import and a cycle when there is one", () => {
+  const graph: ModuleGraph = new Map([
+    ["core/a.ts", ["core/b.ts", "server/app.ts"]],
+    ["core/b.ts", ["core/c.ts"]],
+    ["core/c.ts", ["core/a.ts"]],
+    ["server/app.ts", ["core/a.ts"]],
+    ["workers/w.ts", ["workers/w.ts", "ffi/nvml.ts"]],
+    ["runtime/page.ts", ["islands/_manifest.ts"]],
+  ]);
+  assert.deepEqual(forbiddenImports(graph), [
+    "core/a.ts → server/app.ts",
+    "runtime/page.ts → islands/_manifest.ts",
+  ]);
+  assert.deepEqual(importCycles(graph), [
+    ["core/a.ts", "core/b.ts", "core/c.ts", "server/app.ts"],
+    ["workers/w.ts"],
+  ]);
+});
