@@ -12,11 +12,14 @@ import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
 import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
 import type {
+  ErrorReply,
+  OkReply,
   PipelineSpec,
+  Replies,
+  RequestKind,
   RunInput,
   SessionDevice,
   WireTensor,
-  WorkerReply,
   WorkerStatus,
 } from "../core/pipelines/protocol.ts";
 import type { SimCall, SimPipelineSpec } from "./_sim_gpu.ts";
@@ -191,15 +194,22 @@ export class DoubleGpu implements DeviceView {
       engine: device === "gpu" ? "webgpu" : device === "cpu" ? "wasm" : "none",
       ramBytes: device === "cpu" ? size : 0,
     });
-    const ok = (extra: Partial<WorkerReply> = {}): WorkerReply => ({
+    const ok = <K extends RequestKind>(type: K, fields: Replies[K]): OkReply<K> =>
+      ({
+        id: 0,
+        type,
+        ok: true,
+        status: status(),
+        ms: 0,
+        ...fields,
+      }) as unknown as OkReply<K>; // the common fields are the same for every kind
+    const fail = <K extends RequestKind>(
+      type: K,
+      code: "oom" | "not_loaded",
+      message: string,
+    ): ErrorReply<K> => ({
       id: 0,
-      ok: true,
-      status: status(),
-      ms: 0,
-      ...extra,
-    } as WorkerReply);
-    const fail = (code: "oom" | "not_loaded", message: string): WorkerReply => ({
-      id: 0,
+      type,
       ok: false,
       status: status(),
       error: { code, message },
@@ -227,16 +237,16 @@ export class DoubleGpu implements DeviceView {
         if (to === "gpu") {
           if (take(failLoads)) {
             call.result = "oom";
-            return fail("oom", `${id}: simulated out-of-memory on a GPU load`);
+            return fail("load", "oom", `${id}: simulated out-of-memory on a GPU load`);
           }
           if (size > free()) {
             call.result = "oom";
-            return fail("oom", `${id}: needs ${size} B, the device has ${free()} B free`);
+            return fail("load", "oom", `${id}: needs ${size} B, the device has ${free()} B free`);
           }
         }
         device = to;
         call.result = to;
-        return ok();
+        return ok("load", {});
       },
       async run(_input: RunInput | Record<string, WireTensor>) {
         const call: SimCall = { op: "run", id, device: device === "none" ? undefined : device };
@@ -245,28 +255,30 @@ export class DoubleGpu implements DeviceView {
         alive();
         if (device === "gpu" && take(failRuns)) {
           call.result = "oom";
-          return fail("oom", `${id}: simulated out-of-memory while running`);
+          return fail("run", "oom", `${id}: simulated out-of-memory while running`);
         }
         call.result = device;
-        return ok({ output: { kind: "tensors", tensors: {} } });
+        return ok("run", { output: { kind: "tensors", tensors: {} } });
       },
       async offload() {
         calls.push({ op: "offload", id, result: "cpu" });
         await delay("offload");
         alive();
         device = "cpu";
-        return ok();
+        return ok("offload", {});
       },
       async rehydrate() {
-        return await handle.load("gpu");
+        const reply = await handle.load("gpu");
+        return { ...reply, type: "rehydrate" as const };
       },
       async unload() {
         calls.push({ op: "unload", id, result: "none" });
         await delay("unload");
         device = "none";
-        return ok();
+        return ok("unload", {});
       },
-      parity: () => Promise.resolve(ok()),
+      parity: () =>
+        Promise.resolve(ok("parity", { parityDeferred: "worker doubles run no probe" })),
       onExit(cb: (reason: string) => void) {
         if (dead !== null) cb(dead);
         else exitCallbacks.push(cb);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeSyntheticModel } from "../core/models/synthetic.ts";
 import { WorkerClient } from "../workers/client.ts";
 import { DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
-import type { WorkerReply } from "../core/pipelines/protocol.ts";
+import type { OkReply, RequestKind, WorkerReply } from "../core/pipelines/protocol.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 
 if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {
@@ -19,9 +19,9 @@ if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {
 }
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null) ?? null;
 
-function ok(reply: WorkerReply, what: string): Extract<WorkerReply, { ok: true }> {
+function ok<K extends RequestKind>(reply: WorkerReply<K>, what: string): OkReply<K> {
   if (!reply.ok) throw new Error(`${what}: ${reply.error.code}: ${reply.error.message}`);
-  return reply;
+  return reply as OkReply<K>;
 }
 
 async function withWorker(

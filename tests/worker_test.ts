@@ -8,7 +8,13 @@ import * as ort from "onnxruntime-web";
 import { writeSyntheticModel } from "../core/models/synthetic.ts";
 import { WorkerClient, WorkerDiedError } from "../workers/client.ts";
 import { installGpuTracker } from "../workers/gpu_tracker.ts";
-import type { PipelineSpec, WireTensor, WorkerReply } from "../core/pipelines/protocol.ts";
+import type {
+  OkReply,
+  PipelineSpec,
+  RequestKind,
+  WireTensor,
+  WorkerReply,
+} from "../core/pipelines/protocol.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 
 // Prefer lavapipe (Vulkan) over the GL backend: faster shader compiles, no crash at exit.
@@ -60,7 +66,7 @@ function input(batch: number, width: number, seed = 1): Float32Array {
   return Float32Array.from({ length: batch * width }, (_, i) => Math.sin(i * 0.37 + seed));
 }
 
-function outputOf(reply: WorkerReply): WireTensor {
+function outputOf(reply: WorkerReply<"run">): WireTensor {
   assert.ok(reply.ok, `run failed: ${!reply.ok && JSON.stringify(reply.error)}`);
   assert.equal(reply.output?.kind, "tensors");
   if (reply.output?.kind !== "tensors") throw new Error("unreachable");
@@ -76,7 +82,10 @@ function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
   assert.ok(worst <= tolerance, `max abs difference ${worst} > ${tolerance}`);
 }
 
-function assertOk(reply: WorkerReply, what: string): asserts reply is WorkerReply & { ok: true } {
+function assertOk<K extends RequestKind>(
+  reply: WorkerReply<K>,
+  what: string,
+): asserts reply is OkReply<K> {
   assert.ok(
     reply.ok,
     `${what} failed: ${!reply.ok && `${reply.error.code}: ${reply.error.message}`}`,

@@ -10,6 +10,8 @@
  */
 import type {
   PipelineSpec,
+  RequestKind,
+  RequestOf,
   RunInput,
   SessionDevice,
   WireTensor,
@@ -29,9 +31,9 @@ export class WorkerDiedError extends Error {
   override name = "WorkerDiedError";
 }
 
-/** A request as the caller writes it: the client adds the id. */
-export type RequestBody = WorkerRequest extends infer R ? R extends { id: number } ? Omit<R, "id">
-  : never
+/** A request of kind `K` as the caller writes it: the client adds the id. */
+export type RequestBody<K extends RequestKind = RequestKind> = K extends RequestKind
+  ? Omit<RequestOf<K>, "id">
   : never;
 
 /** Options of {@link WorkerClient.start}. */
@@ -160,7 +162,7 @@ export class WorkerClient {
   /** Spawns a worker for `spec` and sends `init`; rejects if init fails or the worker dies. */
   static async start(spec: PipelineSpec, opts: WorkerClientOptions = {}): Promise<WorkerClient> {
     const client = new WorkerClient(spec, opts);
-    let reply: WorkerReply;
+    let reply: WorkerReply<"init">;
     try {
       reply = await client.request({ type: "init", spec });
     } catch (error) {
@@ -186,8 +188,14 @@ export class WorkerClient {
     return this.#dead;
   }
 
-  /** Sends one request; resolves with the reply (errors as data), rejects only if the worker dies. */
-  request(body: RequestBody, transfer: Transferable[] = []): Promise<WorkerReply> {
+  /**
+   * Sends one request; resolves with the reply of its kind (errors as data), rejects only
+   * if the worker dies.
+   */
+  request<K extends RequestKind>(
+    body: RequestBody<K>,
+    transfer: Transferable[] = [],
+  ): Promise<WorkerReply<K>> {
     if (this.#dead !== null) {
       return Promise.reject(
         new WorkerDiedError(`Pipeline "${this.spec.modelId}" worker is gone: ${this.#dead}`),
@@ -197,7 +205,9 @@ export class WorkerClient {
     return new Promise((resolve, reject) => {
       this.#pending.set(
         id,
-        (reply) => reply instanceof WorkerDiedError ? reject(reply) : resolve(reply),
+        // The worker answers each id with the reply of its request's kind.
+        (reply) =>
+          reply instanceof WorkerDiedError ? reject(reply) : resolve(reply as WorkerReply<K>),
       );
       try {
         this.#worker.postMessage({ ...body, id } as WorkerRequest, transfer);
@@ -209,12 +219,12 @@ export class WorkerClient {
   }
 
   /** Creates the session on `device` ("gpu" = webgpu EP, "cpu" = the spec's CPU engine). */
-  load(device: SessionDevice): Promise<WorkerReply> {
+  load(device: SessionDevice): Promise<WorkerReply<"load">> {
     return this.request({ type: "load", device });
   }
 
   /** Runs the session on tensors (their buffers are transferred: the caller loses them) or a plugin payload. */
-  run(input: RunInput | Record<string, WireTensor>): Promise<WorkerReply> {
+  run(input: RunInput | Record<string, WireTensor>): Promise<WorkerReply<"run">> {
     const runInput: RunInput =
       "kind" in input && (input.kind === "tensors" || input.kind === "plugin")
         ? input as RunInput
@@ -224,27 +234,27 @@ export class WorkerClient {
   }
 
   /** GPU → CPU: frees every GPU buffer of this pipeline, then serves on the CPU engine. */
-  offload(): Promise<WorkerReply> {
+  offload(): Promise<WorkerReply<"offload">> {
     return this.request({ type: "offload" });
   }
 
   /** CPU → GPU: re-creates the webgpu session (stays on the CPU if that fails). */
-  rehydrate(): Promise<WorkerReply> {
+  rehydrate(): Promise<WorkerReply<"rehydrate">> {
     return this.request({ type: "rehydrate" });
   }
 
   /** Releases the session; the worker stays for another `load`. */
-  unload(): Promise<WorkerReply> {
+  unload(): Promise<WorkerReply<"unload">> {
     return this.request({ type: "unload" });
   }
 
   /** Runs the GPU/CPU parity check (the session must be on the GPU). */
-  parity(tolerance: number): Promise<WorkerReply> {
+  parity(tolerance: number): Promise<WorkerReply<"parity">> {
     return this.request({ type: "parity", tolerance });
   }
 
   /** Asks for the current status. */
-  status(): Promise<WorkerReply> {
+  status(): Promise<WorkerReply<"status">> {
     return this.request({ type: "status" });
   }
 

@@ -2,8 +2,8 @@
  * One pipeline worker: owns a model's files, an optional plugin and one session: on
  * onnxruntime-web's webgpu EP ("gpu"), or on the CPU engine the spec names ("cpu":
  * onnxruntime-node's native CPU EP, or onnxruntime-web's wasm EP as the fallback).
- * Answers every {@link WorkerRequest} with a {@link WorkerReply} of the same id, one
- * request at a time in arrival order; errors travel as data.
+ * Answers every {@link WorkerRequest} with the {@link WorkerReply} of its kind and the
+ * same id, one request at a time in arrival order; errors travel as data.
  *
  * Memory: weights are never held twice for long. The native engine reads the files
  * itself; a web session gets the files' bytes only while it is created. A move releases
@@ -16,12 +16,18 @@ import { type GpuTracker, isOutOfMemoryError } from "./gpu_tracker.ts";
 import type { PipelinePlugin } from "./plugin.ts";
 import { PluginInputError } from "./plugin.ts";
 import {
+  isTensorType,
+  type ParityReply,
   type ParityResult,
   type PipelineSpec,
+  type Replies,
+  type RequestKind,
+  type RequestOf,
   type RunInput,
   type RunOutput,
   type SessionDevice,
   type SessionEngine,
+  TENSOR_ARRAYS,
   type TensorInfo,
   type TensorType,
   transferablesOf,
@@ -67,16 +73,6 @@ const state = {
   /** Tolerance of a parity check deferred to the next offload, or null. */
   parityPending: null as number | null,
 };
-
-const TENSOR_TYPES = new Set<string>([
-  "float32",
-  "float16",
-  "int32",
-  "int64",
-  "uint8",
-  "int8",
-  "bool",
-]);
 
 function ramBytes(engine: SessionEngine | "none"): number {
   if (engine === "none") return 0;
@@ -134,7 +130,7 @@ function nativeOrt(): NativeOrt {
 
 function tensorInfo(meta: OrtModule.InferenceSession.ValueMetadata): TensorInfo {
   if (!meta.isTensor) return { name: meta.name, type: null, dims: [] };
-  const type = TENSOR_TYPES.has(meta.type) ? meta.type as TensorType : null;
+  const type = isTensorType(meta.type) ? meta.type : null;
   // Free dimensions come back as names ("N") or, from some models, as -1 read unsigned.
   const dims = meta.shape.map((d) => (typeof d === "number" && (d < 0 || d >= 2 ** 31) ? -1 : d));
   return { name: meta.name, type, dims };
@@ -295,11 +291,7 @@ function generatedProbe(): Record<string, WireTensor> {
       ? Float32Array.from({ length: count }, next)
       : type === "int64"
       ? new BigInt64Array(count).fill(1n)
-      : type === "int32"
-      ? new Int32Array(count).fill(1)
-      : type === "int8"
-      ? new Int8Array(count).fill(1)
-      : new Uint8Array(count).fill(1);
+      : new TENSOR_ARRAYS[type](count).fill(1);
     feeds[info.name] = { type, dims, data };
   }
   return feeds;
@@ -367,7 +359,7 @@ async function compare(gpuOpen: Open, cpu: Open, tolerance: number): Promise<Par
  * creates no session of its own and runs at the next offload, which creates the CPU
  * session anyway (see {@link offload}).
  */
-async function parity(tolerance: number): Promise<ParityResult | string> {
+async function parity(tolerance: number): Promise<ParityReply> {
   const open = state.open;
   if (state.device !== "gpu" || !open) {
     throw new WorkerFailure("not_loaded", "The parity check needs the session on the GPU");
@@ -375,12 +367,15 @@ async function parity(tolerance: number): Promise<ParityResult | string> {
   const spec = state.spec!;
   if (spec.modelBytes > spec.parityAtLoadMaxBytes) {
     state.parityPending = tolerance;
-    return `the model's ${spec.modelBytes} bytes are above ${spec.parityAtLoadMaxBytes}: ` +
-      "the check runs at the first offload, when the CPU session exists anyway";
+    return {
+      parityDeferred:
+        `the model's ${spec.modelBytes} bytes are above ${spec.parityAtLoadMaxBytes}: ` +
+        "the check runs at the first offload, when the CPU session exists anyway",
+    };
   }
   const cpu = await openSession("cpu");
   try {
-    return await compare(open, cpu, tolerance);
+    return { parity: await compare(open, cpu, tolerance) };
   } finally {
     await cpu.session.release();
   }
@@ -461,7 +456,7 @@ function checkGpuReleased(): void {
  * is created first, the probe runs on both, then the GPU session goes: the check costs
  * no session of its own. Returns the parity result when one ran.
  */
-async function offload(): Promise<ParityResult | undefined> {
+async function offload(): Promise<Replies["offload"]> {
   if (state.device !== "gpu" || !state.open) {
     throw new WorkerFailure(
       "not_loaded",
@@ -473,7 +468,7 @@ async function offload(): Promise<ParityResult | undefined> {
     await releaseSession();
     checkGpuReleased();
     await createSession("cpu");
-    return undefined;
+    return {};
   }
   const gpu = state.open;
   const cpu = await openSession("cpu");
@@ -487,7 +482,7 @@ async function offload(): Promise<ParityResult | undefined> {
   await releaseSession();
   checkGpuReleased();
   adopt(cpu, "cpu");
-  return result;
+  return result ? { parity: result } : {};
 }
 
 async function rehydrate(): Promise<void> {
@@ -505,37 +500,30 @@ async function rehydrate(): Promise<void> {
   }
 }
 
-type Handled = RunOutput | ParityResult | { deferred: string } | undefined;
+/** What each kind of request does: its reply's own fields, by kind (errors are thrown). */
+const handlers: { [K in RequestKind]: (req: RequestOf<K>) => Promise<Replies[K]> } = {
+  init: async (req) => (await init(req.spec), {}),
+  load: async (req) => (await load(req.device), {}),
+  run: async (req) => ({ output: await run(req.input) }),
+  offload: () => offload(),
+  rehydrate: async () => (await rehydrate(), {}),
+  unload: async () => (await releaseSession(), {}),
+  status: () => Promise.resolve({}),
+  parity: (req) => parity(req.tolerance),
+};
 
-async function handle(req: WorkerRequest): Promise<Handled> {
+/** Runs one request: its reply's own fields, or a thrown failure. */
+function handle<K extends RequestKind>(req: RequestOf<K>): Promise<Replies[K]> {
   if (req.type !== "init" && req.type !== "status" && !state.spec) {
     throw new WorkerFailure("not_loaded", `"${req.type}" before init: send init first`);
   }
-  switch (req.type) {
-    case "init":
-      return void await init(req.spec);
-    case "load":
-      return void await load(req.device);
-    case "run":
-      return await run(req.input);
-    case "offload":
-      return await offload();
-    case "rehydrate":
-      return void await rehydrate();
-    case "unload":
-      return void await releaseSession();
-    case "status":
-      return undefined;
-    case "parity": {
-      const result = await parity(req.tolerance);
-      return typeof result === "string" ? { deferred: result } : result;
-    }
-    default:
-      throw new WorkerFailure(
-        "internal",
-        `Unknown request type "${(req as { type: string }).type}"`,
-      );
+  const handler = Object.hasOwn(handlers, req.type)
+    ? handlers[req.type] as (req: RequestOf<K>) => Promise<Replies[K]>
+    : undefined;
+  if (!handler) {
+    throw new WorkerFailure("internal", `Unknown request type "${req.type}"`);
   }
+  return handler(req);
 }
 
 function toError(error: unknown, req: WorkerRequest): WorkerError {
@@ -557,28 +545,27 @@ async function serve(req: WorkerRequest): Promise<void> {
   let reply: WorkerReply;
   let transfer: Transferable[] = [];
   try {
-    const result = await handle(req);
+    const fields = await handle(req);
     const ms = performance.now() - start;
-    const output = result && "kind" in result ? result : undefined;
-    const parityResult = result && "agrees" in result ? result : undefined;
-    const deferred = result && "deferred" in result ? result.deferred : undefined;
     // A GPU out-of-memory error reported during the request makes its results unreliable.
     if (state.tracker && state.tracker.oomErrors > oomSeen) {
       throw new WorkerFailure("oom", `The GPU ran out of memory during ${req.type}`);
     }
+    // The handlers table types `fields` by kind; the common fields are the same for all.
     reply = {
       id: req.id,
+      type: req.type,
       ok: true,
       status: status(),
       ms,
-      ...(output ? { output } : {}),
-      ...(parityResult ? { parity: parityResult } : {}),
-      ...(deferred ? { parityDeferred: deferred } : {}),
-    };
+      ...fields,
+    } as WorkerReply;
+    const output = (fields as Partial<Replies["run"]>).output;
     if (output?.kind === "tensors") transfer = transferablesOf(output.tensors);
   } catch (error) {
     reply = {
       id: req.id,
+      type: req.type,
       ok: false,
       status: status(),
       error: toError(error, req),
@@ -592,6 +579,7 @@ async function serve(req: WorkerRequest): Promise<void> {
     // An output the structured clone cannot carry (a plugin returned a function, say).
     post({
       id: req.id,
+      type: req.type,
       ok: false,
       status: status(),
       error: { code: "internal", message: `Reply could not be sent: ${describe(error)}` },

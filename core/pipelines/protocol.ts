@@ -18,15 +18,41 @@ export type CpuEngine = "native" | "wasm";
 /** The engine a session runs on: the CPU engines, or onnxruntime-web's webgpu EP. */
 export type SessionEngine = CpuEngine | "webgpu";
 
-/** Element types accepted on the wire (the onnxruntime-web tensor type names). */
-export type TensorType =
-  | "float32"
-  | "float16"
-  | "int32"
-  | "int64"
-  | "uint8"
-  | "int8"
-  | "bool";
+/**
+ * Element types accepted on the wire (the onnxruntime-web tensor type names): the one
+ * list. The HTTP layer's schema and the worker's checks are derived from it.
+ */
+export const TENSOR_TYPES = [
+  "float32",
+  "float16",
+  "int32",
+  "int64",
+  "uint8",
+  "int8",
+  "bool",
+] as const;
+
+/** One element type on the wire. */
+export type TensorType = typeof TENSOR_TYPES[number];
+
+/**
+ * The typed array that holds each element type's data (onnxruntime-web's mapping:
+ * float16 as raw 16-bit words, bool as one byte per element).
+ */
+export const TENSOR_ARRAYS = {
+  float32: Float32Array,
+  float16: Uint16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  bool: Uint8Array,
+} as const satisfies Record<TensorType, new (length: number) => WireTensor["data"]>;
+
+/** True when `type` names a wire element type. */
+export function isTensorType(type: string): type is TensorType {
+  return (TENSOR_TYPES as readonly string[]).includes(type);
+}
 
 /** A tensor as it crosses the worker boundary: its buffer is transferred, not copied. */
 export interface WireTensor {
@@ -136,15 +162,28 @@ export interface WorkerStatus {
   ramBytes: number;
 }
 
-/** Error codes a worker reports. "oom" means the GPU ran out of memory: the caller may evict and retry. */
-export type WorkerErrorCode =
-  | "oom"
-  | "bad_input"
-  | "not_loaded"
-  | "load_failed"
-  | "run_failed"
-  | "no_webgpu"
-  | "internal";
+/** What the main thread can ask a worker: the `type` of a {@link WorkerRequest}. */
+export type RequestKind = WorkerRequest["type"];
+
+/** The request of one kind. */
+export type RequestOf<K extends RequestKind> = Extract<WorkerRequest, { type: K }>;
+
+/**
+ * Error codes a worker reports: the one list. "oom" means the GPU ran out of memory: the
+ * caller may evict and retry. The pipeline error each becomes is in workers/manager/errors.ts.
+ */
+export const WORKER_ERROR_CODES = [
+  "oom",
+  "bad_input",
+  "not_loaded",
+  "load_failed",
+  "run_failed",
+  "no_webgpu",
+  "internal",
+] as const;
+
+/** One worker error code. */
+export type WorkerErrorCode = typeof WORKER_ERROR_CODES[number];
 
 /** An error as data. */
 export interface WorkerError {
@@ -157,22 +196,56 @@ export type RunOutput =
   | { kind: "tensors"; tensors: Record<string, WireTensor> }
   | { kind: "plugin"; payload: unknown };
 
-/** Worker → main thread: the answer to request `id`. */
-export type WorkerReply =
-  | {
-    id: number;
-    ok: true;
-    status: WorkerStatus;
-    /** Present for `run`. */
-    output?: RunOutput;
-    /** Present for `parity`, and for an `offload` that ran a deferred check. */
-    parity?: ParityResult;
-    /** Present for `parity` when the check waits for the next offload: why. */
-    parityDeferred?: string;
-    /** Wall time of the operation inside the worker, in ms. */
-    ms: number;
-  }
-  | { id: number; ok: false; status: WorkerStatus; error: WorkerError; ms: number };
+/**
+ * What a successful `parity` carries: the result, or why the check waits for the next
+ * offload (the other field is then absent).
+ */
+export type ParityReply =
+  | { parity: ParityResult; parityDeferred?: undefined }
+  | { parityDeferred: string; parity?: undefined };
+
+/**
+ * The fields a successful reply carries beyond the common ones, by request kind: a
+ * `run` reply always has its output, so no caller has to assert it is there.
+ */
+export interface Replies {
+  init: Record<never, never>;
+  load: Record<never, never>;
+  run: { output: RunOutput };
+  /** `parity` is there when the offload ran a deferred check. */
+  offload: { parity?: ParityResult };
+  rehydrate: Record<never, never>;
+  unload: Record<never, never>;
+  status: Record<never, never>;
+  parity: ParityReply;
+}
+
+/** What every reply carries: the request's id and kind, the worker's status, the time. */
+interface ReplyBase<K extends RequestKind> {
+  id: number;
+  /** The kind of the request it answers. */
+  type: K;
+  status: WorkerStatus;
+  /** Wall time of the operation inside the worker, in ms. */
+  ms: number;
+}
+
+/** Worker → main thread: a request of kind `K` succeeded. */
+export type OkReply<K extends RequestKind> = ReplyBase<K> & { ok: true } & Replies[K];
+
+/** Worker → main thread: a request of kind `K` failed (errors as data). */
+export type ErrorReply<K extends RequestKind = RequestKind> = ReplyBase<K> & {
+  ok: false;
+  error: WorkerError;
+};
+
+/**
+ * Worker → main thread: the answer to one request of kind `K` (any kind by default),
+ * with the request's `id`.
+ */
+export type WorkerReply<K extends RequestKind = RequestKind> = {
+  [P in K]: OkReply<P> | ErrorReply<P>;
+}[K];
 
 /** What the parity check found. */
 export interface ParityResult {

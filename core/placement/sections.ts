@@ -13,6 +13,7 @@ import { estimateModelVram, type GpuState, type ModelFootprint } from "./budget.
 import type { HostView, PipelineHost } from "./host.ts";
 import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
 import type { DeviceReading, Meter } from "./device.ts";
+import { startMeasure } from "./measure.ts";
 
 /** The scheduler's locked operations, lent to a section while it runs. */
 export interface SectionOps {
@@ -276,32 +277,24 @@ async function measureLoad(
   id: string,
   device: SessionDevice,
 ): Promise<LoadMeasurement> {
-  const meter = ops.meter;
-  const usedBefore = meter?.deviceUsedBytes() ?? null;
-  const rssBefore = meter?.rssBytes() ?? 0;
-  const started = performance.now();
+  const measure = startMeasure(ops.meter);
   await ops.place(id, device, "test-load");
-  const ms = performance.now() - started;
+  const span = measure.finish();
   const view = ops.view(id);
   const report = ops.host.report(id);
-  const usedAfter = meter?.deviceUsedBytes() ?? null;
-  const rssAfter = meter?.rssBytes() ?? 0;
+  const used = span.deviceUsedDeltaBytes;
   return {
     model: id,
     device,
     placement: view.placement,
-    vramBytes: usedBefore !== null && usedAfter !== null
-      ? Math.max(usedAfter - usedBefore, view.gpuBytes)
-      : view.gpuBytes,
+    vramBytes: used !== null ? Math.max(used, view.gpuBytes) : view.gpuBytes,
     trackedBytes: view.gpuBytes,
     ramBytes: Math.max(0, report.ramBytes),
-    rssDeltaBytes: rssAfter - rssBefore,
-    rssBytes: rssAfter,
+    rssDeltaBytes: span.rssDeltaBytes,
+    rssBytes: span.rssAfterBytes,
     engine: report.engine,
-    ms,
-    vramBasis: usedBefore !== null && usedAfter !== null && usedAfter - usedBefore >= view.gpuBytes
-      ? "driver"
-      : "tracked",
+    ms: span.ms,
+    vramBasis: used !== null && used >= view.gpuBytes ? "driver" : "tracked",
   };
 }
 

@@ -7,7 +7,8 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ErrorBody } from "../../core/types.ts";
-import { PIPELINE_ERROR_STATUS, PipelineError } from "../../core/pipelines/errors.ts";
+import { PipelineError } from "../../core/pipelines/errors.ts";
+import { pipelineErrorAnswer } from "./pipeline_errors.ts";
 
 /** An error meant for the caller: its status, a stable code, and a message that says the fix. */
 export class HttpError extends Error {
@@ -65,18 +66,8 @@ export function handleError(error: Error, c: Context): Response {
     return errorResponse(c, error.status, error.code, error.message, error.param, error.headers);
   }
   if (error instanceof PipelineError) {
-    const retry = error.retryAfterSeconds ?? (error.code === "queue_full" ? 1 : undefined);
-    const headers: Record<string, string> = retry !== undefined
-      ? { "Retry-After": String(retry) }
-      : {};
-    return errorResponse(
-      c,
-      PIPELINE_ERROR_STATUS[error.code],
-      error.code,
-      error.message,
-      null,
-      headers,
-    );
+    const { status, headers } = pipelineErrorAnswer(error);
+    return errorResponse(c, status, error.code, error.message, null, headers);
   }
   // Hono's own HTTPException (for example from its body-limit middleware) carries a status.
   const status = (error as { status?: number }).status;

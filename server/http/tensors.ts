@@ -5,17 +5,28 @@
  * @module
  */
 import { z } from "zod";
-import type { TensorType, WireTensor } from "../../core/pipelines/protocol.ts";
+import {
+  TENSOR_ARRAYS,
+  TENSOR_TYPES,
+  type TensorType,
+  type WireTensor,
+} from "../../core/pipelines/protocol.ts";
 import { HttpError } from "./errors.ts";
 
 /** Most elements one request may send in all its tensors (64 Mi elements). */
 export const MAX_TENSOR_ELEMENTS = 64 * 2 ** 20;
 
-const TENSOR_TYPES = ["float32", "int32", "int64", "uint8", "int8", "bool"] as const;
+/** The element types JSON carries: the wire's, but float16 (JSON numbers are not its bits). */
+type JsonTensorType = Exclude<TensorType, "float16">;
+
+/** {@link TENSOR_TYPES} without float16, in the same order. */
+const JSON_TENSOR_TYPES = TENSOR_TYPES.filter((type): type is JsonTensorType =>
+  type !== "float16"
+) as [JsonTensorType, ...JsonTensorType[]];
 
 /** A tensor as the API takes and gives it. */
 export const jsonTensorSchema = z.object({
-  type: z.enum(TENSOR_TYPES, { error: `must be one of ${TENSOR_TYPES.join(", ")}` }),
+  type: z.enum(JSON_TENSOR_TYPES, { error: `must be one of ${JSON_TENSOR_TYPES.join(", ")}` }),
   dims: z.array(
     z.number().int("must hold whole numbers").min(0, "must not be negative").max(2 ** 31),
   )
@@ -73,11 +84,7 @@ function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
     case "bool":
       return Uint8Array.from(tensor.data, (value) => (value === true || value === 1 ? 1 : 0));
     default: {
-      const ArrayType =
-        { float32: Float32Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array }[
-          tensor.type
-        ];
-      const data = new ArrayType(tensor.data.length);
+      const data = new TENSOR_ARRAYS[tensor.type](tensor.data.length);
       tensor.data.forEach((value, i) => {
         if (typeof value !== "number" || !Number.isFinite(value) && tensor.type !== "float32") {
           throw bad(i, `is not a number for type ${tensor.type}`);
@@ -105,6 +112,3 @@ export function wireToJson(tensors: Record<string, WireTensor>): Record<string, 
   }
   return out;
 }
-
-/** The wire types, for messages. */
-export const WIRE_TENSOR_TYPES: readonly TensorType[] = TENSOR_TYPES;

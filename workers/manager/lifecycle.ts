@@ -1,0 +1,143 @@
+/**
+ * Worker lifecycle: a pipeline's model files scanned and checked, its worker started
+ * with a spec built from the host's settings, and its death noticed (the pipeline is
+ * marked failed; the next request starts a fresh worker).
+ * @module
+ */
+import type { Catalog } from "../../core/models/catalog.ts";
+import type { EventLog } from "../../core/events.ts";
+import type { CpuEngineReport } from "../../core/types.ts";
+import type { CpuEngine, PipelineSpec } from "../../core/pipelines/protocol.ts";
+import { PipelineError } from "../../core/pipelines/errors.ts";
+import {
+  ModelFileError,
+  type OnnxFileInfo,
+  scanOnnxFile,
+} from "../../core/models/external_data.ts";
+import { libcPath } from "../../ffi/libc.ts";
+import { WorkerClient, type WorkerClientOptions } from "../client.ts";
+import { fromStartFailure } from "./errors.ts";
+import { PARITY_AT_LOAD_MAX_BYTES } from "./parity.ts";
+import type { Pipeline, WorkerHandle } from "./pipeline.ts";
+
+/** Starts one worker for a pipeline. */
+export type WorkerStarter = (
+  spec: PipelineSpec,
+  options: WorkerClientOptions,
+) => Promise<WorkerHandle>;
+
+/** The host's settings a worker is started with. */
+export interface LifecycleOptions {
+  /** Starts workers (default: real Web Workers through WorkerClient.start). */
+  startWorker?: WorkerStarter;
+  /** Reads a model's files before its worker starts (default: scanOnnxFile). */
+  scanModelFile?: (path: string) => Promise<OnnxFileInfo>;
+  /** wasm threads per worker. */
+  numThreads?: number;
+  /** Narrow each worker's Deno permissions (default true). */
+  sandbox?: boolean;
+  /** The CPU engine (default: wasm). */
+  cpuEngine?: CpuEngineReport;
+  /** The parity rule's size line (default {@link PARITY_AT_LOAD_MAX_BYTES}). */
+  parityAtLoadMaxBytes?: number;
+}
+
+/** Starts pipelines' workers and notices when one dies. */
+export class WorkerLifecycle {
+  readonly #catalog: Catalog;
+  readonly #events: EventLog;
+  readonly #options: LifecycleOptions;
+  readonly #onDeath: (pipeline: Pipeline) => void;
+
+  /** `onDeath` runs after a worker's unplanned death has been recorded on its pipeline. */
+  constructor(
+    catalog: Catalog,
+    events: EventLog,
+    options: LifecycleOptions,
+    onDeath: (pipeline: Pipeline) => void,
+  ) {
+    this.#catalog = catalog;
+    this.#events = events;
+    this.#options = options;
+    this.#onDeath = onDeath;
+  }
+
+  /** The CPU engine pipelines use. */
+  get cpuEngine(): CpuEngine {
+    return this.#options.cpuEngine?.engine ?? "wasm";
+  }
+
+  /**
+   * The model's files (generated first for a synthetic model), scanned for external data
+   * and checked: a corrupt file or missing external data is a bad_model error (422).
+   * Rescanned whenever a new worker starts.
+   */
+  async modelFiles(pipeline: Pipeline): Promise<OnnxFileInfo> {
+    if (pipeline.files && pipeline.client?.alive) return pipeline.files;
+    const model = pipeline.model;
+    let modelPath: string;
+    try {
+      modelPath = await this.#catalog.materialize(model);
+    } catch (error) {
+      throw new PipelineError(
+        "load_failed",
+        `Model "${model.id}": cannot prepare its file: ${(error as Error).message}`,
+      );
+    }
+    try {
+      pipeline.files = await (this.#options.scanModelFile ?? scanOnnxFile)(modelPath);
+    } catch (error) {
+      if (error instanceof ModelFileError) {
+        const code = error.kind === "too_large" ? "model_too_large" : "bad_model";
+        throw new PipelineError(code, `Model "${model.id}": ${error.message}`);
+      }
+      throw new PipelineError(
+        "load_failed",
+        `Model "${model.id}": cannot read ${modelPath}: ${(error as Error).message}`,
+      );
+    }
+    return pipeline.files;
+  }
+
+  /** The pipeline's worker, started if there is none (or it died). */
+  async ensure(pipeline: Pipeline): Promise<WorkerHandle> {
+    if (pipeline.client?.alive) return pipeline.client;
+    const model = pipeline.model;
+    const files = await this.modelFiles(pipeline);
+    const engine = this.#options.cpuEngine;
+    let client: WorkerHandle;
+    const start = this.#options.startWorker ?? WorkerClient.start;
+    try {
+      client = await start({
+        modelId: model.id,
+        modelPath: files.path,
+        externalData: files.externalData.map(({ location, path }) => ({ location, path })),
+        modelBytes: files.totalBytes,
+        cpuEngine: this.cpuEngine,
+        ortNodeDir: engine?.ortNodeDir ?? null,
+        cpuThreads: engine?.threads ?? 1,
+        libcPath: libcPath(),
+        pluginUrl: model.pluginUrl,
+        assets: model.assets,
+        numThreads: this.#options.numThreads ?? 1,
+        parityAtLoadMaxBytes: this.#options.parityAtLoadMaxBytes ?? PARITY_AT_LOAD_MAX_BYTES,
+      }, { sandbox: this.#options.sandbox ?? true });
+    } catch (error) {
+      throw fromStartFailure(error, model.id);
+    }
+    pipeline.client = client;
+    client.onExit((reason) => {
+      if (pipeline.client !== client) return; // ended on purpose (unload, restart)
+      pipeline.client = null;
+      this.#onDeath(pipeline);
+      pipeline.state = "failed";
+      pipeline.error = `Worker died: ${reason}`;
+      this.#events.emit({
+        kind: "failure",
+        pipeline: model.id,
+        message: `${model.id} worker died (${reason}); the next request starts a fresh worker`,
+      });
+    });
+    return client;
+  }
+}

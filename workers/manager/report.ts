@@ -1,0 +1,84 @@
+/**
+ * The report view: what the host shows of a pipeline. {@link viewOf} is the scheduler's
+ * cheap per-request read; {@link reportOf} is the API's full row (`GET /api/v1/models`,
+ * the live stream), to which the scheduler adds its record's fields (pin, last use).
+ * @module
+ */
+import type { CatalogModel } from "../../core/models/catalog.ts";
+import type { HostView } from "../../core/placement/host.ts";
+import type { ProfileStore } from "../../core/store/profiles.ts";
+import type { ModelReport, SessionEngineName } from "../../core/types.ts";
+import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
+import { liveStatus, type Pipeline } from "./pipeline.ts";
+import { placementOf } from "./transitions.ts";
+
+/** One pipeline's live view (a few field reads). */
+export function viewOf(p: Pipeline): HostView {
+  return {
+    id: p.model.id,
+    state: p.state,
+    placement: placementOf(p.state),
+    gpuBytes: liveStatus(p)?.gpuBytes ?? 0,
+    gpuMismatch: p.gpuMismatch !== null,
+  };
+}
+
+/** One pipeline's tracked figures now (for the budget's estimates). */
+export function liveFiguresOf(
+  p: Pipeline,
+): { onGpu: boolean; gpuBytes: number; gpuPeakBytes: number } {
+  const status = liveStatus(p);
+  return {
+    onGpu: placementOf(p.state) === "gpu",
+    gpuBytes: status?.gpuBytes ?? 0,
+    gpuPeakBytes: status?.gpuPeakBytes ?? 0,
+  };
+}
+
+/**
+ * One pipeline as the API shows it: live figures while its worker lives, else the last
+ * transition and the saved profiles; the catalog's inputs and outputs until a session
+ * says what they are.
+ */
+export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): ModelReport {
+  const status = liveStatus(p);
+  const gpuProfile = profiles?.get(p.model.id, "gpu") ?? null;
+  const cpuProfile = profiles?.get(p.model.id, "cpu") ?? null;
+  const catalogInfo = (list: CatalogModel["inputs"]) =>
+    (list ?? []).map((t) => ({ name: t.name, type: t.type ?? null, dims: t.dims ?? [] }));
+  return {
+    id: p.model.id,
+    name: p.model.name,
+    tags: p.model.tags,
+    plugin: p.model.pluginUrl !== null,
+    state: p.state,
+    placement: placementOf(p.state),
+    gpuBytes: status?.gpuBytes ?? 0,
+    gpuBuffers: status?.gpuBuffers ?? 0,
+    gpuPeakBytes: status?.gpuPeakBytes ?? 0,
+    rssBytes: status?.rssBytes ?? 0,
+    ramBytes: status?.ramBytes ?? 0,
+    engine: status ? engineOf(status) : null,
+    modelBytes: p.files?.totalBytes ?? null,
+    error: p.error,
+    lastTransition: p.lastTransition,
+    gpuMismatch: p.gpuMismatch,
+    lastUsedAt: null, // the scheduler's record keeps it (one place)
+    display: status
+      ? "loaded"
+      : (p.lastTransition || gpuProfile || cpuProfile)
+      ? "unloaded"
+      : "never",
+    gpuProfile,
+    cpuProfile,
+    leak: p.leak,
+    pinned: false,
+    inputs: status?.inputs.length ? status.inputs : catalogInfo(p.model.inputs),
+    outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
+  };
+}
+
+/** The engine of a worker's open session, or null. */
+function engineOf(status: WorkerStatus): SessionEngineName | null {
+  return status.engine === "none" ? null : status.engine;
+}
