@@ -79,9 +79,10 @@ export function renderRoutesManifest(files: readonly string[]): string {
     .sort((a, b) => compareRoutePaths(a.path, b.path));
   const seen = new Map<string, string>();
   for (const { file, path } of routes) {
-    const other = seen.get(path);
-    if (other) throw new Error(`routes/${file} and routes/${other} both serve ${path}: keep one`);
-    seen.set(path, file);
+    const shape = path.replace(/:[^/]+/g, ":"); // `/a/:id` and `/a/:name` match the same URLs
+    const other = seen.get(shape);
+    if (other) throw new Error(`routes/${other} and routes/${file} both serve ${path}: keep one`);
+    seen.set(shape, file);
   }
   return [
     "/**",
