@@ -3,15 +3,17 @@
  * history chart, the pipelines table with its actions and Test Load, and the event log.
  * @module
  */
-import type { Handlers } from "../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../server/http/context.ts";
 import { renderPage } from "../server/page.ts";
-import { buildVramReport } from "../server/report.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import type { ConfiguredLimits } from "../components/vram_format.ts";
 import VramHistory from "../islands/VramHistory.tsx";
 import VramStatus from "../islands/VramStatus.tsx";
 import PipelinesTable from "../islands/PipelinesTable.tsx";
 import EventLog from "../islands/EventLog.tsx";
+
+/** A page: open even with HEADROOM_TOKEN_FOR_READS (the API it calls is not). */
+export const config: RouteConfig = { summary: "The dashboard", auth: "page", produces: "html" };
 
 /** Renders the dashboard with the current report. */
 export const handler: Handlers = {
@@ -25,7 +27,7 @@ export const handler: Handlers = {
     }
     return renderPage(
       <Dashboard
-        report={buildVramReport(c.var.services)}
+        report={c.var.services.reports.current().report}
         models={models}
         renderedAt={Date.now()}
         limits={{ budget: config.vramBudget, headroomBytes: config.headroomBytes }}

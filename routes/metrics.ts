@@ -3,16 +3,47 @@
  * per-model series, counters, histograms; see server/metrics/exposition.ts), or JSON for
  * `Accept: application/json` with the devices and `loaded_models` from the live state.
  */
-import type { Handlers } from "../server/http/context.ts";
+import { z } from "zod";
+import type { Handlers, RouteConfig } from "../server/http/context.ts";
 import { renderPrometheus } from "../server/http/prometheus.ts";
 import { buildMetrics } from "../server/metrics/exposition.ts";
-import { loadedModels } from "../server/metrics/loaded_models.ts";
+import { type LoadedModel, loadedModels } from "../server/metrics/loaded_models.ts";
+import { deviceSnapshotSchema, memoryProfileSchema } from "../server/http/schemas.ts";
 
-/** Answers one scrape. */
+/** The JSON answer (`Accept: application/json`). */
+const metricsJsonSchema = z.object({
+  takenAt: z.number(),
+  hostname: z.string(),
+  devices: z.array(deviceSnapshotSchema),
+  loaded_models: z.array(
+    z.object({
+      id: z.string(),
+      device: z.enum(["gpu", "cpu"]),
+      state: z.string(),
+      vram_bytes: z.number(),
+      ram_bytes: z.number().nullable(),
+      last_used_at: z.number().nullable(),
+      last_known: z.object({
+        gpu: memoryProfileSchema.nullable(),
+        cpu: memoryProfileSchema.nullable(),
+      }),
+    }) satisfies z.ZodType<LoadedModel>,
+  ),
+});
+
+/** A read; Prometheus text, or JSON on request. */
+export const config: RouteConfig = {
+  summary: "Prometheus text (JSON with Accept: application/json)",
+  auth: "read",
+  produces: "prometheus",
+  responses: { GET: { 200: metricsJsonSchema } },
+};
+
+/** Answers one scrape: the devices and the policy's status from the report feed's current build. */
 export const handler: Handlers = {
   GET: (c) => {
     const services = c.var.services;
-    const sample = services.monitor.current();
+    const { sample, report } = services.reports.current();
     const models = services.scheduler.list();
     if ((c.req.header("accept") ?? "").includes("application/json")) {
       return c.json({
@@ -26,7 +57,7 @@ export const handler: Handlers = {
       hostname: services.hostname,
       sample,
       models,
-      offloader: services.scheduler.status(),
+      offloader: report.offloader ?? services.scheduler.status(),
       counters: services.counters,
       startedAt: services.startedAt,
     });

@@ -9,9 +9,8 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { routes } from "../routes/_manifest.ts";
-import type { Config } from "../core/config.ts";
-import { requireToken } from "./http/auth.ts";
-import type { AppEnv, RouteOptions, Services } from "./http/context.ts";
+import { needsToken, requireToken } from "./http/auth.ts";
+import type { AppEnv, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 
@@ -20,18 +19,6 @@ const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /** Body limit of routes that name none. */
 const DEFAULT_BODY_LIMIT = 64 * 1024;
-
-/**
- * Does this method of this route need the token? Mutating routes always (when a token
- * is set); inference when HEADROOM_TOKEN_FOR_INFER; other API reads when
- * HEADROOM_TOKEN_FOR_READS; pages never (the API they call is guarded).
- */
-export function needsToken(method: string, options: RouteOptions, config: Config): boolean {
-  if (config.token === null || options.page) return false;
-  if (options.mutating && method !== "GET") return true;
-  if (options.infer) return config.tokenForInfer || config.tokenForReads;
-  return config.tokenForReads;
-}
 
 /** The app for a set of services. Its `fetch` is what `Deno.serve` (or `deno serve`) runs. */
 export function createApp(services: Services): Hono<AppEnv> {
@@ -71,7 +58,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       // Only what a request needs: the token where the rules ask for it, a body limit
       // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path).
       const guards: MiddlewareHandler<AppEnv>[] = [
-        ...(needsToken(method, options, config) ? [token] : []),
+        ...(needsToken(method, options.auth, config) ? [token] : []),
         ...(method === "GET" ? [] : [contentType, limitBody]),
       ];
       if (guards.length === 0) {

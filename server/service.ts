@@ -24,6 +24,7 @@ import { StreamLimiter } from "./http/limits.ts";
 import { chooseCpuEngine } from "../workers/engines/choose.ts";
 import { scanOnnxFile } from "../core/models/external_data.ts";
 import { EventCounters } from "./metrics/event_counters.ts";
+import { ReportFeed } from "./report.ts";
 
 /** A started service: its app, its parts, and how to stop it. */
 export interface Service extends AsyncDisposable {
@@ -146,6 +147,7 @@ export async function startService(config: Config): Promise<Service> {
     shutdown: shutdown.signal,
     counters,
     hostname: config.nodeName ?? hostName(),
+    reports: new ReportFeed({ monitor, scheduler, events, cpuEngine }),
   };
   const app = createApp(services);
   let closed = false;

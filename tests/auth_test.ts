@@ -23,11 +23,6 @@ const VALID_BODIES: Record<string, unknown> = {
 
 const concrete = (path: string) => path.replace(":id", MODEL).replace(":file", "nope.js");
 
-/** The route's options, whatever shape the manifest gives them. */
-function optionsOf(entry: readonly unknown[]): { mutating?: boolean; page?: boolean } {
-  return (entry[2] ?? {}) as { mutating?: boolean; page?: boolean };
-}
-
 Deno.test("auth - every mutating route needs the token; reads stay open", async () => {
   await using service = await startService(testConfig({
     gpu: "cpu",
@@ -61,8 +56,8 @@ Deno.test("auth - every mutating route needs the token; reads stay open", async 
   ];
   const figures = { mutatingChecked: 0, requestsSent: 0, refused401: 0, servedWithToken: 0 };
   const served: Record<string, number> = {};
-  const mutating = routes.filter((entry) => optionsOf(entry).mutating);
-  assert.ok(mutating.length >= 8, "the manifest marks its mutating routes");
+  const mutating = routes.filter(([, , config]) => config.auth === "mutating");
+  assert.ok(mutating.length >= 8, "the route files mark their mutating routes");
   for (const [path, handlers] of mutating) {
     for (const method of Object.keys(handlers).filter((m) => m !== "GET")) {
       figures.mutatingChecked++;

@@ -10,6 +10,7 @@
 import type { Services } from "../../server/http/context.ts";
 import { HttpError } from "../../server/http/errors.ts";
 import type { ChatInputMessage } from "../../server/openai/messages.ts";
+import type { OpenAiModel } from "../../server/http/schemas.ts";
 import { OCR_MODELS, requireOcrModels, runOcr } from "../_ocr.ts";
 
 /** The id of the built-in OCR chat model. */
@@ -104,4 +105,14 @@ export async function answerChat(
     );
   }
   return { text };
+}
+
+/** Every model id this server answers to on `/v1/models`, chat models first. */
+export function listOpenAiModels(services: Services): OpenAiModel[] {
+  const created = Math.floor(services.startedAt / 1000);
+  const ids = new Set([
+    ...chatModels(services).map((m) => m.id),
+    ...services.catalog.ids(),
+  ]);
+  return [...ids].map((id) => ({ id, object: "model", created, owned_by: "headroom" }));
 }

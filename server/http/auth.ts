@@ -1,11 +1,39 @@
 /**
- * The API token check: with a token configured, a guarded route needs
- * `Authorization: Bearer <token>`, compared in constant time.
+ * The API token: which operations it guards (one rule, for the middleware and the
+ * OpenAPI document alike) and the check itself: with a token configured, a guarded
+ * route needs `Authorization: Bearer <token>`, compared in constant time.
  * @module
  */
 import type { MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
+import type { Config } from "../../core/config.ts";
+import type { RouteAuth } from "./context.ts";
 import { HttpError } from "./errors.ts";
+
+/** The access settings the rule reads. */
+export type AccessSettings = Pick<Config, "token" | "tokenForReads" | "tokenForInfer">;
+
+/**
+ * Does the token guard this method of a route under these settings? Mutating routes'
+ * non-GET methods always; inference with HEADROOM_TOKEN_FOR_INFER (or _FOR_READS); other
+ * API reads with HEADROOM_TOKEN_FOR_READS; pages never (the API they call is guarded).
+ * Whether a token is set does not matter here: see {@link needsToken}.
+ */
+export function tokenGuards(
+  method: string,
+  auth: RouteAuth,
+  settings: Omit<AccessSettings, "token">,
+): boolean {
+  if (auth === "page") return false;
+  if (auth === "mutating" && method !== "GET") return true;
+  if (auth === "infer") return settings.tokenForInfer || settings.tokenForReads;
+  return settings.tokenForReads;
+}
+
+/** Does a request need the token: one is set, and {@link tokenGuards} says it guards the route. */
+export function needsToken(method: string, auth: RouteAuth, settings: AccessSettings): boolean {
+  return settings.token !== null && tokenGuards(method, auth, settings);
+}
 
 /** The cookie the dashboard sets with the token, accepted on GET requests only. */
 export const TOKEN_COOKIE = "headroom_token";

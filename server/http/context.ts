@@ -14,6 +14,7 @@ import type { ProfileStore } from "../../core/store/profiles.ts";
 import type { StreamLimiter } from "./limits.ts";
 import type { CpuEngineReport } from "../../core/types.ts";
 import type { EventCounters } from "../metrics/event_counters.ts";
+import type { ReportFeed } from "../report.ts";
 
 /** The parts of the running service a route can use. */
 export interface Services {
@@ -35,6 +36,8 @@ export interface Services {
   counters: EventCounters;
   /** This node's name on /metrics (`Hostname`, as dcgm-exporter labels it). */
   hostname: string;
+  /** The VRAM report, built once per change for the GET route, the SSE stream, the page and /metrics. */
+  reports: ReportFeed;
 }
 
 /** Hono's environment for this app: `c.var.services` is always set. */
@@ -49,32 +52,48 @@ export interface AppEnv {
 /** The context a route handler receives. */
 export type RouteContext = Context<AppEnv>;
 
+/** An HTTP method a route module can handle. */
+export type Method = "GET" | "POST" | "PUT" | "DELETE";
+
 /** A route module's `handler` export, as in Fresh: one function per HTTP method. */
 export type Handlers = Partial<
-  Record<"GET" | "POST" | "PUT" | "DELETE", (c: RouteContext) => Response | Promise<Response>>
+  Record<Method, (c: RouteContext) => Response | Promise<Response>>
 >;
 
-/** How a route is guarded and described. */
-export interface RouteOptions {
+/**
+ * Which token rule guards a route (see `needsToken` in ./auth.ts):
+ * - `mutating`: changes what runs on the GPU; its non-GET methods need the token when one is set;
+ * - `infer`: runs models; needs the token with HEADROOM_TOKEN_FOR_INFER (or _FOR_READS);
+ * - `read`: an API read; needs the token with HEADROOM_TOKEN_FOR_READS;
+ * - `page`: a page or its assets; always open (the API it calls is guarded).
+ */
+export type RouteAuth = "mutating" | "infer" | "read" | "page";
+
+/** What a route answers, by method and then by status: the OpenAPI document's response schemas. */
+export type RouteResponses = Partial<Record<Method, Partial<Record<number, z.ZodType>>>>;
+
+/**
+ * How a route is guarded and described: a route module's `config` export (Fresh's
+ * `Route {handler, config}`), so a route's rules live beside its handler.
+ */
+export interface RouteConfig {
   /** One line for the OpenAPI document. */
   summary: string;
-  /** Changes what runs on the GPU: its non-GET methods need the API token when one is set. */
-  mutating?: boolean;
-  /** Runs models: needs the token when HEADROOM_TOKEN_FOR_INFER is set. */
-  infer?: boolean;
-  /** A page or its assets: open even with HEADROOM_TOKEN_FOR_READS (the API it calls is not). */
-  page?: boolean;
+  /** Which token rule applies. */
+  auth: RouteAuth;
   /** Largest request body in bytes (default 64 KiB). */
   bodyLimit?: number;
   /** The JSON body's schema. */
   body?: z.ZodType;
-  /** The query string's schema. */
-  query?: z.ZodType;
-  /** What a success answers, for the OpenAPI document. */
-  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset";
   /** The body is an image (PNG/JPEG or multipart), not JSON. */
   image?: boolean;
+  /** The query string's schema (a function when it depends on the running config). */
+  query?: z.ZodType | ((config: Config) => z.ZodType);
+  /** What a success answers, for the OpenAPI document (default JSON). */
+  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset";
+  /** The JSON bodies it answers, per method and status (errors share one shape, declared once). */
+  responses?: RouteResponses;
 }
 
-/** One route: its path (Hono syntax), handlers and options. */
-export type RouteEntry = readonly [path: string, handlers: Handlers, options: RouteOptions];
+/** One route: its path (Hono syntax), handlers and config, as routes/_manifest.ts lists it. */
+export type RouteEntry = readonly [path: string, handlers: Handlers, config: RouteConfig];

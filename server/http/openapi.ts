@@ -1,22 +1,20 @@
 /**
- * The OpenAPI 3.1 document, generated from the route manifest and the same zod schemas
- * that validate requests, so the document cannot drift from what the server accepts.
+ * The OpenAPI 3.1 document, generated from the routes' configs: the same zod schemas
+ * that validate requests, the response schemas tests check real answers against, and
+ * the token rule the middleware applies, so the document cannot drift from the server.
  * @module
  */
 import { z } from "zod";
+import type { Config } from "../../core/config.ts";
+import { tokenGuards } from "./auth.ts";
 import type { RouteEntry } from "./context.ts";
+import { errorBodySchema } from "./schemas.ts";
 
-const ERROR_SCHEMA = {
-  type: "object",
-  required: ["error"],
-  properties: {
-    error: {
-      type: "object",
-      required: ["code", "message"],
-      properties: { code: { type: "string" }, message: { type: "string" } },
-    },
-  },
-};
+/** A zod schema as JSON Schema (what it accepts for requests, what it gives for responses). */
+function jsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" });
+  return rest;
+}
 
 const MEDIA: Record<string, string> = {
   json: "application/json",
@@ -32,12 +30,18 @@ export function openApiPath(path: string): string {
   return path.replace(/:([A-Za-z_]+)/g, "{$1}");
 }
 
-/** Builds the document for `routes`. */
+/**
+ * Builds the document for `routes` as `config` runs them: an operation carries
+ * `security` when the token guards it under the running access settings (the
+ * middleware's own rule); the token is asked for only when the service has one.
+ */
 export function buildOpenApi(
   routes: readonly RouteEntry[],
   version: string,
+  config: Config,
 ): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
+  const errorSchema = jsonSchema(errorBodySchema, "output");
   for (const [path, handlers, options] of routes) {
     const params = [...path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
       name: m[1],
@@ -49,7 +53,8 @@ export function buildOpenApi(
     for (const method of Object.keys(handlers)) {
       const parameters = [...params];
       if (options.query) {
-        const schema = z.toJSONSchema(options.query, { io: "input", unrepresentable: "any" }) as {
+        const query = typeof options.query === "function" ? options.query(config) : options.query;
+        const schema = jsonSchema(query, "input") as {
           properties?: Record<string, unknown>;
           required?: string[];
         };
@@ -63,30 +68,46 @@ export function buildOpenApi(
         }
       }
       const produces = options.produces ?? "json";
+      const declared = options.responses?.[method as keyof typeof options.responses] ?? {};
+      const responses: Record<string, unknown> = {};
+      if (produces === "websocket") {
+        responses["101"] = { description: "Switching to the WebSocket protocol" };
+      } else if (!Object.keys(declared).some((status) => status.startsWith("2"))) {
+        responses["200"] = {
+          description: "Success",
+          ...(MEDIA[produces] ? { content: { [MEDIA[produces]]: {} } } : {}),
+        };
+      }
+      for (const [status, schema] of Object.entries(declared)) {
+        if (!schema) continue;
+        const success = status.startsWith("2");
+        // JSON bodies; a route that answers another type (Prometheus text) offers JSON too.
+        const content: Record<string, unknown> = success && produces !== "json" && MEDIA[produces]
+          ? { [MEDIA[produces]]: {} }
+          : {};
+        content["application/json"] = { schema: jsonSchema(schema, "output") };
+        responses[status] = { description: success ? "Success" : "Refused", content };
+      }
+      responses["4XX"] = {
+        description: "The request is wrong; the message names the field",
+        content: { "application/json": { schema: errorSchema } },
+      };
+      responses["5XX"] = {
+        description: "The service failed; the message says what to do (no internals)",
+        content: { "application/json": { schema: errorSchema } },
+      };
       const operation: Record<string, unknown> = {
         summary: options.summary,
         ...(parameters.length ? { parameters } : {}),
-        responses: {
-          [produces === "websocket" ? "101" : "200"]: {
-            description: produces === "websocket"
-              ? "Switching to the WebSocket protocol"
-              : "Success",
-            ...(MEDIA[produces] ? { content: { [MEDIA[produces]]: {} } } : {}),
-          },
-          "4XX": {
-            description: "The request is wrong; the message names the field",
-            content: { "application/json": { schema: ERROR_SCHEMA } },
-          },
-        },
+        responses,
       };
-      const needsToken = (options.mutating && method !== "GET") || options.infer;
-      if (needsToken) operation.security = [{ bearer: [] }];
+      if (tokenGuards(method, options.auth, config)) operation.security = [{ bearer: [] }];
       if (method !== "GET" && options.body) {
         operation.requestBody = {
           required: false,
           content: {
             "application/json": {
-              schema: z.toJSONSchema(options.body, { io: "input", unrepresentable: "any" }),
+              schema: jsonSchema(options.body, "input"),
             },
           },
         };
@@ -116,7 +137,9 @@ export function buildOpenApi(
       title: "Headroom",
       version,
       description:
-        "Runs ONNX pipelines on one machine and keeps the GPU from running out of memory.",
+        "Runs ONNX pipelines on one machine and keeps the GPU from running out of memory. " +
+        "Operations with `security` need `Authorization: Bearer <token>` when the service " +
+        "runs with HEADROOM_TOKEN.",
     },
     components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
     paths,

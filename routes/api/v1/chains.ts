@@ -5,11 +5,15 @@
  * `GET` lists the chains. Mutating: needs the token when one is set.
  */
 import { z } from "zod";
-import type { Handlers } from "../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
 import { HttpError } from "../../../server/http/errors.ts";
 import { parseJsonBody } from "../../../server/http/validate.ts";
-import { createChain } from "../../../core/pipelines/chains.ts";
-import { pipelineListSchema } from "./hardware/vram/check.ts";
+import {
+  errorBodySchema,
+  fitResultSchema,
+  pipelineListSchema,
+} from "../../../server/http/schemas.ts";
+import { type Chain, createChain } from "../../../core/pipelines/chains.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
@@ -20,6 +24,26 @@ export const bodySchema = z.object({
     .optional(),
   pipelines: pipelineListSchema,
 }).strict();
+
+const chainSchema = z.object({
+  id: z.string(),
+  pipelines: z.array(z.string()),
+  createdAt: z.number(),
+  check: fitResultSchema,
+  placements: z.record(z.string(), z.enum(["gpu", "cpu", "none"])),
+}) satisfies z.ZodType<Chain>;
+
+/** Mutating (POST; the GET list is a read). */
+export const config: RouteConfig = {
+  summary:
+    "Create an ordered chain after a pre-flight check and place it on the GPU (GET lists them)",
+  auth: "mutating",
+  body: bodySchema,
+  responses: {
+    GET: { 200: z.object({ chains: z.array(chainSchema) }) },
+    POST: { 201: chainSchema, 409: errorBodySchema.extend({ check: fitResultSchema }) },
+  },
+};
 
 /** Creates a chain, or lists them. */
 export const handler: Handlers = {

@@ -1,5 +1,24 @@
 /** `GET /api/v1/health`: is the service up, and what is it measuring with. */
-import type { Handlers } from "../../../server/http/context.ts";
+import { z } from "zod";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
+
+/** A read; answers whether the service is up and what it measures with. */
+export const config: RouteConfig = {
+  summary: "Is the service up, and what does it measure with",
+  auth: "read",
+  responses: {
+    GET: {
+      200: z.object({
+        status: z.enum(["ok", "degraded"]),
+        uptimeSeconds: z.number(),
+        source: z.enum(["nvml", "cudart", "webgpu", "none"]),
+        reason: z.string().nullable(),
+        devices: z.number(),
+        lostDevices: z.number(),
+      }),
+    },
+  },
+};
 
 /** Answers `{status, uptimeSeconds, source, reason, devices}`; status "degraded" while a GPU is lost. */
 export const handler: Handlers = {

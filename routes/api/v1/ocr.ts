@@ -3,13 +3,44 @@
  * or the multipart field `image`) → lines of text with boxes and scores, through the
  * `ocr-det` → `ocr-cls` → `ocr-rec` pipelines.
  */
-import type { Handlers } from "../../../server/http/context.ts";
+import { z } from "zod";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
 import { HttpError } from "../../../server/http/errors.ts";
 import { sniffImageType } from "../../../plugins/_image.ts";
 import { requireOcrModels, runOcr } from "../../_ocr.ts";
+import type { OcrChainResult } from "../../../plugins/ocr_chain.ts";
 
 /** Largest image accepted, in bytes (larger gets 413). */
 export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
+
+/** Inference on an image body: needs the token with HEADROOM_TOKEN_FOR_INFER. */
+export const config: RouteConfig = {
+  summary:
+    "Image (PNG/JPEG, raw or multipart field `image`) → lines of text, through det → cls → rec",
+  auth: "infer",
+  bodyLimit: MAX_OCR_IMAGE_BYTES + 64 * 1024,
+  image: true,
+  responses: {
+    POST: {
+      200: z.object({
+        lines: z.array(z.object({
+          text: z.string(),
+          score: z.number(),
+          box: z.object({ x: z.number(), y: z.number(), width: z.number(), height: z.number() }),
+        })),
+        text: z.string(),
+        width: z.number(),
+        height: z.number(),
+        timings: z.object({
+          detMs: z.number(),
+          clsMs: z.number(),
+          recMs: z.number(),
+          totalMs: z.number(),
+        }),
+      }) satisfies z.ZodType<OcrChainResult>,
+    },
+  },
+};
 
 /** Answers `{lines: [{text, score, box}], text, width, height, timings}`. */
 export const handler: Handlers = {

@@ -3,10 +3,17 @@
  * immutable and precompressed. They are built once at start, never per request.
  * @module
  */
-import type { Handlers } from "../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
 import { HttpError } from "../../../server/http/errors.ts";
 import { preparePageAssets } from "../../../runtime/server/bundle.ts";
 import { builtFileResponse } from "../../../runtime/server/serve.ts";
+
+/** The page's assets: open like the page. */
+export const config: RouteConfig = {
+  summary: "The dashboard's content-hashed assets (immutable)",
+  auth: "page",
+  produces: "asset",
+};
 
 /** Serves one built file in the best encoding the client accepts. */
 export const handler: Handlers = {

@@ -5,8 +5,9 @@
  * Events of `chat.completion.chunk` ending in `data: [DONE]`. Headroom has no tokenizer:
  * `usage` counts Unicode characters (prompt: the messages' text; completion: the answer).
  */
+import { z } from "zod";
 import { streamSSE } from "hono/streaming";
-import type { Handlers } from "../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
 import { parseJsonBody } from "../../../server/http/validate.ts";
 import { chatRequestSchema, readMessages } from "../../../server/openai/messages.ts";
 import { answerChat } from "../_chat_models.ts";
@@ -16,6 +17,40 @@ export const bodySchema = chatRequestSchema;
 
 /** Largest request body: a few inline images (base64 grows them by a third). */
 export const MAX_CHAT_BODY_BYTES = 32 * 2 ** 20;
+
+/** Inference: needs the token with HEADROOM_TOKEN_FOR_INFER; answers a `chat.completion`. */
+export const config: RouteConfig = {
+  summary:
+    "OpenAI-compatible chat: text and image_url parts (base64 data: URLs) to a chat model (built in: ocr); stream: true answers SSE chunks ending in [DONE]",
+  auth: "infer",
+  bodyLimit: MAX_CHAT_BODY_BYTES,
+  body: bodySchema,
+  responses: {
+    POST: {
+      200: z.object({
+        id: z.string(),
+        object: z.literal("chat.completion"),
+        created: z.number(),
+        model: z.string(),
+        choices: z.array(z.object({
+          index: z.number(),
+          message: z.object({
+            role: z.literal("assistant"),
+            content: z.string(),
+            refusal: z.null(),
+          }),
+          finish_reason: z.literal("stop"),
+          logprobs: z.null(),
+        })),
+        usage: z.object({
+          prompt_tokens: z.number(),
+          completion_tokens: z.number(),
+          total_tokens: z.number(),
+        }),
+      }),
+    },
+  },
+};
 
 const characters = (text: string) => [...text].length;
 

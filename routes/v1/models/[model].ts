@@ -1,7 +1,15 @@
 /** `GET /v1/models/{model}` (OpenAI-compatible): one entry of `GET /v1/models`, or a 404. */
-import type { Handlers } from "../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
 import { HttpError } from "../../../server/http/errors.ts";
-import { listOpenAiModels } from "../models.ts";
+import { openAiModelSchema } from "../../../server/http/schemas.ts";
+import { listOpenAiModels } from "../_chat_models.ts";
+
+/** A read; answers one entry of the list. */
+export const config: RouteConfig = {
+  summary: "OpenAI-compatible: one model of the list",
+  auth: "read",
+  responses: { GET: { 200: openAiModelSchema } },
+};
 
 /** Answers the model's entry. */
 export const handler: Handlers = {

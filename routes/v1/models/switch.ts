@@ -8,11 +8,37 @@
  * token when one is set.
  */
 import { z } from "zod";
-import type { Handlers } from "../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
 import { parseJsonBody } from "../../../server/http/validate.ts";
+import type { SwitchResult } from "../../../core/placement/measurements.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();
+
+/** Mutating; answers the measured figures. */
+export const config: RouteConfig = {
+  summary: "Exclusive mode: unload the others, load this model, answer its measured VRAM and RAM",
+  auth: "mutating",
+  body: bodySchema,
+  responses: {
+    POST: {
+      200: z.object({
+        status: z.literal("success"),
+        model: z.string(),
+        models: z.array(z.string()),
+        device: z.enum(["gpu", "cpu", "none"]),
+        vram_mb: z.number(),
+        ram_mb: z.number(),
+        rss_mb: z.number(),
+        engine: z.enum(["native", "wasm", "webgpu"]).nullable(),
+        unloaded: z.array(z.string()),
+        load_ms: z.number(),
+        already_loaded: z.boolean(),
+        reason: z.string().nullable(),
+      }) satisfies z.ZodType<SwitchResult>,
+    },
+  },
+};
 
 /** Switches and answers the measured figures. */
 export const handler: Handlers = {

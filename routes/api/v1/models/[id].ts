@@ -1,5 +1,13 @@
 /** `GET /api/v1/models/{id}`: one model's state. */
-import type { Handlers } from "../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../server/http/context.ts";
+import { modelReportSchema } from "../../../../server/http/schemas.ts";
+
+/** A read; answers one ModelReport. */
+export const config: RouteConfig = {
+  summary: "One model's state and figures",
+  auth: "read",
+  responses: { GET: { 200: modelReportSchema } },
+};
 
 /** Answers the ModelReport, or 404 naming the known ids. */
 export const handler: Handlers = {

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { stream } from "hono/streaming";
-import type { Handlers } from "../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../server/http/context.ts";
 import { HttpError } from "../../../../server/http/errors.ts";
 import { parseJsonBody } from "../../../../server/http/validate.ts";
 
@@ -17,6 +17,14 @@ export const bodySchema = z.object({
   models: z.array(z.string().min(1)).min(1, "must name at least one model").optional(),
   device: z.enum(["gpu", "cpu"], { error: 'must be "gpu" or "cpu"' }).optional(),
 }).strict();
+
+/** Mutating; answers NDJSON progress. */
+export const config: RouteConfig = {
+  summary: "Load each model alone, measure it, stream progress as NDJSON",
+  auth: "mutating",
+  body: bodySchema,
+  produces: "ndjson",
+};
 
 /** Streams the test load's progress. */
 export const handler: Handlers = {

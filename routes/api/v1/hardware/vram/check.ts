@@ -4,18 +4,21 @@
  * headroomBytes, wouldEvict, estimates}`.
  */
 import { z } from "zod";
-import type { Handlers } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
 import { parseJsonBody } from "../../../../../server/http/validate.ts";
-
-/** A list of catalog ids, checked to exist. */
-export const pipelineListSchema = z.array(z.string().min(1).max(64)).min(
-  1,
-  "must name at least one pipeline",
-)
-  .max(256, "must name at most 256 pipelines");
+import { fitResultSchema, pipelineListSchema } from "../../../../../server/http/schemas.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ pipelines: pipelineListSchema }).strict();
+
+/** A read (it changes nothing), with a small JSON body. */
+export const config: RouteConfig = {
+  summary:
+    "Pre-flight: can these pipelines fit on the GPU now, and what would be evicted (changes nothing)",
+  auth: "read",
+  body: bodySchema,
+  responses: { POST: { 200: fitResultSchema } },
+};
 
 /** Answers the FitResult for the listed pipelines. */
 export const handler: Handlers = {

@@ -1,6 +1,7 @@
 /** `GET /api/v1/hardware/vram/history?seconds=&points=`: the monitor's ring buffer, downsampled. */
 import { z } from "zod";
-import type { Handlers } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
+import { vramSampleSchema } from "../../../../../server/http/schemas.ts";
 import { parseQuery } from "../../../../../server/http/validate.ts";
 
 const DEFAULT_SECONDS = 600;
@@ -20,6 +21,22 @@ export function querySchema(maxSeconds: number) {
       .max(MAX_POINTS, `must be at most ${MAX_POINTS}`).default(DEFAULT_POINTS),
   });
 }
+
+/** A read; the query's limit is the history this service keeps. */
+export const config: RouteConfig = {
+  summary: "The sample history, downsampled (each point keeps its run's peak)",
+  auth: "read",
+  query: (service) => querySchema(Math.ceil(service.historyMs / 1000)),
+  responses: {
+    GET: {
+      200: z.object({
+        seconds: z.number(),
+        points: z.number(),
+        samples: z.array(vramSampleSchema),
+      }),
+    },
+  },
+};
 
 /** Answers `{seconds, points, samples}`, oldest sample first. */
 export const handler: Handlers = {

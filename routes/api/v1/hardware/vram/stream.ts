@@ -7,13 +7,20 @@
  * service stops, a `shutdown` event, and the stream ends.
  */
 import { streamSSE } from "hono/streaming";
-import type { Handlers } from "../../../../../server/http/context.ts";
-import { buildVramReport } from "../../../../../server/report.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
 
 /** Minimum gap between two snapshot events. */
 export const MIN_EVENT_GAP_MS = 250;
 /** Gap between heartbeats. */
 export const HEARTBEAT_MS = 15_000;
+
+/** A read; answers Server-Sent Events. */
+export const config: RouteConfig = {
+  summary:
+    "Server-Sent Events: a snapshot at once and on every change (≤ 4/s), a heartbeat every 15 s",
+  auth: "read",
+  produces: "sse",
+};
 
 /** Opens the stream and keeps it until the client goes away. */
 export const handler: Handlers = {
@@ -28,7 +35,8 @@ export const handler: Handlers = {
       const send = async (event: string, data: unknown) => {
         if (closed) return;
         try {
-          await stream.writeSSE({ event, data: JSON.stringify(data), id: String(Date.now()) });
+          const text = typeof data === "string" ? data : JSON.stringify(data);
+          await stream.writeSSE({ event, data: text, id: String(Date.now()) });
         } catch {
           closed = true;
         }
@@ -36,7 +44,8 @@ export const handler: Handlers = {
       const sendSnapshot = () => {
         pending = undefined;
         lastSentAt = Date.now();
-        return send("snapshot", buildVramReport(services));
+        // The report feed's build: the same serialized report the GET route answers.
+        return send("snapshot", services.reports.current().json);
       };
       const onChange = () => {
         if (pending !== undefined || closed) return;

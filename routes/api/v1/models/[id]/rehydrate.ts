@@ -2,8 +2,16 @@
  * `POST /api/v1/models/{id}/rehydrate`: CPU → GPU, through the scheduler (it makes room
  * first, or says why it cannot). Mutating: needs the token when one is set.
  */
-import type { Handlers } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
+import { modelReportSchema } from "../../../../../server/http/schemas.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
+
+/** Mutating: needs the token when one is set. */
+export const config: RouteConfig = {
+  summary: "CPU → GPU",
+  auth: "mutating",
+  responses: { POST: { 200: modelReportSchema } },
+};
 
 /** Answers the model's ModelReport after the move. */
 export const handler: Handlers = {

@@ -3,7 +3,15 @@
  * once the driver shows the memory back (`release.confirmed`), or says it did not within
  * the wait. Mutating: needs the token when one is set.
  */
-import type { Handlers } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
+import { releasedModelSchema } from "../../../../../server/http/schemas.ts";
+
+/** Mutating: needs the token when one is set. */
+export const config: RouteConfig = {
+  summary: "Release its session and end its worker",
+  auth: "mutating",
+  responses: { POST: { 200: releasedModelSchema } },
+};
 
 /** Answers the model's ModelReport after the move, with `release`. */
 export const handler: Handlers = {

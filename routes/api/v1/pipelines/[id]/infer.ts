@@ -4,7 +4,7 @@
  * plugin takes `{payload: …}` instead (its plugin's own input).
  */
 import { z } from "zod";
-import type { Handlers } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
 import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../server/http/tensors.ts";
 import { parseJsonBody } from "../../../../../server/http/validate.ts";
@@ -17,6 +17,28 @@ export const bodySchema = z.object({
 }).strict().refine((body) => (body.inputs === undefined) !== (body.payload === undefined), {
   message: 'expected {"inputs": {name: {type, dims, data}}} or {"payload": …} for a plugin model',
 });
+
+/** Largest request body: tensors as JSON numbers are large. */
+export const MAX_INFER_BODY_BYTES = 256 * 2 ** 20;
+
+/** Inference: needs the token with HEADROOM_TOKEN_FOR_INFER. */
+export const config: RouteConfig = {
+  summary: "Run a model on JSON tensors (or a plugin payload), loading it first if needed",
+  auth: "infer",
+  bodyLimit: MAX_INFER_BODY_BYTES,
+  body: bodySchema,
+  responses: {
+    POST: {
+      200: z.object({
+        model: z.string(),
+        device: z.enum(["gpu", "cpu"]),
+        ms: z.number(),
+        outputs: z.record(z.string(), jsonTensorSchema).optional(),
+        output: z.unknown().optional(),
+      }),
+    },
+  },
+};
 
 /** Answers `{model, device, ms, outputs}` (or `{…, output}` for a plugin payload). */
 export const handler: Handlers = {

@@ -8,13 +8,20 @@
  * the recurrent state and the unfinished frame) stays on the server between chunks.
  */
 import { upgradeWebSocket } from "hono/deno";
-import type { Handlers } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
 import { ChunkLoop } from "../../../../../core/pipelines/chunk_loop.ts";
 import { PipelineError } from "../../../../../core/pipelines/errors.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
 export const MAX_CHUNK_SAMPLES = 160_000;
+
+/** Inference over a WebSocket: needs the token with HEADROOM_TOKEN_FOR_INFER. */
+export const config: RouteConfig = {
+  summary: "WebSocket: feed chunks (audio for Silero VAD) to a pipeline, kept active while open",
+  auth: "infer",
+  produces: "websocket",
+};
 
 /** Upgrades to a WebSocket and runs the chunk loop. */
 export const handler: Handlers = {
