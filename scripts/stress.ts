@@ -13,9 +13,8 @@
  * 2 bad flag.
  * @module
  */
-import { join } from "node:path";
-import { ConfigError, parseConfig } from "../core/config.ts";
-import { type Service, startService } from "../server/service.ts";
+import { ConfigError } from "../core/config.ts";
+import { headroomConfig, serveHeadroom } from "../server/serve_headroom.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { formatBytes, parseBytes } from "../core/units.ts";
 import { type ApiResult, callApi, EventCollector } from "./_lib/api.ts";
@@ -226,57 +225,29 @@ interface Target {
 }
 
 async function startInProcess(flags: Flags): Promise<Target> {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-stress-" });
-  let modelsFile = flags.models;
-  if (!modelsFile) {
-    modelsFile = join(dir, "models.json");
-    Deno.writeTextFileSync(modelsFile, JSON.stringify({ models: GENERATED_MODELS }, null, 2));
-  }
-  let config;
+  const args = [
+    ...(flags.models ? [`--models=${flags.models}`] : []),
+    `--gpu=${flags.gpu}`,
+    `--vram-budget=${flags.budgetText}`,
+    // A tenth of the budget: the headroom is used as given, and the default (1.5 GiB)
+    // is above these small budgets.
+    `--headroom=${Math.floor(flags.budgetBytes / 10)}`,
+    "--sample-ms=100",
+  ];
   try {
-    const parsed = parseConfig([
-      "--port=0",
-      `--data-dir=${dir}`,
-      `--models=${modelsFile}`,
-      `--gpu=${flags.gpu}`,
-      `--vram-budget=${flags.budgetText}`,
-      // A tenth of the budget: the headroom is used as given, and the default (1.5 GiB)
-      // is above these small budgets.
-      `--headroom=${Math.floor(flags.budgetBytes / 10)}`,
-      "--sample-ms=100",
-    ], new Map<string, string>());
-    if (parsed.help) throw new Error("unreachable");
-    config = parsed.config;
+    headroomConfig({ args }); // a bad value is a bad flag (exit 2), not a failed start
   } catch (error) {
     if (error instanceof ConfigError) {
       exitUsage(TOOL, error.problems.join("; ").replaceAll("--vram-budget", "--budget"));
     }
     throw error;
   }
-  let service: Service;
-  try {
-    service = await startService(config);
-  } catch (error) {
-    Deno.removeSync(dir, { recursive: true });
-    throw error;
-  }
-  const { promise: listening, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => resolve(port) },
-    service.app.fetch,
-  );
-  const port = await listening;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    mode: "in-process",
-    async close() {
-      await server.shutdown();
-      await service.close();
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch { /* best effort */ }
-    },
-  };
+  const headroom = await serveHeadroom({
+    args,
+    models: flags.models ? undefined : GENERATED_MODELS,
+    tempPrefix: "headroom-stress-",
+  });
+  return { url: headroom.url, mode: "in-process", close: headroom.close };
 }
 
 /** One tensor input as the infer route takes it, built once per model. */
