@@ -1,7 +1,8 @@
 /**
- * Shared pieces of the terminal tools (`deno task pressure`, `deno task stress`): flag
- * parsing that exits 2 naming the bad flag, a progress bar (cli-progress, on stderr,
- * shown only on a terminal), a plain-text table, and small formatting helpers.
+ * Shared pieces of the terminal tools (`deno task pressure`, `stress`, `load`, `bench`;
+ * tool.ts builds the scaffold on them): flag parsing that exits 2 naming the bad flag,
+ * flag value readers, a progress bar (cli-progress, on stderr, shown only on a
+ * terminal), a plain-text table, and small formatting helpers.
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
@@ -14,12 +15,15 @@ export const EXIT_USAGE = 2;
 export class UsageError extends Error {
   /** The flag as written on the command line, e.g. `--mix`. */
   readonly flag: string;
+  /** What is wrong, without the flag's name. */
+  readonly problem: string;
 
   /** Builds the message `--flag: problem`. */
   constructor(flag: string, problem: string) {
     super(`${flag}: ${problem}`);
     this.name = "UsageError";
     this.flag = flag;
+    this.problem = problem;
   }
 }
 
