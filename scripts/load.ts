@@ -14,6 +14,8 @@ import { startHeadroom } from "../server/serve_headroom.ts";
 import type { TestLoadEvent } from "../core/placement/measurements.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { SessionDevice } from "../core/pipelines/protocol.ts";
+import { ApiError, sendApi } from "../components/api_client.ts";
+import { readNdjson } from "../components/ndjson.ts";
 import { type Progress, urlFlag, UsageError } from "./_lib/cli.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
 
@@ -190,45 +192,26 @@ async function runRemote(args: LoadArgs, onEvent: (event: TestLoadEvent) => void
   if (args.device) body.device = args.device;
   let response: Response;
   try {
-    response = await fetch(`${args.url}/api/v1/models/test-load`, {
+    response = await sendApi(`${args.url}/api/v1/models/test-load`, {
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
       body: JSON.stringify(body),
-    });
+    }, token);
   } catch (error) {
-    throw new RemoteError(`cannot reach ${args.url}: ${(error as Error).message}`);
-  }
-  if (!response.ok || !response.body) {
-    const text = await response.text();
-    let message = text;
-    try {
-      message = JSON.parse(text)?.error?.message ?? text;
-    } catch { /* not JSON */ }
-    throw new RemoteError(`${args.url} answered ${response.status}: ${message}`);
+    if (!(error instanceof ApiError)) throw error;
+    throw new RemoteError(
+      error.status === 0
+        ? `cannot reach ${args.url}: ${error.message}`
+        : `${args.url} answered ${error.status}: ${error.message}`,
+    );
   }
   const rows: LoadRow[] = [];
   let done = false;
-  let buffer = "";
-  const handle = (line: string) => {
-    if (line.trim() === "") return;
-    const event = JSON.parse(line) as TestLoadEvent;
+  await readNdjson<TestLoadEvent>(response, (event) => {
     onEvent(event);
     const row = rowOf(event, args.device ?? "gpu");
     if (row) rows.push(row);
     if (event.event === "done") done = true;
-  };
-  for await (const text of response.body.pipeThrough(new TextDecoderStream())) {
-    buffer += text;
-    let end: number;
-    while ((end = buffer.indexOf("\n")) >= 0) {
-      handle(buffer.slice(0, end));
-      buffer = buffer.slice(end + 1);
-    }
-  }
-  handle(buffer);
+  });
   if (!done) throw new RemoteError(`${args.url} ended the progress stream before "done"`);
   return rows;
 }

@@ -17,7 +17,8 @@ import { ConfigError } from "../core/config.ts";
 import { headroomConfig, serveHeadroom } from "../server/serve_headroom.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { formatBytes, parseBytes } from "../core/units.ts";
-import { type ApiResult, callApi, EventCollector } from "./_lib/api.ts";
+import { type ApiResult, callApi } from "../components/api_client.ts";
+import { EventCollector } from "./_lib/event_collector.ts";
 import { formatTable, ms, sleep, UsageError } from "./_lib/cli.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
 import {
