@@ -9,7 +9,12 @@
  * @module
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { type HttpResult, runWrk, startHeadroom, startHelloWorld } from "./_lib/http_bench.ts";
+import {
+  type HttpResult,
+  runWrk,
+  startHeadroomProcess,
+  startHelloWorld,
+} from "./_lib/http_bench.ts";
 import { formatTable } from "./_lib/cli.ts";
 import { machineDescription } from "./_lib/machine.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
@@ -102,7 +107,7 @@ if (!values.only || "http".includes(values.only)) {
   } finally {
     await hello.stop();
   }
-  const headroom = await startHeadroom(root);
+  const headroom = await startHeadroomProcess(root);
   let vramResult: HttpResult;
   try {
     vramResult = await runWrk(`${headroom.url}/api/v1/hardware/vram`, seconds);
