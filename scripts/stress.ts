@@ -35,6 +35,9 @@ import {
 
 const TOOL = "stress";
 
+/** The in-process server's VRAM budget when --budget is not given. */
+const DEFAULT_BUDGET = "1MiB";
+
 /** The in-process server's catalog when no --models file is given. */
 const GENERATED_MODELS = [
   { id: "gen-64k", source: "synthetic:64KiB" },
@@ -98,32 +101,13 @@ throughput, latency percentiles per operation, errors by kind and invariant viol
     },
     budget: {
       arg: "SIZE",
-      help: "in-process VRAM budget (default 1MiB; headroom is a tenth of it)",
-      schema: flag.custom((text) => {
-        const budgetText = text ?? "1MiB";
-        const budgetBytes = parseBytes(budgetText);
-        if (budgetBytes === null || budgetBytes <= 0) {
-          throw new UsageError(
-            "--budget",
-            `${JSON.stringify(budgetText)}: expected a size like 1MiB`,
-          );
-        }
-        return { budgetText, budgetBytes, given: text !== undefined };
-      }),
+      help: `in-process VRAM budget (default ${DEFAULT_BUDGET}; headroom is a tenth of it)`,
+      schema: flag.custom((text) => text === undefined ? null : readBudget(text)),
     },
     gpu: {
       arg: "MODE",
       help: "in-process GPU mode: software | webgpu | cpu | auto | nvidia (default software)",
-      schema: flag.custom((text) => {
-        const gpu = text ?? "software";
-        if (!["auto", "nvidia", "webgpu", "software", "cpu"].includes(gpu)) {
-          throw new UsageError(
-            "--gpu",
-            `${JSON.stringify(gpu)}: expected auto, nvidia, webgpu, software or cpu`,
-          );
-        }
-        return { gpu, given: text !== undefined };
-      }),
+      schema: flag.oneOf(["auto", "nvidia", "webgpu", "software", "cpu"] as const, null),
     },
     timeout: {
       arg: "S",
@@ -207,14 +191,24 @@ interface StressResult {
   ok: boolean;
 }
 
+/** A budget flag's value: its text (passed on to the server) and bytes. */
+function readBudget(text: string): { text: string; bytes: number } {
+  const bytes = parseBytes(text);
+  if (bytes === null || bytes <= 0) {
+    throw new UsageError("--budget", `${JSON.stringify(text)}: expected a size like 1MiB`);
+  }
+  return { text, bytes };
+}
+
 function readFlags(args: string[]) {
   return tool.parse(args, (values) => {
-    if (values.url && (values.budget.given || values.gpu.given)) {
+    if (values.url && (values.budget !== null || values.gpu !== null)) {
       throw new UsageError(
-        values.budget.given ? "--budget" : "--gpu",
+        values.budget !== null ? "--budget" : "--gpu",
         "only for the in-process server; a server at --url has its own",
       );
     }
+    const budget = values.budget ?? readBudget(DEFAULT_BUDGET);
     return {
       clients: values.clients,
       ops: values.ops,
@@ -222,9 +216,9 @@ function readFlags(args: string[]) {
       token: values.token ?? null,
       models: values.models,
       mix: values.mix,
-      budgetBytes: values.budget.budgetBytes,
-      budgetText: values.budget.budgetText,
-      gpu: values.gpu.gpu,
+      budgetBytes: budget.bytes,
+      budgetText: budget.text,
+      gpu: values.gpu ?? "software",
       timeoutMs: values.timeout * 1000,
       pollMs: values["poll-ms"],
       seed: values.seed,
