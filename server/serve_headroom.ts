@@ -128,13 +128,15 @@ export async function startHeadroom(options: HeadroomOptions = {}): Promise<Head
   let closed = false;
   // Synchronous up to the returned promise: a benchmark's `unload` listener can call it.
   const close = () => {
-    if (!closed) {
-      closed = true;
-      const closing = service.close();
+    if (closed) return Promise.resolve();
+    closed = true;
+    const closing = service.close();
+    try {
       removeTemp();
-      return closing;
+    } catch (error) {
+      return closing.then(() => Promise.reject(error));
     }
-    return Promise.resolve();
+    return closing;
   };
   return {
     service,
