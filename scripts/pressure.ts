@@ -467,7 +467,10 @@ function summary(r: PressureResult): string {
         line("after", s.after),
       ]),
     );
-    const counts = Object.entries(s.eventCounts).map(([k, n]) => `${k} ${n}`).join(", ");
+    // Evictions first: they are what a person runs this tool to watch for.
+    const counts = Object.entries(s.eventCounts)
+      .sort(([a], [b]) => Number(b === "eviction") - Number(a === "eviction"))
+      .map(([k, n]) => `${k} ${n}`).join(", ");
     parts.push(
       "",
       `Events meanwhile: ${counts || "none"}${s.missedEvents ? " (some went by unseen)" : ""}`,

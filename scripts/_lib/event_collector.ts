@@ -48,10 +48,13 @@ export class EventCollector {
     return this.#gaps;
   }
 
-  /** How many events of each kind were collected. */
+  /**
+   * How many events of each kind were collected, kinds in the order they first
+   * happened (by `seq`, not by which poll saw them: the same run reads the same).
+   */
   countsByKind(): Record<string, number> {
     const counts: Record<string, number> = {};
-    for (const event of this.#seen.values()) counts[event.kind] = (counts[event.kind] ?? 0) + 1;
+    for (const event of this.events()) counts[event.kind] = (counts[event.kind] ?? 0) + 1;
     return counts;
   }
 }
