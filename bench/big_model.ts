@@ -13,8 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { parseConfig } from "../core/config.ts";
-import { startService } from "../server/service.ts";
+import { startHeadroom } from "../server/serve_headroom.ts";
 import { parseSyntheticSize, writeSyntheticModel } from "../core/models/synthetic.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 
@@ -102,23 +101,23 @@ async function main(): Promise<BigModelRun> {
       `${dir}/models.json`,
       JSON.stringify({ models: [{ id: "big", source: "./big.onnx" }] }),
     );
-    const parsed = parseConfig([
-      "--models",
-      `${dir}/models.json`,
-      "--data-dir",
-      `${dir}/data`,
-      "--cpu-engine",
-      values["cpu-engine"]!,
-      "--port",
-      "0",
-      ...(values.gpu ? ["--gpu", "software", "--vram-budget", "64GiB", "--headroom", "0"] : [
-        "--gpu",
-        "cpu",
-      ]),
-    ], new Map());
-    if (parsed.help) throw new Error("unreachable");
-    await using service = await startService(parsed.config);
-    const app = service.app;
+    await using headroom = await startHeadroom({
+      args: [
+        "--models",
+        `${dir}/models.json`,
+        "--data-dir",
+        `${dir}/data`,
+        "--cpu-engine",
+        values["cpu-engine"]!,
+        "--port",
+        "0",
+        ...(values.gpu ? ["--gpu", "software", "--vram-budget", "64GiB", "--headroom", "0"] : [
+          "--gpu",
+          "cpu",
+        ]),
+      ],
+    });
+    const { service, app } = headroom;
     const vram: VramReport = await (await app.request("/api/v1/hardware/vram")).json();
     const model = async (): Promise<ModelReport> =>
       await (await app.request("/api/v1/models/big")).json();

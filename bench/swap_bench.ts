@@ -3,30 +3,21 @@
 // the infer route of a real service with a real worker, on the software WebGPU adapter
 // and a small generated model. One group, so `deno bench` prints the ratio. Iterations
 // are bounded (a rehydrate is a new WebGPU session: hundreds of ms on a software adapter).
-import { parseConfig } from "../core/config.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
-import { startService } from "../server/service.ts";
+import { startHeadroom } from "../server/serve_headroom.ts";
 
 const SIZE = "256KiB";
-const dir = Deno.makeTempDirSync({ prefix: "headroom-swap-bench-" });
-const modelsFile = `${dir}/models.json`;
-Deno.writeTextFileSync(
-  modelsFile,
-  JSON.stringify({ models: [{ id: "swap", source: `synthetic:${SIZE}` }] }),
-);
-const parsed = parseConfig([], new Map<string, string>());
-if (parsed.help) throw new Error("unreachable");
-const service = await startService({
-  ...parsed.config,
-  gpu: "software",
-  vramBudget: { kind: "bytes", bytes: 256 * 2 ** 20 },
-  headroomBytes: 25 * 2 ** 20,
-  dataDir: `${dir}/data`,
-  modelsFile,
+const service = await startHeadroom({
+  config: {
+    gpu: "software",
+    vramBudget: { kind: "bytes", bytes: 256 * 2 ** 20 },
+    headroomBytes: 25 * 2 ** 20,
+  },
+  models: [{ id: "swap", source: `synthetic:${SIZE}` }],
+  tempPrefix: "headroom-swap-bench-",
 });
 globalThis.addEventListener("unload", () => {
-  service.close();
-  Deno.removeSync(dir, { recursive: true });
+  service.close(); // its temp dir goes with it
 });
 
 const { width } = planSyntheticModel(parseSyntheticSize(SIZE));

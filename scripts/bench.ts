@@ -8,41 +8,40 @@
  *   same run, reported as a ratio (these machines are noisy: only ratios compare).
  * @module
  */
-import { parseArgs } from "node:util";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { type HttpResult, runWrk, startHeadroom, startHelloWorld } from "./_lib/http_bench.ts";
+import {
+  type HttpResult,
+  runWrk,
+  startHeadroomProcess,
+  startHelloWorld,
+} from "./_lib/http_bench.ts";
+import { formatTable } from "./_lib/cli.ts";
 import { machineDescription } from "./_lib/machine.ts";
+import { defineTool, flag } from "./_lib/tool.ts";
 import { writeReadmeTable } from "./_lib/readme_table.ts";
 import { sizeSweepRows } from "./_lib/size_sweep.ts";
 
-const HELP = `Usage: deno task bench [--only NAME] [--seconds N] [--heavy] [--json]
-
-Runs every benchmark and writes bench/results.json and the README's table.
-  --only NAME    run only benchmarks whose file or name contains NAME ("size" = the size sweep)
-  --seconds N    wrk duration per HTTP target (default 10)
-  --heavy        add the 3 GiB model to the size sweep (about 10 GB of disk and RAM)
-  --json         print the results as JSON instead of a table
-  --help         this text`;
-
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    only: { type: "string" },
-    seconds: { type: "string", default: "10" },
-    json: { type: "boolean", default: false },
-    heavy: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
+const tool = defineTool({
+  name: "bench",
+  usage: "deno task bench [--only NAME] [--seconds N] [--heavy] [--json]",
+  about: "Runs every benchmark and writes bench/results.json and the README's table.",
+  flags: {
+    only: {
+      arg: "NAME",
+      help: `run only benchmarks whose file or name contains NAME ("size" = the size sweep)`,
+      schema: flag.text(),
+    },
+    seconds: {
+      arg: "N",
+      help: "wrk duration per HTTP target (default 10)",
+      schema: flag.number(10, { min: 1 }),
+    },
+    heavy: { help: "add the 3 GiB model to the size sweep (about 10 GB of disk and RAM)" },
+    json: { help: "print the results as JSON instead of a table" },
   },
 });
-if (values.help) {
-  console.log(HELP);
-  Deno.exit(0);
-}
-const seconds = Number(values.seconds);
-if (!Number.isFinite(seconds) || seconds < 1) {
-  console.error(`--seconds=${JSON.stringify(values.seconds)}: expected a number of seconds ≥ 1`);
-  Deno.exit(2);
-}
+const { values } = tool.parse(Deno.args);
+const seconds = values.seconds;
 
 /**
  * The same V8 flag as the start and test tasks: without it every worker keeps the CPU
@@ -108,7 +107,7 @@ if (!values.only || "http".includes(values.only)) {
   } finally {
     await hello.stop();
   }
-  const headroom = await startHeadroom(root);
+  const headroom = await startHeadroomProcess(root);
   let vramResult: HttpResult;
   try {
     vramResult = await runWrk(`${headroom.url}/api/v1/hardware/vram`, seconds);
@@ -167,20 +166,16 @@ if (values.only) {
 }
 const results = { ranAt: new Date().toISOString(), machine: await machineDescription(), rows };
 await Deno.mkdir(`${root}bench`, { recursive: true });
-await Deno.writeTextFile(`${root}bench/results.json`, JSON.stringify(results, null, 2) + "\n");
+await tool.writeResults(`${root}bench/results.json`, results);
 await writeReadmeTable(`${root}README.md`, results);
-if (values.json) console.log(JSON.stringify(results, null, 2));
-else {
-  console.table(
-    rows.map((r) => ({
-      name: r.name,
-      value: round(r.value),
-      unit: r.unit,
-      target: r.target ?? "",
-    })),
-  );
-  console.log("Wrote bench/results.json and the README table.");
-}
+tool.report(results, {
+  json: values.json,
+  text: () =>
+    formatTable(
+      ["name", "value", "unit", "target"],
+      rows.map((r) => [r.name, round(r.value), r.unit, r.target ?? ""]),
+    ) + "\nWrote bench/results.json and the README table.",
+});
 
 /**
  * Runs bench/dashboard.ts (chromium against Headroom on the driver double), which writes

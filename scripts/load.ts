@@ -9,37 +9,76 @@
  * (`POST /api/v1/models/test-load`, NDJSON progress).
  * @module
  */
-import cliProgress from "cli-progress";
-import { CONFIG_HELP, ConfigError, parseConfig } from "../core/config.ts";
-import { startService } from "../server/service.ts";
+import { CONFIG_HELP, ConfigError } from "../core/config.ts";
+import { startHeadroom } from "../server/serve_headroom.ts";
 import type { TestLoadEvent } from "../core/placement/measurements.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { SessionDevice } from "../core/pipelines/protocol.ts";
+import { ApiError, sendApi } from "../components/api_client.ts";
+import { readNdjson } from "../components/ndjson.ts";
+import { type Progress, urlFlag, UsageError } from "./_lib/cli.ts";
+import { defineTool, flag } from "./_lib/tool.ts";
 
-/** The tool's help text. */
-export const HELP = `Usage: deno task load [--models a,b] [--device gpu|cpu] [--json]
-                      [--url http://127.0.0.1:8000 [--token TOKEN]] [server flags]
-
-Loads each model alone (every other model unloaded first), measures it, unloads it:
+const tool = defineTool({
+  name: "load",
+  usage: `deno task load [--models a,b] [--device gpu|cpu] [--json]
+                      [--url http://127.0.0.1:8000 [--token TOKEN]] [server flags]`,
+  about: `Loads each model alone (every other model unloaded first), measures it, unloads it:
 VRAM (device used after - before where a driver reports it, else tracked GPU bytes),
 tracked GPU bytes, process RAM, load time. The figures are saved as the models'
-last-known profiles.
-
-  --models a,b        model ids to load (default: every model in the catalog)
-  --device gpu|cpu    where to load them (default: the GPU when one is usable)
-  --json              print the measurements as JSON instead of a table
-  --url URL           ask a running Headroom (POST /api/v1/models/test-load)
-                      instead of starting one in this process
-  --token TOKEN       API token for --url (else HEADROOM_TOKEN)
-  --help              this text
-
-In-process, every other flag and HEADROOM_* variable configures the service as for
+last-known profiles.`,
+  flags: {
+    models: {
+      arg: "a,b",
+      help: "model ids to load (default: every model in the catalog)",
+      schema: flag.custom((text) => {
+        if (text === undefined) return null;
+        const ids = text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+        if (ids.length === 0) throw new UsageError("--models", "expected model ids like a,b");
+        return ids;
+      }),
+    },
+    device: {
+      arg: "gpu|cpu",
+      help: "where to load them (default: the GPU when one is usable)",
+      schema: flag.oneOf(["gpu", "cpu"] as const, null),
+    },
+    json: { help: "print the measurements as JSON instead of a table" },
+    url: {
+      arg: "URL",
+      help: `ask a running Headroom (POST /api/v1/models/test-load)
+instead of starting one in this process`,
+      schema: flag.custom((text) => {
+        try {
+          return urlFlag("--url", text);
+        } catch {
+          throw new UsageError(
+            "--url",
+            `${JSON.stringify(text)}: expected a URL like http://host:8000`,
+          );
+        }
+      }),
+    },
+    token: { arg: "TOKEN", help: "API token for --url (else HEADROOM_TOKEN)", schema: flag.text() },
+  },
+  notes: `In-process, every other flag and HEADROOM_* variable configures the service as for
 \`deno task start\`. The models file comes from HEADROOM_MODELS here (--models names
 the models to load). Exit status: 0 when every model loaded, 1 when one failed,
 2 for bad arguments.
 
 Server flags:
-${CONFIG_HELP.split("\n").slice(3).join("\n")}`;
+${CONFIG_HELP.split("\n").slice(3).join("\n")}`,
+  // Every flag the tool does not know configures the in-process server.
+  passThrough: true,
+  // As the server's own flags are worded: --device="tpu": expected gpu or cpu.
+  formatProblem: (flag, text, problem) =>
+    text !== undefined && problem.startsWith(`${JSON.stringify(text)}: `)
+      ? `${flag}=${problem}`
+      : `${flag}: ${problem}`,
+});
+
+/** The tool's help text. */
+export const HELP: string = tool.help;
 
 /** One measured (or failed) model, as printed. */
 export interface LoadRow {
@@ -66,72 +105,13 @@ export interface LoadArgs {
   url: string | null;
   token: string | null;
   json: boolean;
-  help: boolean;
   rest: string[];
 }
 
-const OWN_STRING = new Set(["models", "device", "url", "token"]);
-const OWN_BOOLEAN = new Set(["json", "help"]);
-
-/** Splits the arguments into the tool's own flags and the rest (passed to parseConfig). */
-export function splitArgs(args: string[]): LoadArgs {
-  const result: LoadArgs = {
-    models: null,
-    device: null,
-    url: null,
-    token: null,
-    json: false,
-    help: false,
-    rest: [],
-  };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const match = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-    const name = match?.[1] ?? "";
-    if (match && OWN_BOOLEAN.has(name)) {
-      if (match[2] !== undefined) throw new UsageError(`--${name} takes no value`);
-      if (name === "json") result.json = true;
-      else result.help = true;
-      continue;
-    }
-    if (!match || !OWN_STRING.has(name)) {
-      result.rest.push(arg);
-      continue;
-    }
-    let value = match[2];
-    if (value === undefined) {
-      value = args[++i];
-      if (value === undefined || value.startsWith("--")) {
-        throw new UsageError(`--${name} needs a value`);
-      }
-    }
-    if (name === "models") {
-      const ids = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
-      if (ids.length === 0) throw new UsageError("--models: expected model ids like a,b");
-      result.models = ids;
-    } else if (name === "device") {
-      if (value !== "gpu" && value !== "cpu") {
-        throw new UsageError(`--device=${JSON.stringify(value)}: expected gpu or cpu`);
-      }
-      result.device = value;
-    } else if (name === "url") {
-      try {
-        const url = new URL(value);
-        if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
-      } catch {
-        throw new UsageError(
-          `--url=${JSON.stringify(value)}: expected a URL like http://host:8000`,
-        );
-      }
-      result.url = value.replace(/\/+$/, "");
-    } else result.token = value;
-  }
-  return result;
-}
-
-/** A bad argument (exit status 2). */
-export class UsageError extends Error {
-  override name = "UsageError";
+/** Reads the arguments: the tool's own flags, and the rest for the server's parser (exits 2 on a bad one). */
+export function readArgs(args: string[]): LoadArgs {
+  const { values, rest } = tool.parse(args);
+  return { ...values, token: values.token ?? null, rest };
 }
 
 /** Turns a `measured` or `error` event into a row. */
@@ -171,43 +151,22 @@ function rowOf(event: TestLoadEvent, device: SessionDevice): LoadRow | null {
 }
 
 /** Follows progress events with a bar on stderr (drawn only on a terminal). */
-function progressBar(enabled: boolean) {
-  // cli-progress ships no types; this is the small part of its API used here.
-  const lib = cliProgress as unknown as {
-    SingleBar: new (options: Record<string, unknown>, preset: unknown) => {
-      start(total: number, value: number, payload: Record<string, unknown>): void;
-      update(value: number, payload: Record<string, unknown>): void;
-      stop(): void;
-    };
-    Presets: { shades_classic: unknown };
-  };
-  const bar = enabled
-    ? new lib.SingleBar({
-      format: "loading [{bar}] {value}/{total} {model}",
-      hideCursor: true,
-      clearOnComplete: false,
-    }, lib.Presets.shades_classic)
-    : null;
-  let started = false;
+function progressBar() {
+  let bar: Progress | null = null;
   return (event: TestLoadEvent) => {
-    if (!bar) return;
     if (event.event === "started") {
-      if (!started) bar.start(event.total, event.index, { model: event.model });
-      else bar.update(event.index, { model: event.model });
-      started = true;
+      bar ??= tool.progress("loading", event.total);
+      bar.update(event.index, event.model);
     } else if (event.event === "measured" || event.event === "error") {
-      bar.update(event.index + 1, {
-        model: event.event === "error" ? `${event.model} failed` : "",
-      });
-    } else if (event.event === "done" && started) bar.stop();
+      bar?.update(event.index + 1, event.event === "error" ? `${event.model} failed` : "");
+    } else if (event.event === "done") bar?.stop();
   };
 }
 
 /** Runs the test load in this process, on a service configured from `rest` and the environment. */
 async function runInProcess(args: LoadArgs, onEvent: (event: TestLoadEvent) => void) {
-  const parsed = parseConfig(args.rest, Deno.env);
-  if (parsed.help) throw new UsageError("unreachable: --help is the tool's own flag");
-  const service = await startService(parsed.config);
+  // The configured data dir (not a temp one): the measurements are saved as profiles.
+  const service = await startHeadroom({ args: args.rest, env: Deno.env, tempDataDir: false });
   try {
     const { scheduler } = service.services;
     const ids = args.models ?? scheduler.list().map((m) => m.id);
@@ -233,45 +192,26 @@ async function runRemote(args: LoadArgs, onEvent: (event: TestLoadEvent) => void
   if (args.device) body.device = args.device;
   let response: Response;
   try {
-    response = await fetch(`${args.url}/api/v1/models/test-load`, {
+    response = await sendApi(`${args.url}/api/v1/models/test-load`, {
       method: "POST",
-      headers: {
-        "content-type": "application/json",
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-      },
       body: JSON.stringify(body),
-    });
+    }, token);
   } catch (error) {
-    throw new RemoteError(`cannot reach ${args.url}: ${(error as Error).message}`);
-  }
-  if (!response.ok || !response.body) {
-    const text = await response.text();
-    let message = text;
-    try {
-      message = JSON.parse(text)?.error?.message ?? text;
-    } catch { /* not JSON */ }
-    throw new RemoteError(`${args.url} answered ${response.status}: ${message}`);
+    if (!(error instanceof ApiError)) throw error;
+    throw new RemoteError(
+      error.status === 0
+        ? `cannot reach ${args.url}: ${error.message}`
+        : `${args.url} answered ${error.status}: ${error.message}`,
+    );
   }
   const rows: LoadRow[] = [];
   let done = false;
-  let buffer = "";
-  const handle = (line: string) => {
-    if (line.trim() === "") return;
-    const event = JSON.parse(line) as TestLoadEvent;
+  await readNdjson<TestLoadEvent>(response, (event) => {
     onEvent(event);
     const row = rowOf(event, args.device ?? "gpu");
     if (row) rows.push(row);
     if (event.event === "done") done = true;
-  };
-  for await (const text of response.body.pipeThrough(new TextDecoderStream())) {
-    buffer += text;
-    let end: number;
-    while ((end = buffer.indexOf("\n")) >= 0) {
-      handle(buffer.slice(0, end));
-      buffer = buffer.slice(end + 1);
-    }
-  }
-  handle(buffer);
+  });
   if (!done) throw new RemoteError(`${args.url} ended the progress stream before "done"`);
   return rows;
 }
@@ -318,28 +258,18 @@ export function formatTable(rows: LoadRow[]): string {
 }
 
 async function main(): Promise<number> {
-  let args: LoadArgs;
-  try {
-    args = splitArgs(Deno.args);
-  } catch (error) {
-    console.error(`${(error as Error).message}. Run with --help for the flags.`);
-    return 2;
-  }
-  if (args.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const args = readArgs(Deno.args);
   if (args.url && args.rest.length > 0) {
     console.error(
       `Ignored with --url (the server has its own configuration): ${args.rest.join(" ")}`,
     );
   }
-  const bar = progressBar(Deno.stderr.isTerminal());
+  const bar = progressBar();
   let rows: LoadRow[];
   try {
     rows = args.url ? await runRemote(args, bar) : await runInProcess(args, bar);
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof UsageError) {
+    if (error instanceof ConfigError) {
       console.error(error.message);
       return 2;
     }
@@ -353,8 +283,10 @@ async function main(): Promise<number> {
     }
     throw error;
   }
-  if (args.json) console.log(JSON.stringify({ measurements: rows }, null, 2));
-  else console.log(formatTable(rows));
+  tool.report({ measurements: rows }, {
+    json: args.json,
+    text: (r) => formatTable(r.measurements),
+  });
   return rows.some((r) => r.error !== null) ? 1 : 0;
 }
 

@@ -18,18 +18,10 @@
 import { CUDA_ERROR, CudaError, type Cudart, openCudart } from "../ffi/cudart.ts";
 import type { HeadroomEvent, VramReport } from "../core/types.ts";
 import { formatBytes } from "../core/units.ts";
-import {
-  exitUsage,
-  formatTable,
-  gib,
-  numberFlag,
-  parseFlags,
-  sleep,
-  startProgress,
-  urlFlag,
-  UsageError,
-} from "./_lib/cli.ts";
-import { EventCollector, getVram } from "./_lib/api.ts";
+import { formatTable, gib, sleep, UsageError } from "./_lib/cli.ts";
+import { defineTool, flag } from "./_lib/tool.ts";
+import { getVram } from "../components/api_client.ts";
+import { EventCollector } from "./_lib/event_collector.ts";
 
 const TOOL = "pressure";
 const GiB = 2 ** 30;
@@ -37,30 +29,58 @@ const MiB = 2 ** 20;
 /** Smallest piece tried after an allocation failure. */
 const MIN_CHUNK = 64 * MiB;
 
-const HELP =
-  `Usage: deno task pressure --gib N [--hold S] [--step-gib X] [--device I] [--url URL] [--json]
-
-Allocates N GiB of VRAM with cudaMalloc to play another tenant, holds it, then frees it
+const tool = defineTool({
+  name: TOOL,
+  usage: "deno task pressure --gib N [--hold S] [--step-gib X] [--device I] [--url URL] [--json]",
+  about: `Allocates N GiB of VRAM with cudaMalloc to play another tenant, holds it, then frees it
 all (on Ctrl-C, SIGTERM, or when the hold ends). Past the device's free memory it
-reports cudaErrorMemoryAllocation and holds what it got.
-
-  --gib N             GiB to allocate (required, > 0; fractions allowed)
-  --hold S            seconds to hold it (default: until Ctrl-C / SIGTERM)
-  --step-gib X        allocation step in GiB (default 1)
-  --device I          CUDA device index (default 0)
-  --cudart-library P  libcudart.so to load (default: $HEADROOM_CUDART_LIBRARY, then the usual names)
-  --url URL           a running Headroom: show its view (GET /api/v1/hardware/vram) before,
-                      while holding and after, and the events that happened meanwhile
-  --token TOKEN       API token for --url, when reads need one
-  --settle S          seconds to wait after freeing before the service's "after" view (default 2)
-  --json              print the result as JSON on stdout (no table)
-  --help              this text
-
-Exit status: 0 done (also when less than asked could be allocated), 1 CUDA unusable or
+reports cudaErrorMemoryAllocation and holds what it got.`,
+  flags: {
+    gib: {
+      arg: "N",
+      help: "GiB to allocate (required, > 0; fractions allowed)",
+      schema: flag.requiredNumber("how many GiB to hold", { min: Number.MIN_VALUE }),
+    },
+    hold: {
+      arg: "S",
+      help: "seconds to hold it (default: until Ctrl-C / SIGTERM)",
+      schema: flag.number(Infinity, { min: 0 }),
+    },
+    "step-gib": {
+      arg: "X",
+      help: "allocation step in GiB (default 1)",
+      schema: flag.number(1, { min: 1 / 1024 }),
+    },
+    device: {
+      arg: "I",
+      help: "CUDA device index (default 0)",
+      schema: flag.number(0, { min: 0, max: 63, integer: true }),
+    },
+    "cudart-library": {
+      arg: "P",
+      help: "libcudart.so to load (default: $HEADROOM_CUDART_LIBRARY, then the usual names)",
+      schema: flag.text(),
+    },
+    url: {
+      arg: "URL",
+      help: `a running Headroom: show its view (GET /api/v1/hardware/vram) before,
+while holding and after, and the events that happened meanwhile`,
+      schema: flag.url(),
+    },
+    token: { arg: "TOKEN", help: "API token for --url, when reads need one", schema: flag.text() },
+    settle: {
+      arg: "S",
+      help: `seconds to wait after freeing before the service's "after" view (default 2)`,
+      schema: flag.number(2, { min: 0, max: 600 }),
+    },
+    json: { help: "print the result as JSON on stdout (no table)" },
+  },
+  notes: `Exit status: 0 done (also when less than asked could be allocated), 1 CUDA unusable or
 --url not answering, 2 bad flag.
 
 Against the driver test double:
-  HEADROOM_CUDART_LIBRARY=tests/.build/libfakegpu.so FAKE_GPU_STATE=/tmp/x deno task pressure --gib 2 --hold 1`;
+  HEADROOM_CUDART_LIBRARY=tests/.build/libfakegpu.so FAKE_GPU_STATE=/tmp/x deno task pressure --gib 2 --hold 1`,
+});
 
 /** The service's view of one moment, reduced to what the pressure tool shows. */
 interface ServiceView {
@@ -152,43 +172,18 @@ function view(report: VramReport, index: number): ServiceView {
 }
 
 function readFlags(args: string[]) {
-  const values = parseFlags(TOOL, args, {
-    gib: { type: "string" },
-    hold: { type: "string" },
-    "step-gib": { type: "string" },
-    device: { type: "string" },
-    "cudart-library": { type: "string" },
-    url: { type: "string" },
-    token: { type: "string" },
-    settle: { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
-  }
-  try {
-    if (values.gib === undefined) throw new UsageError("--gib", "required: how many GiB to hold");
-    const gibs = numberFlag("--gib", values.gib, 0, { min: Number.MIN_VALUE });
-    const step = numberFlag("--step-gib", values["step-gib"], 1, { min: 1 / 1024 });
-    return {
-      requestedBytes: Math.round(gibs * GiB),
-      stepBytes: Math.round(step * GiB),
-      holdMs: values.hold === undefined
-        ? Infinity
-        : numberFlag("--hold", values.hold, 0, { min: 0 }) * 1000,
-      device: numberFlag("--device", values.device, 0, { min: 0, max: 63, integer: true }),
-      library: values["cudart-library"],
-      url: urlFlag("--url", values.url),
-      token: values.token ?? null,
-      settleMs: numberFlag("--settle", values.settle, 2, { min: 0, max: 600 }) * 1000,
-      json: values.json,
-    };
-  } catch (error) {
-    if (error instanceof UsageError) exitUsage(TOOL, error);
-    throw error;
-  }
+  const { values } = tool.parse(args);
+  return {
+    requestedBytes: Math.round(values.gib * GiB),
+    stepBytes: Math.round(values["step-gib"] * GiB),
+    holdMs: values.hold * 1000,
+    device: values.device,
+    library: values["cudart-library"],
+    url: values.url,
+    token: values.token ?? null,
+    settleMs: values.settle * 1000,
+    json: values.json,
+  };
 }
 
 /** Polls the service every `everyMs` while running: events, the last view, the peak used. */
@@ -241,7 +236,7 @@ async function main(): Promise<number> {
   } catch (error) {
     cuda.close();
     if (error instanceof CudaError && error.code === CUDA_ERROR.InvalidDevice) {
-      exitUsage(TOOL, new UsageError("--device", `${flags.device}: ${error.message}`));
+      tool.fail(new UsageError("--device", `${flags.device}: ${error.message}`));
     }
     log(`${TOOL}: ${(error as Error).message}`);
     return 1;
@@ -276,7 +271,7 @@ async function main(): Promise<number> {
   let heldBytes = 0;
   let allocationError: PressureResult["allocationError"] = null;
   let step = Math.min(flags.stepBytes, flags.requestedBytes);
-  const bar = startProgress("allocating", flags.requestedBytes, {
+  const bar = tool.progress("allocating", flags.requestedBytes, {
     enabled: !flags.json,
     unit: gib,
   });
@@ -318,7 +313,7 @@ async function main(): Promise<number> {
   const heldAt = performance.now();
   if (!stop.signal.aborted) {
     if (Number.isFinite(flags.holdMs)) {
-      const holdBar = startProgress("holding   ", flags.holdMs / 1000, {
+      const holdBar = tool.progress("holding   ", flags.holdMs / 1000, {
         enabled: !flags.json,
         unit: (s) => `${s.toFixed(1)} s`,
       });
@@ -402,8 +397,7 @@ async function main(): Promise<number> {
     freeErrors,
     service,
   };
-  if (flags.json) console.log(JSON.stringify(result, null, 2));
-  else console.log(summary(result));
+  tool.report(result, { json: flags.json, text: summary });
   return 0;
 }
 
@@ -473,7 +467,10 @@ function summary(r: PressureResult): string {
         line("after", s.after),
       ]),
     );
-    const counts = Object.entries(s.eventCounts).map(([k, n]) => `${k} ${n}`).join(", ");
+    // Evictions first: they are what a person runs this tool to watch for.
+    const counts = Object.entries(s.eventCounts)
+      .sort(([a], [b]) => Number(b === "eviction") - Number(a === "eviction"))
+      .map(([k, n]) => `${k} ${n}`).join(", ");
     parts.push(
       "",
       `Events meanwhile: ${counts || "none"}${s.missedEvents ? " (some went by unseen)" : ""}`,

@@ -13,23 +13,14 @@
  * 2 bad flag.
  * @module
  */
-import { join } from "node:path";
-import { ConfigError, parseConfig } from "../core/config.ts";
-import { type Service, startService } from "../server/service.ts";
+import { ConfigError } from "../core/config.ts";
+import { headroomConfig, serveHeadroom } from "../server/serve_headroom.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { formatBytes, parseBytes } from "../core/units.ts";
-import { type ApiResult, callApi, EventCollector } from "./_lib/api.ts";
-import {
-  exitUsage,
-  formatTable,
-  ms,
-  numberFlag,
-  parseFlags,
-  sleep,
-  startProgress,
-  urlFlag,
-  UsageError,
-} from "./_lib/cli.ts";
+import { type ApiResult, callApi } from "../components/api_client.ts";
+import { EventCollector } from "./_lib/event_collector.ts";
+import { formatTable, ms, sleep, UsageError } from "./_lib/cli.ts";
+import { defineTool, flag } from "./_lib/tool.ts";
 import {
   DEFAULT_MIX,
   type LatencySummary,
@@ -44,6 +35,9 @@ import {
 
 const TOOL = "stress";
 
+/** The in-process server's VRAM budget when --budget is not given. */
+const DEFAULT_BUDGET = "1MiB";
+
 /** The in-process server's catalog when no --models file is given. */
 const GENERATED_MODELS = [
   { id: "gen-64k", source: "synthetic:64KiB" },
@@ -52,40 +46,99 @@ const GENERATED_MODELS = [
   { id: "gen-256k", source: "synthetic:256KiB" },
 ];
 
-const HELP = `Usage: deno task stress [--clients N] [--ops M] [--url URL] [--models FILE]
-                         [--mix infer=60,load=10,offload=10,check=15,switch=5] [--budget SIZE] [--json]
-
-Runs N concurrent clients, M mixed operations each, against Headroom, and reports
-throughput, latency percentiles per operation, errors by kind and invariant violations.
-
-  --clients N      concurrent clients (default 4)
-  --ops M          operations per client (default 50)
-  --mix SPEC       operation weights (default ${DEFAULT_MIX}); kinds left out weigh 0:
-                     infer    POST /api/v1/pipelines/{id}/infer with random tensors
-                     load     POST /api/v1/models/{id}/load (default device)
-                     offload  POST /api/v1/models/{id}/offload
-                     check    POST /api/v1/hardware/vram/check with 1-3 models
-                     switch   POST /v1/models/switch
-  --url URL        a running Headroom (default: start one in this process)
-  --token TOKEN    API token for --url (mutating endpoints)
-  --models FILE    models file: the in-process server's catalog (default: 4 generated models,
-                   64-256 KiB); with --url, only the ids it lists are exercised
-  --budget SIZE    in-process VRAM budget (default 1MiB; headroom is a tenth of it)
-  --gpu MODE       in-process GPU mode: software | webgpu | cpu | auto | nvidia (default software)
-  --timeout S      seconds before a request counts as unanswered (default 30)
-  --poll-ms MS     invariant poll interval (default 100)
-  --seed N         random seed for the operation sequence (default: random, printed)
-  --json           print the result as JSON on stdout (no table)
-  --help           this text
-
-JSON fields: tool, target {mode, url, gpu, budgetBytes, source, models}, clients,
+const tool = defineTool({
+  name: TOOL,
+  usage: `deno task stress [--clients N] [--ops M] [--url URL] [--models FILE]
+                         [--mix infer=60,load=10,offload=10,check=15,switch=5] [--budget SIZE] [--json]`,
+  about: `Runs N concurrent clients, M mixed operations each, against Headroom, and reports
+throughput, latency percentiles per operation, errors by kind and invariant violations.`,
+  flags: {
+    clients: {
+      arg: "N",
+      help: "concurrent clients (default 4)",
+      schema: flag.number(4, { min: 1, max: 1000, integer: true }),
+    },
+    ops: {
+      arg: "M",
+      help: "operations per client (default 50)",
+      schema: flag.number(50, { min: 1, max: 1e6, integer: true }),
+    },
+    mix: {
+      arg: "SPEC",
+      help: `operation weights (default ${DEFAULT_MIX}); kinds left out weigh 0:
+  infer    POST /api/v1/pipelines/{id}/infer with random tensors
+  load     POST /api/v1/models/{id}/load (default device)
+  offload  POST /api/v1/models/{id}/offload
+  check    POST /api/v1/hardware/vram/check with 1-3 models
+  switch   POST /v1/models/switch`,
+      schema: flag.custom((text) => {
+        try {
+          return parseMix(text ?? DEFAULT_MIX);
+        } catch (error) {
+          throw new UsageError("--mix", (error as Error).message);
+        }
+      }),
+    },
+    url: {
+      arg: "URL",
+      help: "a running Headroom (default: start one in this process)",
+      schema: flag.url(),
+    },
+    token: { arg: "TOKEN", help: "API token for --url (mutating endpoints)", schema: flag.text() },
+    models: {
+      arg: "FILE",
+      help: `models file: the in-process server's catalog (default: 4 generated models,
+64-256 KiB); with --url, only the ids it lists are exercised`,
+      schema: flag.custom((text) => {
+        if (text === undefined) return null;
+        try {
+          Deno.statSync(text);
+        } catch (error) {
+          throw new UsageError("--models", `${text}: ${(error as Error).message}`);
+        }
+        return text;
+      }),
+    },
+    budget: {
+      arg: "SIZE",
+      help: `in-process VRAM budget (default ${DEFAULT_BUDGET}; headroom is a tenth of it)`,
+      schema: flag.custom((text) => text === undefined ? null : readBudget(text)),
+    },
+    gpu: {
+      arg: "MODE",
+      help: "in-process GPU mode: software | webgpu | cpu | auto | nvidia (default software)",
+      schema: flag.oneOf(["auto", "nvidia", "webgpu", "software", "cpu"] as const, null),
+    },
+    timeout: {
+      arg: "S",
+      help: "seconds before a request counts as unanswered (default 30)",
+      schema: flag.number(30, { min: 0.1, max: 3600 }),
+    },
+    "poll-ms": {
+      arg: "MS",
+      help: "invariant poll interval (default 100)",
+      schema: flag.number(100, { min: 10, max: 60_000 }),
+    },
+    seed: {
+      arg: "N",
+      help: "random seed for the operation sequence (default: random, printed)",
+      schema: flag.number(Math.floor(Math.random() * 2 ** 31), {
+        min: 0,
+        max: 2 ** 32 - 1,
+        integer: true,
+      }),
+    },
+    json: { help: "print the result as JSON on stdout (no table)" },
+  },
+  notes: `JSON fields: tool, target {mode, url, gpu, budgetBytes, source, models}, clients,
 opsPerClient, mix, seed, durationMs, totalOps, opsPerSecond, ops {kind: {count, ok,
 status4xx, status5xx, noAnswer, latencyMs {p50, p95, p99, max, mean}}}, overall (same),
 errors [{op, status, code, count, message}], status5xx, invariants {polls, budgetChecks,
 oomSeen, violations [{kind, at, message}]}, events {counts, missed}, ok.
 Latencies are null when an operation kind never ran.
 
-Exit status: 0 clean, 1 any 5xx or invariant violation (or set-up failed), 2 bad flag.`;
+Exit status: 0 clean, 1 any 5xx or invariant violation (or set-up failed), 2 bad flag.`,
+});
 
 /** One invariant violation. */
 interface Violation {
@@ -138,82 +191,40 @@ interface StressResult {
   ok: boolean;
 }
 
-function readFlags(args: string[]) {
-  const values = parseFlags(TOOL, args, {
-    clients: { type: "string" },
-    ops: { type: "string" },
-    url: { type: "string" },
-    token: { type: "string" },
-    models: { type: "string" },
-    mix: { type: "string" },
-    budget: { type: "string" },
-    gpu: { type: "string" },
-    timeout: { type: "string" },
-    "poll-ms": { type: "string" },
-    seed: { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  });
-  if (values.help) {
-    console.log(HELP);
-    Deno.exit(0);
+/** A budget flag's value: its text (passed on to the server) and bytes. */
+function readBudget(text: string): { text: string; bytes: number } {
+  const bytes = parseBytes(text);
+  if (bytes === null || bytes <= 0) {
+    throw new UsageError("--budget", `${JSON.stringify(text)}: expected a size like 1MiB`);
   }
-  try {
-    let mix: Mix;
-    try {
-      mix = parseMix(values.mix ?? DEFAULT_MIX);
-    } catch (error) {
-      throw new UsageError("--mix", (error as Error).message);
-    }
-    const budgetText = values.budget ?? "1MiB";
-    const budgetBytes = parseBytes(budgetText);
-    if (budgetBytes === null || budgetBytes <= 0) {
-      throw new UsageError("--budget", `${JSON.stringify(budgetText)}: expected a size like 1MiB`);
-    }
-    const gpu = values.gpu ?? "software";
-    if (!["auto", "nvidia", "webgpu", "software", "cpu"].includes(gpu)) {
+  return { text, bytes };
+}
+
+function readFlags(args: string[]) {
+  return tool.parse(args, (values) => {
+    if (values.url && (values.budget !== null || values.gpu !== null)) {
       throw new UsageError(
-        "--gpu",
-        `${JSON.stringify(gpu)}: expected auto, nvidia, webgpu, software or cpu`,
-      );
-    }
-    const url = urlFlag("--url", values.url);
-    if (url && (values.budget !== undefined || values.gpu !== undefined)) {
-      throw new UsageError(
-        values.budget !== undefined ? "--budget" : "--gpu",
+        values.budget !== null ? "--budget" : "--gpu",
         "only for the in-process server; a server at --url has its own",
       );
     }
-    if (values.models !== undefined) {
-      try {
-        Deno.statSync(values.models);
-      } catch (error) {
-        throw new UsageError("--models", `${values.models}: ${(error as Error).message}`);
-      }
-    }
+    const budget = values.budget ?? readBudget(DEFAULT_BUDGET);
     return {
-      clients: numberFlag("--clients", values.clients, 4, { min: 1, max: 1000, integer: true }),
-      ops: numberFlag("--ops", values.ops, 50, { min: 1, max: 1e6, integer: true }),
-      url,
+      clients: values.clients,
+      ops: values.ops,
+      url: values.url,
       token: values.token ?? null,
-      models: values.models ?? null,
-      mix,
-      budgetBytes,
-      budgetText,
-      gpu,
-      timeoutMs: numberFlag("--timeout", values.timeout, 30, { min: 0.1, max: 3600 }) * 1000,
-      pollMs: numberFlag("--poll-ms", values["poll-ms"], 100, { min: 10, max: 60_000 }),
-      seed: numberFlag("--seed", values.seed, Math.floor(Math.random() * 2 ** 31), {
-        min: 0,
-        max: 2 ** 32 - 1,
-        integer: true,
-      }),
+      models: values.models,
+      mix: values.mix,
+      budgetBytes: budget.bytes,
+      budgetText: budget.text,
+      gpu: values.gpu ?? "software",
+      timeoutMs: values.timeout * 1000,
+      pollMs: values["poll-ms"],
+      seed: values.seed,
       json: values.json,
     };
-  } catch (error) {
-    if (error instanceof UsageError) exitUsage(TOOL, error);
-    throw error;
-  }
+  }).values;
 }
 
 type Flags = ReturnType<typeof readFlags>;
@@ -226,57 +237,29 @@ interface Target {
 }
 
 async function startInProcess(flags: Flags): Promise<Target> {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-stress-" });
-  let modelsFile = flags.models;
-  if (!modelsFile) {
-    modelsFile = join(dir, "models.json");
-    Deno.writeTextFileSync(modelsFile, JSON.stringify({ models: GENERATED_MODELS }, null, 2));
-  }
-  let config;
+  const args = [
+    ...(flags.models ? [`--models=${flags.models}`] : []),
+    `--gpu=${flags.gpu}`,
+    `--vram-budget=${flags.budgetText}`,
+    // A tenth of the budget: the headroom is used as given, and the default (1.5 GiB)
+    // is above these small budgets.
+    `--headroom=${Math.floor(flags.budgetBytes / 10)}`,
+    "--sample-ms=100",
+  ];
   try {
-    const parsed = parseConfig([
-      "--port=0",
-      `--data-dir=${dir}`,
-      `--models=${modelsFile}`,
-      `--gpu=${flags.gpu}`,
-      `--vram-budget=${flags.budgetText}`,
-      // A tenth of the budget: the headroom is used as given, and the default (1.5 GiB)
-      // is above these small budgets.
-      `--headroom=${Math.floor(flags.budgetBytes / 10)}`,
-      "--sample-ms=100",
-    ], new Map<string, string>());
-    if (parsed.help) throw new Error("unreachable");
-    config = parsed.config;
+    headroomConfig({ args }); // a bad value is a bad flag (exit 2), not a failed start
   } catch (error) {
     if (error instanceof ConfigError) {
-      exitUsage(TOOL, error.problems.join("; ").replaceAll("--vram-budget", "--budget"));
+      tool.fail(error.problems.join("; ").replaceAll("--vram-budget", "--budget"));
     }
     throw error;
   }
-  let service: Service;
-  try {
-    service = await startService(config);
-  } catch (error) {
-    Deno.removeSync(dir, { recursive: true });
-    throw error;
-  }
-  const { promise: listening, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => resolve(port) },
-    service.app.fetch,
-  );
-  const port = await listening;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    mode: "in-process",
-    async close() {
-      await server.shutdown();
-      await service.close();
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch { /* best effort */ }
-    },
-  };
+  const headroom = await serveHeadroom({
+    args,
+    models: flags.models ? undefined : GENERATED_MODELS,
+    tempPrefix: "headroom-stress-",
+  });
+  return { url: headroom.url, mode: "in-process", close: headroom.close };
 }
 
 /** One tensor input as the infer route takes it, built once per model. */
@@ -510,7 +493,7 @@ async function run(flags: Flags, target: Target, log: (line: string) => void): P
   const collector = new EventCollector(EventCollector.newestSeq(first.body));
   const watcher = watchInvariants(flags, target.url, collector);
   const total = flags.clients * flags.ops;
-  const bar = startProgress("stress", total, { enabled: !flags.json });
+  const bar = tool.progress("stress", total, { enabled: !flags.json });
   const records: OpRecord[] = [];
   let fivexx = 0;
   let failures = 0;
@@ -600,8 +583,7 @@ async function run(flags: Flags, target: Target, log: (line: string) => void): P
     events: { counts: collector.countsByKind(), missed: collector.missedSome },
     ok: fivexx === 0 && violations.length === 0,
   };
-  if (flags.json) console.log(JSON.stringify(result, null, 2));
-  else console.log(summary(result));
+  tool.report(result, { json: flags.json, text: summary });
   return result.ok ? 0 : 1;
 }
 

@@ -2,20 +2,16 @@
  * Test helpers: a Headroom service on the driver test double (a private copy per
  * test, since `deno test --parallel` shares one process), cleaned up with `await using`.
  */
-import { type Config, parseConfig } from "../core/config.ts";
-import { type Service, startService } from "../server/service.ts";
+import type { Config } from "../core/config.ts";
+import { headroomConfig, startHeadroom } from "../server/serve_headroom.ts";
+import type { Service } from "../server/service.ts";
 import { FakeGpu } from "./fake_gpu.ts";
 
 /** A config with test defaults: port 0, a temp data dir, the given overrides. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  const result = parseConfig([], new Map<string, string>());
-  if (result.help) throw new Error("unreachable");
-  return {
-    ...result.config,
-    port: 0,
-    dataDir: Deno.makeTempDirSync({ prefix: "headroom-test-" }),
-    ...overrides,
-  };
+  return headroomConfig({
+    config: { dataDir: Deno.makeTempDirSync({ prefix: "headroom-test-" }), ...overrides },
+  }).config;
 }
 
 /** A service reading a private fake GPU; both are closed on dispose. */
@@ -26,26 +22,32 @@ export interface FakeGpuService extends AsyncDisposable {
   request(path: string, init?: RequestInit): Promise<Response>;
 }
 
-/** Starts a service on a fresh private fake GPU (one 8 GiB device unless `setup` changes it). */
+/**
+ * Starts a service on a fresh private fake GPU (one 8 GiB device unless `setup` changes
+ * it), in a temp data dir removed on dispose unless `overrides` names one.
+ */
 export async function startOnFakeGpu(
   overrides: Partial<Config> = {},
   setup: (gpu: FakeGpu) => void = () => {},
 ): Promise<FakeGpuService> {
   const gpu = new FakeGpu({ isolate: true });
   setup(gpu);
-  let service: Service;
+  let headroom;
   try {
-    service = await startService(testConfig({ nvmlLibrary: gpu.path, ...overrides }));
+    headroom = await startHeadroom({
+      config: { nvmlLibrary: gpu.path, ...overrides },
+      tempPrefix: "headroom-test-",
+    });
   } catch (error) {
     gpu.close();
     throw error;
   }
   return {
     gpu,
-    service,
-    request: (path, init) => Promise.resolve(service.app.request(path, init)),
+    service: headroom.service,
+    request: headroom.request,
     async [Symbol.asyncDispose]() {
-      await service.close();
+      await headroom.close();
       gpu.close();
     },
   };

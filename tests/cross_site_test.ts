@@ -2,37 +2,23 @@
 // server on loopback. A foreign page's "simple" request (text/plain, foreign Origin)
 // and a DNS-rebound Host must change nothing; the service's own pages still work.
 import assert from "node:assert/strict";
-import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
-import { testConfig } from "./_service.ts";
+import { serveHeadroom } from "../server/serve_headroom.ts";
 
 const MODEL = "tiny";
 
 /** A served Headroom (CPU only, one tiny synthetic model) on 127.0.0.1:<free port>. */
 async function serve(overrides: Partial<Config> = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "headroom-xsite-" });
-  const modelsFile = `${dir}/models.json`;
-  await Deno.writeTextFile(
-    modelsFile,
-    JSON.stringify({ models: [{ id: MODEL, source: "synthetic:64KiB" }] }),
-  );
-  const service = await startService(
-    testConfig({ gpu: "cpu", modelsFile, dataDir: dir, ...overrides }),
-  );
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    service.app.fetch,
-  );
-  const base = `http://127.0.0.1:${server.addr.port}`;
+  const headroom = await serveHeadroom({
+    config: { gpu: "cpu", ...overrides },
+    models: [{ id: MODEL, source: "synthetic:64KiB" }],
+    tempPrefix: "headroom-xsite-",
+  });
   return {
-    base,
-    port: server.addr.port,
-    service,
-    async [Symbol.asyncDispose]() {
-      await server.shutdown();
-      await service.close();
-      await Deno.remove(dir, { recursive: true });
-    },
+    base: headroom.url,
+    port: headroom.server.addr.port,
+    service: headroom.service,
+    [Symbol.asyncDispose]: headroom.close,
   };
 }
 

@@ -1,8 +1,7 @@
 // `deno task load` (scripts/load.ts) as a user runs it: a subprocess, in-process on a
 // models file of two tiny generated models, and against a running server with --url.
 import assert from "node:assert/strict";
-import { startService } from "../server/service.ts";
-import { testConfig } from "./_service.ts";
+import { serveHeadroom } from "../server/serve_headroom.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SCRIPT = new URL("../scripts/load.ts", import.meta.url).pathname;
@@ -104,17 +103,9 @@ Deno.test("deno task load - in-process, --json: every model of the models file i
 
 Deno.test("deno task load --url - follows a running server's test load, with its token", async () => {
   const token = "load-cli-test-token-0123456789";
-  await using service = await startService(testConfig({
-    gpu: "cpu",
-    token,
-    modelsFile: modelsFile(),
-  }));
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    service.app.fetch,
-  );
+  const headroom = await serveHeadroom({ config: { gpu: "cpu", token, modelsFile: modelsFile() } });
   try {
-    const url = `http://127.0.0.1:${server.addr.port}`;
+    const url = headroom.url;
     const result = await runLoad(["--url", url, "--token", token, "--json"]);
     assert.equal(result.code, 0, result.stderr);
     assertMeasured(JSON.parse(result.stdout).measurements, ["tiny-a", "tiny-b"]);
@@ -139,7 +130,7 @@ Deno.test("deno task load --url - follows a running server's test load, with its
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /cannot reach/);
   } finally {
-    await server.shutdown();
+    await headroom.close();
   }
 });
 

@@ -5,9 +5,8 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import jpeg from "jpeg-js";
 import { decodeImage } from "../plugins/_image.ts";
-import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
-import { testConfig } from "./_service.ts";
+import { serveHeadroom } from "../server/serve_headroom.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 const HELLO_PNG = Deno.readFileSync(new URL("ocr_hello.png", FIXTURES));
@@ -15,24 +14,17 @@ const HELLO_TEXT = "HELLO WORLD 2026\nHeadroom keeps VRAM";
 
 /** Headroom served on 127.0.0.1:<free port>, and an OpenAI client pointed at it. */
 async function serve(overrides: Partial<Config> = {}) {
-  const dir = await Deno.makeTempDir({ prefix: "headroom-openai-" });
-  const service = await startService(testConfig({ gpu: "cpu", dataDir: dir, ...overrides }));
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    service.app.fetch,
-  );
-  const baseURL = `http://127.0.0.1:${server.addr.port}/v1`;
+  const headroom = await serveHeadroom({
+    config: { gpu: "cpu", ...overrides },
+    tempPrefix: "headroom-openai-",
+  });
+  const baseURL = `${headroom.url}/v1`;
   const client = new OpenAI({ baseURL, apiKey: overrides.token ?? "unused", maxRetries: 0 });
   return {
     client,
     baseURL,
-    service,
-    dir,
-    async [Symbol.asyncDispose]() {
-      await server.shutdown();
-      await service.close();
-      await Deno.remove(dir, { recursive: true });
-    },
+    service: headroom.service,
+    [Symbol.asyncDispose]: headroom.close,
   };
 }
 

@@ -1,10 +1,10 @@
 /**
- * Shared pieces of the terminal tools (`deno task pressure`, `deno task stress`): flag
- * parsing that exits 2 naming the bad flag, a progress bar (cli-progress, on stderr,
- * shown only on a terminal), a plain-text table, and small formatting helpers.
+ * Shared pieces of the terminal tools (`deno task pressure`, `stress`, `load`, `bench`;
+ * tool.ts builds the scaffold on them): the usage error and its exit status, flag value
+ * readers, a progress bar (cli-progress, on stderr, shown only on a
+ * terminal), a plain-text table, and small formatting helpers.
  * @module
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import cliProgress from "cli-progress";
 
 /** Exit status for a bad flag or flag value. */
@@ -14,38 +14,15 @@ export const EXIT_USAGE = 2;
 export class UsageError extends Error {
   /** The flag as written on the command line, e.g. `--mix`. */
   readonly flag: string;
+  /** What is wrong, without the flag's name. */
+  readonly problem: string;
 
   /** Builds the message `--flag: problem`. */
   constructor(flag: string, problem: string) {
     super(`${flag}: ${problem}`);
     this.name = "UsageError";
     this.flag = flag;
-  }
-}
-
-/** Prints `tool: message` and the hint to run --help, then exits with status 2. */
-export function exitUsage(tool: string, error: UsageError | string): never {
-  const message = typeof error === "string" ? error : error.message;
-  console.error(`${tool}: ${message}\nRun \`deno task ${tool} --help\` for the flags.`);
-  Deno.exit(EXIT_USAGE);
-}
-
-/** Option specs as `node:util` parseArgs takes them. */
-export type OptionSpecs = NonNullable<ParseArgsConfig["options"]>;
-
-/**
- * Parses `args` strictly (no positionals); an unknown flag or a missing value exits 2
- * with parseArgs' message, which names the flag.
- */
-export function parseFlags<T extends OptionSpecs>(
-  tool: string,
-  args: string[],
-  options: T,
-): ReturnType<typeof parseArgs<{ options: T; strict: true; allowPositionals: false }>>["values"] {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    exitUsage(tool, (error as Error).message);
+    this.problem = problem;
   }
 }
 

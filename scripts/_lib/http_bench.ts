@@ -80,10 +80,15 @@ export function startHelloWorld(): Promise<BenchServer> {
   return startServerProcess(["eval", code], {});
 }
 
-/** Headroom itself, on the NVML test double (tests/.build/libfakegpu.so). */
-export function startHeadroom(root: string): Promise<BenchServer> {
+/**
+ * Headroom itself (main.ts) in its own process, on the NVML test double
+ * (tests/.build/libfakegpu.so): wrk measures the server alone, not this process.
+ */
+export async function startHeadroomProcess(root: string): Promise<BenchServer> {
   const main = fromFileUrl(new URL("../../main.ts", import.meta.url));
-  return startServerProcess([
+  const dataDir = await Deno.makeTempDir({ prefix: "headroom-bench-" });
+  const removeData = () => Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  const server = await startServerProcess([
     "run",
     "--v8-flags=--wasm-tiering-budget=100000000",
     "--allow-all",
@@ -92,6 +97,16 @@ export function startHeadroom(root: string): Promise<BenchServer> {
     "0",
   ], {
     HEADROOM_NVML_LIBRARY: `${root}tests/.build/libfakegpu.so`,
-    HEADROOM_DATA_DIR: Deno.makeTempDirSync({ prefix: "headroom-bench-" }),
+    HEADROOM_DATA_DIR: dataDir,
+  }).catch(async (error) => {
+    await removeData();
+    throw error;
   });
+  return {
+    url: server.url,
+    stop: async () => {
+      await server.stop();
+      await removeData(); // the data dir goes with the server
+    },
+  };
 }

@@ -10,8 +10,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { CHROMIUM_PATH, launchChromium } from "../../scripts/_lib/chromium.ts";
-import { type Config, parseConfig } from "../../core/config.ts";
-import { type Service, startService } from "../../server/service.ts";
+import { type ServedHeadroom, serveHeadroom } from "../../server/serve_headroom.ts";
+import type { Service } from "../../server/service.ts";
 import { FAKE_GPU_PATH, type FakeGpu } from "../fake_gpu.ts";
 
 /** Debian's chromium. */
@@ -103,33 +103,33 @@ export interface Harness {
   url: string;
   cutter: StreamCutter;
   dataDir: string;
+  /** What {@link serveHeadroom} started (closed by {@link stop}). */
+  headroom: ServedHeadroom;
 }
 
 /** Starts Headroom with `args` (plus a temp data dir, 100 ms sampling, 2 GiB headroom). */
 export async function serve(args: string[]): Promise<Harness> {
-  const dataDir = await Deno.makeTempDir({ prefix: "headroom_browser_" });
-  const result = parseConfig(
-    [...args, "--data-dir", dataDir, "--sample-ms", "100", "--headroom", "2GiB"],
-    new Map(),
-  );
-  if (!("config" in result)) throw new Error("parseConfig printed help");
-  const config: Config = result.config;
-  const service = await startService(config);
   const cutter = new StreamCutter();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    cutter.wrap(service.app.fetch),
-  );
-  return { service, server, url: `http://127.0.0.1:${server.addr.port}/`, cutter, dataDir };
+  const headroom = await serveHeadroom({
+    args: [...args, "--sample-ms", "100", "--headroom", "2GiB"],
+    wrapFetch: (fetch) => cutter.wrap(fetch),
+    tempPrefix: "headroom_browser_",
+  });
+  return {
+    service: headroom.service,
+    server: headroom.server,
+    url: `${headroom.url}/`,
+    cutter,
+    dataDir: headroom.config.dataDir,
+    headroom,
+  };
 }
 
 /** Stops what {@link serve} started and removes its data dir (safe on undefined). */
 export async function stop(harness: Harness | undefined): Promise<void> {
   if (!harness) return;
   harness.cutter.cutAll();
-  await harness.server.shutdown();
-  await harness.service.close();
-  await Deno.remove(harness.dataDir, { recursive: true });
+  await harness.headroom.close();
 }
 
 /** Writes a models file of `models` to a temp dir; returns its path. */
