@@ -7,6 +7,7 @@
  */
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HostView } from "./host.ts";
+import { type Emit, keepAliveExpired } from "./placement_events.ts";
 
 /** Keep-alive of one model: after `ms` idle it is offloaded or unloaded. */
 export interface KeepAlive {
@@ -93,4 +94,30 @@ export class KeepAliveTimers {
   close(): void {
     this.#closed = true;
   }
+}
+
+/** The locked moves an expiry makes (the scheduler's, lent while it holds a decision). */
+export interface ExpiryMoves {
+  view(id: string): HostView;
+  offload(id: string, reason: string, trigger: string, log: boolean): Promise<void>;
+  unload(id: string, reason: string, trigger: string): Promise<void>;
+  emit: Emit;
+}
+
+/** Keep-alive ran out for `id`: offloads or unloads it, logging why (inside a decision). */
+export async function expireIdle(
+  moves: ExpiryMoves,
+  id: string,
+  action: KeepAlive["idleAction"],
+  idleMs: number,
+  ms: number,
+): Promise<void> {
+  const reason = `idle ${Math.round(idleMs / 1000)} s, past its keep-alive of ${
+    Math.round(ms / 1000)
+  } s`;
+  if (action === "unload") await moves.unload(id, reason, "keep-alive");
+  else if (moves.view(id).placement === "gpu") {
+    await moves.offload(id, reason, "keep-alive", false);
+  }
+  moves.emit(keepAliveExpired(id, action, reason, idleMs));
 }
