@@ -5,14 +5,14 @@
  * latency measurement.
  *
  * Without chromium or the built driver double (`deno task build:fake-gpu`) the tests
- * are skipped locally and fail when `CI` is set: see {@link browserMissing}.
+ * are skipped locally and fail when `CI` is set: see tests/_requires.ts.
  * @module
  */
 import type { Browser, Page } from "playwright-core";
 import { CHROMIUM_PATH, launchChromium } from "../../scripts/_lib/chromium.ts";
 import { type Config, parseConfig } from "../../core/config.ts";
 import { type Service, startService } from "../../server/service.ts";
-import { FAKE_GPU_PATH, type FakeGpu } from "../fake_gpu.ts";
+import type { FakeGpu } from "../fake_gpu.ts";
 
 /** Debian's chromium. */
 export const CHROMIUM = CHROMIUM_PATH;
@@ -29,23 +29,6 @@ export function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * What the browser tests lack here (chromium, the driver double), or [] when nothing.
- * Throws when something is missing and `CI` is set; otherwise warns once per file.
- */
-export function browserMissing(needFakeGpu = true): string[] {
-  const missing = [
-    exists(CHROMIUM) ? null : `${CHROMIUM} (apt-get install -y chromium)`,
-    needFakeGpu && !exists(FAKE_GPU_PATH) ? `${FAKE_GPU_PATH} (deno task build:fake-gpu)` : null,
-  ].filter((m): m is string => m !== null);
-  if (missing.length > 0) {
-    const message = `Browser tests need ${missing.join(" and ")}`;
-    if (Deno.env.get("CI")) throw new Error(message);
-    console.warn(`${message}: skipped.`);
-  }
-  return missing;
 }
 
 /** Lets a test cut every open SSE stream and refuse new ones, as a dying server would. */
