@@ -6,6 +6,7 @@
  * leaves `reserved` unknown, not the device lost.
  */
 import assert from "node:assert/strict";
+import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
@@ -91,6 +92,10 @@ Deno.test("device errors - on the NVIDIA driver double, NVML_ERROR_UNKNOWN with 
     assert.equal(t.double.placementOf("a"), "gpu");
     assert.equal(t.double.placementOf("b"), "gpu");
     assert.equal(t.events.recent(100).filter((e) => e.kind === "eviction").length, 0);
+    await writeArtifact("device_errors_unknown", {
+      moves: t.events.recent(100).filter((e) => e.kind === "eviction").length,
+      samples: passes.length,
+    });
   } finally {
     t.close();
   }

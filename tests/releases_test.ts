@@ -7,6 +7,7 @@
  * read through NVML by the real monitor.
  */
 import assert from "node:assert/strict";
+import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import { FakeClock, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
@@ -139,6 +140,11 @@ Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a
     const releases = t.events.recent(1000).filter((e) => e.kind === "release");
     assert.equal(releases.length, 1);
     assert.equal(t.scheduler.status().releasingBytes, 0);
+    await writeArtifact("releases_late_free", {
+      evictions: evictions.length,
+      headroomPasses: passes.length,
+      shortfallBytes: 19 * MiB,
+    });
   } finally {
     t.close();
   }
