@@ -5,6 +5,7 @@
 import { type Config, parseConfig } from "../core/config.ts";
 import { type Service, startService } from "../server/service.ts";
 import { FakeGpu } from "./fake_gpu.ts";
+import { tempDirSync } from "./_temp.ts";
 
 /** A config with test defaults: port 0, a temp data dir, the given overrides. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
@@ -13,7 +14,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
     ...result.config,
     port: 0,
-    dataDir: Deno.makeTempDirSync({ prefix: "headroom-test-" }),
+    dataDir: tempDirSync("headroom-test-"),
     ...overrides,
   };
 }

@@ -13,6 +13,7 @@ import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic
 import { testConfig } from "./_service.ts";
 import { prng } from "../core/random.ts";
 import { requireWebGpu } from "./_requires.ts";
+import { tempDirSync } from "./_temp.ts";
 
 // Skipped here without an adapter; a failure under CI.
 const webgpu = await requireWebGpu();
@@ -66,7 +67,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const dir = Deno.makeTempDirSync({ prefix: "headroom-concurrency-" });
+    const dir = tempDirSync("headroom-concurrency-");
     const modelsPath = `${dir}/models.json`;
     Deno.writeTextFileSync(
       modelsPath,

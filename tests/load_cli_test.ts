@@ -3,13 +3,14 @@
 import assert from "node:assert/strict";
 import { startService } from "../server/service.ts";
 import { testConfig } from "./_service.ts";
+import { tempDirSync } from "./_temp.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SCRIPT = new URL("../scripts/load.ts", import.meta.url).pathname;
 
 /** A models file of two tiny generated models; returns its path. */
 function modelsFile(): string {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-load-cli-" });
+  const dir = tempDirSync("headroom-load-cli-");
   const path = `${dir}/models.json`;
   Deno.writeTextFileSync(
     path,
@@ -65,7 +66,7 @@ function assertMeasured(rows: Row[], ids: string[]) {
 }
 
 Deno.test("deno task load - in-process, --json: every model of the models file is measured", async () => {
-  const dataDir = Deno.makeTempDirSync({ prefix: "headroom-load-data-" });
+  const dataDir = tempDirSync("headroom-load-data-");
   const result = await runLoad(
     ["--json", "--gpu", "cpu", "--data-dir", dataDir],
     { HEADROOM_MODELS: modelsFile() },

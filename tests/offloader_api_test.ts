@@ -11,12 +11,13 @@ import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic
 import { testConfig } from "./_service.ts";
 import { readWav } from "./_wav.ts";
 import { requireWebGpu } from "./_requires.ts";
+import { tempDirSync } from "./_temp.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
 /** A models file of generated models `{id: size}`; returns its path. */
 function modelsFile(models: Record<string, string>): string {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-models-" });
+  const dir = tempDirSync("headroom-models-");
   const path = `${dir}/models.json`;
   Deno.writeTextFileSync(
     path,
@@ -172,7 +173,7 @@ gpuTest(
 gpuTest(
   "KV profiles - survive a restart: unloaded models keep last-known figures, never-loaded say so",
   async () => {
-    const dataDir = Deno.makeTempDirSync({ prefix: "headroom-restart-" });
+    const dataDir = tempDirSync("headroom-restart-");
     const config = softwareConfig(64 * 2 ** 20, {
       dataDir,
       modelsFile: modelsFile({ a: "64KiB", b: "64KiB", c: "64KiB" }),
@@ -310,7 +311,7 @@ gpuTest(
   async () => {
     const ids = ["m1", "m2", "m3", "m4"];
     const size = "1MiB";
-    const dataDir = Deno.makeTempDirSync({ prefix: "headroom-evict-" });
+    const dataDir = tempDirSync("headroom-evict-");
     const models = modelsFile(Object.fromEntries(ids.map((id) => [id, size])));
     const input = tensorsFor(size);
 

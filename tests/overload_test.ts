@@ -12,6 +12,7 @@ import { testConfig } from "./_service.ts";
 import { delay, jsonPost, writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
 import { prng } from "../core/random.ts";
 import { requireWebGpu } from "./_requires.ts";
+import { tempDirSync } from "./_temp.ts";
 
 // Skipped here without an adapter; a failure under CI.
 const webgpu = await requireWebGpu();
@@ -47,7 +48,7 @@ Deno.test({
   fn: async () => {
     const seed = Number(Deno.env.get("HEADROOM_SEED") ?? Math.floor(Math.random() * 2 ** 31));
     const random = prng(seed);
-    const dataDir = Deno.makeTempDirSync({ prefix: "headroom-overload-" });
+    const dataDir = tempDirSync("headroom-overload-");
     const modelsFile = writeModelsFile(MODELS);
     const largest = MODELS.at(-1)!.id;
 

@@ -7,6 +7,7 @@ import type { ModelReport, VramReport } from "../core/types.ts";
 import { testConfig } from "./_service.ts";
 import { readWav } from "./_wav.ts";
 import { requireWebGpu } from "./_requires.ts";
+import { tempDirSync } from "./_temp.ts";
 
 // Skipped here without an adapter; a failure under CI.
 const webgpu = await requireWebGpu();
@@ -16,7 +17,7 @@ const fixture = (name: string) => new URL(name, FIXTURES).pathname;
 
 /** A models file beside a temp data dir; returns its path. */
 function modelsFile(models: unknown[]): string {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-models-" });
+  const dir = tempDirSync("headroom-models-");
   const path = `${dir}/models.json`;
   Deno.writeTextFileSync(path, JSON.stringify({ models }));
   return path;

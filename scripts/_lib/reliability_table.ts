@@ -137,8 +137,8 @@ export const RELIABILITY_ROWS: ReliabilityRow[] = [
     provedBy: "`tests/releases_test.ts`, `tests/device_errors_test.ts` (driver double)",
     artifacts: ["releases_late_free", "device_errors_unknown"],
     lastRun: ({ releases_late_free: r, device_errors_unknown: d }) =>
-      `${r.evictions} eviction over ${r.headroomPasses} headroom passes; ${d.moves} moves over ` +
-      `${d.samples} samples under UNKNOWN`,
+      `${r.evictions} eviction(s) over ${r.headroomPasses} headroom passes; ${d.moves} moves ` +
+      `under UNKNOWN (${d.samples} headroom passes)`,
   },
 ];
 
