@@ -53,7 +53,6 @@ async function withWorker(
 Deno.test({
   name: "parity rule - a model above the line defers the check to its first offload",
   ignore: !webgpu,
-  sanitizeResources: false,
   fn: async () => {
     await withWorker(0, async (client) => {
       ok(await client.load("gpu"), "load gpu");
@@ -77,7 +76,6 @@ Deno.test({
 Deno.test({
   name: "parity rule - a model under the line is checked at once, against a temporary session",
   ignore: !webgpu,
-  sanitizeResources: false,
   fn: async () => {
     await withWorker(256 * 2 ** 20, async (client) => {
       ok(await client.load("gpu"), "load gpu");

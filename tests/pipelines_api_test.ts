@@ -244,7 +244,6 @@ Deno.test({
   name:
     "webgpu (software adapter) - load on GPU tracks bytes, offload frees them, rehydrate, unload",
   ignore: !webgpu,
-  sanitizeResources: false,
   fn: async () => {
     await using service = await startService(testConfig({
       gpu: "software",
