@@ -122,7 +122,6 @@ function assertLifecycle(run: BigModelRun, cpuEngine: "native" | "wasm"): void {
 
 Deno.test({
   name: "big model - 1 GiB external data: native CPU → GPU → offload → rehydrate → unload",
-  sanitizeResources: false,
   fn: async () => {
     const run = await runScenario([
       "--size",
@@ -139,7 +138,6 @@ Deno.test({
 
 Deno.test({
   name: "big model - 256 MiB external data on the wasm fallback, the same lifecycle",
-  sanitizeResources: false,
   fn: async () => {
     const run = await runScenario([
       "--size",
@@ -157,7 +155,6 @@ Deno.test({
 Deno.test({
   name: "big model - 3 GiB external data on the native engine (HEADROOM_HEAVY=1)",
   ignore: !Deno.env.get("HEADROOM_HEAVY"),
-  sanitizeResources: false,
   fn: async () => {
     const run = await runScenario([
       "--size",

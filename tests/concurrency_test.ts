@@ -64,8 +64,6 @@ Deno.test({
     HEAVY ? " (HEADROOM_HEAVY=1: full run)" : " (default; HEADROOM_HEAVY=1 runs 10 × 650)"
   }: no errors, budget kept, nothing hangs`,
   ignore: !webgpu,
-  sanitizeResources: false,
-  sanitizeOps: false,
   fn: async () => {
     const dir = tempDirSync("headroom-concurrency-");
     const modelsPath = `${dir}/models.json`;

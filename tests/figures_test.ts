@@ -63,7 +63,10 @@ Deno.test("figures - every row's last-run cell is rendered from its artifacts", 
   assert.match(table, /185 × 200, 15 × 429, 0 5xx, 0 OOM; tracked 484 KB of a 588 KB budget/);
   assert.match(table, /10 × 65: 650 ops in 23 s, 0 errors, 36 evictions/);
   assert.match(table, /18 ms from SIGTERM/);
-  assert.match(table, /1 eviction\(s\) over 29 headroom passes; 0 moves under UNKNOWN \(14 headroom passes\)/);
+  assert.match(
+    table,
+    /1 eviction\(s\) over 29 headroom passes; 0 moves under UNKNOWN \(14 headroom passes\)/,
+  );
   assert.doesNotMatch(table, /undefined|NaN/);
 });
 

@@ -94,11 +94,9 @@ function assertWebGpu(service: Service): void {
 // Skipped here without an adapter; a failure under CI (tests/_requires.ts).
 const webgpu = await requireWebGpu();
 
-// Worker-owned WebGPU devices outlive a test's resource sanitizer window.
-const workerTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, sanitizeResources: false, sanitizeOps: false, fn });
-const gpuTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, ignore: !webgpu, sanitizeResources: false, sanitizeOps: false, fn });
+// Tests that need no GPU, and tests of the GPU path (sanitizers on for both).
+const workerTest = (name: string, fn: () => Promise<void>) => Deno.test({ name, fn });
+const gpuTest = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !webgpu, fn });
 
 gpuTest(
   "POST /v1/models/switch - loads one model alone, unloads the previous, names bad input",

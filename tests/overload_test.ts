@@ -43,8 +43,6 @@ function inferBody(id: string, random: () => number) {
 Deno.test({
   name: "overload - 200 concurrent requests over a budget for a third of the models",
   ignore: !webgpu, // the sessions run on WebGPU (a software adapter is fine)
-  sanitizeResources: false,
-  sanitizeOps: false,
   fn: async () => {
     const seed = Number(Deno.env.get("HEADROOM_SEED") ?? Math.floor(Math.random() * 2 ** 31));
     const random = prng(seed);
