@@ -39,8 +39,6 @@ function setUsedPercent(gpu: FakeGpu, percent: number) {
 Deno.test({
   name: "dashboard - live VRAM view with a GPU (fake NVML)",
   ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const gpu = new FakeGpu({ isolate: true });
     gpu.setDeviceCount(2);
@@ -179,8 +177,6 @@ Deno.test({
 Deno.test({
   name: "dashboard - without a GPU it says so and that pipelines run on the CPU",
   ignore: !chromium,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn() {
     let harness: Harness | undefined;
     let browser: Browser | undefined;

@@ -29,8 +29,6 @@ Deno.test({
   name:
     "dashboard - at 700 px no control is clipped; 89.6 % reads 90 % and is critical; Server stopped",
   ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const gpu = new FakeGpu({ isolate: true });
     gpu.setTotal(0, TOTAL);

@@ -68,8 +68,6 @@ async function eventMessages(page: Page): Promise<string[]> {
 Deno.test({
   name: "pipelines - table, token, actions, test load from the stream, event log (CPU)",
   ignore,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     let harness: Harness | undefined;
     let browser: Browser | undefined;
@@ -263,8 +261,6 @@ Deno.test({
 Deno.test({
   name: "pipelines - GPU placement dots, an eviction in the log and on the chart",
   ignore: ignore || !webgpu,
-  sanitizeResources: false,
-  sanitizeOps: false,
   async fn(t) {
     const gpu = new FakeGpu({ isolate: true });
     gpu.setTotal(0, 24 * GiB);
