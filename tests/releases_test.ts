@@ -128,9 +128,8 @@ Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a
     // Every sample that changes starts a headroom pass, as in the service.
     const passes: Promise<number>[] = [];
     t.monitor.subscribe(() => passes.push(t.scheduler.enforceHeadroom()));
-    t.monitor.start();
     t.setTenant(873 * MiB); // free 81 MiB: 19 MiB short of the headroom
-    await new Promise((resolve) => setTimeout(resolve, 300)); // ~30 samples
+    await t.sample(30); // 300 ms of the monitor's samples; the frees show 40 ms late
     await Promise.all(passes);
     const evictions = t.events.recent(1000).filter((e) => e.kind === "eviction");
     // One model (the least recently placed: det, or cls when both landed in the same ms).

@@ -138,7 +138,7 @@ export const RELIABILITY_ROWS: ReliabilityRow[] = [
     artifacts: ["releases_late_free", "device_errors_unknown"],
     lastRun: ({ releases_late_free: r, device_errors_unknown: d }) =>
       `${r.evictions} eviction(s) over ${r.headroomPasses} headroom passes; ${d.moves} moves ` +
-      `under UNKNOWN (${d.samples} headroom passes)`,
+      `over ${d.samples} samples under UNKNOWN`,
   },
 ];
 
