@@ -26,7 +26,17 @@ export const LAYER_RULES: Readonly<Record<string, readonly string[]>> = {
   islands: ["islands", "components", "runtime", "core"],
   // The HTTP surface and the composition root.
   routes: ["routes", "server", "runtime", "islands", "components", "core", "workers", "plugins"],
-  server: ["server", "routes", "runtime", "islands", "components", "core", "workers", "ffi", "plugins"],
+  server: [
+    "server",
+    "routes",
+    "runtime",
+    "islands",
+    "components",
+    "core",
+    "workers",
+    "ffi",
+    "plugins",
+  ],
 };
 
 /** Repository root (a file: URL ending in a slash). */
