@@ -16,12 +16,28 @@ const SCRIPT = new URL("../scripts/figures.ts", import.meta.url).pathname;
 function sampleArtifacts(): Artifacts {
   const at = "2026-11-29T10:00:00.000Z";
   return {
-    fuzz: { at, requestsSent: 10_008, errors5xx: 0, crashes: 0, hangs: 0 },
+    fuzz: {
+      at,
+      machine: "2 cores, 24 GiB",
+      loadAverage: 1.25,
+      requestsSent: 10_008,
+      errors5xx: 0,
+      crashes: 0,
+      hangs: 0,
+    },
     faults_worker_crash: { at, faultsInjected: 7, errors503: 6, unexpectedErrors: 0 },
     faults_gpu_lost: { at, requestsSent: 288, errors5xx: 0, recoveryMs: 20 },
     faults_cuda_malloc: { at, faultsInjected: 5, crashes: 0 },
     faults_nvml_flaky: { at, faultsInjected: 7, unhandledRejections: 0 },
-    kv_crash: { at, killsSent: 6, acknowledged: 1343, found: 1343, lost: 0 },
+    kv_crash: {
+      at,
+      machine: "2 cores, 24 GiB",
+      loadAverage: 3.5,
+      killsSent: 6,
+      acknowledged: 1343,
+      found: 1343,
+      lost: 0,
+    },
     overload: {
       at,
       statuses: { "200": 185, "429": 15 },
@@ -54,7 +70,8 @@ function sampleArtifacts(): Artifacts {
 Deno.test("figures - every row's last-run cell is rendered from its artifacts", () => {
   const lines = renderReliability(sampleArtifacts());
   assert.match(lines[0], /deno task figures/);
-  assert.match(lines[0], /taken 2026-11-29 10:00 to 2026-11-29 10:05 UTC/);
+  assert.match(lines[0], /taken 2026-11-29 10:00 to 2026-11-29 10:05 UTC on 2 cores, 24 GiB/);
+  assert.match(lines[0], /1-minute load average 1\.3–3\.5 while they ran/);
   const rows = lines.filter((l) => l.startsWith("| ") && !/^\| (promise|---) /.test(l));
   assert.equal(rows.length, RELIABILITY_ROWS.length);
   const table = lines.join("\n");

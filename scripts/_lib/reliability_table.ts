@@ -162,9 +162,17 @@ export function renderReliability(artifacts: Artifacts, rows = RELIABILITY_ROWS)
   const span = times.length === 0
     ? ""
     : ` taken ${when(times[0])}${times.length > 1 ? ` to ${when(times.at(-1)!)}` : ""} UTC`;
+  const machines = [...new Set(used.map((a) => a.machine).filter(Boolean))];
+  const loads = used.map((a) => a.loadAverage).filter((l): l is number => typeof l === "number");
+  const where = machines.length === 0 ? "" : ` on ${machines.join("; ")}`;
+  const load = loads.length === 0
+    ? ""
+    : ` (1-minute load average ${Math.min(...loads).toFixed(1)}–${
+      Math.max(...loads).toFixed(1)
+    } while they ran)`;
   const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ");
   return [
-    `Written by \`deno task figures\` from the test artifacts (\`tests/artifacts/\`)${span}.`,
+    `Written by \`deno task figures\` from the test artifacts (\`tests/artifacts/\`)${span}${where}${load}.`,
     "",
     "| promise | proved by | last run |",
     "| --- | --- | --- |",
