@@ -15,8 +15,8 @@ const symbols = {
 const opened = new Map<string, Deno.DynamicLibrary<typeof symbols> | null>();
 
 /**
- * The path of the C library this process runs on (from /proc/self/maps), so a worker can
- * be given FFI permission for that one file; null where it cannot be found.
+ * The path of the C library this process runs on (from /proc/self/maps); null where it
+ * cannot be found. Never grant a pipeline worker FFI on it: a plugin could call system().
  */
 export function libcPath(): string | null {
   if (Deno.build.os !== "linux") return null;

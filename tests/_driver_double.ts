@@ -2,7 +2,9 @@
  * A scheduler over the real PipelineManager (worker doubles) whose device is the NVIDIA
  * driver double read through NVML by the real VramMonitor and the service's device view:
  * the pipelines' bytes show in the double's used memory at once on a load and
- * `freeDelayMs` late on a release, as a real driver may.
+ * `freeDelayMs` late on a release, as a real driver may. Time is a {@link FakeClock}: the
+ * test takes the monitor's samples with `sample(n)` (one every 10 ms of the clock) instead
+ * of sleeping against the sampling interval.
  */
 import { EventLog } from "../core/events.ts";
 import { Scheduler } from "../core/placement/scheduler.ts";
@@ -13,6 +15,10 @@ import { deviceView } from "../server/service.ts";
 import { MiB, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
 import { FakeGpu } from "./fake_gpu.ts";
+import { FakeClock } from "./_fake_clock.ts";
+
+/** The monitor's sampling interval on the fake clock. */
+const SAMPLE_MS = 10;
 
 /**
  * The driver double as the device: our pipelines' bytes show in its used figure at once on
@@ -23,6 +29,7 @@ export function onDriverDouble(
   freeDelayMs: number,
   options: { onInsufficientVram?: "cpu" | "reject"; releasePollMs?: number } = {},
 ) {
+  const clock = new FakeClock();
   const fake = new FakeGpu({ isolate: true });
   fake.setTotal(0, 1024 * MiB);
   const double = new DoubleGpu({
@@ -31,7 +38,6 @@ export function onDriverDouble(
   });
   let tenant = 0;
   let shown = 0;
-  const timers = new Set<ReturnType<typeof setTimeout>>();
   const show = () => fake.setOtherUsed(0, tenant + shown);
   // Follow the host's tracked bytes into the double: up at once, down late.
   const follow = () => {
@@ -40,12 +46,10 @@ export function onDriverDouble(
       shown = now;
       show();
     } else {
-      const timer = setTimeout(() => {
-        timers.delete(timer);
+      clock.setTimeout(() => {
         shown = double.host.trackedBytes();
         show();
       }, freeDelayMs);
-      timers.add(timer);
     }
   };
   for (const method of ["load", "offload", "unload"] as const) {
@@ -60,8 +64,9 @@ export function onDriverDouble(
   const monitor = new VramMonitor({
     source: new NvmlSource(openNvml(fake.path)),
     reason: null,
-    sampleMs: 10,
+    sampleMs: SAMPLE_MS,
     activeBytes: () => double.host.trackedBytes(),
+    now: clock.now,
   });
   const events = new EventLog(1000);
   const scheduler = new Scheduler({
@@ -73,6 +78,7 @@ export function onDriverDouble(
     footprint: (id) => double.footprint(id),
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
     releasePollMs: options.releasePollMs ?? 5,
+    clock,
   });
   return {
     fake,
@@ -80,12 +86,19 @@ export function onDriverDouble(
     monitor,
     scheduler,
     events,
+    clock,
+    /** Takes `count` samples, one every 10 ms of the clock (timers due meanwhile fire). */
+    async sample(count: number): Promise<void> {
+      for (let i = 0; i < count; i++) {
+        await clock.tick(SAMPLE_MS);
+        monitor.sample();
+      }
+    },
     setTenant(bytes: number) {
       tenant = bytes;
       show();
     },
     close() {
-      for (const timer of timers) clearTimeout(timer);
       scheduler.close();
       monitor.stop();
       double.host.close();

@@ -6,11 +6,12 @@ import type { Config } from "../core/config.ts";
 import { headroomConfig, startHeadroom } from "../server/serve_headroom.ts";
 import type { Service } from "../server/service.ts";
 import { FakeGpu } from "./fake_gpu.ts";
+import { tempDirSync } from "./_temp.ts";
 
 /** A config with test defaults: port 0, a temp data dir, the given overrides. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return headroomConfig({
-    config: { dataDir: Deno.makeTempDirSync({ prefix: "headroom-test-" }), ...overrides },
+    config: { dataDir: tempDirSync("headroom-test-"), ...overrides },
   }).config;
 }
 

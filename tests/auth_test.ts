@@ -8,6 +8,7 @@ import { startService } from "../server/service.ts";
 import { routes } from "../routes/_manifest.ts";
 import { testConfig } from "./_service.ts";
 import { writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
+import { tempDirSync } from "./_temp.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const TOKEN = "s3cret-token-0123456789";
@@ -120,7 +121,7 @@ function runMain(args: string[], env: Record<string, string>): Deno.ChildProcess
     clearEnv: true,
     env: {
       ...base,
-      HEADROOM_DATA_DIR: Deno.makeTempDirSync({ prefix: "headroom-auth-" }),
+      HEADROOM_DATA_DIR: tempDirSync("headroom-auth-"),
       HEADROOM_GPU: "cpu",
       ...env,
     },

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import type { BigModelRun, StepFigures } from "../bench/big_model.ts";
+import { need, WEBGPU_INSTALL } from "./_requires.ts";
 
 const MiB = 2 ** 20;
 const ROOT = new URL("../", import.meta.url);
@@ -38,11 +39,7 @@ function step(run: BigModelRun, name: string): StepFigures {
 
 /** GPU legs need an adapter: skipped with a warning here, a failure on CI. */
 function gpuLegsRan(run: BigModelRun): boolean {
-  if (run.gpu) return true;
-  const message = `No WebGPU adapter: the GPU legs did not run (${run.gpuSource})`;
-  if (Deno.env.get("CI")) throw new Error(message);
-  console.warn(message);
-  return false;
+  return need(run.gpu, `a WebGPU adapter for the GPU legs (${run.gpuSource})`, WEBGPU_INSTALL);
 }
 
 function assertOutputsAgree(run: BigModelRun): void {
@@ -125,7 +122,6 @@ function assertLifecycle(run: BigModelRun, cpuEngine: "native" | "wasm"): void {
 
 Deno.test({
   name: "big model - 1 GiB external data: native CPU → GPU → offload → rehydrate → unload",
-  sanitizeResources: false,
   fn: async () => {
     const run = await runScenario([
       "--size",
@@ -142,7 +138,6 @@ Deno.test({
 
 Deno.test({
   name: "big model - 256 MiB external data on the wasm fallback, the same lifecycle",
-  sanitizeResources: false,
   fn: async () => {
     const run = await runScenario([
       "--size",
@@ -160,7 +155,6 @@ Deno.test({
 Deno.test({
   name: "big model - 3 GiB external data on the native engine (HEADROOM_HEAVY=1)",
   ignore: !Deno.env.get("HEADROOM_HEAVY"),
-  sanitizeResources: false,
   fn: async () => {
     const run = await runScenario([
       "--size",

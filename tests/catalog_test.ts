@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { CatalogError, loadCatalog } from "../core/models/catalog.ts";
+import { tempDirSync } from "./_temp.ts";
 
-const dataDir = () => Deno.makeTempDirSync({ prefix: "headroom-catalog-" });
+const dataDir = () => tempDirSync("headroom-catalog-");
 
 function fileWith(content: string): string {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-models-" });
+  const dir = tempDirSync("headroom-models-");
   Deno.writeTextFileSync(`${dir}/models.json`, content);
   return `${dir}/models.json`;
 }

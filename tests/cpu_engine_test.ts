@@ -61,7 +61,6 @@ async function loadOnCpu(service: Awaited<ReturnType<typeof startService>>): Pro
 
 Deno.test({
   name: "cpu engine - auto picks the native engine, says why, and pipelines run on it",
-  sanitizeResources: false,
   fn: async () => {
     using files = fixture();
     await using service = await startService(testConfig({
@@ -87,7 +86,6 @@ Deno.test({
 
 Deno.test({
   name: "cpu engine - a broken onnxruntime-node addon falls back to wasm with the reason",
-  sanitizeResources: false,
   fn: async () => {
     using broken = brokenOrtNode();
     using files = fixture();
@@ -109,7 +107,6 @@ Deno.test({
 
 Deno.test({
   name: "cpu engine - native asked for and not loadable stops the start with the fix",
-  sanitizeResources: false,
   fn: async () => {
     using broken = brokenOrtNode();
     using files = fixture();
@@ -130,7 +127,6 @@ Deno.test({
 
 Deno.test({
   name: "cpu engine - wasm when configured, without probing the addon",
-  sanitizeResources: false,
   fn: async () => {
     using files = fixture();
     await using service = await startService(testConfig({
@@ -149,7 +145,6 @@ Deno.test({
 Deno.test({
   name:
     "cpu engine - switch and /api/v1/models report the session's RAM, never negative, RSS apart",
-  sanitizeResources: false,
   fn: async () => {
     using files = fixture();
     await using service = await startService(testConfig({ gpu: "cpu", ...files }));

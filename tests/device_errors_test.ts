@@ -6,6 +6,7 @@
  * leaves `reserved` unknown, not the device lost.
  */
 import assert from "node:assert/strict";
+import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
@@ -83,14 +84,19 @@ Deno.test("device errors - on the NVIDIA driver double, NVML_ERROR_UNKNOWN with 
       passes.push(t.scheduler.enforceHeadroom());
     });
     t.fake.failTimes("nvmlDeviceGetMemoryInfo_v2", NVML_ERROR.UNKNOWN, 1_000_000);
-    t.monitor.start();
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await t.sample(15); // 150 ms of the monitor's samples
+
     assert.ok(states.has("error"), [...states].join(", "));
     assert.ok(!states.has("lost"), "UNKNOWN is not a lost GPU");
     assert.deepEqual(await Promise.all(passes), passes.map(() => 0));
     assert.equal(t.double.placementOf("a"), "gpu");
     assert.equal(t.double.placementOf("b"), "gpu");
     assert.equal(t.events.recent(100).filter((e) => e.kind === "eviction").length, 0);
+    await writeArtifact("device_errors_unknown", {
+      moves: t.events.recent(100).filter((e) => e.kind === "eviction").length,
+      samples: t.monitor.queries,
+      headroomPasses: passes.length,
+    });
   } finally {
     t.close();
   }

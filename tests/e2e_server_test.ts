@@ -2,6 +2,7 @@
 // test double through HEADROOM_NVML_LIBRARY, with the double's state in a shared file
 // so this test can change what the server's NVML sees.
 import assert from "node:assert/strict";
+import { writeArtifact } from "./fixtures/artifact.ts";
 import { FAKE_GPU_PATH, FakeGpu, GiB } from "./fake_gpu.ts";
 import { readSse } from "./_service.ts";
 
@@ -124,6 +125,7 @@ Deno.test("main.ts - SIGTERM ends open SSE and WebSocket streams at once and exi
     assert.equal(status.code, 0);
     // Before, the open stream held the drain until the 10 s deadline.
     assert.ok(ms < 5000, `${ms.toFixed(0)} ms to exit`);
+    await writeArtifact("sigterm", { exitMs: Math.round(ms), sse: 1, webSockets: 1 });
     const out = await stdout;
     const err = await stderr;
     assert.doesNotMatch(out + err, /deno serve/);

@@ -18,6 +18,7 @@ import {
 } from "../ffi/nvml.ts";
 import { FAKE_GPU_NOV2_PATH, FAKE_GPU_PATH, FakeGpu, GiB, NOT_AVAILABLE } from "./fake_gpu.ts";
 import { catchError } from "./_assert.ts";
+import { need } from "./_requires.ts";
 
 /** A private double and an NVML session opened on it, closed together. */
 function open(path = FAKE_GPU_PATH): { gpu: FakeGpu; nvml: Nvml } & Disposable {
@@ -38,20 +39,44 @@ function open(path = FAKE_GPU_PATH): { gpu: FakeGpu; nvml: Nvml } & Disposable {
   }
 }
 
-Deno.test("NVML struct layouts - match nvml.h sizes and offsets", () => {
-  assert.deepEqual(NVML_MEMORY, { size: 24, total: 0, free: 8, used: 16 });
-  assert.deepEqual(NVML_MEMORY_V2, {
-    size: 40,
-    version: 0,
-    total: 8,
-    reserved: 16,
-    free: 24,
-    used: 32,
-  });
-  assert.equal(NVML_MEMORY_V2_VERSION, 0x02000028);
-  assert.deepEqual(NVML_UTILIZATION, { size: 8, gpu: 0, memory: 4 });
-  assert.equal(NVML_PROCESS_INFO.size, 24);
-  assert.equal(NVML_PROCESS_INFO.usedGpuMemory, 8);
+const LAYOUT_SOURCE = new URL("./nvml_layout.c", import.meta.url).pathname;
+
+/** Compiles and runs tests/nvml_layout.c: the C compiler's sizes and offsets of nvml.h's structs. */
+async function layoutsFromC(): Promise<Record<string, unknown>> {
+  const cc = Deno.env.get("CC") || "cc";
+  const dir = await Deno.makeTempDir({ prefix: "headroom-nvml-layout-" });
+  try {
+    const exe = `${dir}/nvml_layout`;
+    const built = await new Deno.Command(cc, {
+      args: ["-Wall", "-Wextra", "-Werror", "-o", exe, LAYOUT_SOURCE],
+      stderr: "piped",
+    }).output();
+    assert.ok(built.success, `${cc} ${LAYOUT_SOURCE}: ${new TextDecoder().decode(built.stderr)}`);
+    const ran = await new Deno.Command(exe, { stdout: "piped" }).output();
+    assert.ok(ran.success, `${exe} exited ${ran.code}`);
+    return JSON.parse(new TextDecoder().decode(ran.stdout));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const hasCc = need(
+  await new Deno.Command(Deno.env.get("CC") || "cc", { args: ["--version"], stdout: "null" })
+    .output().then((o) => o.success, () => false),
+  "a C compiler (cc, or CC) for the NVML layout check",
+  "apt-get install -y gcc libc6-dev",
+);
+
+Deno.test({
+  name: "NVML struct layouts - sizes and offsets are the C compiler's for nvml.h's structs",
+  ignore: !hasCc,
+}, async () => {
+  const c = await layoutsFromC();
+  assert.deepEqual(NVML_MEMORY, c.nvmlMemory_t);
+  assert.deepEqual(NVML_MEMORY_V2, c.nvmlMemory_v2_t);
+  assert.equal(NVML_MEMORY_V2_VERSION, c.nvmlMemory_v2);
+  assert.deepEqual(NVML_UTILIZATION, c.nvmlUtilization_t);
+  assert.deepEqual(NVML_PROCESS_INFO, c.nvmlProcessInfo_t);
 });
 
 Deno.test("openNvml - reads driver version, device count, names and UUIDs", () => {

@@ -519,9 +519,6 @@ async function judge(request: Case, response: Response): Promise<string | null> 
 
 Deno.test({
   name: "fuzz - 10,000 malformed requests against every route: no 5xx, no crash, JSON errors",
-  // Real workers start when a generated request happens to be valid.
-  sanitizeResources: false,
-  sanitizeOps: false,
   fn: async () => {
     const seed = Number(Deno.env.get("HEADROOM_SEED") ?? Math.floor(Math.random() * 2 ** 31));
     console.log(`fuzz seed ${seed} (rerun with HEADROOM_SEED=${seed})`);

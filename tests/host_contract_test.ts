@@ -98,8 +98,6 @@ for (const impl of implementations) {
   const test = (name: string, fn: () => Promise<void>) =>
     Deno.test({
       name: `PipelineHost contract (${impl.name}) - ${name}`,
-      sanitizeResources: false,
-      sanitizeOps: false,
       fn,
     });
 

@@ -4,6 +4,27 @@ import type { VramReport } from "../core/types.ts";
 import { readSse, startOnFakeGpu, testConfig } from "./_service.ts";
 import { startService } from "../server/service.ts";
 import { GiB } from "./fake_gpu.ts";
+import type { VramMonitor } from "../core/monitor/vram_monitor.ts";
+
+/**
+ * Resolves at the monitor's first sample in which device 0 is in `state` (no fixed sleep);
+ * rejects after 5 s. The deadline also keeps the event loop alive: the monitor's own
+ * interval timer is unref'd.
+ */
+function deviceState(monitor: VramMonitor, state: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      stop();
+      reject(new Error(`device 0 never read "${state}" within 5 s`));
+    }, 5000);
+    const stop = monitor.subscribe((sample) => {
+      if (sample.devices[0]?.state !== state) return;
+      clearTimeout(deadline);
+      stop();
+      resolve();
+    });
+  });
+}
 
 Deno.test("GET /api/v1/hardware/vram - shows the double's devices with every figure", async () => {
   await using t = await startOnFakeGpu({}, (gpu) => {
@@ -53,8 +74,9 @@ Deno.test("GET /api/v1/hardware/vram - a thousand concurrent clients cause one N
 
 Deno.test("GET /api/v1/hardware/vram - a lost GPU reads lost, keeps the service up, and recovers", async () => {
   await using t = await startOnFakeGpu({ sampleMs: 50 });
+  const lost = deviceState(t.service.services.monitor, "lost");
   t.gpu.setLost(0, true);
-  await new Promise((resolve) => setTimeout(resolve, 60));
+  await lost; // the next sample on the 50 ms interval
   let body: VramReport = await (await t.request("/api/v1/hardware/vram")).json();
   assert.equal(body.devices[0].state, "lost");
   assert.match(body.devices[0].error!, /NVML_ERROR_GPU_IS_LOST/);
@@ -63,8 +85,9 @@ Deno.test("GET /api/v1/hardware/vram - a lost GPU reads lost, keeps the service 
   assert.equal(health.status, "degraded");
   const metrics = await (await t.request("/metrics")).text();
   assert.match(metrics, /headroom_gpu_up\{gpu="0",[^}]*\} 0/);
+  const back = deviceState(t.service.services.monitor, "ok");
   t.gpu.setLost(0, false);
-  await new Promise((resolve) => setTimeout(resolve, 60));
+  await back;
   body = await (await t.request("/api/v1/hardware/vram")).json();
   assert.equal(body.devices[0].state, "ok");
   assert.equal((await (await t.request("/api/v1/health")).json()).status, "ok");

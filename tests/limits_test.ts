@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startOnFakeGpu } from "./_service.ts";
+import { tempDirSync } from "./_temp.ts";
 
 Deno.test("SSE - past HEADROOM_MAX_STREAMS a new stream gets 503 with Retry-After; a closed one frees its slot", async () => {
   await using t = await startOnFakeGpu({ maxStreams: 2 });
@@ -82,7 +83,7 @@ Deno.test("Access - --token-for-reads guards reads, --token-for-infer guards inf
 });
 
 Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with Retry-After", async () => {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-queue-" });
+  const dir = tempDirSync("headroom-queue-");
   Deno.writeTextFileSync(
     `${dir}/models.json`,
     JSON.stringify({

@@ -2,13 +2,14 @@
 // models file of two tiny generated models, and against a running server with --url.
 import assert from "node:assert/strict";
 import { serveHeadroom } from "../server/serve_headroom.ts";
+import { tempDirSync } from "./_temp.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SCRIPT = new URL("../scripts/load.ts", import.meta.url).pathname;
 
 /** A models file of two tiny generated models; returns its path. */
 function modelsFile(): string {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-load-cli-" });
+  const dir = tempDirSync("headroom-load-cli-");
   const path = `${dir}/models.json`;
   Deno.writeTextFileSync(
     path,
@@ -64,7 +65,7 @@ function assertMeasured(rows: Row[], ids: string[]) {
 }
 
 Deno.test("deno task load - in-process, --json: every model of the models file is measured", async () => {
-  const dataDir = Deno.makeTempDirSync({ prefix: "headroom-load-data-" });
+  const dataDir = tempDirSync("headroom-load-data-");
   const result = await runLoad(
     ["--json", "--gpu", "cpu", "--data-dir", dataDir],
     { HEADROOM_MODELS: modelsFile() },

@@ -99,7 +99,6 @@ Deno.test("model files - external data outside the model's folder is refused", a
 
 Deno.test({
   name: "model files - corrupt, truncated or missing data answer 422 naming the file and fix",
-  sanitizeResources: false,
   fn: async () => {
     await withDir(async (dir) => {
       await Deno.writeFile(`${dir}/noise.onnx`, crypto.getRandomValues(new Uint8Array(4096)));
@@ -145,7 +144,6 @@ Deno.test({
 
 Deno.test({
   name: "model files - a single protobuf of 2 GiB or more is refused before any engine reads it",
-  sanitizeResources: false,
   fn: async () => {
     await withDir(async (dir) => {
       // Sparse: 2.5 GiB on paper, nothing on disk.
@@ -169,7 +167,6 @@ Deno.test({
 
 Deno.test({
   name: "model files - the wasm fallback refuses a model over 1.5 GiB, naming the native engine",
-  sanitizeResources: false,
   fn: async () => {
     await withDir(async (dir) => {
       await writeSyntheticModel(`${dir}/big.onnx`, MiB);
@@ -191,7 +188,6 @@ Deno.test({
 
 Deno.test({
   name: "model files - estimates count the external data, not just the graph file",
-  sanitizeResources: false,
   fn: async () => {
     await withDir(async (dir) => {
       const info = await writeSyntheticModel(`${dir}/m.onnx`, 8 * MiB);

@@ -10,12 +10,14 @@ import type { HeadroomEvent, ModelReport, VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { testConfig } from "./_service.ts";
 import { readWav } from "./_wav.ts";
+import { requireWebGpu } from "./_requires.ts";
+import { tempDirSync } from "./_temp.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url);
 
 /** A models file of generated models `{id: size}`; returns its path. */
 function modelsFile(models: Record<string, string>): string {
-  const dir = Deno.makeTempDirSync({ prefix: "headroom-models-" });
+  const dir = tempDirSync("headroom-models-");
   const path = `${dir}/models.json`;
   Deno.writeTextFileSync(
     path,
@@ -80,16 +82,21 @@ function client(service: Service) {
   };
 }
 
-/** True when the software adapter is there (else the GPU-path test is skipped with a warning). */
-function hasWebGpu(service: Service): boolean {
-  if (service.services.monitor.sourceKind === "webgpu") return true;
-  console.warn("No WebGPU adapter here: the GPU path was not exercised");
-  return false;
+/** The service runs on the WebGPU adapter the test process found (else the GPU path is not tested). */
+function assertWebGpu(service: Service): void {
+  assert.equal(
+    service.services.monitor.sourceKind,
+    "webgpu",
+    "the service found no WebGPU adapter",
+  );
 }
 
-// Worker-owned WebGPU devices outlive a test's resource sanitizer window.
-const gpuTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name, sanitizeResources: false, sanitizeOps: false, fn });
+// Skipped here without an adapter; a failure under CI (tests/_requires.ts).
+const webgpu = await requireWebGpu();
+
+// Tests that need no GPU, and tests of the GPU path (sanitizers on for both).
+const workerTest = (name: string, fn: () => Promise<void>) => Deno.test({ name, fn });
+const gpuTest = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !webgpu, fn });
 
 gpuTest(
   "POST /v1/models/switch - loads one model alone, unloads the previous, names bad input",
@@ -97,7 +104,7 @@ gpuTest(
     await using service = await startService(softwareConfig(64 * 2 ** 20, {
       modelsFile: modelsFile({ a: "64KiB", b: "64KiB" }),
     }));
-    if (!hasWebGpu(service)) return;
+    assertWebGpu(service);
     const api = client(service);
     const first = await api.post("/v1/models/switch", { model: "a" });
     assert.equal(first.status, 200, await first.clone().text());
@@ -164,14 +171,14 @@ gpuTest(
 gpuTest(
   "KV profiles - survive a restart: unloaded models keep last-known figures, never-loaded say so",
   async () => {
-    const dataDir = Deno.makeTempDirSync({ prefix: "headroom-restart-" });
+    const dataDir = tempDirSync("headroom-restart-");
     const config = softwareConfig(64 * 2 ** 20, {
       dataDir,
       modelsFile: modelsFile({ a: "64KiB", b: "64KiB", c: "64KiB" }),
     });
     {
       await using service = await startService(config);
-      if (!hasWebGpu(service)) return;
+      assertWebGpu(service);
       const api = client(service);
       const onGpu = await api.post("/api/v1/models/a/load", { device: "gpu" });
       assert.equal(onGpu.status, 200, await onGpu.clone().text());
@@ -208,7 +215,7 @@ gpuTest(
       headroomBytes: 0,
       modelsFile: modelsFile({ a: "1MiB", b: "1MiB", c: "1536KiB", huge: "8MiB" }),
     }));
-    if (!hasWebGpu(service)) return;
+    assertWebGpu(service);
     const api = client(service);
     const check = async (pipelines: string[]) => {
       const response = await api.post("/api/v1/hardware/vram/check", { pipelines });
@@ -302,7 +309,7 @@ gpuTest(
   async () => {
     const ids = ["m1", "m2", "m3", "m4"];
     const size = "1MiB";
-    const dataDir = Deno.makeTempDirSync({ prefix: "headroom-evict-" });
+    const dataDir = tempDirSync("headroom-evict-");
     const models = modelsFile(Object.fromEntries(ids.map((id) => [id, size])));
     const input = tensorsFor(size);
 
@@ -314,7 +321,7 @@ gpuTest(
         modelsFile: models,
         headroomBytes: 0,
       }));
-      if (!hasWebGpu(roomy)) return;
+      assertWebGpu(roomy);
       const api = client(roomy);
       for (const id of ids) {
         const response = await api.post(`/api/v1/pipelines/${id}/infer`, input);
@@ -405,7 +412,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+workerTest(
   "POST /api/v1/models/test-load - streams NDJSON per model; a second one meanwhile is 409",
   async () => {
     await using service = await startService(softwareConfig(64 * 2 ** 20, {
@@ -473,7 +480,7 @@ gpuTest(
   },
 );
 
-gpuTest(
+workerTest(
   "WebSocket /api/v1/pipelines/silero-vad/stream - probabilities per chunk, active while open",
   async () => {
     await using service = await startService(testConfig({ gpu: "cpu" }));

@@ -10,6 +10,7 @@ import { WorkerClient } from "../workers/client.ts";
 import { DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
 import type { OkReply, RequestKind, WorkerReply } from "../core/pipelines/protocol.ts";
 import { pipelineSpec } from "../workers/spec.ts";
+import { requireWebGpu } from "./_requires.ts";
 
 if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {
   try {
@@ -17,7 +18,8 @@ if (!Deno.env.get("DENO_WEBGPU_BACKEND")) {
     Deno.env.set("DENO_WEBGPU_BACKEND", "vulkan");
   } catch { /* keep wgpu's default */ }
 }
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null) ?? null;
+// Skipped here without an adapter; a failure under CI.
+const webgpu = await requireWebGpu();
 
 function ok<K extends RequestKind>(reply: WorkerReply<K>, what: string): OkReply<K> {
   if (!reply.ok) throw new Error(`${what}: ${reply.error.code}: ${reply.error.message}`);
@@ -50,10 +52,8 @@ async function withWorker(
 
 Deno.test({
   name: "parity rule - a model above the line defers the check to its first offload",
-  ignore: !adapter && !Deno.env.get("CI"),
-  sanitizeResources: false,
+  ignore: !webgpu,
   fn: async () => {
-    assert.ok(adapter, "CI needs a WebGPU adapter (software is fine) for the parity check");
     await withWorker(0, async (client) => {
       ok(await client.load("gpu"), "load gpu");
       const deferred = ok(await client.parity(1e-3), "parity");
@@ -75,10 +75,8 @@ Deno.test({
 
 Deno.test({
   name: "parity rule - a model under the line is checked at once, against a temporary session",
-  ignore: !adapter && !Deno.env.get("CI"),
-  sanitizeResources: false,
+  ignore: !webgpu,
   fn: async () => {
-    assert.ok(adapter, "CI needs a WebGPU adapter (software is fine) for the parity check");
     await withWorker(256 * 2 ** 20, async (client) => {
       ok(await client.load("gpu"), "load gpu");
       const checked = ok(await client.parity(1e-3), "parity");

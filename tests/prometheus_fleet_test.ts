@@ -30,8 +30,6 @@ interface PromSample {
 Deno.test({
   name:
     "prometheus fleet - a real Prometheus scrapes two nodes; both nodes' models and the VRAM alert show",
-  sanitizeResources: false,
-  sanitizeOps: false,
   fn: async () => {
     await using nodeA = await startOnFakeGpu({ nodeName: "node-a" });
     await using nodeB = await startOnFakeGpu(

@@ -5,6 +5,7 @@
  * cannot replace, and in exclusive mode an ordinary request switches.
  */
 import assert from "node:assert/strict";
+import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { TestLoadEvent } from "../core/placement/scheduler.ts";
@@ -99,6 +100,11 @@ Deno.test("sections - requests for other models wait while a switch runs; its fi
   const answers = await Promise.all(others);
   assert.ok(answers.every((r) => r.device === "gpu"));
   assert.deepEqual(loaded(), ["a", "b", "c"], "after the switch, the waiting requests were served");
+  await writeArtifact("sections_switch", {
+    vramMb: result.vram_mb,
+    ramMb: result.ram_mb,
+    requestsMeanwhile: others.length,
+  });
 });
 
 Deno.test("sections - a switch fired during a test load waits for it; no measurement sees another model, nothing is undone", async () => {

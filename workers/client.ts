@@ -133,9 +133,9 @@ export class WorkerClient {
             env: false,
             run: false,
             write: false,
-            ffi: native.ffi.length > 0 || spec.libcPath
-              ? [...native.ffi, ...(spec.libcPath ? [spec.libcPath] : [])]
-              : false,
+            // Never libc: with it a plugin could dlopen it and call system(). The host
+            // trims the heap after each move (malloc_trim is process-wide).
+            ffi: native.ffi.length > 0 ? native.ffi : false,
             sys: false,
             import: false,
           },

@@ -47,7 +47,6 @@ import {
   type WebOrt,
 } from "./engines/web.ts";
 import { createNativeSession, loadNativeOrt, type NativeOrt } from "./engines/native.ts";
-import { trimHeap } from "../ffi/libc.ts";
 
 type Session = OrtModule.InferenceSession;
 type TensorApi = Pick<WebOrt, "Tensor">;
@@ -185,8 +184,6 @@ async function releaseSession(): Promise<void> {
   state.device = "none";
   if (!open) return;
   await open.session.release();
-  // The freed weights go back to the system before anything else is allocated.
-  if (state.spec?.libcPath) await trimHeap(state.spec.libcPath);
 }
 
 // ---- running -------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 /** Rewrites the benchmark table in the README between its markers. */
 
-const START = "<!-- bench:start -->";
-const END = "<!-- bench:end -->";
+import { writeReadmeSection } from "./readme_section.ts";
 
 /** The results file's shape, as far as the table needs it. */
 export interface BenchResults {
@@ -12,16 +11,7 @@ export interface BenchResults {
 
 /** Replaces the text between the markers with a table of `results` (the markers must exist). */
 export async function writeReadmeTable(readmePath: string, results: BenchResults): Promise<void> {
-  const readme = await Deno.readTextFile(readmePath);
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) {
-    throw new Error(
-      `${readmePath} has no ${START} … ${END} markers: add them where the table goes`,
-    );
-  }
-  const lines = [
-    START,
+  await writeReadmeSection(readmePath, "bench", [
     `Last run ${results.ranAt.slice(0, 16).replace("T", " ")} UTC on ${results.machine}.`,
     "",
     "| benchmark | result | target | how |",
@@ -29,14 +19,7 @@ export async function writeReadmeTable(readmePath: string, results: BenchResults
     ...results.rows.map((row) =>
       `| ${row.name} | ${format(row.value)} ${row.unit} | ${row.target ?? ""} | ${row.note} |`
     ),
-    END,
-  ];
-  await Deno.writeTextFile(
-    readmePath,
-    readme.slice(0, start) + lines.join("\n") + readme.slice(end + END.length),
-  );
-  // Keep `deno fmt --check` (part of the test task) green: format the table as fmt would.
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", readmePath] }).output();
+  ]);
 }
 
 function format(value: number): string {

@@ -5,7 +5,7 @@
  * latency measurement.
  *
  * Without chromium or the built driver double (`deno task build:fake-gpu`) the tests
- * are skipped locally and fail when `CI` is set: see {@link browserMissing}.
+ * are skipped locally and fail when `CI` is set: see tests/_requires.ts.
  * @module
  */
 import type { Browser, Page } from "playwright-core";
@@ -29,23 +29,6 @@ export function exists(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * What the browser tests lack here (chromium, the driver double), or [] when nothing.
- * Throws when something is missing and `CI` is set; otherwise warns once per file.
- */
-export function browserMissing(needFakeGpu = true): string[] {
-  const missing = [
-    exists(CHROMIUM) ? null : `${CHROMIUM} (apt-get install -y chromium)`,
-    needFakeGpu && !exists(FAKE_GPU_PATH) ? `${FAKE_GPU_PATH} (deno task build:fake-gpu)` : null,
-  ].filter((m): m is string => m !== null);
-  if (missing.length > 0) {
-    const message = `Browser tests need ${missing.join(" and ")}`;
-    if (Deno.env.get("CI")) throw new Error(message);
-    console.warn(`${message}: skipped.`);
-  }
-  return missing;
 }
 
 /** Lets a test cut every open SSE stream and refuse new ones, as a dying server would. */
