@@ -1,15 +1,17 @@
 /**
- * Builds the body of `GET /api/v1/hardware/vram` (also each SSE snapshot event) from
- * the monitor's latest sample and the pipelines' state.
+ * Builds the body of `GET /api/v1/hardware/vram` (also each SSE snapshot event and the
+ * dashboard's first render) from the monitor's latest sample and the pipelines' state,
+ * with every model's row (the same rows `GET /api/v1/models` answers).
  * @module
  */
 import type { Services } from "./http/context.ts";
-import type { VramReport, VramSample } from "../core/types.ts";
+import type { ModelRow, VramReport, VramSample } from "../core/types.ts";
 
 /** The report for a sample (the monitor's current one by default). */
 export function buildVramReport(services: Services, sample?: VramSample): VramReport {
   const { monitor } = services;
   const current = sample ?? monitor.current();
+  const models = listModels(services);
   return {
     source: monitor.sourceKind,
     reason: monitor.reason,
@@ -19,6 +21,20 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
     offloader: services.scheduler.status(),
     events: services.events.recent(20),
     ...(services.cpuEngine ? { cpuEngine: services.cpuEngine } : {}),
+    ...(models ? { models } : {}),
     takenAt: current.takenAt,
   };
+}
+
+/**
+ * Every model's row, or null when they cannot be listed now: the device figures still
+ * go out (the page then fetches `GET /api/v1/models`, which answers the error).
+ */
+function listModels(services: Services): ModelRow[] | null {
+  try {
+    return services.scheduler.list();
+  } catch (error) {
+    console.error("VRAM report: cannot list the models (sent without them):", error);
+    return null;
+  }
 }

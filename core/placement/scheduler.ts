@@ -18,6 +18,7 @@ import type {
   EvictionReason,
   HeadroomEvent,
   ModelReport,
+  ModelRow,
   OffloaderStatus,
   PipelineReport,
 } from "../types.ts";
@@ -40,6 +41,7 @@ import type { HostRunResult, HostView, PipelineHost } from "./host.ts";
 import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
 import { type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
 import { type KeepAlive, KeepAliveTimers } from "./keep_alive.ts";
+import { modelActions } from "./actions.ts";
 
 export type { KeepAlive };
 
@@ -323,11 +325,25 @@ export class Scheduler {
     };
   }
 
-  /** One model for the API: the host's figures with the record's pin, last use, leak and keep-alive. */
-  model(id: string): ModelReport {
+  /**
+   * One model for the API: the host's figures with the record's pin, last use, leak,
+   * keep-alive and activity, and the actions it allows now.
+   */
+  model(id: string): ModelRow {
+    return this.#row(id, this.#read(false).state !== "none", this.#clock.now());
+  }
+
+  /** Every model, in catalog order. */
+  list(): ModelRow[] {
+    const gpu = this.#read(false).state !== "none";
+    const now = this.#clock.now();
+    return this.#host.ids().map((id) => this.#row(id, gpu, now));
+  }
+
+  #row(id: string, gpu: boolean, now: number): ModelRow {
     const record = this.#record(id);
     const report = this.#host.report(id);
-    return {
+    const model: ModelReport = {
       ...report,
       pinned: record.pinned,
       lastUsedAt: record.lastUsedAt || null,
@@ -335,11 +351,14 @@ export class Scheduler {
       keepAliveDeadline: record.keepAliveDeadline,
       cpuReason: report.placement === "cpu" ? record.cpuReason : null,
     };
-  }
-
-  /** Every model, in catalog order. */
-  list(): ModelReport[] {
-    return this.#host.ids().map((id) => this.model(id));
+    return {
+      ...model,
+      activeCount: record.activeCount,
+      idleMs: record.lastUsedAt ? Math.max(0, now - record.lastUsedAt) : 0,
+      idleAction: this.#keepAlives.policy(id).idleAction,
+      actions: modelActions(model, gpu),
+      takenAt: now,
+    };
   }
 
   /** The per-pipeline breakdown of the VRAM report. */
@@ -861,19 +880,19 @@ export class Scheduler {
   // --- explicit placement ---------------------------------------------------------------
 
   /** Loads `id` on `device` (the GPU through the policy). */
-  async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelReport> {
+  async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelRow> {
     this.#record(id);
     await this.#decisions.run(() => this.#placeLocked(id, device, "api"));
     return this.model(id);
   }
 
   /** CPU → GPU through the policy. */
-  rehydrate(id: string): Promise<ModelReport> {
+  rehydrate(id: string): Promise<ModelRow> {
     return this.load(id, "gpu");
   }
 
   /** GPU → CPU; answers once the driver shows the memory back (or says it did not). */
-  async offload(id: string): Promise<{ model: ModelReport; release: ReleaseOutcome }> {
+  async offload(id: string): Promise<{ model: ModelRow; release: ReleaseOutcome }> {
     this.#record(id);
     const startedAt = this.#clock.now();
     let bytes = 0;
@@ -894,7 +913,7 @@ export class Scheduler {
   }
 
   /** Releases the session and ends the worker; answers once the driver shows the memory back. */
-  async unload(id: string): Promise<{ model: ModelReport; release: ReleaseOutcome }> {
+  async unload(id: string): Promise<{ model: ModelRow; release: ReleaseOutcome }> {
     const record = this.#record(id);
     if (record.holds > 0) {
       throw new PipelineError(
@@ -913,7 +932,7 @@ export class Scheduler {
   }
 
   /** Pins or unpins: a pinned pipeline is never evicted. */
-  pin(id: string, pinned: boolean): ModelReport {
+  pin(id: string, pinned: boolean): ModelRow {
     const record = this.#record(id);
     record.pinned = pinned;
     if (pinned) this.#keepAlives.cancel(record);
