@@ -26,15 +26,24 @@ export function buildVramReport(services: Services, sample?: VramSample): VramRe
   };
 }
 
+/** The last listing error logged (each report would repeat it, four a second). */
+let lastListError = "";
+
 /**
  * Every model's row, or null when they cannot be listed now: the device figures still
  * go out (the page then fetches `GET /api/v1/models`, which answers the error).
  */
 function listModels(services: Services): ModelRow[] | null {
   try {
-    return services.scheduler.list();
+    const models = services.scheduler.list();
+    lastListError = "";
+    return models;
   } catch (error) {
-    console.error("VRAM report: cannot list the models (sent without them):", error);
+    const message = String(error);
+    if (message !== lastListError) {
+      console.error("VRAM report: cannot list the models (sent without them):", error);
+    }
+    lastListError = message;
     return null;
   }
 }

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../core/config.ts";
 import type { ModelRow, VramReport } from "../core/types.ts";
+import { buildVramReport } from "../server/report.ts";
 import { startService } from "../server/service.ts";
 import { MiB, schedulerOnSim, SimGpu } from "./_sim_gpu.ts";
 
@@ -98,6 +99,24 @@ Deno.test("GET /api/v1/models, an action's answer, the VRAM report and its strea
       ["tiny", "cpu", ["unload", "pin"]],
       ["other", "unloaded", ["load-cpu", "pin"]],
     ]);
+
+    // Models that cannot be listed leave the device figures going, and the page renders
+    // its table empty (it fetches the rows, and says why when that fails).
+    const scheduler = service.services.scheduler;
+    const list = scheduler.list;
+    scheduler.list = () => {
+      throw new Error("profiles unreadable");
+    };
+    try {
+      const body = buildVramReport(service.services); // what GET and each snapshot send
+      assert.equal(body.models, undefined);
+      assert.equal(body.pipelines.length, 2, "the rest of the report is there");
+      const page = await app.request("/");
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /class="pipelines" data-status="loading"/);
+    } finally {
+      scheduler.list = list;
+    }
   } finally {
     await service.close();
     await Deno.remove(dir, { recursive: true });
