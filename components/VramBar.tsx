@@ -48,7 +48,7 @@ export function VramBar({ device, limits }: VramBarProps) {
         </span>
       </div>
       <div
-        class="vram-meter"
+        class="vram-meter tip-anchor"
         role="meter"
         tabIndex={0}
         aria-label={`GPU ${device.index} ${device.name} memory used`}
@@ -84,7 +84,7 @@ export function VramBar({ device, limits }: VramBarProps) {
           />
         </svg>
       </div>
-      <div class="vram-tip" role="tooltip" id={tipId}>
+      <div class="tip vram-tip" role="tooltip" id={tipId}>
         <dl>
           <dt>Total</dt>
           <dd>{total}</dd>

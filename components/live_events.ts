@@ -70,27 +70,11 @@ export function mergeEvents(
 /** The log, newest first (empty until the first report reaches the page). */
 export const eventLog = signal<LogEntry[]>([]);
 
-/**
- * Bumped for each new event that changes a pipeline (transition, eviction, failure,
- * recovery, leak, mismatch): the pipelines table refetches the catalog when it moves.
- */
-export const pipelineChanges = signal(0);
-
-const CHANGES: ReadonlySet<HeadroomEvent["kind"]> = new Set([
-  "transition",
-  "eviction",
-  "failure",
-  "recovery",
-  "leak",
-  "mismatch",
-]);
-
 /** Takes the events of a report into the log; returns the new ones, oldest first. */
 export function feedEvents(events: readonly HeadroomEvent[] | undefined): HeadroomEvent[] {
   if (!events || events.length === 0) return [];
   const { entries, fresh } = mergeEvents(eventLog.peek(), events);
   if (fresh.length === 0) return fresh;
   eventLog.value = entries;
-  if (fresh.some((e) => CHANGES.has(e.kind))) pipelineChanges.value++;
   return fresh;
 }

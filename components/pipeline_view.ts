@@ -1,18 +1,11 @@
 /**
- * How the pipelines table reads a model: its placement dot, the figures to show (live
- * while loaded, last-known while unloaded, none before the first load), its idle time
- * and flags. Also how a snapshot or a test load's measurement updates a held model.
- * Pure functions (no DOM), shared by the island and its tests.
+ * How the pipelines table reads a row: its placement dot, the figures to show (live
+ * while loaded, last-known while unloaded, none before the first load), its idle time,
+ * keep-alive countdown, and the buttons of the actions the server allows. Pure functions
+ * (no DOM), shared by the row component and its tests.
  * @module
  */
-import type {
-  MemoryProfile,
-  ModelReport,
-  OffloaderStatus,
-  PipelineReport,
-  PipelineState,
-} from "../core/types.ts";
-import type { LoadMeasurement } from "../core/placement/measurements.ts";
+import type { MemoryProfile, ModelAction, ModelRow, PipelineState } from "../core/types.ts";
 import { formatAge, formatBytes } from "./vram_format.ts";
 
 /**
@@ -27,9 +20,6 @@ export interface Figure {
   kind: "live" | "last" | "none";
   title: string;
 }
-
-/** The offloader's view of one pipeline, as the report carries it. */
-export type Activity = OffloaderStatus["pipelines"][number];
 
 /** Everything a row shows. */
 export interface RowView {
@@ -69,17 +59,17 @@ const when = new Intl.DateTimeFormat(undefined, {
 });
 
 /** True while the model holds a session (on the GPU, the CPU, or moving between them). */
-export function isLoaded(model: Pick<ModelReport, "placement">): boolean {
+export function isLoaded(model: Pick<ModelRow, "placement">): boolean {
   return model.placement !== "none";
 }
 
-/** The dot for a model, given the offloader's activity for it. */
-export function indicatorOf(model: ModelReport, activity: Activity | undefined): Indicator {
+/** The dot for a row. */
+export function indicatorOf(model: ModelRow): Indicator {
   if (model.state === "failed") return "failed";
   if (model.state === "loading" || model.state === "offloading" || model.state === "rehydrating") {
     return "moving";
   }
-  if (model.placement === "gpu") return (activity?.activeCount ?? 0) > 0 ? "active" : "idle";
+  if (model.placement === "gpu") return model.activeCount > 0 ? "active" : "idle";
   if (model.placement === "cpu") return "cpu";
   return "unloaded";
 }
@@ -93,7 +83,7 @@ const INDICATOR_LABELS: Record<Indicator, string> = {
   failed: "Failed",
 };
 
-function latestProfile(model: ModelReport): MemoryProfile | null {
+function latestProfile(model: ModelRow): MemoryProfile | null {
   const { gpuProfile: gpu, cpuProfile: cpu } = model;
   if (gpu && cpu) return gpu.measuredAt >= cpu.measuredAt ? gpu : cpu;
   return gpu ?? cpu;
@@ -136,18 +126,19 @@ function gpuNeed(profile: MemoryProfile | null): number | null {
 }
 
 /**
- * The row of `model` at `now` (ms); `activity` and its `receivedAt` come from the latest
- * report. `dates` false leaves dates out of tooltips: the server's time zone is not the
- * browser's, and hydration does not patch attributes.
+ * What the row of `model` shows at `now` (ms, the browser's clock); `receivedAt` is when
+ * the row arrived (the same clock), so idle times and countdowns move on between rows
+ * without mixing the server's clock with the browser's. `dates` false leaves dates out of
+ * tooltips: the server's time zone is not the browser's, and hydration does not patch
+ * attributes.
  */
 export function rowView(
-  model: ModelReport,
-  activity: Activity | undefined,
+  model: ModelRow,
   receivedAt: number,
   now: number,
   dates = true,
 ): RowView {
-  const indicator = indicatorOf(model, activity);
+  const indicator = indicatorOf(model);
   const loaded = isLoaded(model);
   const here = model.placement === "gpu" ? model.gpuProfile : model.cpuProfile;
   const latest = latestProfile(model);
@@ -193,18 +184,17 @@ export function rowView(
       title: `Load took ${formatMs(latest.loadMs)}: ${measuredWhen(latest, dates)}`,
     };
   }
+  const since = Math.max(0, now - receivedAt);
   let idle = NONE;
   if (loaded) {
-    if ((activity?.activeCount ?? 0) > 0) idle = "serving";
-    // lastUsedAt 0: the offloader has not seen a request for it yet.
-    else if (activity && activity.lastUsedAt > 0) {
-      idle = formatAge(activity.idleMs + Math.max(0, now - receivedAt));
-    } else if (model.lastUsedAt) idle = formatAge(Math.max(0, now - model.lastUsedAt));
+    if (model.activeCount > 0) idle = "serving";
+    // No last use: the scheduler has not seen a request for it yet.
+    else if (model.lastUsedAt) idle = formatAge(model.idleMs + since);
     else idle = "unused";
   }
-  const deadline = activity?.keepAliveDeadline ?? null;
-  const keepAlive = loaded && deadline !== null && (activity?.activeCount ?? 0) === 0
-    ? `${activity!.idleAction} in ${formatAge(Math.max(0, deadline - now))}`
+  const deadline = model.keepAliveDeadline ?? null;
+  const keepAlive = loaded && deadline !== null && model.activeCount === 0
+    ? `${model.idleAction} in ${formatAge(Math.max(0, deadline - model.takenAt - since))}`
     : null;
   return {
     indicator,
@@ -228,7 +218,7 @@ export function formatMs(ms: number): string {
 }
 
 /** The words for a GPU/CPU disagreement, with the measured error when known. */
-export function mismatchText(mismatch: ModelReport["gpuMismatch"]): string {
+export function mismatchText(mismatch: ModelRow["gpuMismatch"]): string {
   if (!mismatch || !Number.isFinite(mismatch.maxAbsError)) {
     return "GPU and CPU outputs disagree: it stays on the CPU";
   }
@@ -236,54 +226,50 @@ export function mismatchText(mismatch: ModelReport["gpuMismatch"]): string {
     `tolerance ${mismatch.tolerance}; it stays on the CPU`;
 }
 
-/** `model` with what a snapshot says of its pipeline now (state, place, bytes, flags). */
-export function applySnapshot(model: ModelReport, live: PipelineReport): ModelReport {
-  const mismatch = live.gpuMismatch
-    ? model.gpuMismatch ?? { maxAbsError: Number.NaN, tolerance: Number.NaN, checkedAt: 0 }
-    : null;
-  if (
-    model.state === live.state && model.gpuBytes === live.gpuBytes &&
-    model.pinned === live.pinned && model.leak === live.leak && model.error === live.error &&
-    model.gpuMismatch === mismatch && model.ramBytes === live.ramBytes &&
-    model.engine === live.engine
-  ) return model;
-  return {
-    ...model,
-    state: live.state,
-    placement: live.placement,
-    gpuBytes: live.gpuBytes,
-    gpuBuffers: live.gpuBuffers,
-    error: live.error,
-    pinned: live.pinned,
-    leak: live.leak,
-    gpuMismatch: mismatch,
-    ramBytes: live.ramBytes,
-    engine: live.engine,
-  };
+/** One action button of a row: what it posts, what it says, and its accessible name. */
+export interface ActionButton {
+  action: ModelAction;
+  text: string;
+  label: string;
+  /** The pin button's tooltip (null on the others). */
+  title: string | null;
 }
 
-/** `model` with a test load's measurement as its last-known figures (until the next fetch). */
-export function applyMeasurement(
-  model: ModelReport,
-  measurement: LoadMeasurement,
-  at: number,
-): ModelReport {
-  const device = measurement.placement === "gpu" ? "gpu" : "cpu";
-  const profile: MemoryProfile = {
-    modelId: model.id,
-    device,
-    shape: "default",
-    gpuLoadBytes: device === "gpu" ? measurement.trackedBytes : null,
-    gpuPeakBytes: device === "gpu"
-      ? Math.max(measurement.trackedBytes, measurement.vramBytes)
-      : null,
-    deviceUsedDeltaBytes: measurement.vramBasis === "driver" ? measurement.vramBytes : null,
-    rssDeltaBytes: measurement.rssDeltaBytes,
-    ramBytes: measurement.ramBytes,
-    loadMs: measurement.ms,
-    offloadMs: null,
-    rehydrateMs: null,
-    measuredAt: at,
-  };
-  return device === "gpu" ? { ...model, gpuProfile: profile } : { ...model, cpuProfile: profile };
+/** The buttons of the actions the server allows on `model`, in its order. */
+export function actionButtons(model: ModelRow): ActionButton[] {
+  const id = model.id;
+  const gpu = model.actions.includes("load-gpu");
+  return model.actions.map((action): ActionButton => {
+    switch (action) {
+      case "load-gpu":
+        return model.placement === "cpu"
+          ? { action, text: "To GPU", label: `Move ${id} to the GPU`, title: null }
+          : { action, text: "Load GPU", label: `Load ${id} on the GPU`, title: null };
+      case "load-cpu":
+        return {
+          action,
+          text: gpu ? "Load CPU" : "Load",
+          label: `Load ${id} on the CPU`,
+          title: null,
+        };
+      case "offload":
+        return { action, text: "Offload", label: `Offload ${id} to the CPU`, title: null };
+      case "unload":
+        return { action, text: "Unload", label: `Unload ${id}`, title: null };
+      case "pin":
+        return {
+          action,
+          text: "Pin",
+          label: `Pin ${id}`,
+          title: "Pin: the offloader will never evict it",
+        };
+      case "unpin":
+        return {
+          action,
+          text: "Unpin",
+          label: `Unpin ${id}`,
+          title: "Pinned: the offloader never evicts it. Click to unpin.",
+        };
+    }
+  });
 }

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import type { MemoryProfile, ModelReport } from "../core/types.ts";
-import { type Activity, applyMeasurement, applySnapshot, rowView } from "./pipeline_view.ts";
+import type { MemoryProfile, ModelRow } from "../core/types.ts";
+import { modelActions } from "../core/placement/actions.ts";
+import { actionButtons, rowView } from "./pipeline_view.ts";
 
 const NOW = 1_800_000_000_000;
 
-function model(over: Partial<ModelReport> = {}): ModelReport {
+function model(over: Partial<ModelRow> = {}): ModelRow {
   return {
     id: "m",
     name: "m",
@@ -30,6 +31,12 @@ function model(over: Partial<ModelReport> = {}): ModelReport {
     pinned: false,
     inputs: [],
     outputs: [],
+    keepAliveDeadline: null,
+    activeCount: 0,
+    idleMs: 0,
+    idleAction: "offload",
+    actions: [],
+    takenAt: NOW,
     ...over,
   };
 }
@@ -50,19 +57,15 @@ const profile = (device: "gpu" | "cpu", over: Partial<MemoryProfile> = {}): Memo
   ...over,
 });
 
-const activity = (over: Partial<Activity> = {}): Activity => ({
-  id: "m",
-  activeCount: 0,
-  pinned: false,
+/** A row taken at NOW whose last request was 30 s before. */
+const used = (over: Partial<ModelRow> = {}): Partial<ModelRow> => ({
   lastUsedAt: NOW - 30_000,
   idleMs: 30_000,
-  keepAliveDeadline: null,
-  idleAction: "offload",
   ...over,
 });
 
 Deno.test("rowView() - never loaded: hollow dot and — everywhere", () => {
-  const view = rowView(model(), undefined, NOW, NOW);
+  const view = rowView(model(), NOW, NOW);
   assert.equal(view.indicator, "unloaded");
   for (const figure of [view.vram, view.ram, view.loadTime]) {
     assert.deepEqual([figure.text, figure.kind], ["—", "none"]);
@@ -73,7 +76,6 @@ Deno.test("rowView() - never loaded: hollow dot and — everywhere", () => {
 Deno.test("rowView() - unloaded after a load: last-known figures", () => {
   const view = rowView(
     model({ gpuProfile: profile("gpu"), display: "unloaded" }),
-    undefined,
     NOW,
     NOW,
   );
@@ -86,17 +88,17 @@ Deno.test("rowView() - unloaded after a load: last-known figures", () => {
 });
 
 Deno.test("rowView() - on the GPU: green while serving, amber while idle, live bytes", () => {
-  const onGpu = model({
+  const onGpu = {
     state: "gpu",
     placement: "gpu",
     gpuBytes: 2 * 2 ** 20,
     gpuProfile: profile("gpu"),
-  });
-  const idle = rowView(onGpu, activity(), NOW - 5000, NOW);
+  } as const;
+  const idle = rowView(model({ ...onGpu, ...used() }), NOW - 5000, NOW);
   assert.equal(idle.indicator, "idle");
-  assert.equal(idle.idle, "35 s");
+  assert.equal(idle.idle, "35 s", "idle when taken, plus the time since it arrived");
   assert.deepEqual([idle.vram.text, idle.vram.kind], ["2.00 MiB", "live"]);
-  const busy = rowView(onGpu, activity({ activeCount: 1 }), NOW, NOW);
+  const busy = rowView(model({ ...onGpu, ...used({ activeCount: 1 }) }), NOW, NOW);
   assert.equal(busy.indicator, "active");
   assert.equal(busy.idle, "serving");
 });
@@ -111,7 +113,6 @@ Deno.test("rowView() - on the CPU: gray; a never-used pipeline says so", () => {
       rssBytes: 4 * 2 ** 30,
       cpuProfile: profile("cpu", { rssDeltaBytes: -5 }),
     }),
-    activity({ lastUsedAt: 0, idleMs: 0 }),
     NOW,
     NOW,
   );
@@ -122,66 +123,60 @@ Deno.test("rowView() - on the CPU: gray; a never-used pipeline says so", () => {
   assert.match(view.ram.title, /weights the native engine holds.*RSS is 4\.00 GiB/);
 });
 
-Deno.test("applySnapshot() takes the live state; applyMeasurement() the test load's figures", () => {
-  const held = model();
-  const live = applySnapshot(held, {
-    id: "m",
-    state: "gpu",
-    placement: "gpu",
-    gpuBytes: 10,
-    gpuBuffers: 1,
-    error: null,
-    pinned: true,
-    leak: null,
-    gpuMismatch: true,
-    engine: "webgpu",
-    ramBytes: 5,
-  });
-  assert.deepEqual([live.state, live.gpuBytes, live.pinned], ["gpu", 10, true]);
-  assert.ok(live.gpuMismatch && Number.isNaN(live.gpuMismatch.maxAbsError));
-  const measured = applyMeasurement(held, {
-    model: "m",
-    device: "cpu",
-    placement: "cpu",
-    vramBytes: 0,
-    trackedBytes: 0,
-    ramBytes: 7 * 2 ** 20,
-    rssDeltaBytes: -3,
-    rssBytes: 400 * 2 ** 20,
-    engine: "native",
-    ms: 420,
-    vramBasis: "tracked",
-  }, NOW);
-  const view = rowView(measured, undefined, NOW, NOW);
-  assert.deepEqual([view.ram.text, view.loadTime.text, view.ram.kind], [
-    "7.00 MiB",
-    "420 ms",
-    "last",
-  ]);
-});
-
 Deno.test("rowView() - keep-alive countdown on an idle loaded model; none while it serves", () => {
-  const loaded = model({ state: "gpu", placement: "gpu" });
+  const loaded = { state: "gpu", placement: "gpu" } as const;
   const counting = rowView(
-    loaded,
-    activity({ keepAliveDeadline: NOW + 4 * 60_000, idleAction: "offload" }),
+    model({ ...loaded, ...used({ keepAliveDeadline: NOW + 4 * 60_000, idleAction: "offload" }) }),
     NOW,
     NOW,
   );
   assert.equal(counting.keepAlive, "offload in 4 min");
   const unloading = rowView(
-    loaded,
-    activity({ keepAliveDeadline: NOW + 30_000, idleAction: "unload" }),
+    model({ ...loaded, ...used({ keepAliveDeadline: NOW + 30_000, idleAction: "unload" }) }),
     NOW,
     NOW,
   );
   assert.equal(unloading.keepAlive, "unload in 30 s");
+  const later = rowView(
+    model({ ...loaded, ...used({ keepAliveDeadline: NOW + 30_000, idleAction: "unload" }) }),
+    NOW,
+    NOW + 10_000,
+  );
+  assert.equal(later.keepAlive, "unload in 20 s", "it counts down between rows");
   const serving = rowView(
-    loaded,
-    activity({ keepAliveDeadline: NOW + 30_000, activeCount: 1 }),
+    model({ ...loaded, ...used({ keepAliveDeadline: NOW + 30_000, activeCount: 1 }) }),
     NOW,
     NOW,
   );
   assert.equal(serving.keepAlive, null);
-  assert.equal(rowView(loaded, activity(), NOW, NOW).keepAlive, null, "keep-alive off");
+  assert.equal(
+    rowView(model({ ...loaded, ...used() }), NOW, NOW).keepAlive,
+    null,
+    "keep-alive off",
+  );
+});
+
+Deno.test("actionButtons() - the buttons of the server's actions, named for where the model is", () => {
+  const buttons = (over: Partial<ModelRow>, gpu: boolean) => {
+    const row = model(over);
+    return actionButtons({ ...row, actions: modelActions(row, gpu) }).map((b) => b.text);
+  };
+  assert.deepEqual(buttons({}, true), ["Load GPU", "Load CPU", "Pin"]);
+  assert.deepEqual(buttons({}, false), ["Load", "Pin"], "no GPU: one load, on the CPU");
+  assert.deepEqual(buttons({ state: "cpu", placement: "cpu" }, true), ["To GPU", "Unload", "Pin"]);
+  assert.deepEqual(
+    buttons({
+      state: "cpu",
+      placement: "cpu",
+      gpuMismatch: { maxAbsError: 1, tolerance: 0.01, checkedAt: NOW },
+    }, true),
+    ["Unload", "Pin"],
+    "outputs disagree on the GPU: it stays on the CPU",
+  );
+  assert.deepEqual(
+    buttons({ state: "gpu", placement: "gpu", pinned: true }, true),
+    ["Offload", "Unload", "Unpin"],
+  );
+  const [toGpu] = actionButtons(model({ id: "vad", placement: "cpu", actions: ["load-gpu"] }));
+  assert.deepEqual([toGpu.action, toGpu.label], ["load-gpu", "Move vad to the GPU"]);
 });

@@ -59,6 +59,11 @@ export interface VramReport {
   events?: HeadroomEvent[];
   /** The CPU engine pipelines on the CPU run on, and why. */
   cpuEngine?: CpuEngineReport;
+  /**
+   * Every model as `GET /api/v1/models` shows it, in catalog order: the dashboard's table
+   * follows these rows on the stream (absent when the models could not be listed).
+   */
+  models?: ModelRow[];
   takenAt: number;
 }
 
@@ -189,6 +194,32 @@ export interface ModelReport {
   /** Inputs as the loaded session reports them (else as the catalog states them). */
   inputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
   outputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
+}
+
+/**
+ * What may be asked of a model now, each a `POST /api/v1/models/{id}/…`: `load-gpu` is
+ * `load` with `{"device": "gpu"}` (a load, or a move from the CPU), `load-cpu` the same on
+ * the CPU; the others are their paths.
+ */
+export type ModelAction = "load-gpu" | "load-cpu" | "offload" | "unload" | "pin" | "unpin";
+
+/**
+ * The one row shape of a model, wherever the server sends one: each entry of
+ * `GET /api/v1/models`, `GET /api/v1/models/{id}`, every model action's answer, and
+ * `models` of the VRAM report (so every snapshot of its stream). A {@link ModelReport}
+ * with what the scheduler knows of it now: its activity and the actions it allows.
+ */
+export interface ModelRow extends ModelReport {
+  /** Requests running plus open streams on it now. */
+  activeCount: number;
+  /** Milliseconds since its last request when the row was taken (0 before any). */
+  idleMs: number;
+  /** What keep-alive does when it runs out: offload to the CPU or unload. */
+  idleAction: "offload" | "unload";
+  /** The actions it allows where it is now, in the order the dashboard shows them. */
+  actions: ModelAction[];
+  /** When the row was taken (ms since the epoch, the server's clock): a later row replaces it. */
+  takenAt: number;
 }
 
 /** What kind of thing an event records. */

@@ -5,7 +5,7 @@
  */
 import type { Handlers, RouteConfig } from "../server/http/context.ts";
 import { renderPage } from "../server/page.ts";
-import type { ModelReport, VramReport } from "../core/types.ts";
+import type { ModelRow, VramReport } from "../core/types.ts";
 import type { ConfiguredLimits } from "../components/vram_format.ts";
 import VramHistory from "../islands/VramHistory.tsx";
 import VramStatus from "../islands/VramStatus.tsx";
@@ -18,17 +18,13 @@ export const config: RouteConfig = { summary: "The dashboard", auth: "page", pro
 /** Renders the dashboard with the current report. */
 export const handler: Handlers = {
   GET: (c) => {
-    const { config, scheduler } = c.var.services;
-    let models: ModelReport[] | null = null;
-    try {
-      models = scheduler.list();
-    } catch (error) {
-      console.error("Dashboard: cannot list the models (the page fetches them):", error);
-    }
+    const { config } = c.var.services;
+    // The rows go to the table alone; without them (not listed) the table fetches them.
+    const { models, ...report } = c.var.services.reports.current().report;
     return renderPage(
       <Dashboard
-        report={c.var.services.reports.current().report}
-        models={models}
+        report={report}
+        models={models ?? null}
         renderedAt={Date.now()}
         limits={{ budget: config.vramBudget, headroomBytes: config.headroomBytes }}
         historySeconds={Math.floor(config.historyMs / 1000)}
@@ -41,8 +37,8 @@ export const handler: Handlers = {
 /** Props of {@link Dashboard}. */
 export interface DashboardProps {
   report: VramReport;
-  /** The catalog with each model's state (null: the table fetches it). */
-  models: ModelReport[] | null;
+  /** Every model's row (null: the table fetches them). */
+  models: ModelRow[] | null;
   /** When the page was rendered (ms since the epoch). */
   renderedAt: number;
   limits: ConfiguredLimits;

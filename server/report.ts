@@ -5,7 +5,7 @@
  * of each building its own.
  * @module
  */
-import type { CpuEngineReport, VramReport, VramSample } from "../core/types.ts";
+import type { CpuEngineReport, ModelRow, VramReport, VramSample } from "../core/types.ts";
 import type { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import type { Scheduler } from "../core/placement/scheduler.ts";
 import type { EventLog } from "../core/events.ts";
@@ -20,7 +20,7 @@ export const REPORT_REUSE_MS = 250;
 /** What a report is built from (the service's parts; a narrow view so tests can pass their own). */
 export interface ReportSources {
   monitor: Pick<VramMonitor, "current" | "sourceKind" | "reason" | "source">;
-  scheduler: Pick<Scheduler, "placements" | "status">;
+  scheduler: Pick<Scheduler, "placements" | "status" | "list">;
   events: Pick<EventLog, "recent" | "lastSeq">;
   cpuEngine: CpuEngineReport | null;
 }
@@ -40,6 +40,7 @@ export interface ReportBuild {
 export function buildVramReport(sources: ReportSources, sample?: VramSample): VramReport {
   const { monitor } = sources;
   const current = sample ?? monitor.current();
+  const models = listModels(sources);
   return {
     source: monitor.sourceKind,
     reason: monitor.reason,
@@ -49,6 +50,7 @@ export function buildVramReport(sources: ReportSources, sample?: VramSample): Vr
     offloader: sources.scheduler.status(),
     events: sources.events.recent(20),
     ...(sources.cpuEngine ? { cpuEngine: sources.cpuEngine } : {}),
+    ...(models ? { models } : {}),
     takenAt: current.takenAt,
   };
 }
@@ -97,5 +99,28 @@ export class ReportFeed {
     };
     this.#latest = { build, seq, at: now };
     return build;
+  }
+}
+
+/** The last listing error logged (each report would repeat it, four a second). */
+let lastListError = "";
+
+/**
+ * Every model's row (the same rows `GET /api/v1/models` answers), or null when they
+ * cannot be listed now: the device figures still go out (the page then fetches
+ * `GET /api/v1/models`, which answers the error).
+ */
+function listModels(sources: ReportSources): ModelRow[] | null {
+  try {
+    const models = sources.scheduler.list();
+    lastListError = "";
+    return models;
+  } catch (error) {
+    const message = String(error);
+    if (message !== lastListError) {
+      console.error("VRAM report: cannot list the models (sent without them):", error);
+    }
+    lastListError = message;
+    return null;
   }
 }

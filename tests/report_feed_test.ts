@@ -25,6 +25,7 @@ function sources() {
         reads++;
         return [];
       },
+      list: () => [],
       status: () => ({
         budgetBytes: 0,
         headroomBytes: 0,

@@ -139,6 +139,7 @@ export function buildParts(
     explicit: new ExplicitMoves({ records, moves, releases, decisions, clock }),
     reports: new Reports({
       host,
+      clock,
       records,
       account,
       releases,

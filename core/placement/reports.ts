@@ -5,7 +5,9 @@
  * pin, last use, leak and keep-alive), and the per-pipeline rows of the VRAM report.
  * @module
  */
-import type { ModelReport, OffloaderStatus, PipelineReport } from "../types.ts";
+import type { ModelReport, ModelRow, OffloaderStatus, PipelineReport } from "../types.ts";
+import type { Clock } from "../clock.ts";
+import { modelActions } from "./actions.ts";
 import type { SectionGate } from "./gate.ts";
 import type { GpuAccount } from "./gpu_state.ts";
 import type { PipelineHost } from "./host.ts";
@@ -16,6 +18,7 @@ import type { ReleaseWatch } from "./release_watch.ts";
 /** What the reports read. */
 export interface ReportsOptions {
   host: Pick<PipelineHost, "ids" | "view" | "report" | "trackedBytes">;
+  clock: Clock;
   records: Records;
   account: GpuAccount;
   releases: ReleaseWatch;
@@ -65,11 +68,25 @@ export class Reports {
     };
   }
 
-  /** One model for the API: the host's figures with the record's pin, last use, leak and keep-alive. */
-  model(id: string): ModelReport {
+  /**
+   * One model for the API: the host's figures with the record's pin, last use, leak,
+   * keep-alive and activity, and the actions it allows now.
+   */
+  model(id: string): ModelRow {
+    return this.#row(id, this.#o.account.read(false).state !== "none", this.#o.clock.now());
+  }
+
+  /** Every model, in catalog order. */
+  list(): ModelRow[] {
+    const gpu = this.#o.account.read(false).state !== "none";
+    const now = this.#o.clock.now();
+    return this.#o.host.ids().map((id) => this.#row(id, gpu, now));
+  }
+
+  #row(id: string, gpu: boolean, now: number): ModelRow {
     const record = this.#o.records.get(id);
     const report = this.#o.host.report(id);
-    return {
+    const model: ModelReport = {
       ...report,
       pinned: record.pinned,
       lastUsedAt: record.lastUsedAt || null,
@@ -77,11 +94,14 @@ export class Reports {
       keepAliveDeadline: record.keepAliveDeadline,
       cpuReason: report.placement === "cpu" ? record.cpuReason : null,
     };
-  }
-
-  /** Every model, in catalog order. */
-  list(): ModelReport[] {
-    return this.#o.host.ids().map((id) => this.model(id));
+    return {
+      ...model,
+      activeCount: record.activeCount,
+      idleMs: record.lastUsedAt ? Math.max(0, now - record.lastUsedAt) : 0,
+      idleAction: this.#o.keepAlives.policy(id).idleAction,
+      actions: modelActions(model, gpu),
+      takenAt: now,
+    };
   }
 
   /** The per-pipeline breakdown of the VRAM report. */

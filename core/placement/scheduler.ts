@@ -27,7 +27,7 @@
  * one serial queue and is logged as a structured event with its reason.
  * @module
  */
-import type { ModelReport, OffloaderStatus, PipelineReport } from "../types.ts";
+import type { ModelRow, OffloaderStatus, PipelineReport } from "../types.ts";
 import { PipelineError } from "../pipelines/errors.ts";
 import type { RunInput, SessionDevice } from "../pipelines/protocol.ts";
 import type { FitResult } from "./budget.ts";
@@ -126,12 +126,12 @@ export class Scheduler {
   }
 
   /** One model for the API: the host's figures with the record's pin, last use, leak and keep-alive. */
-  model(id: string): ModelReport {
+  model(id: string): ModelRow {
     return this.#p.reports.model(id);
   }
 
   /** Every model, in catalog order. */
-  list(): ModelReport[] {
+  list(): ModelRow[] {
     return this.#p.reports.list();
   }
 
@@ -175,31 +175,31 @@ export class Scheduler {
   // --- explicit placement ---------------------------------------------------------------
 
   /** Loads `id` on `device` (the GPU through the policy). */
-  async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelReport> {
+  async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelRow> {
     this.#p.records.get(id);
     await this.#p.decisions.run(() => this.#p.placer.placeLocked(id, device, "api"));
     return this.model(id);
   }
 
   /** CPU → GPU through the policy. */
-  rehydrate(id: string): Promise<ModelReport> {
+  rehydrate(id: string): Promise<ModelRow> {
     return this.load(id, "gpu");
   }
 
   /** GPU → CPU; answers once the driver shows the memory back (or says it did not). */
-  async offload(id: string): Promise<{ model: ModelReport; release: ReleaseOutcome }> {
+  async offload(id: string): Promise<{ model: ModelRow; release: ReleaseOutcome }> {
     const release = await this.#p.explicit.offload(id);
     return { model: this.model(id), release };
   }
 
   /** Releases the session and ends the worker; answers once the driver shows the memory back. */
-  async unload(id: string): Promise<{ model: ModelReport; release: ReleaseOutcome }> {
+  async unload(id: string): Promise<{ model: ModelRow; release: ReleaseOutcome }> {
     const release = await this.#p.explicit.unload(id);
     return { model: this.model(id), release };
   }
 
   /** Pins or unpins: a pinned pipeline is never evicted. */
-  pin(id: string, pinned: boolean): ModelReport {
+  pin(id: string, pinned: boolean): ModelRow {
     const record = this.#p.records.get(id);
     record.pinned = pinned;
     if (pinned) this.#p.keepAlives.cancel(record);

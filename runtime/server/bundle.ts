@@ -1,7 +1,7 @@
 /**
  * Builds the page assets once: the island bundle (`deno bundle --platform browser` of
  * the client entry, which registers every island in islands/_manifest.ts) and the style
- * sheet (uPlot's CSS and static/*.css), each content-hashed and compressed ahead of time
+ * sheet (uPlot's CSS, static/base.css and each island's static/islands/*.css), each content-hashed and compressed ahead of time
  * with gzip and brotli. `deno task build` writes them to static/build/; the service
  * builds them at start and falls back to that prebuilt copy when it cannot run `deno`.
  * @module
@@ -36,10 +36,11 @@ const ENTRY = new URL("../../islands/_client.ts", import.meta.url);
 /** Where `deno task build` writes, and where the service looks for a prebuilt copy. */
 export const BUILD_DIR: URL = new URL("static/build/", ROOT);
 const MANIFEST = "manifest.json";
-const STYLE_SOURCES = [
-  new URL("node_modules/uplot/dist/uPlot.min.css", ROOT),
-  new URL("static/dashboard.css", ROOT),
-];
+/** The page's own rules (colors, type, panels, controls, the tooltip): before any island's. */
+const BASE_STYLE = new URL("static/base.css", ROOT);
+/** One style sheet per island (`<Island>.css`), joined after the base in name order. */
+export const ISLAND_STYLES: URL = new URL("static/islands/", ROOT);
+const UPLOT_STYLE = new URL("node_modules/uplot/dist/uPlot.min.css", ROOT);
 
 /** Bundles the islands for the browser (minified ESM); throws with deno's own message on failure. */
 export async function bundleIslands(): Promise<Uint8Array<ArrayBuffer>> {
@@ -73,9 +74,18 @@ export async function bundleIslands(): Promise<Uint8Array<ArrayBuffer>> {
   }
 }
 
-/** The style sheet: uPlot's CSS, then ours. */
+/** The style sheets joined into one, in order: uPlot's, static/base.css, then each island's. */
+export async function styleSources(): Promise<URL[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(ISLAND_STYLES)) {
+    if (entry.isFile && entry.name.endsWith(".css")) names.push(entry.name);
+  }
+  return [UPLOT_STYLE, BASE_STYLE, ...names.sort().map((name) => new URL(name, ISLAND_STYLES))];
+}
+
+/** The one style sheet the page links: {@link styleSources} joined. */
 export async function buildStyles(): Promise<Uint8Array<ArrayBuffer>> {
-  const parts = await Promise.all(STYLE_SOURCES.map((url) => Deno.readTextFile(url)));
+  const parts = await Promise.all((await styleSources()).map((url) => Deno.readTextFile(url)));
   return new TextEncoder().encode(parts.join("\n"));
 }
 

@@ -12,7 +12,7 @@ import type { Browser, Page } from "playwright-core";
 import { CHROMIUM_PATH, launchChromium } from "../../scripts/_lib/chromium.ts";
 import { type ServedHeadroom, serveHeadroom } from "../../server/serve_headroom.ts";
 import type { Service } from "../../server/service.ts";
-import { FAKE_GPU_PATH, type FakeGpu } from "../fake_gpu.ts";
+import type { FakeGpu } from "../fake_gpu.ts";
 
 /** Debian's chromium. */
 export const CHROMIUM = CHROMIUM_PATH;
