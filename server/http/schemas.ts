@@ -14,7 +14,8 @@ import type {
   GpuMismatch,
   HeadroomEvent,
   MemoryProfile,
-  ModelReport,
+  ModelAction,
+  ModelRow,
   OffloaderStatus,
   PipelineReport,
   TransitionFigures,
@@ -161,19 +162,6 @@ const cpuEngineSchema = z.object({
   ortNodeDir: z.string(),
 }) satisfies z.ZodType<CpuEngineReport>;
 
-/** The body of `GET /api/v1/hardware/vram` (and of each SSE `snapshot` event). */
-export const vramReportSchema = z.object({
-  source: z.enum(["nvml", "cudart", "webgpu", "none"]),
-  reason: z.string().nullable(),
-  driverVersion: z.string().nullable(),
-  devices: z.array(deviceSnapshotSchema),
-  pipelines: z.array(pipelineReportSchema),
-  offloader: offloaderStatusSchema.optional(),
-  events: z.array(headroomEventSchema).optional(),
-  cpuEngine: cpuEngineSchema.optional(),
-  takenAt: z.number(),
-}) satisfies z.ZodType<VramReport>;
-
 /** What was last measured of one model on one device kind. */
 export const memoryProfileSchema = z.object({
   modelId: z.string(),
@@ -202,8 +190,11 @@ const ioSchema = z.object({
   dims: z.array(z.union([z.number(), z.string()])),
 });
 
-/** One catalog model with its live state (`GET /api/v1/models/{id}`, and what the moves answer). */
-export const modelReportSchema = z.object({
+/**
+ * One model's row, wherever the server sends one (`GET /api/v1/models`, `GET
+ * /api/v1/models/{id}`, what the moves answer, `models` of the VRAM report).
+ */
+export const modelRowSchema = z.object({
   id: z.string(),
   name: z.string(),
   tags: z.array(z.string()),
@@ -230,7 +221,28 @@ export const modelReportSchema = z.object({
   cpuReason: z.string().nullable().optional(),
   inputs: z.array(ioSchema),
   outputs: z.array(ioSchema),
-}) satisfies z.ZodType<ModelReport>;
+  activeCount: z.number(),
+  idleMs: z.number(),
+  idleAction: z.enum(["offload", "unload"]),
+  actions: z.array(
+    z.enum(["load-gpu", "load-cpu", "offload", "unload", "pin", "unpin"] satisfies ModelAction[]),
+  ),
+  takenAt: z.number(),
+}) satisfies z.ZodType<ModelRow>;
+
+/** The body of `GET /api/v1/hardware/vram` (and of each SSE `snapshot` event). */
+export const vramReportSchema = z.object({
+  source: z.enum(["nvml", "cudart", "webgpu", "none"]),
+  reason: z.string().nullable(),
+  driverVersion: z.string().nullable(),
+  devices: z.array(deviceSnapshotSchema),
+  pipelines: z.array(pipelineReportSchema),
+  offloader: offloaderStatusSchema.optional(),
+  events: z.array(headroomEventSchema).optional(),
+  cpuEngine: cpuEngineSchema.optional(),
+  models: z.array(modelRowSchema).optional(),
+  takenAt: z.number(),
+}) satisfies z.ZodType<VramReport>;
 
 const releaseOutcomeSchema = z.object({
   confirmed: z.boolean(),
@@ -240,7 +252,7 @@ const releaseOutcomeSchema = z.object({
 }) satisfies z.ZodType<ReleaseOutcome>;
 
 /** What offload and unload answer: the model after the move, and whether the driver showed the memory back. */
-export const releasedModelSchema = modelReportSchema.extend({ release: releaseOutcomeSchema });
+export const releasedModelSchema = modelRowSchema.extend({ release: releaseOutcomeSchema });
 
 /** The answer of a pre-flight check (and the check a chain was made with). */
 export const fitResultSchema = z.object({

@@ -1,13 +1,13 @@
 /** `GET /api/v1/models`: the catalog with each model's live state and last figures. */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { modelReportSchema } from "../../../server/http/schemas.ts";
+import { modelRowSchema } from "../../../server/http/schemas.ts";
 
 /** A read; answers the catalog. */
 export const config: RouteConfig = {
   summary: "The catalog with each model's state and figures",
   auth: "read",
-  responses: { GET: { 200: z.object({ models: z.array(modelReportSchema) }) } },
+  responses: { GET: { 200: z.object({ models: z.array(modelRowSchema) }) } },
 };
 
 /** Answers `{models: ModelReport[]}` in catalog order. */

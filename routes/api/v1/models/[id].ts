@@ -1,12 +1,12 @@
 /** `GET /api/v1/models/{id}`: one model's state. */
 import type { Handlers, RouteConfig } from "../../../../server/http/context.ts";
-import { modelReportSchema } from "../../../../server/http/schemas.ts";
+import { modelRowSchema } from "../../../../server/http/schemas.ts";
 
 /** A read; answers one ModelReport. */
 export const config: RouteConfig = {
   summary: "One model's state and figures",
   auth: "read",
-  responses: { GET: { 200: modelReportSchema } },
+  responses: { GET: { 200: modelRowSchema } },
 };
 
 /** Answers the ModelReport, or 404 naming the known ids. */

@@ -1,7 +1,7 @@
 /** `POST /api/v1/models/{id}/load`: body `{device?: "gpu" | "cpu"}`. Mutating: needs the token when one is set. */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelReportSchema } from "../../../../../server/http/schemas.ts";
+import { modelRowSchema } from "../../../../../server/http/schemas.ts";
 import { parseJsonBody } from "../../../../../server/http/validate.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
 
@@ -15,7 +15,7 @@ export const config: RouteConfig = {
   summary: "Load a model on the GPU (making room first) or the CPU",
   auth: "mutating",
   body: bodySchema,
-  responses: { POST: { 200: modelReportSchema } },
+  responses: { POST: { 200: modelRowSchema } },
 };
 
 /** Loads the model through the scheduler (the GPU: making room first) and answers its ModelReport. */

@@ -1,12 +1,12 @@
 /** `POST /api/v1/models/{id}/pin`: a pinned pipeline is never evicted. Mutating: needs the token when one is set. */
 import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelReportSchema } from "../../../../../server/http/schemas.ts";
+import { modelRowSchema } from "../../../../../server/http/schemas.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
   summary: "Never evict this pipeline",
   auth: "mutating",
-  responses: { POST: { 200: modelReportSchema } },
+  responses: { POST: { 200: modelRowSchema } },
 };
 
 /** Pins the pipeline; answers its ModelReport. */

@@ -3,14 +3,14 @@
  * first, or says why it cannot). Mutating: needs the token when one is set.
  */
 import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelReportSchema } from "../../../../../server/http/schemas.ts";
+import { modelRowSchema } from "../../../../../server/http/schemas.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
   summary: "CPU → GPU",
   auth: "mutating",
-  responses: { POST: { 200: modelReportSchema } },
+  responses: { POST: { 200: modelRowSchema } },
 };
 
 /** Answers the model's ModelReport after the move. */

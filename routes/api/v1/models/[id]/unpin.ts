@@ -1,12 +1,12 @@
 /** `POST /api/v1/models/{id}/unpin`: the pipeline may be evicted again. Mutating: needs the token when one is set. */
 import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelReportSchema } from "../../../../../server/http/schemas.ts";
+import { modelRowSchema } from "../../../../../server/http/schemas.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
   summary: "Let this pipeline be evicted again",
   auth: "mutating",
-  responses: { POST: { 200: modelReportSchema } },
+  responses: { POST: { 200: modelRowSchema } },
 };
 
 /** Unpins the pipeline; answers its ModelReport. */
