@@ -2,7 +2,7 @@
  * The PipelineHost: what the Scheduler drives. A host owns the workers and their
  * sessions and carries out moves when told; it decides nothing about placement. The
  * PipelineManager (real workers) implements it, and so does a model of it in the tests
- * (tests/_sim_host.ts); one contract suite runs against both.
+ * (tests/_sim_gpu.ts); one contract suite runs against both.
  * @module
  */
 import type { ModelReport, PipelineState, Placement } from "../types.ts";
