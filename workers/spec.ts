@@ -7,7 +7,6 @@
  */
 import { scanOnnxFile } from "../core/models/external_data.ts";
 import type { PipelineSpec } from "../core/pipelines/protocol.ts";
-import { libcPath } from "../ffi/libc.ts";
 
 /** The fields a caller must give; the rest have defaults. */
 export type SpecFields = Pick<PipelineSpec, "modelId" | "modelPath"> & Partial<PipelineSpec>;
@@ -22,7 +21,6 @@ export async function pipelineSpec(fields: SpecFields): Promise<PipelineSpec> {
     cpuEngine: "wasm",
     ortNodeDir: null,
     cpuThreads: 1,
-    libcPath: libcPath(),
     parityAtLoadMaxBytes: 256 * 2 ** 20,
     externalData: info.externalData.map(({ location, path }) => ({ location, path })),
     modelBytes: info.totalBytes,

@@ -92,11 +92,6 @@ export interface PipelineSpec {
   ortNodeDir: string | null;
   /** Intra-op threads of the native engine. */
   cpuThreads: number;
-  /**
-   * The C library to call `malloc_trim` in after a session is released and before the
-   * next is created (FFI is granted for this one file), or null to skip it.
-   */
-  libcPath: string | null;
   /** Absolute file URL of a plugin module, or null for plain tensor in/out. */
   pluginUrl: string | null;
   /** Extra files the plugin needs, by name (for example `keys` → ppocr_keys_v1.txt). */

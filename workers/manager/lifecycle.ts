@@ -14,7 +14,6 @@ import {
   type OnnxFileInfo,
   scanOnnxFile,
 } from "../../core/models/external_data.ts";
-import { libcPath } from "../../ffi/libc.ts";
 import { WorkerClient, type WorkerClientOptions } from "../client.ts";
 import { fromStartFailure } from "./errors.ts";
 import { PARITY_AT_LOAD_MAX_BYTES } from "./parity.ts";
@@ -116,7 +115,6 @@ export class WorkerLifecycle {
         cpuEngine: this.cpuEngine,
         ortNodeDir: engine?.ortNodeDir ?? null,
         cpuThreads: engine?.threads ?? 1,
-        libcPath: libcPath(),
         pluginUrl: model.pluginUrl,
         assets: model.assets,
         numThreads: this.#options.numThreads ?? 1,
