@@ -2,43 +2,12 @@ import assert from "node:assert/strict";
 import type { MemoryProfile, ModelRow } from "../core/types.ts";
 import { modelActions } from "../core/placement/actions.ts";
 import { actionButtons, rowView } from "./pipeline_view.ts";
+import { modelRow } from "./_model_row.ts";
 
 const NOW = 1_800_000_000_000;
 
 function model(over: Partial<ModelRow> = {}): ModelRow {
-  return {
-    id: "m",
-    name: "m",
-    tags: [],
-    plugin: false,
-    state: "unloaded",
-    placement: "none",
-    gpuBytes: 0,
-    gpuBuffers: 0,
-    gpuPeakBytes: 0,
-    rssBytes: 0,
-    ramBytes: 0,
-    engine: null,
-    modelBytes: null,
-    error: null,
-    lastTransition: null,
-    gpuMismatch: null,
-    lastUsedAt: null,
-    display: "never",
-    gpuProfile: null,
-    cpuProfile: null,
-    leak: null,
-    pinned: false,
-    inputs: [],
-    outputs: [],
-    keepAliveDeadline: null,
-    activeCount: 0,
-    idleMs: 0,
-    idleAction: "offload",
-    actions: [],
-    takenAt: NOW,
-    ...over,
-  };
+  return modelRow({ takenAt: NOW, ...over });
 }
 
 const profile = (device: "gpu" | "cpu", over: Partial<MemoryProfile> = {}): MemoryProfile => ({

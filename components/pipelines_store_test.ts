@@ -2,41 +2,10 @@ import assert from "node:assert/strict";
 import { signal } from "@preact/signals";
 import type { ModelRow, VramReport } from "../core/types.ts";
 import { mergeRows, PipelinesStore } from "./pipelines_store.ts";
+import { modelRow } from "./_model_row.ts";
 
 function row(id: string, takenAt: number, over: Partial<ModelRow> = {}): ModelRow {
-  return {
-    id,
-    name: id,
-    tags: [],
-    plugin: false,
-    state: "unloaded",
-    placement: "none",
-    gpuBytes: 0,
-    gpuBuffers: 0,
-    gpuPeakBytes: 0,
-    rssBytes: 0,
-    ramBytes: 0,
-    engine: null,
-    modelBytes: null,
-    error: null,
-    lastTransition: null,
-    gpuMismatch: null,
-    lastUsedAt: null,
-    display: "never",
-    gpuProfile: null,
-    cpuProfile: null,
-    leak: null,
-    pinned: false,
-    inputs: [],
-    outputs: [],
-    keepAliveDeadline: null,
-    activeCount: 0,
-    idleMs: 0,
-    idleAction: "offload",
-    actions: ["load-cpu", "pin"],
-    takenAt,
-    ...over,
-  };
+  return modelRow({ id, name: id, actions: ["load-cpu", "pin"], takenAt, ...over });
 }
 
 Deno.test("mergeRows() - a row replaces its model's unless taken earlier; new models go last", () => {

@@ -27,6 +27,26 @@ import type { SimCall, SimPipelineSpec } from "./_sim_gpu.ts";
 /** Any file that exists: the doubles never read it. */
 const SOME_FILE = new URL("./_worker_double.ts", import.meta.url).pathname;
 
+/**
+ * A catalog entry for a pipeline that runs on a worker double: its "model file" is this
+ * module (the doubles never read it), no plugin, no declared inputs.
+ */
+export function doubleCatalogModel(id: string): CatalogModel {
+  return {
+    id,
+    name: id,
+    source: SOME_FILE,
+    tags: [],
+    inputs: undefined,
+    outputs: undefined,
+    pluginUrl: null,
+    assets: {},
+    syntheticBytes: null,
+    path: SOME_FILE,
+    preload: false,
+  };
+}
+
 /** Options of {@link DoubleGpu}. */
 export interface DoubleGpuOptions {
   totalBytes: number;
@@ -55,19 +75,7 @@ export class DoubleGpu implements DeviceView {
     this.totalBytes = options.totalBytes;
     this.usable = options.usable ?? true;
     for (const spec of options.pipelines) this.#specs.set(spec.id, spec);
-    const models: CatalogModel[] = options.pipelines.map((spec) => ({
-      id: spec.id,
-      name: spec.id,
-      source: SOME_FILE,
-      tags: [],
-      inputs: undefined,
-      outputs: undefined,
-      pluginUrl: null,
-      assets: {},
-      syntheticBytes: null,
-      path: SOME_FILE,
-      preload: false,
-    }));
+    const models = options.pipelines.map((spec) => doubleCatalogModel(spec.id));
     this.host = new PipelineManager({
       catalog: new Catalog(models, "/nonexistent"),
       events: options.events ?? new EventLog(10_000),

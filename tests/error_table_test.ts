@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
+import { Catalog } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
 import { PIPELINE_ERROR_CODES, PipelineError } from "../core/pipelines/errors.ts";
 import {
@@ -22,6 +22,7 @@ import { handleError } from "../server/http/errors.ts";
 import { WORKER_ERROR_MAP } from "../workers/manager/errors.ts";
 import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import { WorkerDiedError } from "../workers/client.ts";
+import { doubleCatalogModel } from "./_worker_double.ts";
 
 Deno.test("error table - every pipeline error code has an HTTP status, and only those", () => {
   assert.deepEqual(
@@ -70,8 +71,6 @@ const LOAD_ANSWERS: Record<WorkerErrorCode, [number, string]> = {
   internal: [500, "load_failed"],
 };
 
-const SOME_FILE = new URL(import.meta.url).pathname;
-
 /**
  * A PipelineManager over worker doubles whose runs (or GPU loads) answer with the error
  * code the model id names ("run-oom", "load-no_webgpu"), behind a Hono app with the
@@ -80,19 +79,7 @@ const SOME_FILE = new URL(import.meta.url).pathname;
 function appOverFailingWorkers(): { app: Hono; host: PipelineManager } {
   const ids = WORKER_ERROR_CODES.flatMap((code) => [`run-${code}`, `load-${code}`]);
   ids.push("died", "clone", "ok");
-  const models: CatalogModel[] = ids.map((id) => ({
-    id,
-    name: id,
-    source: SOME_FILE,
-    tags: [],
-    inputs: undefined,
-    outputs: undefined,
-    pluginUrl: null,
-    assets: {},
-    syntheticBytes: null,
-    path: SOME_FILE,
-    preload: false,
-  }));
+  const models = ids.map((id) => doubleCatalogModel(id));
   const host = new PipelineManager({
     catalog: new Catalog(models, "/nonexistent"),
     events: new EventLog(),
