@@ -3,7 +3,13 @@
  * test, since `deno test --parallel` shares one process), cleaned up with `await using`.
  */
 import type { Config } from "../core/config.ts";
-import { headroomConfig, startHeadroom } from "../server/serve_headroom.ts";
+import {
+  type Headroom,
+  headroomConfig,
+  type HeadroomOptions,
+  serveHeadroom,
+  startHeadroom,
+} from "../server/serve_headroom.ts";
 import type { Service } from "../server/service.ts";
 import { FakeGpu } from "./fake_gpu.ts";
 import { tempDirSync } from "./_temp.ts";
@@ -27,15 +33,31 @@ export interface FakeGpuService extends AsyncDisposable {
  * Starts a service on a fresh private fake GPU (one 8 GiB device unless `setup` changes
  * it), in a temp data dir removed on dispose unless `overrides` names one.
  */
-export async function startOnFakeGpu(
+export function startOnFakeGpu(
   overrides: Partial<Config> = {},
   setup: (gpu: FakeGpu) => void = () => {},
 ): Promise<FakeGpuService> {
+  return onFakeGpu(overrides, setup, (options) => startHeadroom(options));
+}
+
+/** {@link startOnFakeGpu}, also listening on a free loopback port, for clients that need a socket. */
+export function serveOnFakeGpu(
+  overrides: Partial<Config> = {},
+  setup: (gpu: FakeGpu) => void = () => {},
+): Promise<FakeGpuService & { url: string }> {
+  return onFakeGpu(overrides, setup, (options) => serveHeadroom(options));
+}
+
+async function onFakeGpu<H extends Headroom>(
+  overrides: Partial<Config>,
+  setup: (gpu: FakeGpu) => void,
+  start: (options: HeadroomOptions) => Promise<H>,
+): Promise<FakeGpuService & Omit<H, keyof Headroom>> {
   const gpu = new FakeGpu({ isolate: true });
   setup(gpu);
-  let headroom;
+  let headroom: H;
   try {
-    headroom = await startHeadroom({
+    headroom = await start({
       config: { nvmlLibrary: gpu.path, ...overrides },
       tempPrefix: "headroom-test-",
     });
@@ -43,12 +65,14 @@ export async function startOnFakeGpu(
     gpu.close();
     throw error;
   }
+  const { service, request, close, ...rest } = headroom;
   return {
+    ...(rest as Omit<H, keyof Headroom>),
     gpu,
-    service: headroom.service,
-    request: headroom.request,
+    service,
+    request,
     async [Symbol.asyncDispose]() {
-      await headroom.close();
+      await close();
       gpu.close();
     },
   };

@@ -7,10 +7,9 @@
 // tests' timings, so it is not the default). Writes its summary to
 // tests/artifacts/concurrency.json.
 import assert from "node:assert/strict";
-import { startService } from "../server/service.ts";
+import { serveHeadroom } from "../server/serve_headroom.ts";
 import type { VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
-import { testConfig } from "./_service.ts";
 import { prng } from "../core/random.ts";
 import { requireWebGpu } from "./_requires.ts";
 import { tempDirSync } from "./_temp.ts";
@@ -73,19 +72,18 @@ Deno.test({
         models: Object.entries(MODELS).map(([id, size]) => ({ id, source: `synthetic:${size}` })),
       }),
     );
-    await using service = await startService(testConfig({
-      gpu: "software",
-      vramBudget: { kind: "bytes", bytes: BUDGET_BYTES },
-      headroomBytes: Math.floor(BUDGET_BYTES / 10),
-      modelsFile: modelsPath,
-      sampleMs: 250,
-    }));
+    await using service = await serveHeadroom({
+      tempPrefix: "headroom-test-",
+      config: {
+        gpu: "software",
+        vramBudget: { kind: "bytes", bytes: BUDGET_BYTES },
+        headroomBytes: Math.floor(BUDGET_BYTES / 10),
+        modelsFile: modelsPath,
+        sampleMs: 250,
+      },
+    });
     assert.equal(service.services.monitor.sourceKind, "webgpu", "the service found no adapter");
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      service.app.fetch,
-    );
-    const base = `http://127.0.0.1:${server.addr.port}`;
+    const base = service.url;
     const ids = Object.keys(MODELS);
     const inputs = Object.fromEntries(ids.map((id) => {
       const { width } = planSyntheticModel(parseSyntheticSize(MODELS[id]));
@@ -227,7 +225,6 @@ Deno.test({
       sampling = false;
       await sampler;
       unsubscribe();
-      await server.shutdown();
     }
     const seconds = (performance.now() - started) / 1000;
 

@@ -9,6 +9,7 @@ import type { Config } from "../core/config.ts";
 import type { HeadroomEvent, ModelReport, VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { testConfig } from "./_service.ts";
+import { serveHeadroom } from "../server/serve_headroom.ts";
 import { readWav } from "./_wav.ts";
 import { requireWebGpu } from "./_requires.ts";
 import { tempDirSync } from "./_temp.ts";
@@ -483,12 +484,11 @@ workerTest(
 workerTest(
   "WebSocket /api/v1/pipelines/silero-vad/stream - probabilities per chunk, active while open",
   async () => {
-    await using service = await startService(testConfig({ gpu: "cpu" }));
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-      service.app.fetch,
-    );
-    const base = `127.0.0.1:${server.addr.port}`;
+    await using service = await serveHeadroom({
+      tempPrefix: "headroom-test-",
+      config: { gpu: "cpu" },
+    });
+    const base = new URL(service.url).host;
     const activeCount = async () => {
       const report: VramReport = await (await fetch(`http://${base}/api/v1/hardware/vram`)).json();
       return report.offloader!.pipelines.find((p) => p.id === "silero-vad")?.activeCount ?? 0;
@@ -562,7 +562,7 @@ workerTest(
       bad.close();
       await badClosed;
     } finally {
-      await server.shutdown();
+      await service.close();
     }
   },
 );

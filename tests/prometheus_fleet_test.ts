@@ -4,7 +4,7 @@
 // alert's expression (and the alert pending) for the node whose GPU is 95% full.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { type FakeGpuService, startOnFakeGpu } from "./_service.ts";
+import { serveOnFakeGpu } from "./_service.ts";
 
 const RULES = fileURLToPath(new URL("../deploy/prometheus/headroom.rules.yml", import.meta.url));
 const GiB = 2 ** 30;
@@ -17,11 +17,6 @@ function freePort(): number {
   return port;
 }
 
-/** Serves a started service on 127.0.0.1:<free port>. */
-function serve(t: FakeGpuService) {
-  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, t.service.app.fetch);
-}
-
 interface PromSample {
   metric: Record<string, string>;
   value: [number, string];
@@ -31,14 +26,12 @@ Deno.test({
   name:
     "prometheus fleet - a real Prometheus scrapes two nodes; both nodes' models and the VRAM alert show",
   fn: async () => {
-    await using nodeA = await startOnFakeGpu({ nodeName: "node-a" });
-    await using nodeB = await startOnFakeGpu(
+    await using nodeA = await serveOnFakeGpu({ nodeName: "node-a" });
+    await using nodeB = await serveOnFakeGpu(
       { nodeName: "node-b" },
       (gpu) => gpu.setOtherUsed(0, Math.round(7.6 * GiB)), // of 8 GiB: 95 %
     );
     await nodeA.service.services.scheduler.load("silero-vad", "cpu");
-    const serverA = serve(nodeA);
-    const serverB = serve(nodeB);
     const dir = await Deno.makeTempDir({ prefix: "headroom-prometheus-" });
     const port = freePort();
     let child: Deno.ChildProcess | null = null;
@@ -54,7 +47,7 @@ Deno.test({
           "scrape_configs:",
           "  - job_name: headroom",
           "    static_configs:",
-          `      - targets: ["127.0.0.1:${serverA.addr.port}", "127.0.0.1:${serverB.addr.port}"]`,
+          `      - targets: ["${new URL(nodeA.url).host}", "${new URL(nodeB.url).host}"]`,
           "",
         ].join("\n"),
       );
@@ -139,8 +132,6 @@ Deno.test({
         } catch { /* already gone */ }
         await child.status;
       }
-      await serverA.shutdown();
-      await serverB.shutdown();
       await Deno.remove(dir, { recursive: true });
     }
   },
