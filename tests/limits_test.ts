@@ -198,8 +198,11 @@ Deno.test("cancellation - a client that disconnects while its request waits leav
   }
   const client = new AbortController();
   const queued = post({ values: [1] }, client.signal).catch((error) => error);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.equal(scheduler.status().pipelines.find((p) => p.id === "sum")?.activeCount, 2);
+  const active = () => scheduler.status().pipelines.find((p) => p.id === "sum")?.activeCount;
+  for (let i = 0; i < 200 && active() !== 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10)); // until the second request is queued
+  }
+  assert.equal(active(), 2);
   client.abort();
   await queued;
   let count = 2;
