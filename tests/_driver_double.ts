@@ -66,7 +66,7 @@ export function onDriverDouble(
     reason: null,
     sampleMs: SAMPLE_MS,
     activeBytes: () => double.host.trackedBytes(),
-    now: clock.now,
+    clock,
   });
   const events = new EventLog(1000);
   const scheduler = new Scheduler({

@@ -9,6 +9,7 @@
 import { RingBuffer } from "../ring_buffer.ts";
 import type { DeviceSnapshot, VramSample, VramSourceKind } from "../types.ts";
 import type { VramSource } from "./source.ts";
+import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
 
 /** How the monitor is set up. */
 export interface VramMonitorOptions {
@@ -21,8 +22,8 @@ export interface VramMonitorOptions {
   historyMs?: number;
   /** Live GPU bytes tracked in the workers, per device index (0 until pipelines exist). */
   activeBytes?: (deviceIndex: number) => number;
-  /** Clock, in ms since the epoch (tests replace it). */
-  now?: () => number;
+  /** Time and the sampling timer (the system clock; tests pass tests/_fake_clock.ts). */
+  clock?: Clock;
 }
 
 /** Called with each sample that differs from the one before it. */
@@ -37,7 +38,8 @@ export class VramMonitor {
   #latest: VramSample | null = null;
   #lastGood = new Map<number, DeviceSnapshot>();
   #listeners = new Set<SampleListener>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: TimerHandle | undefined;
+  #clock: Clock;
   #activeBytes: (deviceIndex: number) => number;
   #now: () => number;
   #queries = 0;
@@ -51,7 +53,8 @@ export class VramMonitor {
     const historyMs = options.historyMs ?? 3_600_000;
     this.#history = new RingBuffer(Math.max(1, Math.ceil(historyMs / this.sampleMs)));
     this.#activeBytes = options.activeBytes ?? (() => 0);
-    this.#now = options.now ?? Date.now;
+    this.#clock = options.clock ?? systemClock;
+    this.#now = () => this.#clock.now();
   }
 
   /** Which source feeds the monitor. */
@@ -68,14 +71,17 @@ export class VramMonitor {
   start(): void {
     if (this.#timer !== undefined) return;
     this.sample();
-    const timer = setInterval(() => this.sample(), this.sampleMs);
-    Deno.unrefTimer(timer);
-    this.#timer = timer;
+    const tick = () => {
+      // The next tick is set first: a sample that throws does not stop the sampling.
+      this.#timer = this.#clock.setTimeout(tick, this.sampleMs);
+      this.sample();
+    };
+    this.#timer = this.#clock.setTimeout(tick, this.sampleMs);
   }
 
   /** Stops sampling and closes the source; safe to call twice. */
   stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#listeners.clear();
     this.source.close();
