@@ -3,6 +3,7 @@
 // so the test sees the other tenant's bytes come and go; and once against a Headroom
 // server subprocess on the same double.
 import assert from "node:assert/strict";
+import { startServerProcess } from "../scripts/_lib/server_process.ts";
 import { FAKE_GPU_PATH, FakeGpu, GiB } from "./fake_gpu.ts";
 import { requireWebGpu } from "./_requires.ts";
 
@@ -165,7 +166,7 @@ Deno.test("pressure - --help exits 0; bad flags exit 2 naming the flag", async (
 Deno.test("pressure - a Headroom server on the double shows the pressure while the tool holds", async () => {
   using double = sharedDouble();
   const { gpu } = double;
-  const server = new Deno.Command(Deno.execPath(), {
+  const server = await startServerProcess({
     args: ["run", "--allow-all", `${ROOT}main.ts`, "--port", "0"],
     cwd: ROOT,
     env: {
@@ -174,20 +175,9 @@ Deno.test("pressure - a Headroom server on the double shows the pressure while t
       HEADROOM_DATA_DIR: double.dir,
       HEADROOM_SAMPLE_MS: "100",
     },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stderr = new Response(server.stderr).text();
-  const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  });
+  const { url } = server;
   try {
-    let seen = "";
-    let url = "";
-    while (!url) {
-      const { value, done } = await lines.read();
-      if (done) assert.fail(`the server exited before listening: ${seen}${await stderr}`);
-      seen += value;
-      url = /http:\/\/127\.0\.0\.1:\d+/.exec(seen)?.[0] ?? "";
-    }
     const used = async () =>
       (await (await fetch(`${url}/api/v1/hardware/vram`)).json()).devices[0].usedBytes as number;
     assert.equal(await used(), 0);
@@ -213,10 +203,7 @@ Deno.test("pressure - a Headroom server on the double shows the pressure while t
     assert.deepEqual(result.service.errors, []);
     await waitFor("the server to see it freed", used, (bytes) => bytes === 0);
   } finally {
-    await lines.cancel().catch(() => {});
-    server.kill("SIGTERM");
-    await server.status;
-    await stderr;
+    await server.stop();
   }
 });
 
@@ -235,7 +222,7 @@ Deno.test({
         ],
       }),
     );
-    const server = new Deno.Command(Deno.execPath(), {
+    const server = await startServerProcess({
       args: ["run", "--allow-all", `${ROOT}main.ts`, "--port", "0"],
       cwd: ROOT,
       env: {
@@ -245,20 +232,9 @@ Deno.test({
         HEADROOM_MODELS: `${double.dir}/models.json`,
         HEADROOM_SAMPLE_MS: "100",
       },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(server.stderr).text();
-    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    });
+    const { url } = server;
     try {
-      let seen = "";
-      let url = "";
-      while (!url) {
-        const { value, done } = await lines.read();
-        if (done) assert.fail(`the server exited before listening: ${seen}${await stderr}`);
-        seen += value;
-        url = /http:\/\/127\.0\.0\.1:\d+/.exec(seen)?.[0] ?? "";
-      }
       for (const id of ["small", "big"]) {
         const response = await fetch(`${url}/api/v1/models/${id}/load`, {
           method: "POST",
@@ -285,10 +261,7 @@ Deno.test({
         assert.equal(model.leak, null, `${model.id}: ${model.leak}`);
       }
     } finally {
-      await lines.cancel().catch(() => {});
-      server.kill("SIGTERM");
-      await server.status;
-      await stderr;
+      await server.stop();
     }
   },
 });

@@ -1,5 +1,6 @@
 /** HTTP load for the benchmarks: servers in subprocesses, and wrk against them. */
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { startServerProcess } from "./server_process.ts";
 
 /** What wrk measured. */
 export interface HttpResult {
@@ -40,44 +41,11 @@ export async function runWrk(url: string, seconds: number): Promise<HttpResult> 
   return { requestsPerSecond: Number(rps[1]), p99Ms, errors: errors ? Number(errors[1]) : 0 };
 }
 
-/** Starts `deno run` of some code in a subprocess and waits for it to print its URL. */
-async function startServerProcess(
-  args: string[],
-  env: Record<string, string>,
-): Promise<BenchServer> {
-  const child = new Deno.Command(Deno.execPath(), { args, env, stdout: "piped", stderr: "inherit" })
-    .spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen += value;
-    const match = /http:\/\/[\d.]+:\d+/.exec(seen);
-    if (match) {
-      // Keep draining stdout so the child never blocks on a full pipe.
-      (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })().catch(() => {});
-      return {
-        url: match[0],
-        stop: async () => {
-          child.kill("SIGKILL");
-          await child.status;
-        },
-      };
-    }
-  }
-  child.kill("SIGKILL");
-  throw new Error(`server did not start: ${seen}`);
-}
-
 /** A plain `Deno.serve` hello world: the ceiling to compare against. */
 export function startHelloWorld(): Promise<BenchServer> {
   const code = `Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) =>
     console.log("http://127.0.0.1:" + port) }, () => new Response("Hello, world"));`;
-  return startServerProcess(["eval", code], {});
+  return startServerProcess({ args: ["eval", code], stopSignal: "SIGKILL" });
 }
 
 /**
@@ -88,16 +56,13 @@ export async function startHeadroomProcess(root: string): Promise<BenchServer> {
   const main = fromFileUrl(new URL("../../main.ts", import.meta.url));
   const dataDir = await Deno.makeTempDir({ prefix: "headroom-bench-" });
   const removeData = () => Deno.remove(dataDir, { recursive: true }).catch(() => {});
-  const server = await startServerProcess([
-    "run",
-    "--v8-flags=--wasm-tiering-budget=100000000",
-    "--allow-all",
-    main,
-    "--port",
-    "0",
-  ], {
-    HEADROOM_NVML_LIBRARY: `${root}tests/.build/libfakegpu.so`,
-    HEADROOM_DATA_DIR: dataDir,
+  const server = await startServerProcess({
+    args: ["run", "--v8-flags=--wasm-tiering-budget=100000000", "--allow-all", main, "--port", "0"],
+    env: {
+      HEADROOM_NVML_LIBRARY: `${root}tests/.build/libfakegpu.so`,
+      HEADROOM_DATA_DIR: dataDir,
+    },
+    stopSignal: "SIGKILL",
   }).catch(async (error) => {
     await removeData();
     throw error;
