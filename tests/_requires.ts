@@ -82,7 +82,8 @@ export function requireFakeGpu(): boolean {
   );
 }
 
-function exists(path: string): boolean {
+/** Whether something is at `path` (a file, a folder, a link's target). */
+export function exists(path: string): boolean {
   try {
     Deno.statSync(path);
     return true;

@@ -12,6 +12,7 @@ import { DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 import { libcPath } from "../ffi/libc.ts";
 import type { ProbeReport, ProbeTargets } from "./fixtures/sandbox_probe_plugin.ts";
+import { exists } from "./_requires.ts";
 
 const PLUGIN = new URL("./fixtures/sandbox_probe_plugin.ts", import.meta.url).href;
 const ATTEMPTS = [
@@ -100,15 +101,6 @@ async function probe(cpuEngine: "wasm" | "native"): Promise<void> {
     Deno.env.delete(envName);
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(outside, { recursive: true });
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
