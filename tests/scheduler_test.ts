@@ -99,6 +99,20 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
+/** Makes the sim's offload of `id` wait: `started` settles when it begins, `release()` lets it end. */
+function holdOffload(sim: SimGpu, id: string): { started: Promise<void>; release: () => void } {
+  const started = deferred();
+  const hold = deferred();
+  sim.delay = (op, which) => {
+    if (op === "offload" && which === id) {
+      started.resolve();
+      return hold.promise;
+    }
+    return Promise.resolve();
+  };
+  return { started: started.promise, release: hold.resolve };
+}
+
 // --- LRU order and the delta ----------------------------------------------------------
 
 Deno.test("Scheduler - evicts idle pipelines least recently used first", async () => {
@@ -267,20 +281,12 @@ Deno.test("Scheduler - a pipeline that becomes active while an earlier eviction 
     headroomBytes: headroom,
     pipelines: [...gpuPipelines(2, 1 * GiB), { id: "x", gpuBytes: 3 * GiB }],
   });
-  const started = deferred();
-  const hold = deferred();
-  sim.delay = (op, id) => {
-    if (op === "offload" && id === "p0") {
-      started.resolve();
-      return hold.promise;
-    }
-    return Promise.resolve();
-  };
+  const offload = holdOffload(sim, "p0");
   // x needs 3 GiB with 1 GiB available: both p0 and p1 must go.
   const placing = offloader.place("x");
-  await started.promise;
+  await offload.started;
   offloader.markActive("p1"); // a request arrives on p1 while p0 moves
-  hold.resolve();
+  offload.release();
   const device = await placing;
   assert.equal(sim.placementOf("p1"), "gpu", "the active pipeline stayed");
   assert.ok(
@@ -301,19 +307,11 @@ Deno.test("Scheduler - a pipeline that becomes active while an earlier eviction 
       headroomBytes: 1 * GiB,
       pipelines: [...gpuPipelines(3, 1 * GiB), { id: "x", gpuBytes: 3 * GiB }],
     });
-    const started = deferred();
-    const hold = deferred();
-    sim.delay = (op, id) => {
-      if (op === "offload" && id === "p0") {
-        started.resolve();
-        return hold.promise;
-      }
-      return Promise.resolve();
-    };
+    const offload = holdOffload(sim, "p0");
     const placing = offloader.place("x");
-    await started.promise;
+    await offload.started;
     offloader.pin("p1", true); // POST /models/p1/pin while p0 moves
-    hold.resolve();
+    offload.release();
     await placing;
     assert.equal(sim.placementOf("p1"), "gpu");
     assert.ok(!log("eviction").some((e) => e.pipeline === "p1"), "p1 was evicted though pinned");
