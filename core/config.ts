@@ -2,123 +2,82 @@
  * The service's configuration: command-line flags and `HEADROOM_*` environment
  * variables merged into one typed object (a flag wins over its variable), validated
  * once at start with one clear message per bad value.
+ *
+ * Every setting is declared once, in {@link SETTINGS}: its flag, its variable, its
+ * default, its schema and its help text. The {@link Config} type, the parser,
+ * `--help` ({@link CONFIG_HELP}), the API's response schemas for the settings it reports
+ * and the README's configuration table (`deno task docs`, scripts/docs.ts) are all read
+ * from that table.
  * @module
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseBytes, parseDurationMs } from "./units.ts";
 
-/** How Headroom looks for a GPU: `auto` tries NVML, CUDA, then a hardware WebGPU adapter. */
-export type GpuMode = "auto" | "nvidia" | "webgpu" | "software" | "cpu";
-
 /** A VRAM budget: a byte count, or a share of each device's total. */
 export type VramBudget = { kind: "bytes"; bytes: number } | { kind: "percent"; percent: number };
 
-/** The validated configuration every part of the service reads. */
-export interface Config {
-  host: string;
-  port: number;
-  /** API token; mutating endpoints require `Authorization: Bearer <token>` when set. */
-  token: string | null;
-  /** Serve a non-loopback address without a token (loudly warned about). */
-  insecureNoToken: boolean;
-  /** Reads (GET) need the token too. */
-  tokenForReads: boolean;
-  /** Inference (infer, OCR, streams) needs the token too. */
-  tokenForInfer: boolean;
-  /** Origins allowed by CORS and allowed to call mutating routes; empty = same origin only. */
-  corsOrigins: string[];
-  /**
-   * Host names accepted in the `Host` header besides loopback names while bound to
-   * loopback (DNS-rebinding protection); empty = loopback names only.
-   */
-  allowedHosts: string[];
-  /** Most SSE and WebSocket connections open at once (503 past it). */
-  maxStreams: number;
-  /** Most requests waiting or running on one pipeline (429 with Retry-After past it). */
-  queueLimit: number;
-  dataDir: string;
-  /** Deno KV for profiles and events: a path or a remote URL; null = `<dataDir>/headroom.kv`. */
-  kv: string | null;
-  gpu: GpuMode;
-  vramBudget: VramBudget | null;
-  /** Free VRAM to keep, in bytes, exactly as configured (one at or above the budget is a start-up error). */
-  headroomBytes: number;
-  sampleMs: number;
-  historyMs: number;
-  /** Path of the models file, or null for the built-in catalog. */
-  modelsFile: string | null;
-  nvmlLibrary: string | null;
-  cudartLibrary: string | null;
-  /** What to do when a model cannot fit on the GPU even after evicting. */
-  onInsufficientVram: "cpu" | "reject";
-  /** shared: models coexist; exclusive: a request for a model that is not loaded switches to it. */
-  mode: "shared" | "exclusive";
-  /** Default idle time after which a model is offloaded or unloaded; null = off. */
-  keepAliveMs: number | null;
-  /** What keep-alive does when it runs out: move to the CPU, or unload. */
-  idleAction: "offload" | "unload";
-  /** A request past this (queue included) answers 504; a worker stuck past it is replaced. */
-  requestTimeoutMs: number;
-  /** The CPU engine: `auto` (native when onnxruntime-node loads, else wasm), `native`, `wasm`. */
-  cpuEngine: "auto" | "native" | "wasm";
-  /** Intra-op threads of the native CPU engine; null = every core (at most 16). */
-  cpuThreads: number | null;
-  /** onnxruntime-node's package folder; null = the project's node_modules. */
-  ortNodeDir: string | null;
-  /** This node's name on /metrics (the `Hostname` label); null = the machine's host name. */
-  nodeName: string | null;
-  /**
-   * How the user gave each setting (`--headroom`, or `HEADROOM_HEADROOM` from the
-   * environment), so that checks made after parsing name what was typed; absent = default.
-   */
-  givenAs?: Partial<Record<SettingName, string>>;
+/** One setting, declared once: what the parser, `--help`, the API and the README read. */
+export interface Setting<T> {
+  /** The command-line flag, without its `--`. */
+  flag: string;
+  /** The environment variable read when the flag is absent. */
+  env: string;
+  /** What the flag's value looks like in `--help` (`SIZE`, `cpu|reject`); absent for an on/off switch. */
+  arg?: string;
+  /** The text used when neither flag nor variable is given, read like a given value; null = unset. */
+  default: string | null;
+  /** How the default reads in `--help` and the README. */
+  shownDefault: string;
+  /** The words it accepts, for a setting that takes one of a few. */
+  choices?: readonly string[];
+  /** Reads the text into the value, or says why it cannot. */
+  schema: z.ZodType<T, string>;
+  /** What it does, in one or two clauses (Markdown code spans allowed; `--help` drops the backticks). */
+  help: string;
 }
 
-/** Thrown when one or more values are bad; `problems` holds one message per value. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
-  }
+/** A setting with a value: its default text is read like a given value. */
+function setting<T>(
+  spec: Omit<Setting<T>, "shownDefault"> & { default: string; shownDefault?: string },
+): Setting<T>;
+/** A setting that may stay unset (null); `shownDefault` says what unset means. */
+function setting<T>(spec: Setting<T> & { default: null }): Setting<T | null>;
+function setting<T>(
+  spec: Omit<Setting<T>, "shownDefault"> & { shownDefault?: string },
+): Setting<T> {
+  return { ...spec, shownDefault: spec.shownDefault ?? spec.default ?? "none" };
 }
 
-/** Each setting: its flag, its environment variable, and how to read and check its text. */
-const SETTINGS = {
-  host: { flag: "host", env: "HEADROOM_HOST" },
-  port: { flag: "port", env: "HEADROOM_PORT" },
-  token: { flag: "token", env: "HEADROOM_TOKEN" },
-  dataDir: { flag: "data-dir", env: "HEADROOM_DATA_DIR" },
-  kv: { flag: "kv", env: "HEADROOM_KV" },
-  gpu: { flag: "gpu", env: "HEADROOM_GPU" },
-  vramBudget: { flag: "vram-budget", env: "HEADROOM_VRAM_BUDGET" },
-  headroom: { flag: "headroom", env: "HEADROOM_HEADROOM" },
-  sampleMs: { flag: "sample-ms", env: "HEADROOM_SAMPLE_MS" },
-  history: { flag: "history", env: "HEADROOM_HISTORY" },
-  models: { flag: "models", env: "HEADROOM_MODELS" },
-  nvmlLibrary: { flag: "nvml-library", env: "HEADROOM_NVML_LIBRARY" },
-  cudartLibrary: { flag: "cudart-library", env: "HEADROOM_CUDART_LIBRARY" },
-  onInsufficientVram: { flag: "on-insufficient-vram", env: "HEADROOM_ON_INSUFFICIENT_VRAM" },
-  corsOrigins: { flag: "cors-origins", env: "HEADROOM_CORS_ORIGINS" },
-  allowedHosts: { flag: "allowed-hosts", env: "HEADROOM_ALLOWED_HOSTS" },
-  nodeName: { flag: "node-name", env: "HEADROOM_NODE_NAME" },
-  maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
-  queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
-  mode: { flag: "mode", env: "HEADROOM_MODE" },
-  keepAlive: { flag: "keep-alive", env: "HEADROOM_KEEP_ALIVE" },
-  idleAction: { flag: "idle-action", env: "HEADROOM_IDLE_ACTION" },
-  requestTimeout: { flag: "request-timeout", env: "HEADROOM_REQUEST_TIMEOUT" },
-  cpuEngine: { flag: "cpu-engine", env: "HEADROOM_CPU_ENGINE" },
-  cpuThreads: { flag: "cpu-threads", env: "HEADROOM_CPU_THREADS" },
-  ortNodeDir: { flag: "ort-node-dir", env: "HEADROOM_ORT_NODE_DIR" },
-} as const;
+/** One of a few words; the message lists them (`expected cpu or reject`). */
+function oneOf<const C extends readonly [string, ...string[]]>(choices: C) {
+  const listed = choices.length === 2
+    ? `${choices[0]} or ${choices[1]}`
+    : `one of ${choices.join(", ")}`;
+  return {
+    arg: choices.join("|"),
+    choices,
+    schema: z.enum(choices, { error: `expected ${listed}` }),
+  };
+}
 
-/** On/off settings: a flag without a value, or its variable set to 1/true/yes or 0/false/no. */
-const SWITCHES = {
-  insecureNoToken: { flag: "insecure-no-token", env: "HEADROOM_INSECURE_NO_TOKEN" },
-  tokenForReads: { flag: "token-for-reads", env: "HEADROOM_TOKEN_FOR_READS" },
-  tokenForInfer: { flag: "token-for-infer", env: "HEADROOM_TOKEN_FOR_INFER" },
-} as const;
+/** An on/off switch: the flag without a value, or its variable set to 1/true/yes or 0/false/no. */
+function toggle(spec: { flag: string; env: string; help: string }): Setting<boolean> {
+  return {
+    ...spec,
+    default: "false",
+    shownDefault: "off",
+    schema: z.string().transform((text, ctx) => {
+      const word = text.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(word)) return true;
+      if (["", "0", "false", "no", "off"].includes(word)) return false;
+      ctx.addIssue({ code: "custom", message: "expected 1/true/yes or 0/false/no" });
+      return z.NEVER;
+    }),
+  };
+}
+
+const nonEmpty = z.string().min(1, "must not be empty");
 
 const count = (min: number, max: number) =>
   z.string().transform((text, ctx) => {
@@ -130,18 +89,14 @@ const count = (min: number, max: number) =>
     return value;
   });
 
-/** The name of a setting with a value (a key of SETTINGS). */
-export type SettingName = keyof typeof SETTINGS;
-
-const bytes = (what: string) =>
-  z.string().transform((text, ctx) => {
-    const value = parseBytes(text);
-    if (value === null) {
-      ctx.addIssue({ code: "custom", message: `expected ${what} like 8GiB, 512MB or 1073741824` });
-      return z.NEVER;
-    }
-    return value;
-  });
+const bytes = z.string().transform((text, ctx) => {
+  const value = parseBytes(text);
+  if (value === null) {
+    ctx.addIssue({ code: "custom", message: "expected a size like 8GiB, 512MB or 1073741824" });
+    return z.NEVER;
+  }
+  return value;
+});
 
 const budget = z.string().transform((text, ctx): VramBudget => {
   const percent = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
@@ -172,139 +127,358 @@ const duration = (min: number, max: number) =>
     return ms;
   });
 
-const nonEmpty = z.string().min(1, "must not be empty");
+/** A comma-separated list, each item trimmed (and mapped), each checked by `valid`. */
+const list = (map: (item: string) => string, valid: RegExp, wrong: (item: string) => string) =>
+  z.string().transform((text, ctx) => {
+    const items = text.split(",").map((item) => map(item.trim())).filter(Boolean);
+    const bad = items.find((item) => !valid.test(item));
+    if (bad !== undefined) {
+      ctx.addIssue({ code: "custom", message: wrong(bad) });
+      return z.NEVER;
+    }
+    return items;
+  });
 
-/** The schema of every setting's text (undefined = not given). */
-const schema = z.object({
-  host: nonEmpty.default("127.0.0.1"),
-  port: z.string().default("8000").transform((text, ctx) => {
-    const port = Number(text);
-    if (!/^\d+$/.test(text.trim()) || port < 0 || port > 65535) {
-      ctx.addIssue({ code: "custom", message: "expected a port number from 0 to 65535" });
-      return z.NEVER;
-    }
-    return port;
+/**
+ * Every setting, in the order `--help` and the README list them. The key is the field's
+ * name in {@link Config}.
+ */
+export const SETTINGS = {
+  host: setting({
+    flag: "host",
+    env: "HEADROOM_HOST",
+    arg: "HOST",
+    default: "127.0.0.1",
+    schema: nonEmpty,
+    help: "address to bind; a non-loopback address needs `HEADROOM_TOKEN` " +
+      "(or `--insecure-no-token`)",
   }),
-  token: z.string().min(16, "must be at least 16 characters").optional(),
-  dataDir: nonEmpty.default("data"),
-  kv: nonEmpty.optional(),
-  gpu: z.enum(["auto", "nvidia", "webgpu", "software", "cpu"], {
-    error: "expected one of auto, nvidia, webgpu, software, cpu",
-  }).default("auto"),
-  vramBudget: budget.optional(),
-  headroom: bytes("a size").prefault(String(1.5 * 2 ** 30)),
-  sampleMs: z.string().default("1000").transform((text, ctx) => {
-    const ms = Number(text);
-    if (!/^\d+$/.test(text.trim()) || ms < 50 || ms > 60_000) {
-      ctx.addIssue({ code: "custom", message: "expected milliseconds from 50 to 60000" });
-      return z.NEVER;
-    }
-    return ms;
+  port: setting({
+    flag: "port",
+    env: "HEADROOM_PORT",
+    arg: "PORT",
+    default: "8000",
+    schema: z.string().transform((text, ctx) => {
+      const port = Number(text);
+      if (!/^\d+$/.test(text.trim()) || port < 0 || port > 65535) {
+        ctx.addIssue({ code: "custom", message: "expected a port number from 0 to 65535" });
+        return z.NEVER;
+      }
+      return port;
+    }),
+    help: "port to listen on (0 picks a free one)",
   }),
-  history: duration(1_000, 7 * 86_400_000).prefault("1h"),
-  models: nonEmpty.optional(),
-  nvmlLibrary: nonEmpty.optional(),
-  cudartLibrary: nonEmpty.optional(),
-  onInsufficientVram: z.enum(["cpu", "reject"], { error: "expected cpu or reject" }).default(
-    "cpu",
-  ),
-  corsOrigins: z.string().transform((text, ctx) => {
-    const origins = text.split(",").map((o) => o.trim()).filter(Boolean);
-    for (const origin of origins) {
-      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+  token: setting({
+    flag: "token",
+    env: "HEADROOM_TOKEN",
+    arg: "TOKEN",
+    default: null,
+    shownDefault: "none",
+    schema: z.string().min(16, "must be at least 16 characters"),
+    help: "API token (16+ characters): mutating endpoints need `Authorization: Bearer <token>`",
+  }),
+  insecureNoToken: toggle({
+    flag: "insecure-no-token",
+    env: "HEADROOM_INSECURE_NO_TOKEN",
+    help: "serve a non-loopback address without a token (loudly warned about at start)",
+  }),
+  tokenForReads: toggle({
+    flag: "token-for-reads",
+    env: "HEADROOM_TOKEN_FOR_READS",
+    help: "reads (GET) need the token too",
+  }),
+  tokenForInfer: toggle({
+    flag: "token-for-infer",
+    env: "HEADROOM_TOKEN_FOR_INFER",
+    help: "inference (infer, OCR, streams) needs the token too",
+  }),
+  corsOrigins: setting({
+    flag: "cors-origins",
+    env: "HEADROOM_CORS_ORIGINS",
+    arg: "LIST",
+    default: "",
+    shownDefault: "none",
+    schema: list(
+      (origin) => origin,
+      /^https?:\/\/[^/\s]+$/,
+      (origin) => `"${origin}" is not an origin like https://example.com`,
+    ),
+    help: "comma-separated origins allowed by CORS and allowed to call mutating routes " +
+      "(none: only Headroom's own pages may)",
+  }),
+  allowedHosts: setting({
+    flag: "allowed-hosts",
+    env: "HEADROOM_ALLOWED_HOSTS",
+    arg: "LIST",
+    default: "",
+    shownDefault: "none",
+    schema: list(
+      (host) => host.toLowerCase(),
+      /^[a-z0-9.\-\[\]:]+$/,
+      (host) => `"${host}" is not a host name like headroom.internal (no scheme, no port)`,
+    ),
+    help: "comma-separated `Host` names accepted besides loopback ones while bound to loopback " +
+      "(DNS-rebinding protection)",
+  }),
+  maxStreams: setting({
+    flag: "max-streams",
+    env: "HEADROOM_MAX_STREAMS",
+    arg: "N",
+    default: "64",
+    schema: count(1, 100_000),
+    help: "most SSE and WebSocket connections open at once (503 past it)",
+  }),
+  queueLimit: setting({
+    flag: "queue-limit",
+    env: "HEADROOM_QUEUE_LIMIT",
+    arg: "N",
+    default: "32",
+    schema: count(1, 100_000),
+    help: "most requests waiting or running on one pipeline (429 with `Retry-After` past it)",
+  }),
+  dataDir: setting({
+    flag: "data-dir",
+    env: "HEADROOM_DATA_DIR",
+    arg: "DIR",
+    default: "data",
+    schema: nonEmpty,
+    help: "where the Deno KV file and generated models live",
+  }),
+  kv: setting({
+    flag: "kv",
+    env: "HEADROOM_KV",
+    arg: "PATH|URL",
+    default: null,
+    shownDefault: "DATA_DIR/headroom.kv",
+    schema: nonEmpty,
+    help: "the Deno KV for profiles and events: a path or a remote URL",
+  }),
+  gpu: setting({
+    flag: "gpu",
+    env: "HEADROOM_GPU",
+    ...oneOf(["auto", "nvidia", "webgpu", "software", "cpu"]),
+    default: "auto",
+    help: "how to find a GPU: `auto` tries NVML, the CUDA runtime, then a hardware WebGPU " +
+      "adapter; `software` accepts a software adapter (llvmpipe); `cpu` uses none",
+  }),
+  vramBudget: setting({
+    flag: "vram-budget",
+    env: "HEADROOM_VRAM_BUDGET",
+    arg: "SIZE|PCT",
+    default: null,
+    shownDefault: "the device's total",
+    schema: budget,
+    help: "VRAM Headroom may use, like `8GiB` or `90%`; needed in bytes for `webgpu` and " +
+      "`software`, whose adapters report no memory",
+  }),
+  headroomBytes: setting({
+    flag: "headroom",
+    env: "HEADROOM_HEADROOM",
+    arg: "SIZE",
+    default: "1.5GiB",
+    schema: bytes,
+    help: "free VRAM to keep, exactly as given; one at or above the budget (or the device's " +
+      "total) is a start-up error naming both; `GET /api/v1/hardware/vram` shows the one in force",
+  }),
+  sampleMs: setting({
+    flag: "sample-ms",
+    env: "HEADROOM_SAMPLE_MS",
+    arg: "MS",
+    default: "1000",
+    schema: z.string().transform((text, ctx) => {
+      const ms = Number(text);
+      if (!/^\d+$/.test(text.trim()) || ms < 50 || ms > 60_000) {
+        ctx.addIssue({ code: "custom", message: "expected milliseconds from 50 to 60000" });
+        return z.NEVER;
+      }
+      return ms;
+    }),
+    help: "VRAM sampling interval, in milliseconds",
+  }),
+  historyMs: setting({
+    flag: "history",
+    env: "HEADROOM_HISTORY",
+    arg: "DURATION",
+    default: "1h",
+    schema: duration(1_000, 7 * 86_400_000),
+    help: "how much sample history to keep",
+  }),
+  modelsFile: setting({
+    flag: "models",
+    env: "HEADROOM_MODELS",
+    arg: "FILE",
+    default: null,
+    shownDefault: "the built-in catalog",
+    schema: nonEmpty,
+    help: "the models file, which replaces the built-in catalog",
+  }),
+  nvmlLibrary: setting({
+    flag: "nvml-library",
+    env: "HEADROOM_NVML_LIBRARY",
+    arg: "PATH",
+    default: null,
+    shownDefault: "search",
+    schema: nonEmpty,
+    help: "the `libnvidia-ml.so` to load",
+  }),
+  cudartLibrary: setting({
+    flag: "cudart-library",
+    env: "HEADROOM_CUDART_LIBRARY",
+    arg: "PATH",
+    default: null,
+    shownDefault: "search",
+    schema: nonEmpty,
+    help: "the `libcudart.so` to load",
+  }),
+  onInsufficientVram: setting({
+    flag: "on-insufficient-vram",
+    env: "HEADROOM_ON_INSUFFICIENT_VRAM",
+    ...oneOf(["cpu", "reject"]),
+    default: "cpu",
+    help: "a model that cannot fit on the GPU even after evicting runs on the CPU, or is " +
+      "refused (507); while the GPU is lost, new GPU placements go to the CPU, or answer 503",
+  }),
+  mode: setting({
+    flag: "mode",
+    env: "HEADROOM_MODE",
+    ...oneOf(["shared", "exclusive"]),
+    default: "shared",
+    help: "`shared`: models coexist; `exclusive`: a request for a model that is not loaded " +
+      "switches to it (an `auto-switch` event)",
+  }),
+  keepAliveMs: setting({
+    flag: "keep-alive",
+    env: "HEADROOM_KEEP_ALIVE",
+    arg: "DURATION",
+    default: "off",
+    schema: z.string().transform((text, ctx) => {
+      if (["off", "0", "none", "never"].includes(text.trim().toLowerCase())) return null;
+      const ms = parseDurationMs(text);
+      if (ms === null || ms < 1_000 || ms > 30 * 86_400_000) {
         ctx.addIssue({
           code: "custom",
-          message: `"${origin}" is not an origin like https://example.com`,
+          message: "expected off or a duration from 1 s to 30 days, like 5m or 1h",
         });
         return z.NEVER;
       }
-    }
-    return origins;
-  }).optional(),
-  allowedHosts: z.string().transform((text, ctx) => {
-    const hosts = text.split(",").map((h) => h.trim().toLowerCase()).filter(Boolean);
-    for (const host of hosts) {
-      if (!/^[a-z0-9.\-\[\]:]+$/.test(host)) {
-        ctx.addIssue({
-          code: "custom",
-          message: `"${host}" is not a host name like headroom.internal (no scheme, no port)`,
-        });
-        return z.NEVER;
-      }
-    }
-    return hosts;
-  }).optional(),
-  nodeName: nonEmpty.optional(),
-  maxStreams: count(1, 100_000).prefault("64"),
-  queueLimit: count(1, 100_000).prefault("32"),
-  mode: z.enum(["shared", "exclusive"], { error: "expected shared or exclusive" }).default(
-    "shared",
-  ),
-  keepAlive: z.string().transform((text, ctx) => {
-    if (["off", "0", "none", "never"].includes(text.trim().toLowerCase())) return null;
-    const ms = parseDurationMs(text);
-    if (ms === null || ms < 1_000 || ms > 30 * 86_400_000) {
-      ctx.addIssue({
-        code: "custom",
-        message: "expected off or a duration from 1 s to 30 days, like 5m or 1h",
-      });
-      return z.NEVER;
-    }
-    return ms;
-  }).optional(),
-  idleAction: z.enum(["offload", "unload"], { error: "expected offload or unload" }).default(
-    "offload",
-  ),
-  requestTimeout: duration(100, 86_400_000).prefault("120s"),
-  cpuEngine: z.enum(["auto", "native", "wasm"], { error: "expected one of auto, native, wasm" })
-    .default("auto"),
-  cpuThreads: count(1, 256).optional(),
-  ortNodeDir: nonEmpty.optional(),
-});
+      return ms;
+    }),
+    help: "idle time after which a model is offloaded or unloaded, like `5m` or `1h`; " +
+      "per model `keepAlive` in the models file",
+  }),
+  idleAction: setting({
+    flag: "idle-action",
+    env: "HEADROOM_IDLE_ACTION",
+    ...oneOf(["offload", "unload"]),
+    default: "offload",
+    help: "what keep-alive does when it runs out: move the model to the CPU, or unload it; " +
+      "per model `idleAction`",
+  }),
+  requestTimeoutMs: setting({
+    flag: "request-timeout",
+    env: "HEADROOM_REQUEST_TIMEOUT",
+    arg: "DURATION",
+    default: "120s",
+    schema: duration(100, 86_400_000),
+    help: "a request past it (queue included) answers 504; a worker stuck past it is replaced",
+  }),
+  cpuEngine: setting({
+    flag: "cpu-engine",
+    env: "HEADROOM_CPU_ENGINE",
+    ...oneOf(["auto", "native", "wasm"]),
+    default: "auto",
+    help: "the CPU engine: `auto` is native when onnxruntime-node loads, else wasm (with the " +
+      "reason); `native` is a start-up error when it cannot load",
+  }),
+  cpuThreads: setting({
+    flag: "cpu-threads",
+    env: "HEADROOM_CPU_THREADS",
+    arg: "N",
+    default: null,
+    shownDefault: "every core, at most 16",
+    schema: count(1, 256),
+    help: "intra-op threads of the native CPU engine",
+  }),
+  ortNodeDir: setting({
+    flag: "ort-node-dir",
+    env: "HEADROOM_ORT_NODE_DIR",
+    arg: "DIR",
+    default: null,
+    shownDefault: "node_modules/onnxruntime-node",
+    schema: nonEmpty,
+    help: "the onnxruntime-node package to load (a build of your own, say)",
+  }),
+  nodeName: setting({
+    flag: "node-name",
+    env: "HEADROOM_NODE_NAME",
+    arg: "NAME",
+    default: null,
+    shownDefault: "the host name",
+    schema: nonEmpty,
+    help: "the `Hostname` label on `/metrics` (the DaemonSet sets the node's name)",
+  }),
+};
 
-/** Help text for `--help`: every flag with its variable. */
-export const CONFIG_HELP = `Usage: deno task start [flags]
+/** The name of a setting: a key of {@link SETTINGS} and a field of {@link Config}. */
+export type SettingName = keyof typeof SETTINGS;
 
-Flags (each also read from its environment variable; a flag wins):
-  --host HOST                    HEADROOM_HOST          address to bind (127.0.0.1)
-  --port PORT                    HEADROOM_PORT          port (8000; 0 picks a free one)
-  --token TOKEN                  HEADROOM_TOKEN         API token for mutating endpoints (16+ chars)
-  --insecure-no-token            HEADROOM_INSECURE_NO_TOKEN  allow a non-loopback host without a token
-  --token-for-reads              HEADROOM_TOKEN_FOR_READS    reads need the token too
-  --token-for-infer              HEADROOM_TOKEN_FOR_INFER    inference (infer, OCR, streams) needs it too
-  --cors-origins LIST            HEADROOM_CORS_ORIGINS  comma-separated origins allowed by CORS and
-                                                        to call mutating routes (none: same origin only)
-  --allowed-hosts LIST           HEADROOM_ALLOWED_HOSTS names accepted in Host besides loopback ones
-                                                        while bound to loopback (none)
-  --max-streams N                HEADROOM_MAX_STREAMS   SSE + WebSocket connections at once (64)
-  --queue-limit N                HEADROOM_QUEUE_LIMIT   requests queued per pipeline before 429 (32)
-  --data-dir DIR                 HEADROOM_DATA_DIR      where KV and generated models live (data)
-  --kv PATH|URL                  HEADROOM_KV            Deno KV for profiles and events (DATA_DIR/headroom.kv)
-  --gpu MODE                     HEADROOM_GPU           auto | nvidia | webgpu | software | cpu (auto)
-  --vram-budget SIZE|PCT         HEADROOM_VRAM_BUDGET   e.g. 8GiB or 90% (needed for webgpu/software)
-  --headroom SIZE                HEADROOM_HEADROOM      free VRAM to keep (1.5GiB)
-  --sample-ms MS                 HEADROOM_SAMPLE_MS     VRAM sampling interval (1000)
-  --history DURATION             HEADROOM_HISTORY       history kept (1h)
-  --models FILE                  HEADROOM_MODELS        models file (built-in catalog when unset)
-  --nvml-library PATH            HEADROOM_NVML_LIBRARY  libnvidia-ml.so to load
-  --cudart-library PATH          HEADROOM_CUDART_LIBRARY libcudart.so to load
-  --on-insufficient-vram MODE    HEADROOM_ON_INSUFFICIENT_VRAM  cpu | reject (cpu)
-  --mode MODE                    HEADROOM_MODE          shared | exclusive: a request for a model
-                                                        that is not loaded switches to it (shared)
-  --keep-alive DURATION          HEADROOM_KEEP_ALIVE    idle time before a model is offloaded or
-                                                        unloaded, e.g. 5m (off); per model in the models file
-  --idle-action ACTION           HEADROOM_IDLE_ACTION   offload | unload when keep-alive runs out (offload)
-  --request-timeout DURATION     HEADROOM_REQUEST_TIMEOUT  a request past it answers 504 (120s)
-  --cpu-engine ENGINE            HEADROOM_CPU_ENGINE    auto | native | wasm (auto: native when
-                                                        onnxruntime-node loads, else wasm)
-  --cpu-threads N                HEADROOM_CPU_THREADS   native engine intra-op threads (every core, max 16)
-  --ort-node-dir DIR             HEADROOM_ORT_NODE_DIR  onnxruntime-node package (node_modules/onnxruntime-node)
-  --node-name NAME               HEADROOM_NODE_NAME     the Hostname label on /metrics (host name)
-  --help                                                print this help
+/** The value a setting holds once read (null where it may stay unset). */
+export type SettingValue<K extends SettingName> = typeof SETTINGS[K] extends Setting<infer T> ? T
+  : never;
 
-The headroom is used exactly as given; one at or above the VRAM budget (or the device's
-total) is refused at start with both figures. GET /api/v1/hardware/vram shows the one in force.
-`;
+/** The validated configuration every part of the service reads: one field per setting. */
+export type Config = { [K in SettingName]: SettingValue<K> } & {
+  /**
+   * How the user gave each setting (`--headroom`, or `HEADROOM_HEADROOM` from the
+   * environment), so that checks made after parsing name what was typed; absent = default.
+   */
+  givenAs?: Partial<Record<SettingName, string>>;
+};
+
+/** Every setting with its name, in declaration order. */
+export function settingEntries(): Array<[SettingName, Setting<unknown>]> {
+  return Object.entries(SETTINGS) as Array<[SettingName, Setting<unknown>]>;
+}
+
+/** Thrown when one or more values are bad; `problems` holds one message per value. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/** A setting's flag as `--help` shows it: `--port PORT`, or `--token-for-reads` for a switch. */
+export function flagUsage(setting: Setting<unknown>): string {
+  return setting.arg ? `--${setting.flag} ${setting.arg}` : `--${setting.flag}`;
+}
+
+/** Breaks `text` into lines of at most `width` characters, at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return line ? [...lines, line] : lines;
+}
+
+/** The `--help` text, built from {@link SETTINGS}: each flag, its variable, its default, what it does. */
+export const CONFIG_HELP: string = [
+  "Usage: deno task start [flags]",
+  "",
+  "Flags (each also read from its environment variable; a flag wins):",
+  ...settingEntries().flatMap(([, setting]) => [
+    `  ${flagUsage(setting)}  ${setting.env}  (default: ${setting.shownDefault})`,
+    ...wrap(setting.help.replaceAll("`", ""), 88).map((line) => `      ${line}`),
+  ]),
+  "  --help",
+  "      print this help",
+  "",
+].join("\n");
 
 /** What `parseConfig` found: either a config, or a request for help. */
 export type ConfigResult = { help: true } | { help: false; config: Config };
@@ -320,8 +494,9 @@ export function parseConfig(
   const options: Record<string, { type: "string" | "boolean" }> = {
     help: { type: "boolean" },
   };
-  for (const setting of Object.values(SWITCHES)) options[setting.flag] = { type: "boolean" };
-  for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: "string" };
+  for (const [, setting] of settingEntries()) {
+    options[setting.flag] = { type: setting.arg ? "string" : "boolean" };
+  }
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({ args, options, strict: true, allowPositionals: false }).values;
@@ -330,93 +505,37 @@ export function parseConfig(
   }
   if (flags.help) return { help: true };
 
-  const raw: Partial<Record<SettingName, string>> = {};
+  const values: Record<string, unknown> = {};
   const origin: Partial<Record<SettingName, string>> = {};
-  for (
-    const [name, setting] of Object.entries(SETTINGS) as [
-      SettingName,
-      typeof SETTINGS[SettingName],
-    ][]
-  ) {
+  const problems: string[] = [];
+  for (const [name, setting] of settingEntries()) {
     const flag = flags[setting.flag];
     const fromEnv = env.get(setting.env);
-    if (typeof flag === "string") {
-      raw[name] = flag;
+    let text = setting.default;
+    if (flag !== undefined) {
+      text = String(flag);
       origin[name] = `--${setting.flag}`;
     } else if (fromEnv !== undefined && fromEnv !== "") {
-      raw[name] = fromEnv;
+      text = fromEnv;
       origin[name] = setting.env;
     }
-  }
-
-  const switches = {} as Record<keyof typeof SWITCHES, boolean>;
-  const switchProblems: string[] = [];
-  for (
-    const [name, setting] of Object.entries(SWITCHES) as [
-      keyof typeof SWITCHES,
-      typeof SWITCHES[keyof typeof SWITCHES],
-    ][]
-  ) {
-    const fromEnv = (env.get(setting.env) ?? "").trim().toLowerCase();
-    if (flags[setting.flag] === true) switches[name] = true;
-    else if (["1", "true", "yes", "on"].includes(fromEnv)) switches[name] = true;
-    else if (["", "0", "false", "no", "off"].includes(fromEnv)) switches[name] = false;
+    if (text === null) {
+      values[name] = null;
+      continue;
+    }
+    const parsed = setting.schema.safeParse(text);
+    if (parsed.success) values[name] = parsed.data;
     else {
-      switchProblems.push(
-        `${setting.env}=${JSON.stringify(env.get(setting.env))}: expected 1/true/yes or 0/false/no`,
-      );
-      switches[name] = false;
+      const where = origin[name] ?? `--${setting.flag}`;
+      for (const issue of parsed.error.issues) {
+        problems.push(`${where}=${JSON.stringify(text)}: ${issue.message}`);
+      }
     }
   }
-
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
-      const name = issue.path[0] as SettingName;
-      const where = origin[name] ?? `--${SETTINGS[name].flag}`;
-      return `${where}=${JSON.stringify(raw[name] ?? "")}: ${issue.message}`;
-    });
-    throw new ConfigError([...switchProblems, ...problems]);
-  }
-  if (switchProblems.length > 0) throw new ConfigError(switchProblems);
-  const value = parsed.data;
-  const config: Config = {
-    host: value.host,
-    port: value.port,
-    token: value.token ?? null,
-    insecureNoToken: switches.insecureNoToken,
-    tokenForReads: switches.tokenForReads,
-    tokenForInfer: switches.tokenForInfer,
-    corsOrigins: value.corsOrigins ?? [],
-    allowedHosts: value.allowedHosts ?? [],
-    maxStreams: value.maxStreams,
-    queueLimit: value.queueLimit,
-    dataDir: value.dataDir,
-    kv: value.kv ?? null,
-    gpu: value.gpu,
-    vramBudget: value.vramBudget ?? null,
-    headroomBytes: value.headroom,
-    sampleMs: value.sampleMs,
-    historyMs: value.history,
-    modelsFile: value.models ?? null,
-    nvmlLibrary: value.nvmlLibrary ?? null,
-    cudartLibrary: value.cudartLibrary ?? null,
-    onInsufficientVram: value.onInsufficientVram,
-    mode: value.mode,
-    keepAliveMs: value.keepAlive ?? null,
-    idleAction: value.idleAction,
-    requestTimeoutMs: value.requestTimeout,
-    cpuEngine: value.cpuEngine,
-    cpuThreads: value.cpuThreads ?? null,
-    ortNodeDir: value.ortNodeDir ?? null,
-    nodeName: value.nodeName ?? null,
-    givenAs: origin,
-  };
-  const named = (name: SettingName) => origin[name] ?? SETTINGS[name].env;
-  const switchNamed = (name: keyof typeof SWITCHES) =>
-    flags[SWITCHES[name].flag] === true ? `--${SWITCHES[name].flag}` : SWITCHES[name].env;
-  const problems = crossChecks(config, named, switchNamed);
   if (problems.length > 0) throw new ConfigError(problems);
+  const config = { ...values, givenAs: origin } as Config;
+  const crossProblems = crossChecks(config, (name) => origin[name] ?? SETTINGS[name].env);
+  if (crossProblems.length > 0) throw new ConfigError(crossProblems);
   return { help: false, config };
 }
 
@@ -424,19 +543,11 @@ export function parseConfig(
  * Checks that need two values at once. Each message names the setting as the user gave
  * it (`--host`, or `HEADROOM_HOST` when it came from the environment).
  */
-function crossChecks(
-  config: Config,
-  named: (name: SettingName) => string,
-  switchNamed: (name: keyof typeof SWITCHES) => string,
-): string[] {
+function crossChecks(config: Config, named: (name: SettingName) => string): string[] {
   const problems: string[] = [];
   if ((config.tokenForReads || config.tokenForInfer) && !config.token) {
-    const which = config.tokenForReads
-      ? switchNamed("tokenForReads")
-      : switchNamed("tokenForInfer");
-    problems.push(
-      `${which}: needs a token to ask for (set --token or HEADROOM_TOKEN)`,
-    );
+    const which = config.tokenForReads ? named("tokenForReads") : named("tokenForInfer");
+    problems.push(`${which}: needs a token to ask for (set --token or HEADROOM_TOKEN)`);
   }
   if (!isLoopback(config.host) && !config.token && !config.insecureNoToken) {
     problems.push(
@@ -461,7 +572,7 @@ function crossChecks(
         config.headroomBytes,
         budget.bytes,
         "the VRAM budget",
-        config.givenAs?.headroom,
+        config.givenAs?.headroomBytes,
       ),
     );
   }

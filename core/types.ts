@@ -1,8 +1,10 @@
 /**
  * Types that cross a boundary (HTTP bodies, SSE events, the monitor's snapshots).
  * Written once here and imported everywhere else; never re-declared.
+ * Settings the API reports take their type from the one settings table (core/config.ts).
  * @module
  */
+import type { Config } from "./config.ts";
 
 /** Where the VRAM figures come from, best first. */
 export type VramSourceKind = "nvml" | "cudart" | "webgpu" | "none";
@@ -68,7 +70,7 @@ export interface VramReport {
 }
 
 /** How the CPU engine is chosen: `auto` = native when it loads, else wasm. */
-export type CpuEngineMode = "auto" | "native" | "wasm";
+export type CpuEngineMode = Config["cpuEngine"];
 
 /** The CPU engine in use, and why (in `GET /api/v1/hardware/vram` as `cpuEngine`). */
 export interface CpuEngineReport {
@@ -215,7 +217,7 @@ export interface ModelRow extends ModelReport {
   /** Milliseconds since its last request when the row was taken (0 before any). */
   idleMs: number;
   /** What keep-alive does when it runs out: offload to the CPU or unload. */
-  idleAction: "offload" | "unload";
+  idleAction: Config["idleAction"];
   /** The actions it allows where it is now, in the order the dashboard shows them. */
   actions: ModelAction[];
   /** When the row was taken (ms since the epoch, the server's clock): a later row replaces it. */
@@ -302,9 +304,9 @@ export interface OffloaderStatus {
   /** The headroom in force: exactly as configured. */
   headroomBytes: number;
   availableBytes: number;
-  onInsufficientVram: "cpu" | "reject";
+  onInsufficientVram: Config["onInsufficientVram"];
   /** shared: requests run where they are; exclusive: a request for another model switches to it. */
-  mode: "shared" | "exclusive";
+  mode: Config["mode"];
   /** Bytes offloaded or unloaded that the driver has not shown back yet. */
   releasingBytes: number;
   /** The exclusive section running now ("switch to ocr-det", "test load"), or null. */
@@ -317,6 +319,6 @@ export interface OffloaderStatus {
     idleMs: number;
     /** When keep-alive will offload or unload it (ms since the epoch), or null. */
     keepAliveDeadline: number | null;
-    idleAction: "offload" | "unload";
+    idleAction: Config["idleAction"];
   }>;
 }

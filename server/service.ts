@@ -91,7 +91,7 @@ export async function startService(config: Config): Promise<Service> {
           config.headroomBytes,
           budget,
           config.vramBudget ? "the VRAM budget" : "the device's total memory",
-          config.givenAs?.headroom,
+          config.givenAs?.headroomBytes,
         ),
       ]);
     }

@@ -95,7 +95,7 @@ Deno.test("headroom - at or above the device's total is a start-up error naming 
           testConfig({
             nvmlLibrary: gpu.path,
             headroomBytes: 1.5 * GiB,
-            givenAs: { headroom: "--headroom" },
+            givenAs: { headroomBytes: "--headroom" },
           }),
         ),
       (error: unknown) => {

@@ -7,6 +7,7 @@
  * @module
  */
 import { z } from "zod";
+import { SETTINGS } from "../../core/config.ts";
 import type {
   CpuEngineReport,
   DeviceSnapshot,
@@ -106,8 +107,8 @@ const offloaderStatusSchema = z.object({
   budgetBytes: z.number(),
   headroomBytes: z.number(),
   availableBytes: z.number(),
-  onInsufficientVram: z.enum(["cpu", "reject"]),
-  mode: z.enum(["shared", "exclusive"]),
+  onInsufficientVram: SETTINGS.onInsufficientVram.schema,
+  mode: SETTINGS.mode.schema,
   releasingBytes: z.number(),
   section: z.string().nullable(),
   pipelines: z.array(z.object({
@@ -117,7 +118,7 @@ const offloaderStatusSchema = z.object({
     lastUsedAt: z.number(),
     idleMs: z.number(),
     keepAliveDeadline: z.number().nullable(),
-    idleAction: z.enum(["offload", "unload"]),
+    idleAction: SETTINGS.idleAction.schema,
   })),
 }) satisfies z.ZodType<OffloaderStatus>;
 
@@ -155,7 +156,7 @@ const headroomEventSchema = z.object({
 }) satisfies z.ZodType<HeadroomEvent>;
 
 const cpuEngineSchema = z.object({
-  configured: z.enum(["auto", "native", "wasm"]),
+  configured: SETTINGS.cpuEngine.schema,
   engine: z.enum(["native", "wasm"]),
   reason: z.string(),
   threads: z.number(),
@@ -223,7 +224,7 @@ export const modelRowSchema = z.object({
   outputs: z.array(ioSchema),
   activeCount: z.number(),
   idleMs: z.number(),
-  idleAction: z.enum(["offload", "unload"]),
+  idleAction: SETTINGS.idleAction.schema,
   actions: z.array(
     z.enum(["load-gpu", "load-cpu", "offload", "unload", "pin", "unpin"] satisfies ModelAction[]),
   ),
