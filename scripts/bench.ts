@@ -1,6 +1,6 @@
 /**
  * `deno task bench`: runs every benchmark, writes `bench/results.json`, and refreshes
- * the table in the README between the `bench:start` / `bench:end` markers.
+ * the table in docs/benchmarks.md between the `bench:begin` / `bench:end` markers.
  *
  * - In-process measures: `deno bench --json` over `bench/*_bench.ts`.
  * - HTTP: wrk (Debian's `wrk`) against `GET /api/v1/hardware/vram` of a real Headroom
@@ -18,13 +18,13 @@ import {
 import { formatTable } from "./_lib/cli.ts";
 import { machineDescription } from "./_lib/machine.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
-import { writeReadmeTable } from "./_lib/readme_table.ts";
+import { writeBenchTable } from "./_lib/bench_table.ts";
 import { sizeSweepRows } from "./_lib/size_sweep.ts";
 
 const tool = defineTool({
   name: "bench",
   usage: "deno task bench [--only NAME] [--seconds N] [--heavy] [--json]",
-  about: "Runs every benchmark and writes bench/results.json and the README's table.",
+  about: "Runs every benchmark and writes bench/results.json and the table in docs/benchmarks.md.",
   flags: {
     only: {
       arg: "NAME",
@@ -167,14 +167,14 @@ if (values.only) {
 const results = { ranAt: new Date().toISOString(), machine: await machineDescription(), rows };
 await Deno.mkdir(`${root}bench`, { recursive: true });
 await tool.writeResults(`${root}bench/results.json`, results);
-await writeReadmeTable(`${root}README.md`, results);
+await writeBenchTable(`${root}docs/benchmarks.md`, results);
 tool.report(results, {
   json: values.json,
   text: () =>
     formatTable(
       ["name", "value", "unit", "target"],
       rows.map((r) => [r.name, round(r.value), r.unit, r.target ?? ""]),
-    ) + "\nWrote bench/results.json and the README table.",
+    ) + "\nWrote bench/results.json and the table in docs/benchmarks.md.",
 });
 
 /**

@@ -1,5 +1,5 @@
 /**
- * `deno task figures` writes the README's Reliability table from test artifacts: every
+ * `deno task figures` writes docs/reliability.md's table from test artifacts: every
  * "last run" figure comes from a file a test wrote, and the command refuses to write a
  * table with an artifact missing.
  */
@@ -99,17 +99,17 @@ Deno.test("figures - a missing artifact is an error naming it and the command to
   assert.throws(() => renderReliability(artifacts), /"overload".*deno task test/);
 });
 
-Deno.test("figures - `deno task figures` writes the table between the README's markers", async () => {
+Deno.test("figures - `deno task figures` writes the table between the markers of docs/reliability.md", async () => {
   const dir = await Deno.makeTempDir({ prefix: "headroom-figures-" });
   try {
     await Deno.mkdir(`${dir}/artifacts`);
     for (const [name, figures] of Object.entries(sampleArtifacts())) {
       await Deno.writeTextFile(`${dir}/artifacts/${name}.json`, JSON.stringify(figures));
     }
-    const readme = `${dir}/README.md`;
+    const doc = `${dir}/reliability.md`;
     await Deno.writeTextFile(
-      readme,
-      "# Title\n\n## Reliability\n\n<!-- reliability:start -->\nold\n<!-- reliability:end -->\n\n## Next\n",
+      doc,
+      "# Title\n\n## Reliability\n\n<!-- reliability:begin -->\nold\n<!-- reliability:end -->\n\n## Next\n",
     );
     const run = (args: string[]) =>
       new Deno.Command(Deno.execPath(), {
@@ -117,20 +117,20 @@ Deno.test("figures - `deno task figures` writes the table between the README's m
         stdout: "piped",
         stderr: "piped",
       }).output();
-    const ok = await run(["--readme", readme, "--artifacts", `${dir}/artifacts`]);
+    const ok = await run(["--out", doc, "--artifacts", `${dir}/artifacts`]);
     assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
-    const written = await Deno.readTextFile(readme);
+    const written = await Deno.readTextFile(doc);
     assert.doesNotMatch(written, /\nold\n/);
-    assert.match(written, /^# Title\n\n## Reliability\n\n<!-- reliability:start -->\n/);
+    assert.match(written, /^# Title\n\n## Reliability\n\n<!-- reliability:begin -->\n/);
     assert.match(written, /6 kills, 1,343 writes acknowledged/);
     assert.match(written, /<!-- reliability:end -->\n\n## Next\n$/);
 
     await Deno.remove(`${dir}/artifacts/fuzz.json`);
-    const before = await Deno.readTextFile(readme);
-    const missing = await run(["--readme", readme, "--artifacts", `${dir}/artifacts`]);
+    const before = await Deno.readTextFile(doc);
+    const missing = await run(["--out", doc, "--artifacts", `${dir}/artifacts`]);
     assert.equal(missing.code, 1);
     assert.match(new TextDecoder().decode(missing.stderr), /No test artifact for "fuzz"/);
-    assert.equal(await Deno.readTextFile(readme), before, "the README is left as it was");
+    assert.equal(await Deno.readTextFile(doc), before, "the file is left as it was");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

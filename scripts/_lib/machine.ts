@@ -1,4 +1,4 @@
-/** Describes the machine a benchmark ran on, for the results file and the README. */
+/** Describes the machine a benchmark ran on, for the results file and docs/benchmarks.md. */
 
 /** "2 cores, 24 GiB, Linux 6.1 x86_64, deno 2.9.6". */
 export async function machineDescription(): Promise<string> {

@@ -1,9 +1,9 @@
 /**
- * The README's Reliability table, rendered from what the tests measured: each fault and
+ * The Reliability table (docs/reliability.md), rendered from what the tests measured: each fault and
  * load test writes its figures to `tests/artifacts/<name>.json` (tests/fixtures/
  * artifact.ts), and each row here says which artifacts it reads and how it words them.
- * `deno task figures` (scripts/figures.ts) writes it between the README's
- * `<!-- reliability:start -->` and `<!-- reliability:end -->` markers, as the bench table
+ * `deno task figures` (scripts/figures.ts) writes it between docs/reliability.md's
+ * `<!-- reliability:begin -->` and `<!-- reliability:end -->` markers, as the bench table
  * is written, so no "last run" figure is copied by hand.
  * @module
  */
@@ -27,7 +27,7 @@ export interface ReliabilityRow {
 const n = (value: number): string => Math.round(value).toLocaleString("en-US");
 const kb = (bytes: number): string => `${n(bytes / 1000)} KB`;
 
-/** The rows, in README order. */
+/** The rows, in table order. */
 export const RELIABILITY_ROWS: ReliabilityRow[] = [
   {
     promise:

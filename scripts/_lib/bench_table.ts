@@ -1,6 +1,6 @@
-/** Rewrites the benchmark table in the README between its markers. */
+/** Rewrites the benchmark table in docs/benchmarks.md between its `bench` markers. */
 
-import { writeReadmeSection } from "./readme_section.ts";
+import { writeSection } from "./generated_section.ts";
 
 /** The results file's shape, as far as the table needs it. */
 export interface BenchResults {
@@ -9,9 +9,9 @@ export interface BenchResults {
   rows: Array<{ name: string; value: number; unit: string; target?: string; note: string }>;
 }
 
-/** Replaces the text between the markers with a table of `results` (the markers must exist). */
-export async function writeReadmeTable(readmePath: string, results: BenchResults): Promise<void> {
-  await writeReadmeSection(readmePath, "bench", [
+/** Replaces the text between the markers in `path` with a table of `results` (the markers must exist). */
+export async function writeBenchTable(path: string, results: BenchResults): Promise<void> {
+  await writeSection(path, "bench", [
     `Last run ${results.ranAt.slice(0, 16).replace("T", " ")} UTC on ${results.machine}.`,
     "",
     "| benchmark | result | target | how |",
