@@ -24,10 +24,13 @@ export function readSection(text: string, name: string, path: string): string[] 
   return text.slice(from + begin.length, to).split("\n").slice(1, -1);
 }
 
+/** The repository's deno.json: its `fmt` options apply to a file written anywhere. */
+const DENO_JSON = new URL("../../deno.json", import.meta.url).pathname;
+
 /**
  * Rewrites the text between the markers of `name` in the file at `path` with `lines`
- * (the markers stay), then formats the file as `deno fmt` would, so the check task's
- * `fmt --check` stays green. Throws when a marker is missing.
+ * (the markers stay), then formats the file with the repository's `deno fmt` options, so
+ * the check task's `fmt --check` stays green. Throws when a marker is missing.
  */
 export async function writeSection(path: string, name: string, lines: string[]): Promise<void> {
   const text = await Deno.readTextFile(path);
@@ -39,5 +42,5 @@ export async function writeSection(path: string, name: string, lines: string[]):
     path,
     text.slice(0, from) + [begin, ...lines, end].join("\n") + text.slice(to + end.length),
   );
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path] }).output();
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", "--config", DENO_JSON, path] }).output();
 }
