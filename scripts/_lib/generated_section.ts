@@ -42,5 +42,6 @@ export async function writeSection(path: string, name: string, lines: string[]):
     path,
     text.slice(0, from) + [begin, ...lines, end].join("\n") + text.slice(to + end.length),
   );
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", "--config", DENO_JSON, path] }).output();
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", "--config", DENO_JSON, path] })
+    .output();
 }
