@@ -29,7 +29,7 @@ export function requireModels(
     "model_not_found",
     `${what} needs the models ${ids.join(", ")}; this server's models file lacks ${
       missing.join(", ")
-    }. Add them to the models file (see README, "Models": the built-in entries use ` +
+    }. Add them to the models file (see docs/models.md: the built-in entries use ` +
       `"plugin": "builtin:<id>"), or start without --models for the built-in catalog.`,
     {},
     param,
