@@ -6,7 +6,7 @@
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { renderPage } from "@/server/page.ts";
 import type { ModelRow, VramReport } from "@/core/types.ts";
-import type { ConfiguredLimits } from "@/components/vram_format.ts";
+import type { ConfiguredLimits } from "@/dashboard/vram_format.ts";
 import VramHistory from "@/islands/VramHistory.tsx";
 import VramStatus from "@/islands/VramStatus.tsx";
 import PipelinesTable from "@/islands/PipelinesTable.tsx";
