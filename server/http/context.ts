@@ -96,7 +96,11 @@ export type Handlers<P extends string = string, C extends RouteConfig = RouteCon
   & { [M in Method]?: (c: RouteContext<P, C>) => Response | Promise<Response> }
   & { readonly [PARAMS]?: ParamNames<P> };
 
-/** Any route module's handlers, as the app calls them. */
+/**
+ * Any route module's handlers, as the app calls them. Methods, not function properties:
+ * TypeScript compares a method's parameter both ways, so every route's narrower
+ * `Handlers<P, C>` fits here.
+ */
 export interface RouteHandlers {
   GET?(c: RouteContext): Response | Promise<Response>;
   POST?(c: RouteContext): Response | Promise<Response>;
@@ -118,7 +122,10 @@ export type RouteResponses = Partial<Record<Method, Partial<Record<number, z.Zod
 
 /**
  * How a route is guarded and described: a route module's `config` export (Fresh's
- * `Route {handler, config}`), so a route's rules live beside its handler.
+ * `Route {handler, config}`), so a route's rules live beside its handler. The app
+ * enforces `params`, `query` and `body`; a route whose handlers read the validated values
+ * declares `export const config = {…} satisfies RouteConfig` so `typeof config` keeps the
+ * schemas' types for `Handlers<P, typeof config>`.
  */
 export interface RouteConfig {
   /** One line for the OpenAPI document. */
