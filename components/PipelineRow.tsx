@@ -6,9 +6,9 @@
  * @module
  */
 import type { ModelAction } from "../core/types.ts";
-import type { HeldRow } from "./pipelines_store.ts";
-import type { RowRun } from "./test_load.ts";
-import { actionButtons, type Figure, mismatchText, rowView } from "./pipeline_view.ts";
+import type { HeldRow } from "../dashboard/pipelines_store.ts";
+import type { RowRun } from "../dashboard/test_load.ts";
+import { actionButtons, type Figure, mismatchText, rowView } from "../dashboard/pipeline_view.ts";
 import { Tipped } from "./Tip.tsx";
 
 /** Props of {@link PipelineRow}. */

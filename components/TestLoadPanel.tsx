@@ -5,8 +5,8 @@
  * PipelineRow's; the state is a {@link TestLoad}.
  * @module
  */
-import type { TestLoad } from "./test_load.ts";
-import { formatMs } from "./pipeline_view.ts";
+import type { TestLoad } from "../dashboard/test_load.ts";
+import { formatMs } from "../dashboard/pipeline_view.ts";
 
 /** Props of {@link TestLoadButton}. */
 export interface TestLoadButtonProps {

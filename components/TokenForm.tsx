@@ -1,10 +1,10 @@
 /**
  * The inline form that asks for the API token when the server answered 401: one
- * password field, kept in sessionStorage once given (see api_client.ts).
+ * password field, kept in sessionStorage once given (see dashboard/page_api.ts).
  * @module
  */
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { TokenPrompt } from "./api_client.ts";
+import type { TokenPrompt } from "../dashboard/page_api.ts";
 
 /** Props of {@link TokenForm}. */
 export interface TokenFormProps {

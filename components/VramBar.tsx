@@ -11,7 +11,7 @@ import {
   formatPercent,
   usedPercent,
   vramLevel,
-} from "./vram_format.ts";
+} from "../dashboard/vram_format.ts";
 
 /** Props of {@link VramBar}. */
 export interface VramBarProps {

@@ -6,10 +6,10 @@
  */
 import { useState } from "preact/hooks";
 import type { HeadroomEvent } from "../core/types.ts";
-import { EVENT_LIMIT, eventLog, type LogEntry } from "../components/live_events.ts";
-import { linkState } from "../components/live_vram.ts";
-import { formatAge } from "../components/vram_format.ts";
-import { useClock } from "../components/use_clock.ts";
+import { EVENT_LIMIT, eventLog, type LogEntry } from "../dashboard/live_events.ts";
+import { linkState } from "../dashboard/live_vram.ts";
+import { formatAge } from "../dashboard/vram_format.ts";
+import { useClock } from "../dashboard/use_clock.ts";
 
 /** Props of {@link EventLog}. */
 export interface EventLogProps {

@@ -8,13 +8,13 @@
  */
 import { useEffect, useMemo } from "preact/hooks";
 import type { ModelRow } from "../core/types.ts";
-import { liveReport } from "../components/live_vram.ts";
-import { tokenPrompt } from "../components/api_client.ts";
-import { PipelinesStore } from "../components/pipelines_store.ts";
-import { TestLoad } from "../components/test_load.ts";
+import { liveReport } from "../dashboard/live_vram.ts";
+import { tokenPrompt } from "../dashboard/page_api.ts";
+import { PipelinesStore } from "../dashboard/pipelines_store.ts";
+import { TestLoad } from "../dashboard/test_load.ts";
 import { PipelineRow } from "../components/PipelineRow.tsx";
 import { TestLoadButton, TestLoadNotes } from "../components/TestLoadPanel.tsx";
-import { useClock } from "../components/use_clock.ts";
+import { useClock } from "../dashboard/use_clock.ts";
 import { TokenForm } from "../components/TokenForm.tsx";
 
 /** Props of {@link PipelinesTable}. */

@@ -6,9 +6,9 @@
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { VramSample, VramSourceKind } from "../core/types.ts";
-import type { ConfiguredLimits } from "../components/vram_format.ts";
-import { VramChart } from "../components/vram_chart.ts";
-import { linkState, liveReport, timelineEvents } from "../components/live_vram.ts";
+import type { ConfiguredLimits } from "../dashboard/vram_format.ts";
+import { VramChart } from "../dashboard/vram_chart.ts";
+import { linkState, liveReport, timelineEvents } from "../dashboard/live_vram.ts";
 
 /** Props of {@link VramHistory}. */
 export interface VramHistoryProps {

@@ -6,7 +6,7 @@
 import { useEffect } from "preact/hooks";
 import type { VramReport } from "../core/types.ts";
 import { VramBar } from "../components/VramBar.tsx";
-import { type ConfiguredLimits, deviceLimits, formatAge } from "../components/vram_format.ts";
+import { type ConfiguredLimits, deviceLimits, formatAge } from "../dashboard/vram_format.ts";
 import {
   clock,
   connectLive,
@@ -14,7 +14,7 @@ import {
   linkError,
   linkState,
   liveReport,
-} from "../components/live_vram.ts";
+} from "../dashboard/live_vram.ts";
 
 /** Props of {@link VramStatus}. */
 export interface VramStatusProps {

@@ -6,7 +6,7 @@
  * schemas), then running the task; tests/manifest_test.ts fails while this is stale.
  * @module
  */
-import type { RouteEntry } from "../server/http/context.ts";
+import { route, type RouteEntry } from "../server/http/context.ts";
 import * as $0 from "./index.tsx";
 import * as $1 from "./api/openapi.json.ts";
 import * as $2 from "./api/v1/chains.ts";
@@ -34,32 +34,35 @@ import * as $23 from "./v1/models.ts";
 import * as $24 from "./v1/models/switch.ts";
 import * as $25 from "./v1/models/[model].ts";
 
-/** Every route the app serves, fixed names before parameters. */
+/**
+ * Every route the app serves, fixed names before parameters (`route` type-checks that
+ * each module's handlers were typed for its path's parameters).
+ */
 export const routes: readonly RouteEntry[] = [
-  ["/", $0.handler, $0.config],
-  ["/api/openapi.json", $1.handler, $1.config],
-  ["/api/v1/chains", $2.handler, $2.config],
-  ["/api/v1/hardware/vram", $3.handler, $3.config],
-  ["/api/v1/hardware/vram/check", $4.handler, $4.config],
-  ["/api/v1/hardware/vram/history", $5.handler, $5.config],
-  ["/api/v1/hardware/vram/stream", $6.handler, $6.config],
-  ["/api/v1/health", $7.handler, $7.config],
-  ["/api/v1/models", $8.handler, $8.config],
-  ["/api/v1/models/test-load", $9.handler, $9.config],
-  ["/api/v1/models/:id", $10.handler, $10.config],
-  ["/api/v1/models/:id/load", $11.handler, $11.config],
-  ["/api/v1/models/:id/offload", $12.handler, $12.config],
-  ["/api/v1/models/:id/pin", $13.handler, $13.config],
-  ["/api/v1/models/:id/rehydrate", $14.handler, $14.config],
-  ["/api/v1/models/:id/unload", $15.handler, $15.config],
-  ["/api/v1/models/:id/unpin", $16.handler, $16.config],
-  ["/api/v1/ocr", $17.handler, $17.config],
-  ["/api/v1/pipelines/:id/infer", $18.handler, $18.config],
-  ["/api/v1/pipelines/:id/stream", $19.handler, $19.config],
-  ["/metrics", $20.handler, $20.config],
-  ["/static/build/:file", $21.handler, $21.config],
-  ["/v1/chat/completions", $22.handler, $22.config],
-  ["/v1/models", $23.handler, $23.config],
-  ["/v1/models/switch", $24.handler, $24.config],
-  ["/v1/models/:model", $25.handler, $25.config],
+  route("/", $0),
+  route("/api/openapi.json", $1),
+  route("/api/v1/chains", $2),
+  route("/api/v1/hardware/vram", $3),
+  route("/api/v1/hardware/vram/check", $4),
+  route("/api/v1/hardware/vram/history", $5),
+  route("/api/v1/hardware/vram/stream", $6),
+  route("/api/v1/health", $7),
+  route("/api/v1/models", $8),
+  route("/api/v1/models/test-load", $9),
+  route("/api/v1/models/:id", $10),
+  route("/api/v1/models/:id/load", $11),
+  route("/api/v1/models/:id/offload", $12),
+  route("/api/v1/models/:id/pin", $13),
+  route("/api/v1/models/:id/rehydrate", $14),
+  route("/api/v1/models/:id/unload", $15),
+  route("/api/v1/models/:id/unpin", $16),
+  route("/api/v1/ocr", $17),
+  route("/api/v1/pipelines/:id/infer", $18),
+  route("/api/v1/pipelines/:id/stream", $19),
+  route("/metrics", $20),
+  route("/static/build/:file", $21),
+  route("/v1/chat/completions", $22),
+  route("/v1/models", $23),
+  route("/v1/models/switch", $24),
+  route("/v1/models/:model", $25),
 ];

@@ -3,14 +3,14 @@
  * history chart, the pipelines table with its actions and Test Load, and the event log.
  * @module
  */
-import type { Handlers, RouteConfig } from "../server/http/context.ts";
-import { renderPage } from "../server/page.ts";
-import type { ModelRow, VramReport } from "../core/types.ts";
-import type { ConfiguredLimits } from "../components/vram_format.ts";
-import VramHistory from "../islands/VramHistory.tsx";
-import VramStatus from "../islands/VramStatus.tsx";
-import PipelinesTable from "../islands/PipelinesTable.tsx";
-import EventLog from "../islands/EventLog.tsx";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { renderPage } from "@/server/page.ts";
+import type { ModelRow, VramReport } from "@/core/types.ts";
+import type { ConfiguredLimits } from "@/dashboard/vram_format.ts";
+import VramHistory from "@/islands/VramHistory.tsx";
+import VramStatus from "@/islands/VramStatus.tsx";
+import PipelinesTable from "@/islands/PipelinesTable.tsx";
+import EventLog from "@/islands/EventLog.tsx";
 
 /** A page: open even with HEADROOM_TOKEN_FOR_READS (the API it calls is not). */
 export const config: RouteConfig = { summary: "The dashboard", auth: "page", produces: "html" };

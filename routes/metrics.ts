@@ -4,11 +4,11 @@
  * `Accept: application/json` with the devices and `loaded_models` from the live state.
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../server/http/context.ts";
-import { renderPrometheus } from "../server/http/prometheus.ts";
-import { buildMetrics } from "../server/metrics/exposition.ts";
-import { type LoadedModel, loadedModels } from "../server/metrics/loaded_models.ts";
-import { deviceSnapshotSchema, memoryProfileSchema } from "../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { renderPrometheus } from "@/server/http/prometheus.ts";
+import { buildMetrics } from "@/server/metrics/exposition.ts";
+import { type LoadedModel, loadedModels } from "@/server/metrics/loaded_models.ts";
+import { deviceSnapshotSchema, memoryProfileSchema } from "@/server/http/schemas.ts";
 
 /** The JSON answer (`Accept: application/json`). */
 const metricsJsonSchema = z.object({

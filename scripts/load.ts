@@ -14,8 +14,8 @@ import { startHeadroom } from "../server/serve_headroom.ts";
 import type { TestLoadEvent } from "../core/placement/measurements.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { SessionDevice } from "../core/pipelines/protocol.ts";
-import { ApiError, sendApi } from "../components/api_client.ts";
-import { readNdjson } from "../components/ndjson.ts";
+import { ApiError, sendApi } from "../api_client/mod.ts";
+import { readNdjson } from "../api_client/ndjson.ts";
 import { type Progress, urlFlag, UsageError } from "./_lib/cli.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
 

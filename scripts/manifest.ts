@@ -2,7 +2,8 @@
  * `deno task manifest`: writes routes/_manifest.ts and islands/_manifest.ts from the
  * files, as Fresh's dev server does. A route's path mirrors its file under routes/
  * (`[id]` → `:id`, `index` → the folder itself, a `(group)` folder adds nothing, `.ts`/`.tsx`
- * dropped); files and folders whose name starts with `_` are not routes. Every PascalCase
+ * dropped); files and folders whose name starts with `_`, and `(_name)` folders (Fresh's
+ * private groups: route-local helpers such as `routes/(_lib)/`), are not routes. Every PascalCase
  * `.tsx` file at the top of islands/ is an island. `--check` writes nothing and exits 1
  * when a committed manifest is stale (tests/manifest_test.ts checks the same).
  *
@@ -24,7 +25,7 @@ export async function routeFiles(root: URL = ROOT): Promise<string[]> {
   const found: string[] = [];
   const walk = async (dir: string) => {
     for await (const entry of Deno.readDir(new URL(`routes/${dir}`, root))) {
-      if (entry.name.startsWith("_") || entry.name.startsWith(".")) continue;
+      if (/^(_|\.|\(_)/.test(entry.name)) continue;
       if (entry.isDirectory) await walk(`${dir}${entry.name}/`);
       else if (
         entry.isFile && ROUTE_FILE.test(entry.name) && !/_test\.tsx?$/.test(entry.name)
@@ -93,12 +94,15 @@ export function renderRoutesManifest(files: readonly string[]): string {
     " * schemas), then running the task; tests/manifest_test.ts fails while this is stale.",
     " * @module",
     " */",
-    'import type { RouteEntry } from "../server/http/context.ts";',
+    'import { route, type RouteEntry } from "../server/http/context.ts";',
     ...routes.map(({ file }, i) => `import * as $${i} from "./${file}";`),
     "",
-    "/** Every route the app serves, fixed names before parameters. */",
+    "/**",
+    " * Every route the app serves, fixed names before parameters (`route` type-checks that",
+    " * each module's handlers were typed for its path's parameters).",
+    " */",
     "export const routes: readonly RouteEntry[] = [",
-    ...routes.map(({ path }, i) => `  [${JSON.stringify(path)}, $${i}.handler, $${i}.config],`),
+    ...routes.map(({ path }, i) => `  route(${JSON.stringify(path)}, $${i}),`),
     "];",
     "",
   ].join("\n");

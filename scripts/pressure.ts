@@ -20,7 +20,7 @@ import type { HeadroomEvent, VramReport } from "../core/types.ts";
 import { formatBytes } from "../core/units.ts";
 import { formatTable, gib, sleep, UsageError } from "./_lib/cli.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
-import { getVram } from "../components/api_client.ts";
+import { getVram } from "../api_client/mod.ts";
 import { EventCollector } from "./_lib/event_collector.ts";
 
 const TOOL = "pressure";

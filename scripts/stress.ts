@@ -17,7 +17,7 @@ import { ConfigError } from "../core/config.ts";
 import { headroomConfig, serveHeadroom } from "../server/serve_headroom.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import { formatBytes, parseBytes } from "../core/units.ts";
-import { type ApiResult, callApi } from "../components/api_client.ts";
+import { type ApiResult, callApi } from "../api_client/mod.ts";
 import { EventCollector } from "./_lib/event_collector.ts";
 import { formatTable, ms, sleep, UsageError } from "./_lib/cli.ts";
 import { defineTool, flag } from "./_lib/tool.ts";

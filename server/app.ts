@@ -1,18 +1,20 @@
 /**
- * Builds the Hono app from the route manifest: cross-site protection (Host, Origin,
- * content types), shared services on every request, the
- * token where the access rules ask for it, CORS only for listed origins, body limits,
- * one error shape, JSON 404s, and 405 for a known path with another method.
+ * Builds the Hono app from a route registry (the composition root passes
+ * routes/_manifest.ts in; this module imports no route): cross-site protection (Host,
+ * Origin, content types), shared services on every request, the token where the access
+ * rules ask for it, CORS only for listed origins, body limits, the validation each
+ * route's `config` declares, one error shape, JSON 404s, and 405 for a known path with
+ * another method.
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { routes } from "../routes/_manifest.ts";
 import { needsToken, requireToken } from "./http/auth.ts";
-import type { AppEnv, Services } from "./http/context.ts";
+import type { AppEnv, Method, RouteEntry, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
+import { requestValidator } from "./http/validate.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -20,8 +22,11 @@ const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 /** Body limit of routes that name none. */
 const DEFAULT_BODY_LIMIT = 64 * 1024;
 
-/** The app for a set of services. Its `fetch` is what `Deno.serve` (or `deno serve`) runs. */
-export function createApp(services: Services): Hono<AppEnv> {
+/**
+ * The app serving `routes` (routes/_manifest.ts in the service) with a set of services.
+ * Its `fetch` is what `Deno.serve` (or `deno serve`) runs.
+ */
+export function createApp(services: Services, routes: readonly RouteEntry[]): Hono<AppEnv> {
   const { config } = services;
   const app = new Hono<AppEnv>();
   // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
@@ -41,7 +46,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     await next();
   };
   for (const [path, handlers, options] of routes) {
-    const methods = Object.keys(handlers);
+    const methods = Object.keys(handlers) as Method[];
     const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     const limitBody = bodyLimit({
       maxSize: limit,
@@ -54,12 +59,16 @@ export function createApp(services: Services): Hono<AppEnv> {
       },
     });
     const contentType = contentTypeGuard(options.image ? IMAGE_TYPES : JSON_TYPES);
-    for (const [method, handle] of Object.entries(handlers)) {
+    for (const method of methods) {
+      const handle = handlers[method]!;
       // Only what a request needs: the token where the rules ask for it, a body limit
-      // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path).
+      // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path),
+      // then what the route's config validates (the handler reads `c.req.valid(…)`).
+      const validate = requestValidator(method, options, services);
       const guards: MiddlewareHandler<AppEnv>[] = [
         ...(needsToken(method, options.auth, config) ? [token] : []),
         ...(method === "GET" ? [] : [contentType, limitBody]),
+        ...(validate ? [validate] : []),
       ];
       if (guards.length === 0) {
         // One handler and no middleware: Hono's fastest path, for the pollers' routes.
@@ -73,7 +82,7 @@ export function createApp(services: Services): Hono<AppEnv> {
       for (const guard of [withServices, ...guards]) app.on(method, path, guard);
       app.on(method, path, (c) => handle(c));
     }
-    const others = ALL_METHODS.filter((m) => !methods.includes(m));
+    const others = ALL_METHODS.filter((m) => !(methods as string[]).includes(m));
     app.on(others, path, (c) =>
       errorResponse(
         c,

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Hono } from "hono";
 import { type Config, ConfigError, headroomProblem } from "../core/config.ts";
 import { createApp } from "./app.ts";
+import { routes } from "../routes/_manifest.ts";
 import { EventLog } from "../core/events.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { type Catalog, loadCatalog } from "../core/models/catalog.ts";
@@ -149,7 +150,7 @@ export async function startService(config: Config): Promise<Service> {
     hostname: config.nodeName ?? hostName(),
     reports: new ReportFeed({ monitor, scheduler, events, cpuEngine }),
   };
-  const app = createApp(services);
+  const app = createApp(services, routes);
   let closed = false;
   const close = () => {
     if (!closed) {

@@ -1,9 +1,9 @@
-// The one API client (components/api_client.ts) that the page and the terminal tools
+// The one API client (api_client/mod.ts) that the page and the terminal tools
 // share, against a real Headroom: answers as data for the tools (status, body, the
 // server's error code and message, no answer as status 0), thrown ApiErrors for the
 // page's sendApi, and a failure that is not our JSON (a proxy's page) read by status.
 import assert from "node:assert/strict";
-import { ApiError, callApi, getVram, sendApi } from "../components/api_client.ts";
+import { ApiError, callApi, getVram, sendApi } from "../api_client/mod.ts";
 import type { ModelReport } from "../core/types.ts";
 import { serveHeadroom } from "../server/serve_headroom.ts";
 

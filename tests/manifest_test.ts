@@ -52,7 +52,7 @@ Deno.test("manifest - a route file added, removed or renamed makes the manifest 
   }
 });
 
-Deno.test("manifest - paths mirror the files; _ files and folders are not routes", async () => {
+Deno.test("manifest - paths mirror the files; _ files, _ folders and (_lib) groups are not routes", async () => {
   assert.equal(routePath("index.tsx"), "/");
   assert.equal(routePath("metrics.ts"), "/metrics");
   assert.equal(routePath("api/openapi.json.ts"), "/api/openapi.json");
@@ -65,13 +65,23 @@ Deno.test("manifest - paths mirror the files; _ files and folders are not routes
   const root = await Deno.makeTempDir({ prefix: "headroom-manifest-" });
   try {
     const dir = new URL(`file://${root}/`);
-    for (const folder of ["routes/v1/_internal", "routes/v1/models"]) {
+    for (
+      const folder of [
+        "routes/v1/_internal",
+        "routes/v1/models",
+        "routes/(_lib)",
+        "routes/v1/(_lib)",
+        "routes/(admin)",
+      ]
+    ) {
       await Deno.mkdir(new URL(folder, dir), { recursive: true });
     }
     for (
       const file of [
         "routes/_ocr.ts",
-        "routes/v1/_chat_models.ts",
+        "routes/(_lib)/ocr.ts",
+        "routes/v1/(_lib)/chat_models.ts",
+        "routes/(admin)/users.ts",
         "routes/v1/_internal/secret.ts",
         "routes/v1/models.ts",
         "routes/v1/models/[model].ts",
@@ -81,6 +91,7 @@ Deno.test("manifest - paths mirror the files; _ files and folders are not routes
       ]
     ) await Deno.writeTextFile(new URL(file, dir), "");
     assert.deepEqual((await routeFiles(dir)).sort(), [
+      "(admin)/users.ts",
       "v1/models.ts",
       "v1/models/[model].ts",
       "v1/models/switch.ts",

@@ -323,4 +323,9 @@ export class Scheduler {
   settled(): Promise<void> {
     return this.#p.decisions.idle();
   }
+
+  /** Throws the unknown-model error for an id the catalog lacks, without building a row. */
+  require(id: string): void {
+    this.#p.records.get(id);
+  }
 }

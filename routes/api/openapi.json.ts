@@ -3,8 +3,8 @@
  * the running service's settings (which operations the token guards follows its access rules).
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig, Services } from "../../server/http/context.ts";
-import { buildOpenApi } from "../../server/http/openapi.ts";
+import type { Handlers, RouteConfig, Services } from "@/server/http/context.ts";
+import { buildOpenApi } from "@/server/http/openapi.ts";
 
 /** A read; answers the document. */
 export const config: RouteConfig = {

@@ -4,9 +4,9 @@
  * every catalog pipeline. `created` is when this server started (models have no other date here).
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../server/http/context.ts";
-import { openAiModelSchema } from "../../server/http/schemas.ts";
-import { listOpenAiModels } from "./_chat_models.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { openAiModelSchema } from "@/server/http/schemas.ts";
+import { listOpenAiModels } from "@/routes/v1/(_lib)/chat_models.ts";
 
 /** A read; answers OpenAI's list shape. */
 export const config: RouteConfig = {

@@ -1,7 +1,7 @@
 /**
  * Events seen across successive VRAM reports, each once: what `deno task stress` and
  * `deno task pressure` tell about the run (the API calls themselves go through the one
- * client, components/api_client.ts).
+ * client, api_client/mod.ts).
  * @module
  */
 import type { HeadroomEvent, VramReport } from "../../core/types.ts";

@@ -1,9 +1,11 @@
 /**
  * The typed request context every route shares: Hono's `Context` carrying the
- * running service's parts, and the Fresh-style shape of a route module's handlers.
+ * running service's parts, typed by the route's path (its parameters) and its `config`
+ * (the values the app validated), and the Fresh-style shape of a route module.
  * @module
  */
 import type { Context } from "hono";
+import type { ParamKeys } from "hono/types";
 import type { z } from "zod";
 import type { Config } from "../../core/config.ts";
 import type { VramMonitor } from "../../core/monitor/vram_monitor.ts";
@@ -49,16 +51,62 @@ export interface AppEnv {
   };
 }
 
-/** The context a route handler receives. */
-export type RouteContext = Context<AppEnv>;
-
 /** An HTTP method a route module can handle. */
 export type Method = "GET" | "POST" | "PUT" | "DELETE";
 
-/** A route module's `handler` export, as in Fresh: one function per HTTP method. */
-export type Handlers = Partial<
-  Record<Method, (c: RouteContext) => Response | Promise<Response>>
+/** The zod schema a `config.query` gives (it may be a function of the running config). */
+type QuerySchemaOf<Q> = Q extends z.ZodType ? Q
+  : Q extends (config: Config) => infer S ? S extends z.ZodType ? S : never
+  : never;
+
+/**
+ * What the app validated before the handler runs, by Hono's validation targets:
+ * `c.req.valid("json")` is the body as `config.body` parsed it, `c.req.valid("query")`
+ * the query string as `config.query` parsed it (each present only when the config has it).
+ */
+export interface ValidatedInput<C extends RouteConfig> {
+  out:
+    & (C extends { body: infer S extends z.ZodType } ? { json: z.output<S> } : Record<never, never>)
+    & (C extends { query: infer Q } ? { query: z.output<QuerySchemaOf<Q>> } : Record<never, never>);
+}
+
+/**
+ * The context a route handler receives. `P` is the route's path in Hono syntax
+ * (`"/api/v1/models/:id"`): `c.req.param("id")` is then a `string`; `C` is `typeof config`.
+ */
+export type RouteContext<P extends string = string, C extends RouteConfig = RouteConfig> = Context<
+  AppEnv,
+  P,
+  ValidatedInput<C>
 >;
+
+/** The path parameters' names of a path (none for an untyped path). */
+type ParamNames<P extends string> = string extends P ? never : ParamKeys<P>;
+
+/** Marks a route module's handlers with their path parameters (a type only). */
+declare const PARAMS: unique symbol;
+
+/**
+ * A route module's `handler` export, as in Fresh: one function per HTTP method. Give the
+ * route's path for typed parameters and `typeof config` for validated values:
+ * `Handlers<"/api/v1/models/:id/load", typeof config>`; the generated manifest fails to
+ * type-check when the path's parameters are not the file's.
+ */
+export type Handlers<P extends string = string, C extends RouteConfig = RouteConfig> =
+  & { [M in Method]?: (c: RouteContext<P, C>) => Response | Promise<Response> }
+  & { readonly [PARAMS]?: ParamNames<P> };
+
+/**
+ * Any route module's handlers, as the app calls them. Methods, not function properties:
+ * TypeScript compares a method's parameter both ways, so every route's narrower
+ * `Handlers<P, C>` fits here.
+ */
+export interface RouteHandlers {
+  GET?(c: RouteContext): Response | Promise<Response>;
+  POST?(c: RouteContext): Response | Promise<Response>;
+  PUT?(c: RouteContext): Response | Promise<Response>;
+  DELETE?(c: RouteContext): Response | Promise<Response>;
+}
 
 /**
  * Which token rule guards a route (see `needsToken` in ./auth.ts):
@@ -74,7 +122,10 @@ export type RouteResponses = Partial<Record<Method, Partial<Record<number, z.Zod
 
 /**
  * How a route is guarded and described: a route module's `config` export (Fresh's
- * `Route {handler, config}`), so a route's rules live beside its handler.
+ * `Route {handler, config}`), so a route's rules live beside its handler. The app
+ * enforces `params`, `query` and `body`; a route whose handlers read the validated values
+ * declares `export const config = {…} satisfies RouteConfig` so `typeof config` keeps the
+ * schemas' types for `Handlers<P, typeof config>`.
  */
 export interface RouteConfig {
   /** One line for the OpenAPI document. */
@@ -83,11 +134,16 @@ export interface RouteConfig {
   auth: RouteAuth;
   /** Largest request body in bytes (default 64 KiB). */
   bodyLimit?: number;
-  /** The JSON body's schema. */
+  /**
+   * Path parameters that name a model the scheduler knows: the app answers the
+   * unknown-model 404 before it reads or validates a body (an unknown id costs no upload).
+   */
+  params?: Readonly<Record<string, "model">>;
+  /** The JSON body's schema: the app validates every non-GET body with it (a 400 names the field). */
   body?: z.ZodType;
   /** The body is an image (PNG/JPEG or multipart), not JSON. */
   image?: boolean;
-  /** The query string's schema (a function when it depends on the running config). */
+  /** The query string's schema (a function when it depends on the running config); validated by the app. */
   query?: z.ZodType | ((config: Config) => z.ZodType);
   /** What a success answers, for the OpenAPI document (default JSON). */
   produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset";
@@ -96,4 +152,19 @@ export interface RouteConfig {
 }
 
 /** One route: its path (Hono syntax), handlers and config, as routes/_manifest.ts lists it. */
-export type RouteEntry = readonly [path: string, handlers: Handlers, config: RouteConfig];
+export type RouteEntry = readonly [path: string, handlers: RouteHandlers, config: RouteConfig];
+
+/**
+ * One entry of the generated manifest. The type checks that the module's handlers were
+ * typed for this path's parameters (`Handlers<"/x/:id">` in a file that serves `/x/:name`
+ * fails `deno check`).
+ */
+export function route<P extends string>(
+  path: P,
+  module: {
+    handler: RouteHandlers & { readonly [PARAMS]?: ParamNames<P> };
+    config: RouteConfig;
+  },
+): RouteEntry {
+  return [path, module.handler, module.config];
+}

@@ -1,30 +1,30 @@
 /**
- * Validation of query strings and JSON bodies with zod schemas: a bad value becomes a
- * 400 whose message names the field and says what was expected.
+ * The checks a route's `config` declares, run by the app before the handler (Hono's
+ * `validator` middleware, built from the config): path parameters that name a model,
+ * the query string and the JSON body. A bad value becomes a 400 whose message names the
+ * field and says what was expected; the handler reads what passed with
+ * `c.req.valid("query")` and `c.req.valid("json")` and never parses the request itself.
  * @module
  */
-import type { Context } from "hono";
+import type { MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { HttpError } from "./errors.ts";
 import { describeIssues } from "../../core/describe_issues.ts";
+import type { AppEnv, RouteConfig, Services } from "./context.ts";
 
 /** Parses the query string with `schema`; throws a 400 HttpError naming the bad parameter. */
-export function parseQuery<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
-  const result = schema.safeParse(c.req.query());
+function parseQuery<T extends z.ZodType>(query: Record<string, string>, schema: T): z.output<T> {
+  const result = schema.safeParse(query);
   if (!result.success) {
     throw new HttpError(400, "bad_query", describeIssues(result.error, "query parameter"));
   }
   return result.data;
 }
 
-/** Reads and parses a JSON body with `schema`; throws a 400 HttpError naming the bad field. */
-export async function parseJsonBody<T extends z.ZodType>(
-  c: Context,
-  schema: T,
-): Promise<z.output<T>> {
+/** Parses a JSON body's text with `schema` (empty is `{}`); throws a 400 HttpError naming the bad field. */
+function parseJsonBody<T extends z.ZodType>(text: string, schema: T): z.output<T> {
   let body: unknown;
   try {
-    const text = await c.req.text();
     body = text.trim() === "" ? {} : JSON.parse(text);
   } catch (error) {
     throw new HttpError(400, "bad_json", `The body is not valid JSON: ${(error as Error).message}`);
@@ -32,4 +32,30 @@ export async function parseJsonBody<T extends z.ZodType>(
   const result = schema.safeParse(body);
   if (!result.success) throw new HttpError(400, "bad_body", describeIssues(result.error, "field"));
   return result.data;
+}
+
+/**
+ * The middleware that enforces `config` on `method` for the running `services`, in this
+ * order: each path parameter that names a model exists (`scheduler.require`: the
+ * unknown-model 404 before a body is read), the query string, then the JSON body (not
+ * on GET). Null when the config asks for none of them on this method.
+ */
+export function requestValidator(
+  method: string,
+  config: RouteConfig,
+  services: Services,
+): MiddlewareHandler<AppEnv> | null {
+  const models = Object.entries(config.params ?? {})
+    .filter(([, names]) => names === "model").map(([name]) => name);
+  // A query schema that depends on the settings is built once: they do not change.
+  const query = typeof config.query === "function" ? config.query(services.config) : config.query;
+  const body = method === "GET" ? undefined : config.body;
+  if (models.length === 0 && !query && !body) return null;
+  return async (c, next) => {
+    for (const name of models) services.scheduler.require(c.req.param(name) ?? "");
+    // What `c.req.valid("query" | "json")` answers the handler (typed by its config there).
+    if (query) c.req.addValidatedData("query", parseQuery(c.req.query(), query) as object);
+    if (body) c.req.addValidatedData("json", parseJsonBody(await c.req.text(), body) as object);
+    await next();
+  };
 }

@@ -5,15 +5,10 @@
  * `GET` lists the chains. Mutating: needs the token when one is set.
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { HttpError } from "../../../server/http/errors.ts";
-import { parseJsonBody } from "../../../server/http/validate.ts";
-import {
-  errorBodySchema,
-  fitResultSchema,
-  pipelineListSchema,
-} from "../../../server/http/schemas.ts";
-import { type Chain, createChain } from "../../../core/pipelines/chains.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import { errorBodySchema, fitResultSchema, pipelineListSchema } from "@/server/http/schemas.ts";
+import { type Chain, createChain } from "@/core/pipelines/chains.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
@@ -34,7 +29,7 @@ const chainSchema = z.object({
 }) satisfies z.ZodType<Chain>;
 
 /** Mutating (POST; the GET list is a read). */
-export const config: RouteConfig = {
+export const config = {
   summary:
     "Create an ordered chain after a pre-flight check and place it on the GPU (GET lists them)",
   auth: "mutating",
@@ -43,15 +38,15 @@ export const config: RouteConfig = {
     GET: { 200: z.object({ chains: z.array(chainSchema) }) },
     POST: { 201: chainSchema, 409: errorBodySchema.extend({ check: fitResultSchema }) },
   },
-};
+} satisfies RouteConfig;
 
 /** Creates a chain, or lists them. */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/chains", typeof config> = {
   GET: async (c) => c.json({ chains: await c.var.services.store.chains() }),
   POST: async (c) => {
-    const input = await parseJsonBody(c, bodySchema);
+    const input = c.req.valid("json");
     const { scheduler } = c.var.services;
-    for (const id of input.pipelines) scheduler.model(id);
+    for (const id of input.pipelines) scheduler.require(id);
     if (new Set(input.pipelines).size !== input.pipelines.length) {
       throw new HttpError(400, "bad_body", 'field "pipelines": lists a pipeline twice');
     }

@@ -1,6 +1,6 @@
 /** `GET /api/v1/health`: is the service up, and what is it measuring with. */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 
 /** A read; answers whether the service is up and what it measures with. */
 export const config: RouteConfig = {

@@ -1,7 +1,7 @@
 /** `GET /api/v1/models`: the catalog with each model's live state and last figures. */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { modelRowSchema } from "../../../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { modelRowSchema } from "@/server/http/schemas.ts";
 
 /** A read; answers the catalog. */
 export const config: RouteConfig = {

@@ -4,11 +4,11 @@
  * `ocr-det` → `ocr-cls` → `ocr-rec` pipelines.
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { HttpError } from "../../../server/http/errors.ts";
-import { sniffImageType } from "../../../plugins/_image.ts";
-import { requireOcrModels, runOcr } from "../../_ocr.ts";
-import type { OcrChainResult } from "../../../plugins/ocr_chain.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import { sniffImageType } from "@/plugins/_image.ts";
+import { requireOcrModels, runOcr } from "@/routes/(_lib)/ocr.ts";
+import type { OcrChainResult } from "@/plugins/ocr_chain.ts";
 
 /** Largest image accepted, in bytes (larger gets 413). */
 export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;

@@ -3,10 +3,10 @@
  * immutable and precompressed. They are built once at start, never per request.
  * @module
  */
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { HttpError } from "../../../server/http/errors.ts";
-import { preparePageAssets } from "../../../runtime/server/bundle.ts";
-import { builtFileResponse } from "../../../runtime/server/serve.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import { preparePageAssets } from "@/runtime/server/bundle.ts";
+import { builtFileResponse } from "@/runtime/server/serve.ts";
 
 /** The page's assets: open like the page. */
 export const config: RouteConfig = {
@@ -16,9 +16,9 @@ export const config: RouteConfig = {
 };
 
 /** Serves one built file in the best encoding the client accepts. */
-export const handler: Handlers = {
+export const handler: Handlers<"/static/build/:file"> = {
   GET: async (c) => {
-    const name = c.req.param("file") ?? "";
+    const name = c.req.param("file");
     const file = (await preparePageAssets()).files.get(name);
     if (!file) {
       throw new HttpError(

@@ -7,10 +7,9 @@
  */
 import { z } from "zod";
 import { streamSSE } from "hono/streaming";
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { parseJsonBody } from "../../../server/http/validate.ts";
-import { chatRequestSchema, readMessages } from "../../../server/openai/messages.ts";
-import { answerChat } from "../_chat_models.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { chatRequestSchema, readMessages } from "@/server/openai/messages.ts";
+import { answerChat } from "@/routes/v1/(_lib)/chat_models.ts";
 
 /** The request body's schema (for the OpenAPI document). */
 export const bodySchema = chatRequestSchema;
@@ -19,7 +18,7 @@ export const bodySchema = chatRequestSchema;
 export const MAX_CHAT_BODY_BYTES = 32 * 2 ** 20;
 
 /** Inference: needs the token with HEADROOM_TOKEN_FOR_INFER; answers a `chat.completion`. */
-export const config: RouteConfig = {
+export const config = {
   summary:
     "OpenAI-compatible chat: text and image_url parts (base64 data: URLs) to a chat model (built in: ocr); stream: true answers SSE chunks ending in [DONE]",
   auth: "infer",
@@ -50,14 +49,14 @@ export const config: RouteConfig = {
       }),
     },
   },
-};
+} satisfies RouteConfig;
 
 const characters = (text: string) => [...text].length;
 
 /** Runs the chat model, then answers at once or as a stream of chunks. */
-export const handler: Handlers = {
+export const handler: Handlers<"/v1/chat/completions", typeof config> = {
   POST: async (c) => {
-    const request = await parseJsonBody(c, chatRequestSchema);
+    const request = c.req.valid("json");
     const messages = readMessages(request);
     const { text } = await answerChat(
       c.var.services,

@@ -1,8 +1,8 @@
 /** `GET /v1/models/{model}` (OpenAI-compatible): one entry of `GET /v1/models`, or a 404. */
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { HttpError } from "../../../server/http/errors.ts";
-import { openAiModelSchema } from "../../../server/http/schemas.ts";
-import { listOpenAiModels } from "../_chat_models.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import { openAiModelSchema } from "@/server/http/schemas.ts";
+import { listOpenAiModels } from "@/routes/v1/(_lib)/chat_models.ts";
 
 /** A read; answers one entry of the list. */
 export const config: RouteConfig = {
@@ -12,9 +12,9 @@ export const config: RouteConfig = {
 };
 
 /** Answers the model's entry. */
-export const handler: Handlers = {
+export const handler: Handlers<"/v1/models/:model"> = {
   GET: (c) => {
-    const id = c.req.param("model")!;
+    const id = c.req.param("model");
     const models = listOpenAiModels(c.var.services);
     const found = models.find((m) => m.id === id);
     if (!found) {

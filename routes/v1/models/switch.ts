@@ -8,15 +8,14 @@
  * token when one is set.
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
-import { parseJsonBody } from "../../../server/http/validate.ts";
-import type { SwitchResult } from "../../../core/placement/measurements.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import type { SwitchResult } from "@/core/placement/measurements.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();
 
 /** Mutating; answers the measured figures. */
-export const config: RouteConfig = {
+export const config = {
   summary: "Exclusive mode: unload the others, load this model, answer its measured VRAM and RAM",
   auth: "mutating",
   body: bodySchema,
@@ -38,14 +37,14 @@ export const config: RouteConfig = {
       }) satisfies z.ZodType<SwitchResult>,
     },
   },
-};
+} satisfies RouteConfig;
 
 /** Switches and answers the measured figures. */
-export const handler: Handlers = {
+export const handler: Handlers<"/v1/models/switch", typeof config> = {
   POST: async (c) => {
-    const { model } = await parseJsonBody(c, bodySchema);
+    const { model } = c.req.valid("json");
     const { scheduler } = c.var.services;
-    scheduler.model(model); // 404 before anything moves
+    scheduler.require(model); // 404 before anything moves
     return c.json(await scheduler.switchTo(model, { trigger: "switch" }));
   },
 };

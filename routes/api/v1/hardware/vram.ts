@@ -1,6 +1,6 @@
 /** `GET /api/v1/hardware/vram`: every device's figures, where they come from, and the pipelines. */
-import type { Handlers, RouteConfig } from "../../../../server/http/context.ts";
-import { vramReportSchema } from "../../../../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { vramReportSchema } from "@/server/http/schemas.ts";
 
 /** A read; answers the VramReport. */
 export const config: RouteConfig = {

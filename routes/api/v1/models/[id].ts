@@ -1,6 +1,6 @@
 /** `GET /api/v1/models/{id}`: one model's state. */
-import type { Handlers, RouteConfig } from "../../../../server/http/context.ts";
-import { modelRowSchema } from "../../../../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { modelRowSchema } from "@/server/http/schemas.ts";
 
 /** A read; answers one ModelReport. */
 export const config: RouteConfig = {
@@ -10,6 +10,6 @@ export const config: RouteConfig = {
 };
 
 /** Answers the ModelReport, or 404 naming the known ids. */
-export const handler: Handlers = {
-  GET: (c) => c.json(c.var.services.scheduler.model(c.req.param("id")!)),
+export const handler: Handlers<"/api/v1/models/:id"> = {
+  GET: (c) => c.json(c.var.services.scheduler.model(c.req.param("id"))),
 };

@@ -8,9 +8,8 @@
  */
 import { z } from "zod";
 import { stream } from "hono/streaming";
-import type { Handlers, RouteConfig } from "../../../../server/http/context.ts";
-import { HttpError } from "../../../../server/http/errors.ts";
-import { parseJsonBody } from "../../../../server/http/validate.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
@@ -19,20 +18,20 @@ export const bodySchema = z.object({
 }).strict();
 
 /** Mutating; answers NDJSON progress. */
-export const config: RouteConfig = {
+export const config = {
   summary: "Load each model alone, measure it, stream progress as NDJSON",
   auth: "mutating",
   body: bodySchema,
   produces: "ndjson",
-};
+} satisfies RouteConfig;
 
 /** Streams the test load's progress. */
-export const handler: Handlers = {
-  POST: async (c) => {
-    const input = await parseJsonBody(c, bodySchema);
+export const handler: Handlers<"/api/v1/models/test-load", typeof config> = {
+  POST: (c) => {
+    const input = c.req.valid("json");
     const { scheduler } = c.var.services;
     const ids = input.models ?? scheduler.list().map((m) => m.id);
-    for (const id of ids) scheduler.model(id);
+    for (const id of ids) scheduler.require(id);
     if (scheduler.testLoadRunning) {
       throw new HttpError(409, "busy", "A test load is already running; wait for it to finish");
     }

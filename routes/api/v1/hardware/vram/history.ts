@@ -1,8 +1,7 @@
 /** `GET /api/v1/hardware/vram/history?seconds=&points=`: the monitor's ring buffer, downsampled. */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { vramSampleSchema } from "../../../../../server/http/schemas.ts";
-import { parseQuery } from "../../../../../server/http/validate.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { vramSampleSchema } from "@/server/http/schemas.ts";
 
 const DEFAULT_SECONDS = 600;
 const DEFAULT_POINTS = 300;
@@ -23,7 +22,7 @@ export function querySchema(maxSeconds: number) {
 }
 
 /** A read; the query's limit is the history this service keeps. */
-export const config: RouteConfig = {
+export const config = {
   summary: "The sample history, downsampled (each point keeps its run's peak)",
   auth: "read",
   query: (service) => querySchema(Math.ceil(service.historyMs / 1000)),
@@ -36,14 +35,13 @@ export const config: RouteConfig = {
       }),
     },
   },
-};
+} satisfies RouteConfig;
 
 /** Answers `{seconds, points, samples}`, oldest sample first. */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/hardware/vram/history", typeof config> = {
   GET: (c) => {
-    const { monitor, config } = c.var.services;
-    const query = parseQuery(c, querySchema(Math.ceil(config.historyMs / 1000)));
-    const samples = monitor.history(query.seconds, query.points);
+    const query = c.req.valid("query");
+    const samples = c.var.services.monitor.history(query.seconds, query.points);
     return c.json({ seconds: query.seconds, points: samples.length, samples });
   },
 };

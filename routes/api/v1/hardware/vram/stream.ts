@@ -7,7 +7,7 @@
  * service stops, a `shutdown` event, and the stream ends.
  */
 import { streamSSE } from "hono/streaming";
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 
 /** Minimum gap between two snapshot events. */
 export const MIN_EVENT_GAP_MS = 250;

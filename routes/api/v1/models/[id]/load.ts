@@ -1,9 +1,8 @@
 /** `POST /api/v1/models/{id}/load`: body `{device?: "gpu" | "cpu"}`. Mutating: needs the token when one is set. */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelRowSchema } from "../../../../../server/http/schemas.ts";
-import { parseJsonBody } from "../../../../../server/http/validate.ts";
-import { HttpError } from "../../../../../server/http/errors.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { modelRowSchema } from "@/server/http/schemas.ts";
+import { HttpError } from "@/server/http/errors.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
@@ -11,21 +10,20 @@ export const bodySchema = z.object({
 }).strict();
 
 /** Mutating: needs the token when one is set. */
-export const config: RouteConfig = {
+export const config = {
   summary: "Load a model on the GPU (making room first) or the CPU",
   auth: "mutating",
+  params: { id: "model" }, // 404 before the body is read
   body: bodySchema,
   responses: { POST: { 200: modelRowSchema } },
-};
+} satisfies RouteConfig;
 
 /** Loads the model through the scheduler (the GPU: making room first) and answers its ModelReport. */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/models/:id/load", typeof config> = {
   POST: async (c) => {
     const { scheduler, monitor } = c.var.services;
-    const id = c.req.param("id")!;
-    scheduler.model(id); // 404 first
-    const body = await parseJsonBody(c, bodySchema);
-    const device = body.device ?? scheduler.defaultDevice;
+    const id = c.req.param("id");
+    const device = c.req.valid("json").device ?? scheduler.defaultDevice;
     if (device === "gpu" && !scheduler.gpuUsable()) {
       throw new HttpError(
         409,

@@ -3,8 +3,8 @@
  * on the CPU. Answers once the driver shows the memory back (`release.confirmed`), or
  * says it did not within the wait. Mutating: needs the token when one is set.
  */
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { releasedModelSchema } from "../../../../../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { releasedModelSchema } from "@/server/http/schemas.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
@@ -14,9 +14,9 @@ export const config: RouteConfig = {
 };
 
 /** Answers the model's ModelReport after the move, with `release`. */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/models/:id/offload"> = {
   POST: async (c) => {
-    const { model, release } = await c.var.services.scheduler.offload(c.req.param("id")!);
+    const { model, release } = await c.var.services.scheduler.offload(c.req.param("id"));
     return c.json({ ...model, release });
   },
 };

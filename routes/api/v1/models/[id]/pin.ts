@@ -1,6 +1,6 @@
 /** `POST /api/v1/models/{id}/pin`: a pinned pipeline is never evicted. Mutating: needs the token when one is set. */
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelRowSchema } from "../../../../../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { modelRowSchema } from "@/server/http/schemas.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
@@ -10,6 +10,6 @@ export const config: RouteConfig = {
 };
 
 /** Pins the pipeline; answers its ModelReport. */
-export const handler: Handlers = {
-  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id")!, true)),
+export const handler: Handlers<"/api/v1/models/:id/pin"> = {
+  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id"), true)),
 };

@@ -2,9 +2,9 @@
  * `POST /api/v1/models/{id}/rehydrate`: CPU → GPU, through the scheduler (it makes room
  * first, or says why it cannot). Mutating: needs the token when one is set.
  */
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelRowSchema } from "../../../../../server/http/schemas.ts";
-import { HttpError } from "../../../../../server/http/errors.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { modelRowSchema } from "@/server/http/schemas.ts";
+import { HttpError } from "@/server/http/errors.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
@@ -14,11 +14,11 @@ export const config: RouteConfig = {
 };
 
 /** Answers the model's ModelReport after the move. */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/models/:id/rehydrate"> = {
   POST: async (c) => {
     const { scheduler, monitor } = c.var.services;
-    const id = c.req.param("id")!;
-    scheduler.model(id);
+    const id = c.req.param("id");
+    scheduler.require(id);
     if (!scheduler.gpuUsable()) {
       throw new HttpError(
         409,

@@ -1,6 +1,6 @@
 /** `POST /api/v1/models/{id}/unpin`: the pipeline may be evicted again. Mutating: needs the token when one is set. */
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { modelRowSchema } from "../../../../../server/http/schemas.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { modelRowSchema } from "@/server/http/schemas.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
@@ -10,6 +10,6 @@ export const config: RouteConfig = {
 };
 
 /** Unpins the pipeline; answers its ModelReport. */
-export const handler: Handlers = {
-  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id")!, false)),
+export const handler: Handlers<"/api/v1/models/:id/unpin"> = {
+  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id"), false)),
 };

@@ -4,11 +4,10 @@
  * plugin takes `{payload: …}` instead (its plugin's own input).
  */
 import { z } from "zod";
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { HttpError } from "../../../../../server/http/errors.ts";
-import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../server/http/tensors.ts";
-import { parseJsonBody } from "../../../../../server/http/validate.ts";
-import type { RunInput } from "../../../../../core/pipelines/protocol.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import { jsonTensorSchema, jsonToWire, wireToJson } from "@/server/http/tensors.ts";
+import type { RunInput } from "@/core/pipelines/protocol.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
@@ -22,10 +21,11 @@ export const bodySchema = z.object({
 export const MAX_INFER_BODY_BYTES = 256 * 2 ** 20;
 
 /** Inference: needs the token with HEADROOM_TOKEN_FOR_INFER. */
-export const config: RouteConfig = {
+export const config = {
   summary: "Run a model on JSON tensors (or a plugin payload), loading it first if needed",
   auth: "infer",
   bodyLimit: MAX_INFER_BODY_BYTES,
+  params: { id: "model" }, // 404 before a large body is read
   body: bodySchema,
   responses: {
     POST: {
@@ -38,15 +38,14 @@ export const config: RouteConfig = {
       }),
     },
   },
-};
+} satisfies RouteConfig;
 
 /** Answers `{model, device, ms, outputs}` (or `{…, output}` for a plugin payload). */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/pipelines/:id/infer", typeof config> = {
   POST: async (c) => {
-    const id = c.req.param("id")!;
+    const id = c.req.param("id");
     const { scheduler } = c.var.services;
-    const model = scheduler.model(id); // 404 before reading a large body
-    const body = await parseJsonBody(c, bodySchema);
+    const body = c.req.valid("json");
     let input: RunInput;
     if (body.inputs) {
       if (Object.keys(body.inputs).length === 0) {
@@ -54,7 +53,7 @@ export const handler: Handlers = {
       }
       input = { kind: "tensors", tensors: jsonToWire(body.inputs) };
     } else {
-      if (!model.plugin) {
+      if (!scheduler.model(id).plugin) {
         throw new HttpError(
           400,
           "bad_body",

@@ -7,11 +7,12 @@
  * `{"end": true}` to close the last speech segment. The plugin's stream state (for VAD,
  * the recurrent state and the unfinished frame) stays on the server between chunks.
  */
+import type { Context } from "hono";
 import { upgradeWebSocket } from "hono/deno";
-import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
-import { HttpError } from "../../../../../server/http/errors.ts";
-import { ChunkLoop } from "../../../../../core/pipelines/chunk_loop.ts";
-import { PipelineError } from "../../../../../core/pipelines/errors.ts";
+import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import { ChunkLoop } from "@/core/pipelines/chunk_loop.ts";
+import { PipelineError } from "@/core/pipelines/errors.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
 export const MAX_CHUNK_SAMPLES = 160_000;
@@ -24,9 +25,9 @@ export const config: RouteConfig = {
 };
 
 /** Upgrades to a WebSocket and runs the chunk loop. */
-export const handler: Handlers = {
+export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
   GET: async (c) => {
-    const id = c.req.param("id")!;
+    const id = c.req.param("id");
     const { scheduler, config } = c.var.services;
     const model = scheduler.model(id); // 404 before upgrading
     if (!model.plugin) {
@@ -138,7 +139,8 @@ export const handler: Handlers = {
     let response: Response | undefined;
     try {
       response = c.req.header("upgrade")?.toLowerCase() === "websocket"
-        ? await upgrade(c, () => Promise.resolve()) as Response | undefined
+        // The upgrade middleware is typed for an untyped context (no path, no app variables).
+        ? await upgrade(c as unknown as Context, () => Promise.resolve()) as Response | undefined
         : undefined;
     } catch (error) {
       release();

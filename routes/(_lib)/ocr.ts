@@ -4,10 +4,10 @@
  * placement policy's run path (auto-load, eviction, exclusive mode), like every inference.
  * @module
  */
-import type { Services } from "../server/http/context.ts";
-import { requireModels } from "../server/http/require_models.ts";
-import { type OcrChainResult, runOcrChain } from "../plugins/ocr_chain.ts";
-import type { RunOptions } from "../core/placement/scheduler.ts";
+import type { Services } from "@/server/http/context.ts";
+import { requireModels } from "@/server/http/require_models.ts";
+import { type OcrChainResult, runOcrChain } from "@/plugins/ocr_chain.ts";
+import type { RunOptions } from "@/core/placement/scheduler.ts";
 
 /** The pipelines the chain runs, in order. */
 export const OCR_MODELS = ["ocr-det", "ocr-cls", "ocr-rec"] as const;

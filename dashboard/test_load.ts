@@ -8,8 +8,9 @@
  */
 import { type Signal, signal } from "@preact/signals";
 import type { LoadMeasurement, TestLoadEvent } from "../core/placement/measurements.ts";
-import { ApiError, apiPost } from "./api_client.ts";
-import { readNdjson } from "./ndjson.ts";
+import { ApiError } from "../api_client/mod.ts";
+import { apiPost } from "./page_api.ts";
+import { readNdjson } from "../api_client/ndjson.ts";
 import { formatMs } from "./pipeline_view.ts";
 import { formatBytes } from "./vram_format.ts";
 

@@ -1,20 +1,18 @@
 /**
- * The one client of Headroom's HTTP API, for the page and the terminal tools alike (it
- * needs only `fetch`, so it runs in the browser and in Deno):
+ * The one client of Headroom's HTTP API, for the terminal tools and the page alike. It
+ * needs only `fetch` and holds no browser code (no signals, no storage), so the tools
+ * import it; the page's token prompt is built on it in dashboard/page_api.ts.
  *
  * - {@link callApi}: one JSON request to a base URL with the token and a timeout,
  *   answered as data (status, body, error code and message, milliseconds), never
  *   thrown: what `deno task stress` counts and `deno task pressure` polls with.
- * - {@link apiGet} / {@link apiPost}: the dashboard's calls, same-origin. When the
- *   server answers 401 (it has an API token), the page asks for the token once —
- *   {@link tokenPrompt} is set and an island shows a small form — keeps it in
- *   sessionStorage, and retries; a failure throws an {@link ApiError}.
+ * - {@link sendApi}: one request that resolves to the OK response or throws an
+ *   {@link ApiError} (`deno task load`, the page).
  *
  * Both read a failure the same way: the `{error: {code, message}}` body, else
  * `http_<status>`; no answer at all is status 0 with code `network` (or `timeout`).
  * @module
  */
-import { signal } from "@preact/signals";
 import type { ErrorBody, VramReport } from "../core/types.ts";
 
 /** What one request got back; `status` 0 means no HTTP answer (network error or timeout). */
@@ -124,22 +122,6 @@ export async function getVram(
   return result.body;
 }
 
-/** Where the token is kept for this tab. */
-export const TOKEN_KEY = "headroom.token";
-
-/** A pending request for the token: the form shows `message` and settles it. */
-export interface TokenPrompt {
-  /** Why it is asked: the server's 401 message. */
-  message: string;
-  /** Whether a token was sent and refused (so this is a second ask). */
-  rejected: boolean;
-  submit(token: string): void;
-  cancel(): void;
-}
-
-/** The open token request, or null. */
-export const tokenPrompt = signal<TokenPrompt | null>(null);
-
 /** An API error with the server's code and message (or a network failure's). */
 export class ApiError extends Error {
   /** HTTP status, 0 for a network failure, -1 when the person cancelled the token form. */
@@ -153,58 +135,6 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
   }
-}
-
-function storedToken(): string | null {
-  try {
-    return sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
-  }
-}
-
-/** The cookie that carries the token on reads the page cannot add a header to (EventSource). */
-export const TOKEN_COOKIE = "headroom_token";
-
-function storeToken(token: string | null) {
-  // Reads only: the server accepts this cookie on GET, never on a mutating request.
-  document.cookie = token === null
-    ? `${TOKEN_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict`
-    : `${TOKEN_COOKIE}=${encodeURIComponent(token)}; Path=/; SameSite=Strict`;
-  try {
-    if (token === null) sessionStorage.removeItem(TOKEN_KEY);
-    else sessionStorage.setItem(TOKEN_KEY, token);
-  } catch {
-    // Storage may be off (private mode): the token then lasts until the next 401.
-  }
-}
-
-let memoryToken: string | null = null;
-let asking: Promise<string> | null = null;
-
-/** Asks for the token (one form for every request waiting on it). */
-function askToken(message: string, rejected: boolean): Promise<string> {
-  asking ??= new Promise<string>((resolve, reject) => {
-    const settle = () => {
-      asking = null;
-      tokenPrompt.value = null;
-    };
-    tokenPrompt.value = {
-      message,
-      rejected,
-      submit(token) {
-        settle();
-        memoryToken = token.trim();
-        storeToken(memoryToken);
-        resolve(memoryToken);
-      },
-      cancel() {
-        settle();
-        reject(new ApiError(-1, "cancelled", "Cancelled: no API token given"));
-      },
-    };
-  });
-  return asking;
 }
 
 /** The error an answer that is not OK carries (not our JSON, e.g. a proxy's page: the status). */
@@ -233,35 +163,4 @@ export async function sendApi(
   }
   if (!response.ok) throw await errorOf(response);
   return response;
-}
-
-/**
- * The page's requests: {@link sendApi} with the token when one is known; on 401 asks
- * for the token and retries.
- */
-async function request(path: string, init: RequestInit): Promise<Response> {
-  for (;;) {
-    const token = memoryToken ?? storedToken();
-    try {
-      return await sendApi(path, init, token);
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 401)) throw error;
-      if (token !== null) {
-        memoryToken = null;
-        storeToken(null);
-      }
-      await askToken(error.message, token !== null);
-    }
-  }
-}
-
-/** POSTs `body` as JSON to `path` (see {@link request}: the token is asked for on 401). */
-export function apiPost(path: string, body: unknown = {}): Promise<Response> {
-  return request(path, { method: "POST", body: JSON.stringify(body) });
-}
-
-/** GETs JSON from `path` (with the token when the server guards reads); throws an {@link ApiError}. */
-export async function apiGet<T>(path: string): Promise<T> {
-  const response = await request(path, { cache: "no-store" });
-  return await response.json() as T;
 }

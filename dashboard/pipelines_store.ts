@@ -9,7 +9,8 @@
  */
 import { effect, type ReadonlySignal, type Signal, signal } from "@preact/signals";
 import type { ModelAction, ModelRow, VramReport } from "../core/types.ts";
-import { ApiError, apiGet, apiPost } from "./api_client.ts";
+import { ApiError } from "../api_client/mod.ts";
+import { apiGet, apiPost } from "./page_api.ts";
 
 /** A row, and when it arrived here (the browser's clock, for idle times and countdowns). */
 export interface HeldRow {

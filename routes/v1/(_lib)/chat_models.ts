@@ -7,11 +7,11 @@
  * `POST /api/v1/pipelines/{id}/infer` (auto-load, eviction, exclusive mode).
  * @module
  */
-import type { Services } from "../../server/http/context.ts";
-import { HttpError } from "../../server/http/errors.ts";
-import type { ChatInputMessage } from "../../server/openai/messages.ts";
-import type { OpenAiModel } from "../../server/http/schemas.ts";
-import { OCR_MODELS, requireOcrModels, runOcr } from "../_ocr.ts";
+import type { Services } from "@/server/http/context.ts";
+import { HttpError } from "@/server/http/errors.ts";
+import type { ChatInputMessage } from "@/server/openai/messages.ts";
+import type { OpenAiModel } from "@/server/http/schemas.ts";
+import { OCR_MODELS, requireOcrModels, runOcr } from "@/routes/(_lib)/ocr.ts";
 
 /** The id of the built-in OCR chat model. */
 export const OCR_CHAT_MODEL = "ocr";
