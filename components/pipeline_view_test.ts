@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { MemoryProfile, ModelRow } from "../core/types.ts";
-import { modelActions } from "../core/placement/actions.ts";
+import { modelActions } from "../core/placement/scheduler.ts";
 import { actionButtons, rowView } from "./pipeline_view.ts";
 import { modelRow } from "./_model_row.ts";
 

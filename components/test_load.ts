@@ -7,7 +7,7 @@
  * @module
  */
 import { type Signal, signal } from "@preact/signals";
-import type { LoadMeasurement, TestLoadEvent } from "../core/placement/measurements.ts";
+import type { LoadMeasurement, TestLoadEvent } from "../core/placement/types.ts";
 import { ApiError, apiPost } from "./api_client.ts";
 import { readNdjson } from "./ndjson.ts";
 import { formatMs } from "./pipeline_view.ts";

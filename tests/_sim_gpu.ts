@@ -16,7 +16,7 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
+import type { GpuReading, DeviceView } from "../core/placement/types.ts";
 import { Scheduler, type SchedulerOptions } from "../core/placement/scheduler.ts";
 import { EventLog } from "../core/events.ts";
 import type {
@@ -25,7 +25,7 @@ import type {
   HostTransition,
   HostView,
   PipelineHost,
-} from "../core/placement/host.ts";
+} from "../core/placement/types.ts";
 import type { ModelReport } from "../core/types.ts";
 import type { RunInput, SessionDevice } from "../core/pipelines/protocol.ts";
 import { prng } from "../core/random.ts";
@@ -96,7 +96,7 @@ export class SimGpu implements PipelineHost, DeviceView {
   /** Bytes released but not shown by the device yet, each with when it shows. */
   #late: Array<{ bytes: number; at: number }> = [];
   /** The last good reading (an errored device repeats it). */
-  #lastGood: DeviceReading | null = null;
+  #lastGood: GpuReading | null = null;
   /** Bytes held on the device by another process. */
   otherTenantBytes = 0;
   /** Every operation asked of the target, in order. */
@@ -143,7 +143,7 @@ export class SimGpu implements PipelineHost, DeviceView {
 
   #reads = 0;
 
-  read(_fresh: boolean): DeviceReading {
+  read(_fresh: boolean): GpuReading {
     const seq = ++this.#reads;
     if (!this.usable) {
       return {
@@ -163,7 +163,7 @@ export class SimGpu implements PipelineHost, DeviceView {
         seq,
       };
     }
-    const reading: DeviceReading = {
+    const reading: GpuReading = {
       state: this.deviceState,
       freeBytes: this.freeBytes(),
       totalBytes: this.totalBytes,

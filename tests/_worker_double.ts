@@ -10,7 +10,7 @@ import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
+import type { GpuReading, DeviceView } from "../core/placement/types.ts";
 import type {
   ErrorReply,
   OkReply,
@@ -99,7 +99,7 @@ export class DoubleGpu implements DeviceView {
 
   #reads = 0;
 
-  read(_fresh: boolean): DeviceReading {
+  read(_fresh: boolean): GpuReading {
     const seq = ++this.#reads;
     if (!this.usable) {
       return {

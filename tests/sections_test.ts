@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import type { TestLoadEvent } from "../core/placement/scheduler.ts";
+import type { TestLoadEvent } from "../core/placement/types.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";
 import { FakeClock, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
