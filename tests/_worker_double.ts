@@ -158,6 +158,16 @@ export class DoubleGpu implements DeviceView {
     };
   }
 
+  /** The file bytes the budget's estimate starts from ({@link footprint}'s). */
+  fileBytes(id: string): number {
+    return this.footprint(id).fileBytes;
+  }
+
+  /** The saved measured peak ({@link footprint}'s profile figure). */
+  measuredPeakBytes(id: string): number | null {
+    return this.footprint(id).profileBytes;
+  }
+
   /** An explicit offload, straight to the host (as an API call would, without the scheduler). */
   offload(id: string): Promise<unknown> {
     return this.host.offload(id);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   availableBytes,
+  gpuBytesOf,
   canFitChain,
   chooseEvictions,
   estimateChainVram,
@@ -147,7 +148,7 @@ const availableCases: Array<{ name: string; state: GpuState; expected: number }>
 
 for (const c of availableCases) {
   Deno.test(`availableBytes - ${c.name}`, () => {
-    assert.equal(availableBytes(c.state), c.expected);
+    assert.equal(availableBytes(c.state, gpuBytesOf(c.state)), c.expected);
   });
 }
 

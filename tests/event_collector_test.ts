@@ -13,7 +13,7 @@ function report(...events: Array<[number, HeadroomEventKind]>): VramReport {
     kind,
     pipeline: "m",
     message: `${kind} ${seq}`,
-  }));
+  }) as HeadroomEvent);
   return { events: list.sort((a, b) => b.seq - a.seq) } as unknown as VramReport;
 }
 

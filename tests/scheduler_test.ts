@@ -47,7 +47,7 @@ function setupManager(options: Setup) {
     events,
     budgetFor: (total) => options.budgetBytes ?? total,
     headroomBytes: options.headroomBytes,
-    footprint: (id) => sim.footprint(id),
+    sizes: sim,
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
     clock,
   });
