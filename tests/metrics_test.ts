@@ -215,3 +215,24 @@ Deno.test("metrics - promtool check metrics accepts the exposition", async () =>
   assert.deepEqual(findings.filter((line) => !allowed.test(line)), [], report);
   assert.ok(out.code === 0 || findings.length > 0);
 });
+
+Deno.test("metrics - counters read typed fields: an oom eviction and a failed CPU load count with no message text", () => {
+  const events = new EventLog(10);
+  const counters = new EventCounters(events);
+  events.emit({
+    kind: "eviction",
+    pipeline: "a",
+    message: "",
+    reason: "",
+    reasonCode: "oom",
+    bytes: 1,
+    idleMs: 5,
+  });
+  events.emit({ kind: "failure", pipeline: "a", message: "", attempt: "load:cpu" });
+  events.emit({ kind: "info", pipeline: "a", message: "load:gpu failed", attempt: "offload" });
+  assert.equal(counters.evictions.get("oom"), 1);
+  assert.equal(counters.evictions.get("make_room"), 0);
+  assert.equal(counters.loads.get("cpu/failure"), 1);
+  assert.equal(counters.loads.get("gpu/failure"), 0, "the words in a message count for nothing");
+  counters.close();
+});
