@@ -16,7 +16,7 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { GpuReading, DeviceView } from "../core/placement/types.ts";
+import type { DeviceView, GpuReading } from "../core/placement/types.ts";
 import { Scheduler, type SchedulerOptions } from "../core/placement/scheduler.ts";
 import { EventLog } from "../core/events.ts";
 import type {

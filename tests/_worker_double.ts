@@ -10,7 +10,7 @@ import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { GpuReading, DeviceView } from "../core/placement/types.ts";
+import type { DeviceView, GpuReading } from "../core/placement/types.ts";
 import type {
   ErrorReply,
   OkReply,

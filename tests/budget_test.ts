@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import {
   availableBytes,
-  gpuBytesOf,
   canFitChain,
   chooseEvictions,
   estimateChainVram,
   estimateModelVram,
   FILE_SIZE_FACTOR,
+  gpuBytesOf,
   type GpuState,
   type ModelFootprint,
   type PlacedPipeline,

@@ -956,7 +956,11 @@ Deno.test("Scheduler - a GPU load whose parity verdict says the outputs disagree
   };
   assert.equal(await offloader.place("x"), "cpu");
   assert.equal(sim.placementOf("x"), "cpu");
-  assert.deepEqual(sim.trace(), ["load x:gpu=gpu", "offload x=cpu"], "the scheduler asked for the move");
+  assert.deepEqual(
+    sim.trace(),
+    ["load x:gpu=gpu", "offload x=cpu"],
+    "the scheduler asked for the move",
+  );
   assert.equal(offloader.model("x").cpuReason, "its GPU and CPU outputs disagree");
   assert.deepEqual(offloader.model("x").actions, ["unload", "pin"], "no way back to the GPU");
 });

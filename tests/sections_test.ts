@@ -54,9 +54,9 @@ function world(options: Options = {}) {
     meter: { rssBytes: rss, deviceUsedBytes: () => sim.totalBytes - sim.freeBytes() },
   });
   const kinds = <K extends HeadroomEvent["kind"]>(kind: K) =>
-    events.recent(1000).reverse().filter((e): e is Extract<HeadroomEvent, { kind: unknown }> & { kind: K } =>
-      e.kind === kind
-    );
+    events.recent(1000).reverse().filter((
+      e,
+    ): e is Extract<HeadroomEvent, { kind: unknown }> & { kind: K } => e.kind === kind);
   const loaded = () => sim.ids().filter((id) => sim.placementOf(id) !== "none");
   return { clock, sim, scheduler, events, kinds, loaded };
 }

@@ -29,7 +29,11 @@ type New<E> = Omit<E, "seq" | "at">;
 export type Emit = (event: NewEvent) => void;
 
 /** `id` went to the GPU through the policy. */
-export function placedOnGpu(id: string, estimate: ModelEstimate, trigger: string): New<PlacementEvent> {
+export function placedOnGpu(
+  id: string,
+  estimate: ModelEstimate,
+  trigger: string,
+): New<PlacementEvent> {
   return {
     kind: "placement",
     pipeline: id,
@@ -103,7 +107,12 @@ export function evicted(
 }
 
 /** `id` moved to the CPU for a reason other than an explicit request. */
-export function movedToCpu(id: string, reason: string, bytes: number, trigger: string): New<PlacementEvent> {
+export function movedToCpu(
+  id: string,
+  reason: string,
+  bytes: number,
+  trigger: string,
+): New<PlacementEvent> {
   return {
     kind: "placement",
     pipeline: id,
@@ -115,7 +124,12 @@ export function movedToCpu(id: string, reason: string, bytes: number, trigger: s
 }
 
 /** `id` was unloaded for a reason other than an explicit request. */
-export function unloaded(id: string, reason: string, bytes: number, trigger: string): New<PlacementEvent> {
+export function unloaded(
+  id: string,
+  reason: string,
+  bytes: number,
+  trigger: string,
+): New<PlacementEvent> {
   return {
     kind: "placement",
     pipeline: id,

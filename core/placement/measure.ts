@@ -29,7 +29,9 @@ export interface Measurement {
  * Takes the "before" readings now. Without `meter` RSS reads 0 and the device's used
  * bytes read null; the "after" device reading is skipped when the "before" one was null.
  */
-export function startMeasure(meter: Pick<Meter, "rssBytes" | "deviceUsedBytes"> | undefined): Measurement {
+export function startMeasure(
+  meter: Pick<Meter, "rssBytes" | "deviceUsedBytes"> | undefined,
+): Measurement {
   const started = performance.now();
   const rssBefore = meter?.rssBytes() ?? 0;
   const usedBefore = meter?.deviceUsedBytes() ?? null;
@@ -51,7 +53,10 @@ export function startMeasure(meter: Pick<Meter, "rssBytes" | "deviceUsedBytes"> 
 }
 
 /** The monitor as placement reads it (a narrow view so tests can pass their own). */
-export type MonitorView = Pick<VramMonitor, "sourceKind" | "peek" | "current" | "queries" | "seqOf">;
+export type MonitorView = Pick<
+  VramMonitor,
+  "sourceKind" | "peek" | "current" | "queries" | "seqOf"
+>;
 
 /** True when the monitor's source is a driver (NVML, CUDA) that reports used memory and shows releases. */
 function isDriver(monitor: Pick<VramMonitor, "sourceKind">): boolean {

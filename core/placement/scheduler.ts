@@ -39,8 +39,8 @@ import {
   availableBytes,
   canFitChain,
   chooseEvictions,
-  type EvictionCandidate,
   estimateModelVram,
+  type EvictionCandidate,
   type FitResult,
   footprintOf,
   gpuBytesOf,
@@ -813,7 +813,7 @@ export class Scheduler {
   placeChain(ids: string[]): Promise<{ check: FitResult; placements: ChainPlacements }> {
     return this.#decisions.run(async () => {
       const check = this.check(ids);
-      if (check.fits) for (const id of ids) await this.#place(id, "gpu", "chain");
+      if (check.fits) { for (const id of ids) await this.#place(id, "gpu", "chain"); }
       const placements: ChainPlacements = {};
       for (const id of ids) placements[id] = this.#view(id).placement;
       return { check, placements };

@@ -187,7 +187,12 @@ export class HostMoves {
       reason: "unload",
     });
     if (peakBefore > 0) await profiles?.notePeak(pipeline.model.id, peakBefore);
-    return { kind: "unload", placement: "none", releasedBytes: gpuBytesBefore, trackedAfterBytes: 0 };
+    return {
+      kind: "unload",
+      placement: "none",
+      releasedBytes: gpuBytesBefore,
+      trackedAfterBytes: 0,
+    };
   }
 
   /**
