@@ -146,8 +146,7 @@ export async function switchLocked(
   await ops.awaitReleases([...previous.map((p) => p.id), ...ids]);
   const meter = ops.meter;
   if (previous.length > 0) await meter?.settle?.();
-  const usedBefore = meter?.deviceUsedBytes() ?? null;
-  const started = performance.now();
+  const measure = startMeasure(meter);
   try {
     for (const id of ids) await ops.place(id, device, options.trigger);
   } catch (error) {
@@ -174,14 +173,12 @@ export async function switchLocked(
     const code = error instanceof PipelineError ? error.code : "load_failed";
     throw new PipelineError(code, message);
   }
-  const ms = performance.now() - started;
-  const usedAfter = meter?.deviceUsedBytes() ?? null;
+  const span = measure.finish();
+  const used = span.deviceUsedDeltaBytes;
   const tracked = ids.reduce((sum, id) => sum + ops.view(id).gpuBytes, 0);
   // The driver's delta, but never less than the buffers we know we allocated (a device the
   // driver does not see, such as a software adapter, shows no delta at all).
-  const vramBytes = usedBefore !== null && usedAfter !== null
-    ? Math.max(usedAfter - usedBefore, tracked)
-    : tracked;
+  const vramBytes = used !== null ? Math.max(used, tracked) : tracked;
   // What the sessions hold (never negative), not the process RSS delta: workers share the process.
   const ramBytes = ids.reduce((sum, id) => sum + Math.max(0, ops.host.report(id).ramBytes), 0);
   const placement = ops.view(first).placement;
@@ -192,10 +189,10 @@ export async function switchLocked(
     device: placement,
     vram_mb: round(Math.max(0, vramBytes) / 1e6),
     ram_mb: round(ramBytes / 1e6),
-    rss_mb: round((meter?.rssBytes() ?? 0) / 1e6),
+    rss_mb: round(span.rssAfterBytes / 1e6),
     engine: ops.host.report(first).engine,
     unloaded: previous.map((p) => p.id),
-    load_ms: Math.round(ms),
+    load_ms: Math.round(span.ms),
     already_loaded: false,
     reason: placement === "cpu" ? ops.record(first).cpuReason : null,
   };
