@@ -128,7 +128,7 @@ Deno.test("rowView() - keep-alive countdown on an idle loaded model; none while 
 Deno.test("actionButtons() - the buttons of the server's actions, named for where the model is", () => {
   const buttons = (over: Partial<ModelRow>, gpu: boolean) => {
     const row = model(over);
-    return actionButtons({ ...row, actions: modelActions(row, gpu) }).map((b) => b.text);
+    return actionButtons({ ...row, actions: modelActions(row, { gpu }) }).map((b) => b.text);
   };
   assert.deepEqual(buttons({}, true), ["Load GPU", "Load CPU", "Pin"]);
   assert.deepEqual(buttons({}, false), ["Load", "Pin"], "no GPU: one load, on the CPU");

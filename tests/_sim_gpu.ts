@@ -16,7 +16,7 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceView, GpuReading } from "../core/placement/types.ts";
+import type { DeviceView, Freshness, GpuReading } from "../core/placement/types.ts";
 import { Scheduler, type SchedulerOptions } from "../core/placement/scheduler.ts";
 import { EventLog } from "../core/events.ts";
 import type {
@@ -143,7 +143,7 @@ export class SimGpu implements PipelineHost, DeviceView {
 
   #reads = 0;
 
-  read(_fresh: boolean): GpuReading {
+  read(_when: Freshness): GpuReading {
     const seq = ++this.#reads;
     if (!this.usable) {
       return {

@@ -10,7 +10,7 @@ import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceView, GpuReading } from "../core/placement/types.ts";
+import type { DeviceView, Freshness, GpuReading } from "../core/placement/types.ts";
 import type {
   ErrorReply,
   OkReply,
@@ -99,7 +99,7 @@ export class DoubleGpu implements DeviceView {
 
   #reads = 0;
 
-  read(_fresh: boolean): GpuReading {
+  read(_when: Freshness): GpuReading {
     const seq = ++this.#reads;
     if (!this.usable) {
       return {

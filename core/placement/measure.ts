@@ -97,7 +97,7 @@ export function deviceView(
 ): DeviceView {
   const confirmsReleases = isDriver(monitor);
   return {
-    read: (fresh): GpuReading => {
+    read: (when): GpuReading => {
       const none = {
         state: "none" as const,
         freeBytes: 0,
@@ -107,7 +107,7 @@ export function deviceView(
         seq: monitor.queries,
       };
       if (monitor.sourceKind === "none") return none;
-      const sample = fresh ? monitor.peek() : monitor.current();
+      const sample = when === "fresh" ? monitor.peek() : monitor.current();
       const device = sample.devices[0];
       if (!device) return none;
       return {

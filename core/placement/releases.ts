@@ -92,11 +92,11 @@ export class Releases {
     const clock = this.#clock;
     // Readings up to this one were taken before our tracked bytes fell: their drift already
     // counts the release. Later ones do not, until the driver shows it.
-    const after = this.#device.read(true);
+    const after = this.#device.read("fresh");
     const release = this.#start(id, bytes, before.freeBytes, after.seq);
     const poll = () => {
       if (this.#closed) return release.settle(false);
-      const reading = this.#device.read(true);
+      const reading = this.#device.read("fresh");
       if (reading.state === "ok" && unshown(release, reading.freeBytes) * 2 <= release.bytes) {
         release.settle(true);
         this.#emit(releaseConfirmed(id, bytes, clock.now() - release.startedAt));

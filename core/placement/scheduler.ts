@@ -190,8 +190,8 @@ export class Scheduler {
       view: (id) => this.#view(id),
       record: (id) => this.#record(id),
       onInsufficientVram: this.#onInsufficientVram,
-      readFresh: () => this.#device.read(true),
-      state: (reading) => this.#state(reading, false),
+      readFresh: () => this.#device.read("fresh"),
+      state: (reading) => this.#state(reading, "members only"),
       footprint: (id) => this.#footprint(id),
       unload: (id, reason, trigger) => this.#unload(id, reason, trigger),
       place: (id, device, trigger) => this.#place(id, device, trigger),
@@ -221,7 +221,7 @@ export class Scheduler {
 
   /** True when a GPU can take pipelines now (a device is there and not lost). */
   gpuUsable(): boolean {
-    return usable(this.#device.read(false));
+    return usable(this.#device.read("sampled"));
   }
 
   /**
@@ -234,7 +234,7 @@ export class Scheduler {
 
   /** The policy's figures, for the API. */
   status(): SchedulerStatus {
-    const state = this.#state(this.#device.read(false), false);
+    const state = this.#state(this.#device.read("sampled"), "members only");
     const pipelines: SchedulerStatus["pipelines"] = [];
     for (const record of this.#records.values()) {
       pipelines.push({
@@ -261,12 +261,12 @@ export class Scheduler {
 
   /** One model's row: the host's report with the record's pin, last use, leak, keep-alive and activity, and the actions it allows now. */
   model(id: string): ModelRow {
-    return this.#row(id, this.#device.read(false).state !== "none", this.#clock.now());
+    return this.#row(id, this.#device.read("sampled").state !== "none", this.#clock.now());
   }
 
   /** Every model's row, in catalog order (the VRAM report's one row per model). */
   list(): ModelRow[] {
-    const gpu = this.#device.read(false).state !== "none";
+    const gpu = this.#device.read("sampled").state !== "none";
     const now = this.#clock.now();
     return this.#host.ids().map((id) => this.#row(id, gpu, now));
   }
@@ -286,7 +286,7 @@ export class Scheduler {
       idleAction: this.#keepAlives.policy(id).idleAction,
       takenAt: now,
     };
-    return { ...row, actions: modelActions({ ...report, pinned: record.pinned }, gpu) };
+    return { ...row, actions: modelActions({ ...report, pinned: record.pinned }, { gpu }) };
   }
 
   /**
@@ -296,9 +296,9 @@ export class Scheduler {
    */
   check(ids: string[]): FitResult {
     for (const id of ids) this.#record(id);
-    const reading = this.#device.read(false);
+    const reading = this.#device.read("sampled");
     const footprints = ids.map((id) => this.#footprint(id));
-    const small = this.#state(reading, false);
+    const small = this.#state(reading, "members only");
     let membersOnGpu = 0;
     const seen = new Set<string>();
     for (const id of ids) {
@@ -321,7 +321,7 @@ export class Scheduler {
     }
     const quick = canFitChain(footprints, small);
     if (quick.fits || !small.available) return quick;
-    return canFitChain(footprints, this.#state(reading, true));
+    return canFitChain(footprints, this.#state(reading, "every pipeline"));
   }
 
   // --- requests -------------------------------------------------------------------------------
@@ -496,7 +496,7 @@ export class Scheduler {
       return "cpu";
     }
     if (view.placement === "gpu") return "gpu";
-    const reading = this.#device.read(true);
+    const reading = this.#device.read("fresh");
     if (reading.state === "none") return await this.#toCpu(id, "no GPU is usable", trigger);
     if (reading.state === "lost") {
       const why = `the GPU is lost (${reading.error ?? "driver error"})`;
@@ -514,7 +514,7 @@ export class Scheduler {
     if (await this.#makeRoom(id, estimate, reading, trigger) === "cpu") return "cpu";
     for (let attempt = 1;; attempt++) {
       try {
-        const before = this.#device.read(true);
+        const before = this.#device.read("fresh");
         await this.#load(id, "gpu");
         this.#noteLoadSeen(record, before);
         if (this.#view(id).gpuMismatch) {
@@ -552,7 +552,7 @@ export class Scheduler {
     trigger: string,
   ): Promise<SessionDevice> {
     const exclude = new Set([id]);
-    let room = this.#state(reading, true);
+    let room = this.#state(reading, "every pipeline");
     for (;;) {
       const available = availableBytes(room, gpuBytesOf(room));
       const shortfall = estimate.bytes - available;
@@ -572,7 +572,7 @@ export class Scheduler {
       const moved = await this.#evict(evictions, `to make room for ${id}`, trigger, "make_room");
       if (moved.length > 0) await this.#releases.settled(moved);
       if (moved.length === evictions.length) return "gpu";
-      room = this.#state(this.#device.read(true), true);
+      room = this.#state(this.#device.read("fresh"), "every pipeline");
     }
   }
 
@@ -586,7 +586,7 @@ export class Scheduler {
     if (attempt > MAX_OOM_RETRIES) {
       return await this.#noRoom(id, `${id} ran out of GPU memory ${attempt} times`);
     }
-    const state = this.#state(this.#device.read(true), true);
+    const state = this.#state(this.#device.read("fresh"), "every pipeline");
     const more = chooseEvictions(state, 1, new Set([id]));
     if (more.length === 0) {
       return await this.#noRoom(
@@ -610,9 +610,9 @@ export class Scheduler {
   }
 
   async #restoreHeadroom(): Promise<number> {
-    const reading = this.#device.read(false);
+    const reading = this.#device.read("sampled");
     if (reading.state !== "ok") return 0;
-    const state = this.#state(reading, true);
+    const state = this.#state(reading, "every pipeline");
     const deficit = -availableBytes(state, gpuBytesOf(state));
     if (deficit <= 0) return 0;
     const evictions = chooseEvictions(state, deficit, new Set());
@@ -684,7 +684,7 @@ export class Scheduler {
     options: { log: boolean } = { log: true },
   ): Promise<void> {
     const record = this.#record(id);
-    const before = this.#device.read(true);
+    const before = this.#device.read("fresh");
     const transition = await this.#host.offload(id);
     if (transition.kind !== "none") {
       if (transition.trackedAfterBytes) {
@@ -702,7 +702,7 @@ export class Scheduler {
   /** Releases the session and ends the worker, counting the released bytes until the driver shows them. */
   async #unload(id: string, reason: string, trigger: string): Promise<void> {
     const record = this.#record(id);
-    const before = this.#device.read(true);
+    const before = this.#device.read("fresh");
     const transition = await this.#host.unload(id);
     if (transition.kind !== "none") record.leak = null; // the worker is gone
     this.#releases.track(record, transition.releasedBytes, before);
@@ -740,7 +740,7 @@ export class Scheduler {
     if (!before.confirmsReleases || before.state !== "ok" || bytes < RELEASE_CHECK_MIN_BYTES) {
       return;
     }
-    const after = this.#device.read(true);
+    const after = this.#device.read("fresh");
     if (after.state !== "ok") return;
     record.driverSeesLoads = before.freeBytes - after.freeBytes >= bytes / 2;
   }
@@ -962,12 +962,12 @@ export class Scheduler {
 
   /**
    * The GPU as the budget sees it for `reading`: the driver's free bytes corrected for our
-   * changes since the reading and for releases it does not show yet; only the pipelines on
-   * the GPU when `all`, else none.
+   * changes since the reading and for releases it does not show yet; with every pipeline on
+   * the GPU listed, or none (the caller adds the members it looks at).
    */
-  #state(reading: GpuReading, all: boolean): GpuState {
+  #state(reading: GpuReading, listed: "every pipeline" | "members only"): GpuState {
     const pipelines: PlacedPipeline[] = [];
-    if (all) {
+    if (listed === "every pipeline") {
       for (const record of this.#records.values()) {
         const view = this.#host.view(record.id);
         if (!view || view.placement !== "gpu") continue;
@@ -1000,13 +1000,13 @@ export class Scheduler {
  *
  * @example
  * ```ts
- * modelActions({ placement: "cpu", pinned: false, gpuMismatch: null }, true);
+ * modelActions({ placement: "cpu", pinned: false, gpuMismatch: null }, { gpu: true });
  * // ["load-gpu", "unload", "pin"]
  * ```
  */
 export function modelActions(
   model: Pick<HostReport, "placement" | "gpuMismatch"> & { pinned: boolean },
-  gpu: boolean,
+  { gpu }: { gpu: boolean },
 ): ModelAction[] {
   const actions: ModelAction[] = [];
   if (model.placement === "none") {

@@ -110,10 +110,13 @@ export interface GpuReading {
   error?: string;
 }
 
+/** Which reading: a fresh driver read (before a move), or the monitor's latest sample. */
+export type Freshness = "fresh" | "sampled";
+
 /** Where the device figures come from (the monitor, or a model of it in tests). */
 export interface DeviceView {
-  /** Device 0 now: `fresh` asks the driver again instead of the last sample. */
-  read(fresh: boolean): GpuReading;
+  /** Device 0 now: "fresh" asks the driver again instead of taking the last sample. */
+  read(when: Freshness): GpuReading;
 }
 
 /** What measured moves, switches and test loads read besides the device. */
