@@ -93,7 +93,7 @@ export class ParityPolicy {
       pipeline: id,
       message: `${id}: GPU and CPU outputs disagree (max error ${
         result.maxAbsError.toPrecision(3)
-      } > ${tolerance}); it goes to the CPU`,
+      } > ${tolerance}); it stays on the CPU`,
       reason: "GPU/CPU parity check failed",
     });
     return true;
