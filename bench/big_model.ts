@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { startHeadroom } from "../server/serve_headroom.ts";
 import { parseSyntheticSize, writeSyntheticModel } from "../core/models/synthetic.ts";
-import type { ModelReport, VramReport } from "../core/types.ts";
+import type { ModelRow, VramReport } from "../core/types.ts";
 
 /** One step's figures. */
 export interface StepFigures {
@@ -119,7 +119,7 @@ async function main(): Promise<BigModelRun> {
     });
     const { service, app } = headroom;
     const vram: VramReport = await (await app.request("/api/v1/hardware/vram")).json();
-    const model = async (): Promise<ModelReport> =>
+    const model = async (): Promise<ModelRow> =>
       await (await app.request("/api/v1/models/big")).json();
     const post = async (path: string, body?: unknown) => {
       const response = await app.request(path, {

@@ -9,7 +9,7 @@ import { canFitChain, chooseEvictions, type GpuState } from "../core/placement/b
 import { Scheduler } from "../core/placement/scheduler.ts";
 import { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
-import { deviceView } from "../server/service.ts";
+import { deviceView } from "../core/placement/measure.ts";
 import { openNvml } from "../ffi/nvml.ts";
 import { GiB, MiB, type SimPipelineSpec } from "../tests/_sim_gpu.ts";
 import { DoubleGpu } from "../tests/_worker_double.ts";
@@ -40,7 +40,7 @@ async function production(count: number) {
     events: new EventLog(),
     budgetFor: (total) => total,
     headroomBytes: 1.5 * GiB,
-    footprint: (id) => double.footprint(id),
+    sizes: double,
     onInsufficientVram: "cpu",
   });
   const ids = double.ids();

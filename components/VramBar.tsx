@@ -107,7 +107,7 @@ export function VramBar({ device, limits }: VramBarProps) {
             {formatBytes(limits.headroomBytes)}
             {" → offload above "}
             {formatBytes(limits.lineBytes)}
-            <small>{limits.from === "offloader" ? " (offloader)" : " (configured)"}</small>
+            <small>{limits.from === "scheduler" ? " (scheduler)" : " (configured)"}</small>
           </dd>
         </dl>
       </div>

@@ -4,7 +4,7 @@
  * @module
  */
 import { RingBuffer } from "./ring_buffer.ts";
-import type { HeadroomEvent } from "./types.ts";
+import type { HeadroomEvent, NewEvent } from "./types.ts";
 
 /** Bounded, ordered, observable log of events. */
 export class EventLog {
@@ -17,13 +17,13 @@ export class EventLog {
   }
 
   /** Records an event (numbered and timed here) and tells the subscribers. */
-  emit(event: Omit<HeadroomEvent, "seq" | "at">): HeadroomEvent {
-    const full: HeadroomEvent = {
+  emit(event: NewEvent): HeadroomEvent {
+    const full = {
       seq: ++this.#seq,
       at: Date.now(),
       ...event,
       model: event.model ?? event.pipeline,
-    };
+    } as HeadroomEvent;
     this.#ring.push(full);
     for (const listener of this.#listeners) {
       try {

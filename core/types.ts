@@ -47,23 +47,23 @@ export interface VramSample {
   devices: DeviceSnapshot[];
 }
 
-/** The body of `GET /api/v1/hardware/vram` (pipelines and offloader are filled by later layers). */
+/** The body of `GET /api/v1/hardware/vram` (scheduler, events and models are filled by later layers). */
 export interface VramReport {
   source: VramSourceKind;
   /** Why a better source is not in use ("NVML library not found: tried …"), or null. */
   reason: string | null;
   driverVersion: string | null;
   devices: DeviceSnapshot[];
-  pipelines: PipelineReport[];
   /** The placement policy's budget, headroom and per-pipeline activity (absent without one). */
-  offloader?: OffloaderStatus;
+  scheduler?: SchedulerStatus;
   /** The newest events, newest first. */
   events?: HeadroomEvent[];
   /** The CPU engine pipelines on the CPU run on, and why. */
   cpuEngine?: CpuEngineReport;
   /**
-   * Every model as `GET /api/v1/models` shows it, in catalog order: the dashboard's table
-   * follows these rows on the stream (absent when the models could not be listed).
+   * Every model as `GET /api/v1/models` shows it, in catalog order: the one row per model
+   * of the report; the dashboard's table follows these rows on the stream (absent when the
+   * models could not be listed).
    */
   models?: ModelRow[];
   takenAt: number;
@@ -100,26 +100,6 @@ export type PipelineState =
   | "rehydrating"
   | "failed";
 
-/** One pipeline as the API shows it. */
-export interface PipelineReport {
-  id: string;
-  state: PipelineState;
-  placement: Placement;
-  /** Bytes of GPU buffers alive in its worker (exact, tracked). */
-  gpuBytes: number;
-  gpuBuffers: number;
-  error: string | null;
-  pinned: boolean;
-  /** Why its GPU memory was not fully given back after a release, or null. */
-  leak: string | null;
-  /** True when the parity check found GPU and CPU outputs disagree: it stays on the CPU. */
-  gpuMismatch: boolean;
-  /** The engine its session runs on, or null without a session. */
-  engine: SessionEngineName | null;
-  /** RAM its session holds (see {@link ModelReport.ramBytes}). */
-  ramBytes: number;
-}
-
 /**
  * Every error body the API answers with. On the OpenAI-compatible `/v1/` paths it also
  * carries OpenAI's `type` and `param` (the field at fault, or null).
@@ -128,16 +108,18 @@ export interface ErrorBody {
   error: { code: string; message: string; type?: string; param?: string | null };
 }
 
+/** A move the worker host carries out: a fresh load on a device, GPU → CPU, CPU → GPU, or an unload. */
+export type TransitionKind = "load:gpu" | "load:cpu" | "offload" | "rehydrate" | "unload";
+
 /** What a transition cost, measured around it. */
 export interface TransitionFigures {
-  /** "load:gpu", "load:cpu", "offload", "rehydrate", "unload". */
-  kind: string;
+  kind: TransitionKind;
   ms: number;
   /** Tracked GPU bytes of the pipeline after the transition. */
   gpuBytes: number;
   /** Change of the process's RSS (the whole process: workers share it; may be negative). */
   rssDeltaBytes: number;
-  /** RAM the pipeline's session holds after the transition (never negative; see ModelReport.ramBytes). */
+  /** RAM the pipeline's session holds after the transition (never negative; see HostReport.ramBytes). */
   ramBytes: number;
   /** Change of the device's used bytes per NVML, or null without NVML. */
   deviceUsedDeltaBytes: number | null;
@@ -151,8 +133,12 @@ export interface GpuMismatch {
   checkedAt: number;
 }
 
-/** One catalog model with its live state, as `GET /api/v1/models` shows it. */
-export interface ModelReport {
+/**
+ * One catalog model as the worker host sees it: only what the host owns (its worker,
+ * session, figures and parity verdict). The Scheduler adds what it owns to make a
+ * {@link ModelRow}.
+ */
+export interface HostReport {
   id: string;
   name: string;
   tags: string[];
@@ -178,21 +164,14 @@ export interface ModelReport {
   modelBytes: number | null;
   error: string | null;
   lastTransition: TransitionFigures | null;
+  /** The parity check's verdict when GPU and CPU outputs disagree (it then stays on the CPU), or null. */
   gpuMismatch: GpuMismatch | null;
-  lastUsedAt: number | null;
   /** What the dashboard shows: live figures, last-known ones, or none yet. */
   display: "loaded" | "unloaded" | "never";
   /** Last measured figures on the GPU (from the saved profile), or null when never measured. */
   gpuProfile: MemoryProfile | null;
   /** Last measured figures on the CPU, or null. */
   cpuProfile: MemoryProfile | null;
-  /** A GPU leak found after a release (bytes still tracked or not returned to the device). */
-  leak: string | null;
-  pinned: boolean;
-  /** When keep-alive will offload or unload it (ms since the epoch), or null. */
-  keepAliveDeadline?: number | null;
-  /** Why it is on the CPU when a GPU was asked for, or null. */
-  cpuReason?: string | null;
   /** Inputs as the loaded session reports them (else as the catalog states them). */
   inputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
   outputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
@@ -208,10 +187,20 @@ export type ModelAction = "load-gpu" | "load-cpu" | "offload" | "unload" | "pin"
 /**
  * The one row shape of a model, wherever the server sends one: each entry of
  * `GET /api/v1/models`, `GET /api/v1/models/{id}`, every model action's answer, and
- * `models` of the VRAM report (so every snapshot of its stream). A {@link ModelReport}
- * with what the scheduler knows of it now: its activity and the actions it allows.
+ * `models` of the VRAM report (so every snapshot of its stream). The host's
+ * {@link HostReport} with what the scheduler owns: pin, last use, leak, keep-alive, why it
+ * is on the CPU, its activity and the actions it allows now.
  */
-export interface ModelRow extends ModelReport {
+export interface ModelRow extends HostReport {
+  pinned: boolean;
+  /** Its last request (ms since the epoch), or null before any. */
+  lastUsedAt: number | null;
+  /** Why its GPU memory was not fully given back after a release, or null. */
+  leak: string | null;
+  /** When keep-alive will offload or unload it (ms since the epoch), or null. */
+  keepAliveDeadline: number | null;
+  /** Why it is on the CPU when a GPU was asked for, or null. */
+  cpuReason: string | null;
   /** Requests running plus open streams on it now. */
   activeCount: number;
   /** Milliseconds since its last request when the row was taken (0 before any). */
@@ -225,56 +214,145 @@ export interface ModelRow extends ModelReport {
 }
 
 /** What kind of thing an event records. */
-export type HeadroomEventKind =
-  | "transition"
-  | "failure"
-  | "recovery"
-  | "eviction"
-  | "oom"
-  | "leak"
-  | "mismatch"
-  | "info"
-  | "placement"
-  | "release"
-  | "switch"
-  | "auto-switch"
-  | "keep-alive"
-  | "device";
+export type HeadroomEventKind = HeadroomEvent["kind"];
 
 /** Why an eviction happened, as a stable code (the `reason` label of `headroom_evictions_total`). */
 export type EvictionReason = "make_room" | "oom" | "headroom";
 
-/**
- * Something that happened, for the event log (transitions, failures, evictions): a
- * sentence for people and structured fields for programs (metrics, filters).
- */
-export interface HeadroomEvent {
+/** What every event carries: a number, a time, the model it concerns and a sentence for people. */
+interface EventBase {
   seq: number;
   at: number;
-  kind: HeadroomEventKind;
   /** The pipeline it concerns (same as `model`; kept for older readers). */
   pipeline: string | null;
-  message: string;
-  /** The model it concerns, or null. */
+  /** The model it concerns, or null (the log fills it from `pipeline`). */
   model?: string | null;
-  /** Why, in a few words ("to make room for ocr-rec", "idle past keep-alive"). */
-  reason?: string;
-  /** Bytes it concerns (evicted, released, measured). */
-  bytes?: number;
-  /** How long the pipeline had been idle, in ms (evictions, keep-alive). */
-  idleMs?: number | null;
+  message: string;
   /** What caused it: a route ("infer", "ocr", "stream", "chat"), "headroom", "keep-alive", "api". */
   trigger?: string;
-  /** Measured VRAM, MB (switches). */
-  vramMb?: number;
-  /** Measured RAM, MB (switches). */
-  ramMb?: number;
-  figures?: TransitionFigures;
-  /** Why, as a stable code for counting: an eviction's {@link EvictionReason}. */
-  reasonCode?: EvictionReason;
-  /** The transition that failed ("load:gpu", "rehydrate"…), on a failed or refused move. */
-  attempt?: string;
 }
+
+/** A move the host carried out, with what it cost. */
+export interface TransitionEvent extends EventBase {
+  kind: "transition";
+  /** The move ("load:gpu", "offload"…), as in `figures.kind`. */
+  reason: TransitionKind;
+  figures: TransitionFigures;
+  /** Tracked GPU bytes after the move (before it, for an unload). */
+  bytes: number;
+}
+
+/** An idle pipeline left the GPU for the CPU to free memory. */
+export interface EvictionEvent extends EventBase {
+  kind: "eviction";
+  /** Why, in a few words ("to make room for ocr-rec"). */
+  reason: string;
+  /** Why, as a stable code for counting. */
+  reasonCode: EvictionReason;
+  /** The GPU bytes it held. */
+  bytes: number;
+  /** How long it had been idle, or null when never used. */
+  idleMs: number | null;
+}
+
+/** A load or run ran out of GPU memory (each is followed by a retry or a fallback). */
+export interface OomEvent extends EventBase {
+  kind: "oom";
+  /** The driver's or runtime's error. */
+  reason: string;
+}
+
+/** Released GPU memory did not show back in time, or tracked bytes outlived a release. */
+export interface LeakEvent extends EventBase {
+  kind: "leak";
+  reason: string;
+  /** The bytes released (or still tracked). */
+  bytes: number;
+}
+
+/** The driver shows released bytes back. */
+export interface ReleaseEvent extends EventBase {
+  kind: "release";
+  reason: "release confirmed";
+  bytes: number;
+}
+
+/** Where a pipeline went through the policy (the GPU, the CPU, a refusal), and why. */
+export interface PlacementEvent extends EventBase {
+  kind: "placement";
+  reason: string;
+  /** The bytes it concerns (the estimate placed, the bytes moved), when there are any. */
+  bytes?: number;
+}
+
+/** A switch (explicit, or a request's in exclusive mode) with what it measured. */
+export interface SwitchEvent extends EventBase {
+  kind: "switch" | "auto-switch";
+  reason: string;
+  /** VRAM it took, in bytes. */
+  bytes: number;
+  /** Measured VRAM, MB. */
+  vramMb: number;
+  /** Measured RAM, MB. */
+  ramMb: number;
+}
+
+/** Keep-alive ran out: the model was offloaded or unloaded. */
+export interface KeepAliveEvent extends EventBase {
+  kind: "keep-alive";
+  reason: string;
+  idleMs: number;
+}
+
+/** The GPU and CPU outputs of a model disagree: it stays on the CPU. */
+export interface MismatchEvent extends EventBase {
+  kind: "mismatch";
+  reason: string;
+}
+
+/** Something failed: a worker died, a load or a switch failed, a preload failed. */
+export interface FailureEvent extends EventBase {
+  kind: "failure";
+  reason?: string;
+  /** The move that failed, when one did. */
+  attempt?: TransitionKind;
+}
+
+/** News with no figures: a pin, a parity result, a move the host could not make (`attempt`). */
+export interface InfoEvent extends EventBase {
+  kind: "info";
+  /** The move that failed, when one did ("load:gpu", "rehydrate"…). */
+  attempt?: TransitionKind;
+}
+
+/** A pipeline or device came back, or the device changed state. */
+export interface DeviceEvent extends EventBase {
+  kind: "recovery" | "device";
+  reason?: string;
+}
+
+/**
+ * Something that happened, for the event log: a sentence for people and, per kind, the
+ * typed fields programs read (metrics, filters) — never the sentence.
+ */
+export type HeadroomEvent =
+  | TransitionEvent
+  | EvictionEvent
+  | OomEvent
+  | LeakEvent
+  | ReleaseEvent
+  | PlacementEvent
+  | SwitchEvent
+  | KeepAliveEvent
+  | MismatchEvent
+  | FailureEvent
+  | InfoEvent
+  | DeviceEvent;
+
+/** An event before the log numbers and times it (one per kind, like {@link HeadroomEvent}). */
+export type NewEvent = HeadroomEvent extends infer E
+  ? E extends HeadroomEvent ? Omit<E, "seq" | "at"> : never
+  : never;
 
 /** What was last measured of one model on one device kind and input shape. */
 export interface MemoryProfile {
@@ -290,7 +368,7 @@ export interface MemoryProfile {
   deviceUsedDeltaBytes: number | null;
   /** Process RSS change across the load (whole process: noisy, may be negative). */
   rssDeltaBytes: number | null;
-  /** RAM the session held after the load (see ModelReport.ramBytes); null in older profiles. */
+  /** RAM the session held after the load (see HostReport.ramBytes); null in older profiles. */
   ramBytes?: number | null;
   loadMs: number | null;
   offloadMs: number | null;
@@ -298,8 +376,8 @@ export interface MemoryProfile {
   measuredAt: number;
 }
 
-/** The scheduler's state for the API and dashboard. */
-export interface OffloaderStatus {
+/** The scheduler's state for the API and dashboard (`scheduler` of the VRAM report). */
+export interface SchedulerStatus {
   budgetBytes: number;
   /** The headroom in force: exactly as configured. */
   headroomBytes: number;

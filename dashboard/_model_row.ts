@@ -33,6 +33,7 @@ export function modelRow(over: Partial<ModelRow> = {}): ModelRow {
     inputs: [],
     outputs: [],
     keepAliveDeadline: null,
+    cpuReason: null,
     activeCount: 0,
     idleMs: 0,
     idleAction: "offload",

@@ -1,5 +1,5 @@
 /**
- * The offloader's event log as the page keeps it: each snapshot carries the newest 20
+ * The scheduler's event log as the page keeps it: each snapshot carries the newest 20
  * events; they are merged here by `seq` (no duplicates, newest first, bounded), a jump
  * in `seq` is kept as a visible gap, and a server restart (seq going back) starts over.
  * @module

@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import type { HeadroomEvent } from "../core/types.ts";
 import { type LogEntry, mergeEvents } from "./live_events.ts";
 
-const ev = (seq: number, kind: HeadroomEvent["kind"] = "info"): HeadroomEvent => ({
-  seq,
-  at: 1000 * seq,
-  kind,
-  pipeline: null,
-  message: `event ${seq}`,
-});
+const ev = (seq: number, kind: HeadroomEvent["kind"] = "info"): HeadroomEvent =>
+  ({ seq, at: 1000 * seq, kind, pipeline: null, message: `event ${seq}` }) as HeadroomEvent;
 /** As a snapshot sends them: newest first. */
 const snapshot = (...seqs: number[]) => seqs.map((s) => ev(s)).reverse();
 const seqs = (entries: LogEntry[]) =>

@@ -261,14 +261,14 @@ export function actionButtons(model: ModelRow): ActionButton[] {
           action,
           text: "Pin",
           label: `Pin ${id}`,
-          title: "Pin: the offloader will never evict it",
+          title: "Pin: the scheduler will never evict it",
         };
       case "unpin":
         return {
           action,
           text: "Unpin",
           label: `Unpin ${id}`,
-          title: "Pinned: the offloader never evicts it. Click to unpin.",
+          title: "Pinned: the scheduler never evicts it. Click to unpin.",
         };
     }
   });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { MemoryProfile, ModelRow } from "../core/types.ts";
-import { modelActions } from "../core/placement/actions.ts";
+import { modelActions } from "../core/placement/scheduler.ts";
 import { actionButtons, rowView } from "./pipeline_view.ts";
 import { modelRow } from "./_model_row.ts";
 
@@ -128,7 +128,7 @@ Deno.test("rowView() - keep-alive countdown on an idle loaded model; none while 
 Deno.test("actionButtons() - the buttons of the server's actions, named for where the model is", () => {
   const buttons = (over: Partial<ModelRow>, gpu: boolean) => {
     const row = model(over);
-    return actionButtons({ ...row, actions: modelActions(row, gpu) }).map((b) => b.text);
+    return actionButtons({ ...row, actions: modelActions(row, { gpu }) }).map((b) => b.text);
   };
   assert.deepEqual(buttons({}, true), ["Load GPU", "Load CPU", "Pin"]);
   assert.deepEqual(buttons({}, false), ["Load", "Pin"], "no GPU: one load, on the CPU");

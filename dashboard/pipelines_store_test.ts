@@ -37,7 +37,6 @@ Deno.test("PipelinesStore - follows the live reports; a snapshot older than an a
       reason: null,
       driverVersion: null,
       devices: [],
-      pipelines: [],
       models,
       takenAt: 0,
     });

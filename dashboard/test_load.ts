@@ -7,7 +7,7 @@
  * @module
  */
 import { type Signal, signal } from "@preact/signals";
-import type { LoadMeasurement, TestLoadEvent } from "../core/placement/measurements.ts";
+import type { LoadMeasurement, TestLoadEvent } from "../core/placement/types.ts";
 import { ApiError } from "../api_client/mod.ts";
 import { apiPost } from "./page_api.ts";
 import { readNdjson } from "../api_client/ndjson.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { TestLoadEvent } from "../core/placement/measurements.ts";
+import type { TestLoadEvent } from "../core/placement/types.ts";
 import { IDLE_RUN, stepRun, type TestRun } from "./test_load.ts";
 
 Deno.test("stepRun() - marks each row as the test load's stream reports it", () => {

@@ -6,8 +6,11 @@
  */
 import { useEffect, useState } from "preact/hooks";
 
-/** What {@link useClock} gives: the time to render with, and whether hydration is over. */
-export interface Clock {
+/**
+ * What {@link useClock} gives: the time to render with, and whether hydration is over (not
+ * core/clock.ts's `Clock`, the injected timer source: this one is a rendered instant).
+ */
+export interface RenderTime {
   /** Milliseconds since the epoch. */
   now: number;
   /** False on the server and in the hydration render (render nothing that differs there). */
@@ -15,8 +18,8 @@ export interface Clock {
 }
 
 /** The time, starting at `renderedAt` and then ticking every `everyMs` in the browser. */
-export function useClock(renderedAt: number, everyMs = 1000): Clock {
-  const [clock, setClock] = useState<Clock>({ now: renderedAt, mounted: false });
+export function useClock(renderedAt: number, everyMs = 1000): RenderTime {
+  const [clock, setClock] = useState<RenderTime>({ now: renderedAt, mounted: false });
   useEffect(() => {
     setClock({ now: Date.now(), mounted: true });
     const timer = setInterval(() => setClock({ now: Date.now(), mounted: true }), everyMs);

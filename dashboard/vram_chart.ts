@@ -14,7 +14,7 @@ export interface ChartContext {
   deviceIndex: number;
   seconds: number;
   limits: ConfiguredLimits;
-  /** The latest report (for the offloader's figures, when it carries them). */
+  /** The latest report (for the scheduler's figures, when it carries them). */
   report: VramReport | null;
 }
 

@@ -41,7 +41,7 @@ export function formatPercent(percent: number): string {
   return `${shown < 10 ? shown.toFixed(1) : shown} %`;
 }
 
-/** The budget and headroom as configured (what the page knows before the offloader reports). */
+/** The budget and headroom as configured (what the page knows before the scheduler reports). */
 export interface ConfiguredLimits {
   budget: VramBudget | null;
   headroomBytes: number;
@@ -55,24 +55,24 @@ export interface DeviceLimits {
   headroomBytes: number;
   /** Used bytes above this line eat into the headroom: (budget or total) − headroom. */
   lineBytes: number;
-  from: "offloader" | "config";
+  from: "scheduler" | "config";
 }
 
-/** The limits for `device`: the offloader's figures (device 0) when reported, else the config's. */
+/** The limits for `device`: the scheduler's figures (device 0) when reported, else the config's. */
 export function deviceLimits(
   report: VramReport | null,
   device: DeviceSnapshot,
   configured: ConfiguredLimits,
 ): DeviceLimits {
-  // The offloader manages device 0; other devices show the configured figures.
-  const offloader = device.index === 0 ? report?.offloader : undefined;
-  if (offloader) {
-    const { budgetBytes, headroomBytes } = offloader;
+  // The scheduler manages device 0; other devices show the configured figures.
+  const scheduler = device.index === 0 ? report?.scheduler : undefined;
+  if (scheduler) {
+    const { budgetBytes, headroomBytes } = scheduler;
     return {
       budgetBytes,
       headroomBytes,
       lineBytes: Math.max(0, budgetBytes - headroomBytes),
-      from: "offloader",
+      from: "scheduler",
     };
   }
   const budget = configured.budget;

@@ -1,5 +1,5 @@
 /**
- * The event log: the offloader's decisions and the pipelines' transitions with their
+ * The event log: the scheduler's decisions and the pipelines' transitions with their
  * reasons, newest first, each kind as a colored tag, with relative times and a filter
  * by kind. Fed by the shared live feed (see live_events.ts); bounded.
  * @module

@@ -57,7 +57,7 @@ export const handler: Handlers = {
       hostname: services.hostname,
       sample,
       models,
-      offloader: report.offloader ?? services.scheduler.status(),
+      scheduler: report.scheduler ?? services.scheduler.status(),
       counters: services.counters,
       startedAt: services.startedAt,
     });

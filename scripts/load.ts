@@ -11,7 +11,7 @@
  */
 import { CONFIG_HELP, ConfigError } from "../core/config.ts";
 import { startHeadroom } from "../server/serve_headroom.ts";
-import type { TestLoadEvent } from "../core/placement/measurements.ts";
+import type { TestLoadEvent } from "../core/placement/types.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { SessionDevice } from "../core/pipelines/protocol.ts";
 import { ApiError, sendApi } from "../api_client/mod.ts";

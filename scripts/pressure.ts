@@ -153,7 +153,7 @@ interface PressureResult {
 
 function view(report: VramReport, index: number): ServiceView {
   const device = report.devices.find((d) => d.index === index) ?? null;
-  const onGpu = report.pipelines.filter((p) => p.placement === "gpu");
+  const onGpu = (report.models ?? []).filter((p) => p.placement === "gpu");
   return {
     takenAt: report.takenAt,
     source: report.source,
@@ -166,8 +166,8 @@ function view(report: VramReport, index: number): ServiceView {
     },
     pipelinesOnGpu: onGpu.map((p) => p.id),
     pipelineGpuBytes: onGpu.reduce((sum, p) => sum + p.gpuBytes, 0),
-    budgetBytes: report.offloader?.budgetBytes ?? null,
-    headroomBytes: report.offloader?.headroomBytes ?? null,
+    budgetBytes: report.scheduler?.budgetBytes ?? null,
+    headroomBytes: report.scheduler?.headroomBytes ?? null,
   };
 }
 

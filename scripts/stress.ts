@@ -5,7 +5,7 @@
  * Prints throughput, latency percentiles per operation, errors by kind, and invariant
  * violations found by polling `GET /api/v1/hardware/vram` during the run:
  *
- * - budget: the pipelines' tracked GPU bytes + the offloader's headroom never exceed its
+ * - budget: the pipelines' tracked GPU bytes + the scheduler's headroom never exceed its
  *   budget, unless an `oom` event appeared;
  * - unanswered: every request (and every poll) gets an HTTP answer within `--timeout`.
  *
@@ -15,7 +15,7 @@
  */
 import { ConfigError } from "../core/config.ts";
 import { headroomConfig, serveHeadroom } from "../server/serve_headroom.ts";
-import type { ModelReport, VramReport } from "../core/types.ts";
+import type { ModelRow, VramReport } from "../core/types.ts";
 import { formatBytes, parseBytes } from "../core/units.ts";
 import { type ApiResult, callApi } from "../api_client/mod.ts";
 import { EventCollector } from "./_lib/event_collector.ts";
@@ -266,7 +266,7 @@ async function startInProcess(flags: Flags): Promise<Target> {
 type InferInputs = Record<string, { type: string; dims: number[]; data: number[] }>;
 
 /** Builds random inputs from a model's reported inputs; null when a shape is not known. */
-function inputsFor(model: ModelReport, random: () => number): InferInputs | null {
+function inputsFor(model: ModelRow, random: () => number): InferInputs | null {
   if (model.inputs.length === 0) return null;
   const inputs: InferInputs = {};
   for (const input of model.inputs) {
@@ -288,7 +288,7 @@ async function discoverModels(
   url: string,
   log: (line: string) => void,
 ): Promise<{ ids: string[]; inputs: Map<string, InferInputs> }> {
-  const listed = await callApi<{ models: ModelReport[] }>(url, "/api/v1/models", {
+  const listed = await callApi<{ models: ModelRow[] }>(url, "/api/v1/models", {
     token: flags.token,
     timeoutMs: flags.timeoutMs,
   });
@@ -312,7 +312,7 @@ async function discoverModels(
       let report = model;
       if (report.inputs.length === 0) {
         // Shapes are known once a session exists: load it (on the CPU) to learn them.
-        const loaded = await callApi<ModelReport>(url, `/api/v1/models/${model.id}/load`, {
+        const loaded = await callApi<ModelRow>(url, `/api/v1/models/${model.id}/load`, {
           method: "POST",
           body: { device: "cpu" },
           token: flags.token,
@@ -346,18 +346,18 @@ function watchInvariants(flags: Flags, url: string, collector: EventCollector) {
     collector.add(report);
     state.source = report.source;
     if (collector.events().some((e) => e.kind === "oom")) state.oomSeen = true;
-    const offloader = report.offloader;
-    if (!offloader || report.source === "none") return;
+    const scheduler = report.scheduler;
+    if (!scheduler || report.source === "none") return;
     state.budgetChecks++;
-    const onGpu = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
-    if (onGpu + offloader.headroomBytes > offloader.budgetBytes && !state.oomSeen) {
-      const detail = report.pipelines.filter((p) => p.gpuBytes > 0)
+    const onGpu = (report.models ?? []).reduce((sum, p) => sum + p.gpuBytes, 0);
+    if (onGpu + scheduler.headroomBytes > scheduler.budgetBytes && !state.oomSeen) {
+      const detail = (report.models ?? []).filter((p) => p.gpuBytes > 0)
         .map((p) => `${p.id} ${p.state} ${formatBytes(p.gpuBytes)}`).join(", ");
       state.violations.push({
         kind: "budget",
         at: report.takenAt,
-        message: `pipelines hold ${onGpu} B on the GPU + headroom ${offloader.headroomBytes} B > ` +
-          `budget ${offloader.budgetBytes} B, with no oom event (${detail})`,
+        message: `pipelines hold ${onGpu} B on the GPU + headroom ${scheduler.headroomBytes} B > ` +
+          `budget ${scheduler.budgetBytes} B, with no oom event (${detail})`,
       });
     }
   };
@@ -559,7 +559,7 @@ async function run(flags: Flags, target: Target, log: (line: string) => void): P
       mode: target.mode,
       url: target.url,
       gpu: target.mode === "in-process" ? flags.gpu : null,
-      budgetBytes: first.body.offloader?.budgetBytes ?? null,
+      budgetBytes: first.body.scheduler?.budgetBytes ?? null,
       source: first.body.source,
       models: ids,
     },

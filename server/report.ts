@@ -20,7 +20,7 @@ export const REPORT_REUSE_MS = 250;
 /** What a report is built from (the service's parts; a narrow view so tests can pass their own). */
 export interface ReportSources {
   monitor: Pick<VramMonitor, "current" | "sourceKind" | "reason" | "source">;
-  scheduler: Pick<Scheduler, "placements" | "status" | "list">;
+  scheduler: Pick<Scheduler, "status" | "list">;
   events: Pick<EventLog, "recent" | "lastSeq">;
   cpuEngine: CpuEngineReport | null;
 }
@@ -46,8 +46,7 @@ export function buildVramReport(sources: ReportSources, sample?: VramSample): Vr
     reason: monitor.reason,
     driverVersion: monitor.source.driverVersion,
     devices: current.devices,
-    pipelines: sources.scheduler.placements(),
-    offloader: sources.scheduler.status(),
+    scheduler: sources.scheduler.status(),
     events: sources.events.recent(20),
     ...(sources.cpuEngine ? { cpuEngine: sources.cpuEngine } : {}),
     ...(models ? { models } : {}),

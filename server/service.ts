@@ -1,7 +1,8 @@
 /**
- * The running service: picks the VRAM source, starts the monitor, reads the model
- * catalog, opens the profile store, creates the worker host (the PipelineManager) and
- * the Scheduler that alone drives it, builds the app. `main.ts` and the tests both start
+ * The running service, composed here and decided nowhere here: picks the VRAM source,
+ * starts the monitor, reads the model catalog, opens the profile store, creates the worker
+ * host (the PipelineManager) and the Scheduler that alone drives it (its policy, budget,
+ * estimates and readings live in core/placement), builds the app. `main.ts` and the tests both start
  * Headroom through {@link startService}.
  * @module
  */
@@ -16,8 +17,8 @@ import { type Catalog, loadCatalog } from "../core/models/catalog.ts";
 import { chooseSource } from "../core/monitor/choose_source.ts";
 import { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import { PipelineManager } from "../workers/manager.ts";
-import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceView, Meter } from "../core/placement/device.ts";
+import { budgetBytes } from "../core/placement/budget.ts";
+import { deviceView, processMeter } from "../core/placement/measure.ts";
 import { Scheduler } from "../core/placement/scheduler.ts";
 import { ProfileStore } from "../core/store/profiles.ts";
 import { preparePageAssets } from "../runtime/server/bundle.ts";
@@ -65,7 +66,7 @@ export async function startService(config: Config): Promise<Service> {
   });
   const events = new EventLog();
   events.restore(await store.recentEvents(100).catch(() => []));
-  const usesDriver = source.kind === "nvml" || source.kind === "cudart";
+  const meter = processMeter(monitor);
   const shutdown = new AbortController();
   const counters = new EventCounters(events);
   manager = new PipelineManager({
@@ -74,16 +75,14 @@ export async function startService(config: Config): Promise<Service> {
     profiles: store,
     gpuAvailable: source.kind !== "none",
     cpuEngine,
-    deviceUsedBytes: usesDriver
-      ? () => monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0)
-      : undefined,
+    meter,
   });
   const host = manager;
   monitor.start();
   // The headroom is used as configured: at or above the budget nothing could ever be placed.
   const total = monitor.current().devices[0]?.totalBytes ?? 0;
   if (source.kind !== "none" && total > 0) {
-    const budget = budgetBytes(config, total);
+    const budget = budgetBytes(config.vramBudget, total);
     if (config.headroomBytes >= budget) {
       monitor.stop();
       store.close();
@@ -97,19 +96,16 @@ export async function startService(config: Config): Promise<Service> {
       ]);
     }
   }
-  const meter: Meter = {
-    rssBytes: () => Deno.memoryUsage().rss,
-    settle: () => settleRss(),
-    deviceUsedBytes: () =>
-      usesDriver ? monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0) : null,
-  };
   const scheduler = new Scheduler({
     host,
     device: deviceView(monitor, host),
     events,
-    budgetFor: (total) => budgetBytes(config, total),
+    budgetFor: (total) => budgetBytes(config.vramBudget, total),
     headroomBytes: config.headroomBytes,
-    footprint: footprintOf(modelBytes, host, store),
+    sizes: {
+      fileBytes: (id) => modelBytes.get(id) ?? 0,
+      measuredPeakBytes: (id) => store.get(id, "gpu")?.gpuPeakBytes ?? null,
+    },
     onInsufficientVram: config.onInsufficientVram,
     mode: config.mode,
     queueLimit: config.queueLimit,
@@ -185,51 +181,6 @@ function hostName(): string {
   }
 }
 
-/** Headroom's allowance on a device of `totalBytes`: the budget in bytes or as a share, else the total. */
-export function budgetBytes(config: Pick<Config, "vramBudget">, totalBytes: number): number {
-  const budget = config.vramBudget;
-  if (!budget) return totalBytes;
-  if (budget.kind === "percent") return Math.floor((totalBytes * budget.percent) / 100);
-  return totalBytes > 0 ? Math.min(budget.bytes, totalBytes) : budget.bytes;
-}
-
-/**
- * Device 0 as the scheduler reads it: the monitor's latest sample, or a fresh driver read
- * (without touching the history) when a decision needs one. `trackedBytes` is what our
- * pipelines held when the figures were read, so the scheduler can correct an older sample.
- */
-export function deviceView(
-  monitor: VramMonitor,
-  host: Pick<PipelineManager, "trackedBytes">,
-): DeviceView {
-  const confirmsReleases = monitor.sourceKind === "nvml" || monitor.sourceKind === "cudart";
-  return {
-    read: (fresh) => {
-      const none = {
-        state: "none" as const,
-        freeBytes: 0,
-        totalBytes: 0,
-        trackedBytes: host.trackedBytes(),
-        confirmsReleases: false,
-        seq: monitor.queries,
-      };
-      if (monitor.sourceKind === "none") return none;
-      const sample = fresh ? monitor.peek() : monitor.current();
-      const device = sample.devices[0];
-      if (!device) return none;
-      return {
-        state: device.state,
-        freeBytes: device.freeBytes,
-        totalBytes: device.totalBytes,
-        trackedBytes: device.activeBytes,
-        confirmsReleases,
-        seq: monitor.seqOf(sample),
-        error: device.error,
-      };
-    },
-  };
-}
-
 /**
  * Each model's bytes for estimates: graph file + every external data file (synthetic
  * models: their weight size). A file that cannot be scanned counts its own size; loading
@@ -249,31 +200,4 @@ async function modelSizes(catalog: Catalog): Promise<Map<string, number>> {
     }
   }
   return sizes;
-}
-
-/** What is known of each model's footprint: file bytes, current tracked bytes, saved peak. */
-function footprintOf(sizes: Map<string, number>, manager: PipelineManager, store: ProfileStore) {
-  return (id: string): ModelFootprint => {
-    const live = manager.liveFigures(id);
-    return {
-      id,
-      fileBytes: sizes.get(id) ?? 0,
-      trackedBytes: live.onGpu ? Math.max(live.gpuBytes, live.gpuPeakBytes) : null,
-      profileBytes: store.get(id, "gpu")?.gpuPeakBytes ?? null,
-    };
-  };
-}
-
-/**
- * Waits until the process's RSS holds still (two readings 50 ms apart within 1 MiB), at
- * most 1 s: ended workers give their memory back a little after they end.
- */
-async function settleRss(): Promise<void> {
-  let last = Deno.memoryUsage().rss;
-  for (let i = 0; i < 20; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    const now = Deno.memoryUsage().rss;
-    if (Math.abs(now - last) < 2 ** 20) return;
-    last = now;
-  }
 }

@@ -11,7 +11,7 @@ import { Scheduler } from "../core/placement/scheduler.ts";
 import { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
 import { openNvml } from "../ffi/nvml.ts";
-import { deviceView } from "../server/service.ts";
+import { deviceView } from "../core/placement/measure.ts";
 import { MiB, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
 import { FakeGpu } from "./fake_gpu.ts";
@@ -75,7 +75,7 @@ export function onDriverDouble(
     events,
     budgetFor: (total) => total,
     headroomBytes: 100 * MiB,
-    footprint: (id) => double.footprint(id),
+    sizes: double,
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
     releasePollMs: options.releasePollMs ?? 5,
     clock,

@@ -16,7 +16,7 @@
  */
 import { PipelineError } from "../core/pipelines/errors.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
+import type { DeviceView, Freshness, GpuReading } from "../core/placement/types.ts";
 import { Scheduler, type SchedulerOptions } from "../core/placement/scheduler.ts";
 import { EventLog } from "../core/events.ts";
 import type {
@@ -25,8 +25,8 @@ import type {
   HostTransition,
   HostView,
   PipelineHost,
-} from "../core/placement/host.ts";
-import type { ModelReport } from "../core/types.ts";
+} from "../core/placement/types.ts";
+import type { HostReport } from "../core/types.ts";
 import type { RunInput, SessionDevice } from "../core/pipelines/protocol.ts";
 import { prng } from "../core/random.ts";
 import { FakeClock } from "./_fake_clock.ts";
@@ -96,7 +96,7 @@ export class SimGpu implements PipelineHost, DeviceView {
   /** Bytes released but not shown by the device yet, each with when it shows. */
   #late: Array<{ bytes: number; at: number }> = [];
   /** The last good reading (an errored device repeats it). */
-  #lastGood: DeviceReading | null = null;
+  #lastGood: GpuReading | null = null;
   /** Bytes held on the device by another process. */
   otherTenantBytes = 0;
   /** Every operation asked of the target, in order. */
@@ -143,7 +143,7 @@ export class SimGpu implements PipelineHost, DeviceView {
 
   #reads = 0;
 
-  read(_fresh: boolean): DeviceReading {
+  read(_when: Freshness): GpuReading {
     const seq = ++this.#reads;
     if (!this.usable) {
       return {
@@ -163,7 +163,7 @@ export class SimGpu implements PipelineHost, DeviceView {
         seq,
       };
     }
-    const reading: DeviceReading = {
+    const reading: GpuReading = {
       state: this.deviceState,
       freeBytes: this.freeBytes(),
       totalBytes: this.totalBytes,
@@ -209,7 +209,8 @@ export class SimGpu implements PipelineHost, DeviceView {
       state: p.placement === "none" ? "unloaded" : p.placement,
       placement: p.placement,
       gpuBytes: p.placement === "gpu" ? p.spec.gpuBytes : 0,
-      gpuMismatch: p.gpuMismatch,
+      gpuPeakBytes: p.placement === "gpu" ? p.spec.gpuBytes : 0,
+      gpuMismatch: p.gpuMismatch ? { maxAbsError: 1, tolerance: 0, checkedAt: 0 } : null,
     };
   }
 
@@ -305,7 +306,7 @@ export class SimGpu implements PipelineHost, DeviceView {
     this.#move(this.#get(id), "none");
   }
 
-  report(id: string): ModelReport {
+  report(id: string): HostReport {
     const p = this.#get(id);
     const view = this.view(id)!;
     return {
@@ -324,13 +325,10 @@ export class SimGpu implements PipelineHost, DeviceView {
       modelBytes: null,
       error: null,
       lastTransition: null,
-      gpuMismatch: p.gpuMismatch ? { maxAbsError: 1, tolerance: 0, checkedAt: 0 } : null,
-      lastUsedAt: null,
+      gpuMismatch: view.gpuMismatch,
       display: p.placement === "none" ? "never" : "loaded",
       gpuProfile: null,
       cpuProfile: null,
-      leak: null,
-      pinned: false,
       inputs: [],
       outputs: [],
     };
@@ -371,6 +369,16 @@ export class SimGpu implements PipelineHost, DeviceView {
       trackedBytes: p.placement === "gpu" ? p.spec.gpuBytes : null,
       profileBytes: profile,
     };
+  }
+
+  /** The file bytes the budget's estimate starts from ({@link footprint}'s). */
+  fileBytes(id: string): number {
+    return this.footprint(id).fileBytes;
+  }
+
+  /** The saved measured peak ({@link footprint}'s profile figure). */
+  measuredPeakBytes(id: string): number | null {
+    return this.footprint(id).profileBytes;
   }
 
   /** Ops that were asked of the target, as "op id[:device]=result" lines. */
@@ -419,7 +427,7 @@ export function schedulerOnSim(sim: SimGpu, options: Partial<SchedulerOptions> =
     events: new EventLog(1000),
     budgetFor: (total) => total,
     headroomBytes: 0,
-    footprint: (id) => sim.footprint(id),
+    sizes: sim,
     onInsufficientVram: "cpu",
     clock: sim.clock,
     ...options,

@@ -10,7 +10,7 @@ import { Catalog, type CatalogModel } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
-import type { DeviceReading, DeviceView } from "../core/placement/device.ts";
+import type { DeviceView, Freshness, GpuReading } from "../core/placement/types.ts";
 import type {
   ErrorReply,
   OkReply,
@@ -99,7 +99,7 @@ export class DoubleGpu implements DeviceView {
 
   #reads = 0;
 
-  read(_fresh: boolean): DeviceReading {
+  read(_when: Freshness): GpuReading {
     const seq = ++this.#reads;
     if (!this.usable) {
       return {
@@ -156,6 +156,16 @@ export class DoubleGpu implements DeviceView {
       trackedBytes: this.placementOf(id) === "gpu" ? spec.gpuBytes : null,
       profileBytes: spec.profileBytes === undefined ? spec.gpuBytes : spec.profileBytes,
     };
+  }
+
+  /** The file bytes the budget's estimate starts from ({@link footprint}'s). */
+  fileBytes(id: string): number {
+    return this.footprint(id).fileBytes;
+  }
+
+  /** The saved measured peak ({@link footprint}'s profile figure). */
+  measuredPeakBytes(id: string): number | null {
+    return this.footprint(id).profileBytes;
   }
 
   /** An explicit offload, straight to the host (as an API call would, without the scheduler). */

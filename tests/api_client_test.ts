@@ -4,7 +4,7 @@
 // page's sendApi, and a failure that is not our JSON (a proxy's page) read by status.
 import assert from "node:assert/strict";
 import { ApiError, callApi, getVram, sendApi } from "../api_client/mod.ts";
-import type { ModelReport } from "../core/types.ts";
+import type { ModelRow } from "../core/types.ts";
 import { serveHeadroom } from "../server/serve_headroom.ts";
 
 const TOKEN = "api-client-test-token-0123456789";
@@ -47,7 +47,7 @@ Deno.test("callApi - answers as data: body, the server's error code and message,
   assert.equal(unknown.errorCode, "unknown_model");
   assert.match(unknown.errorMessage!, /Unknown model "nope"/);
 
-  const loaded = await callApi<ModelReport>(headroom.url, "/api/v1/models/tiny/load", {
+  const loaded = await callApi<ModelRow>(headroom.url, "/api/v1/models/tiny/load", {
     method: "POST",
     body: { device: "cpu" },
     token: TOKEN,

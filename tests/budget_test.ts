@@ -6,6 +6,7 @@ import {
   estimateChainVram,
   estimateModelVram,
   FILE_SIZE_FACTOR,
+  gpuBytesOf,
   type GpuState,
   type ModelFootprint,
   type PlacedPipeline,
@@ -147,7 +148,7 @@ const availableCases: Array<{ name: string; state: GpuState; expected: number }>
 
 for (const c of availableCases) {
   Deno.test(`availableBytes - ${c.name}`, () => {
-    assert.equal(availableBytes(c.state), c.expected);
+    assert.equal(availableBytes(c.state, gpuBytesOf(c.state)), c.expected);
   });
 }
 

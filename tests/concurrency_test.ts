@@ -187,13 +187,13 @@ Deno.test({
             signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
           })).json();
           samples++;
-          const tracked = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
+          const tracked = report.models!.reduce((sum, p) => sum + p.gpuBytes, 0);
           maxTracked = Math.max(maxTracked, tracked);
-          const { budgetBytes, headroomBytes } = report.offloader!;
+          const { budgetBytes, headroomBytes } = report.scheduler!;
           if (tracked + headroomBytes > budgetBytes && oomEvents.length === 0) {
             violations.push(
               `${tracked} tracked + ${headroomBytes} headroom > ${budgetBytes} budget: ${
-                report.pipelines.filter((p) => p.gpuBytes > 0).map((p) =>
+                report.models!.filter((p) => p.gpuBytes > 0).map((p) =>
                   `${p.id}=${p.gpuBytes} (${p.state})`
                 ).join(", ")
               }`,

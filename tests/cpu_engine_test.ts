@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { startService } from "../server/service.ts";
-import type { ModelReport, VramReport } from "../core/types.ts";
+import type { ModelRow, VramReport } from "../core/types.ts";
 import { CpuEngineError, DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
 import { addonDir } from "../workers/engines/native.ts";
 import { testConfig } from "./_service.ts";
@@ -49,7 +49,7 @@ function brokenOrtNode(): { dir: string; [Symbol.dispose](): void } {
   return { dir, [Symbol.dispose]: () => Deno.removeSync(root, { recursive: true }) };
 }
 
-async function loadOnCpu(service: Awaited<ReturnType<typeof startService>>): Promise<ModelReport> {
+async function loadOnCpu(service: Awaited<ReturnType<typeof startService>>): Promise<ModelRow> {
   const response = await service.app.request("/api/v1/models/tiny/load", {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -79,7 +79,7 @@ Deno.test({
     assert.ok(loaded.modelBytes! > 256 * 1024);
     const placement =
       (await (await service.app.request("/api/v1/hardware/vram")).json() as VramReport)
-        .pipelines.find((p) => p.id === "tiny")!;
+        .models!.find((p) => p.id === "tiny")!;
     assert.deepEqual([placement.engine, placement.ramBytes], ["native", loaded.ramBytes]);
   },
 });
@@ -155,7 +155,7 @@ Deno.test({
     });
     assert.equal(response.status, 200, await response.clone().text());
     const result = await response.json();
-    const model: ModelReport = await (await service.app.request("/api/v1/models/tiny")).json();
+    const model: ModelRow = await (await service.app.request("/api/v1/models/tiny")).json();
     assert.deepEqual([result.device, result.engine], ["cpu", "native"]);
     assert.equal(result.ram_mb, Math.round(model.modelBytes! / 1e5) / 10, "the weights it holds");
     assert.ok(result.rss_mb > result.ram_mb, "the whole process's RSS, reported apart");

@@ -32,7 +32,7 @@ function world(onInsufficientVram: "cpu" | "reject" = "cpu") {
 
 Deno.test("device errors - a passing driver error (stale figures) evicts nothing, even short of the headroom", async () => {
   const { sim, scheduler, onGpu } = world();
-  sim.read(true); // a good reading to keep
+  sim.read("fresh"); // a good reading to keep
   sim.deviceState = "error";
   sim.otherTenantBytes = 750 * MiB; // would be 50 MiB short of the headroom
   assert.equal(await scheduler.enforceHeadroom(), 0);
@@ -43,7 +43,7 @@ Deno.test("device errors - a passing driver error (stale figures) evicts nothing
 
 Deno.test("device errors - while the device is lost nothing is evicted and a new GPU placement goes to the CPU, saying why", async () => {
   const { sim, scheduler, events, onGpu } = world();
-  sim.read(true);
+  sim.read("fresh");
   sim.deviceState = "lost";
   sim.otherTenantBytes = 900 * MiB;
   assert.equal(await scheduler.enforceHeadroom(), 0);
@@ -61,7 +61,7 @@ Deno.test("device errors - while the device is lost nothing is evicted and a new
 
 Deno.test("device errors - a lost device with HEADROOM_ON_INSUFFICIENT_VRAM=reject refuses GPU placements with 503 and Retry-After", async () => {
   const { sim, scheduler } = world("reject");
-  sim.read(true);
+  sim.read("fresh");
   sim.deviceState = "lost";
   await assert.rejects(() => scheduler.place("x"), (error: unknown) => {
     assert.ok(error instanceof PipelineError);

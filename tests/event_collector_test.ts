@@ -7,13 +7,15 @@ import { EventCollector } from "../scripts/_lib/event_collector.ts";
 
 /** A report holding `events` as the service sends them: newest first. */
 function report(...events: Array<[number, HeadroomEventKind]>): VramReport {
-  const list: HeadroomEvent[] = events.map(([seq, kind]) => ({
-    seq,
-    at: seq * 1000,
-    kind,
-    pipeline: "m",
-    message: `${kind} ${seq}`,
-  }));
+  const list: HeadroomEvent[] = events.map(([seq, kind]) =>
+    ({
+      seq,
+      at: seq * 1000,
+      kind,
+      pipeline: "m",
+      message: `${kind} ${seq}`,
+    }) as HeadroomEvent
+  );
   return { events: list.sort((a, b) => b.seq - a.seq) } as unknown as VramReport;
 }
 

@@ -5,7 +5,7 @@
 // itself, and leave every other pipeline as it was.
 import assert from "node:assert/strict";
 import { startService } from "../server/service.ts";
-import type { ModelReport, VramReport } from "../core/types.ts";
+import type { ModelRow, VramReport } from "../core/types.ts";
 import { CudaError, openCudart } from "../ffi/cudart.ts";
 import { NVML_ERROR } from "../ffi/nvml.ts";
 import { startOnFakeGpu, testConfig } from "./_service.ts";
@@ -79,7 +79,7 @@ Deno.test("worker crash - a killed or crashing worker fails its request with 503
     // The hang is inside the worker once the pipeline's queue holds it and the rest.
     await delay(100);
     faults.push(`kill#${round}`);
-    service.host.kill("sum", `killed by the fault test (round ${round})`);
+    service.host.replace("sum", `killed by the fault test (round ${round})`);
     const killed = await hanging;
     count(killed.status);
     assert.equal(killed.status, 503);
@@ -115,9 +115,9 @@ Deno.test("worker crash - a killed or crashing worker fails its request with 503
 
   // 3. Killed while idle: the state says failed, the next request recovers.
   faults.push("kill-idle");
-  service.host.kill("sum", "killed while idle");
+  service.host.replace("sum", "killed while idle");
   assert.ok(await waitFor(() => manager.model("sum").state === "failed", 2000));
-  const models: ModelReport[] = (await (await app.request("/api/v1/models")).json()).models;
+  const models: ModelRow[] = (await (await app.request("/api/v1/models")).json()).models;
   assert.match(models.find((m) => m.id === "sum")!.error!, /killed while idle/);
   const recovered = await sum({ values });
   count(recovered.status);

@@ -11,7 +11,7 @@ import { loadCatalog } from "../core/models/catalog.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { PipelineManager } from "../workers/manager.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import type { PipelineHost } from "../core/placement/host.ts";
+import type { PipelineHost } from "../core/placement/types.ts";
 import { QueueAbortedError } from "../core/serial_queue.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";
 import { MiB, SimGpu } from "./_sim_gpu.ts";

@@ -55,7 +55,7 @@ Deno.test("GET /api/v1/hardware/vram - shows the double's devices with every fig
   assert.match(first.uuid, /^GPU-/);
   assert.equal(second.name, "Fake GPU Big");
   assert.equal(second.totalBytes, 24 * GiB);
-  assert.ok(Array.isArray(body.pipelines));
+  assert.ok(Array.isArray(body.models));
   assert.equal(typeof body.takenAt, "number");
 });
 

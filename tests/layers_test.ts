@@ -129,3 +129,29 @@ Deno.test("layers - the checks find the app → routes loop and a tool that impo
     ["sessionStorage", "window"],
   );
 });
+
+Deno.test("layers - core/placement is a few files whose imports form a tree, not a mesh", async () => {
+  const graph = await readModuleGraph(["core/placement/scheduler.ts"]);
+  const inside = [...graph.keys()].filter((file) => file.startsWith("core/placement/")).sort();
+  const arrows = inside.flatMap((from) =>
+    graph.get(from)!.filter((to) => to.startsWith("core/placement/")).map((to) => `${from} → ${to}`)
+  );
+  // scheduler, budget, releases, sections, keep-alive, events, measure, types (was 24 files, 96 arrows).
+  assert.ok(inside.length <= 8, `core/placement has ${inside.length} files: ${inside.join(", ")}`);
+  assert.ok(
+    arrows.length <= 20,
+    `${arrows.length} import arrows inside core/placement:\n${arrows.join("\n")}`,
+  );
+  const sub = new Map(
+    inside.map((file) => [file, graph.get(file)!.filter((to) => inside.includes(to))]),
+  );
+  assert.deepEqual(importCycles(sub), []);
+  // Only the Scheduler imports the mechanisms beside it; none of them imports the Scheduler.
+  for (const file of inside) {
+    if (file === "core/placement/scheduler.ts") continue;
+    assert.ok(
+      !sub.get(file)!.includes("core/placement/scheduler.ts"),
+      `${file} imports the Scheduler`,
+    );
+  }
+});

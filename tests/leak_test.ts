@@ -42,7 +42,7 @@ async function schedulerWith(deviceFree: (trackedBytes: number) => number) {
     events,
     budgetFor: (total) => total,
     headroomBytes: 0,
-    footprint: (id) => ({ id, fileBytes: 17 * 2 ** 20, trackedBytes: null, profileBytes: null }),
+    sizes: { fileBytes: () => 17 * 2 ** 20, measuredPeakBytes: () => null },
     onInsufficientVram: "cpu",
     releaseWaitMs: 300,
     releasePollMs: 20,
@@ -101,7 +101,7 @@ Deno.test({
       model.leak ?? "",
       /^device free rose by 0 bytes within 300 ms of releasing \d+ bytes$/,
     );
-    assert.equal(t.scheduler.placements()[0].leak, model.leak, "the API's placement shows it too");
+    assert.equal(t.scheduler.list()[0].leak, model.leak, "every row of the model shows it too");
     assert.equal(t.events.recent(50).filter((e) => e.kind === "leak").length, 1);
   },
 });

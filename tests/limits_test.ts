@@ -122,7 +122,7 @@ Deno.test("Queue limit - past HEADROOM_QUEUE_LIMIT a pipeline answers 429 with R
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await new Promise((resolve) => setTimeout(resolve, 50));
-  t.service.host.kill("sum", "test over");
+  t.service.host.replace("sum", "test over");
   assert.equal((await hanging).status, 503);
 });
 
@@ -216,6 +216,6 @@ Deno.test("cancellation - a client that disconnects while its request waits leav
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   await new Promise((resolve) => setTimeout(resolve, 50));
-  t.service.host.kill("sum", "test over");
+  t.service.host.replace("sum", "test over");
   assert.equal((await hanging).status, 503);
 });

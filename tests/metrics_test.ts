@@ -141,16 +141,27 @@ Deno.test("metrics - counters count evictions by reason, OOM retries and auto-sw
   const events = new EventLog(4); // a small ring: the totals must not depend on it
   const counters = new EventCounters(events);
   for (const reasonCode of ["make_room", "make_room", "headroom", "oom"] as const) {
-    events.emit({ kind: "eviction", pipeline: "a", message: "evicted a", reasonCode });
+    events.emit({
+      kind: "eviction",
+      pipeline: "a",
+      message: "",
+      reason: "",
+      reasonCode,
+      bytes: 1,
+      idleMs: null,
+    });
   }
-  events.emit({ kind: "oom", pipeline: "a", message: "out of memory" });
-  events.emit({ kind: "auto-switch", pipeline: "b", message: "switched to b" });
-  events.emit({ kind: "auto-switch", pipeline: "a", message: "switched to a" });
+  events.emit({ kind: "oom", pipeline: "a", message: "out of memory", reason: "oom" });
+  const switched = { reason: "", bytes: 0, vramMb: 0, ramMb: 0 };
+  events.emit({ kind: "auto-switch", pipeline: "b", message: "switched to b", ...switched });
+  events.emit({ kind: "auto-switch", pipeline: "a", message: "switched to a", ...switched });
   events.emit({ kind: "info", pipeline: "a", message: "a: load:gpu failed", attempt: "load:gpu" });
   events.emit({
     kind: "transition",
     pipeline: "a",
     message: "a: rehydrate",
+    reason: "rehydrate",
+    bytes: 1,
     figures: {
       kind: "rehydrate",
       ms: 300,
@@ -174,7 +185,7 @@ Deno.test("metrics - counters count evictions by reason, OOM retries and auto-sw
   assert.equal(rehydrate.buckets[bound], 0, "0.3 s is above the 0.25 s bucket");
   assert.equal(rehydrate.buckets[bound + 1], 1, "and within 0.5 s");
   counters.close();
-  events.emit({ kind: "oom", pipeline: "a", message: "after close" });
+  events.emit({ kind: "oom", pipeline: "a", message: "after close", reason: "oom" });
   assert.equal(counters.oomRetries, 1);
 });
 
@@ -203,4 +214,25 @@ Deno.test("metrics - promtool check metrics accepts the exposition", async () =>
     /^headroom_gpu_[a-z_]+ label names should be written in 'snake_case' not 'camelCase'$/;
   assert.deepEqual(findings.filter((line) => !allowed.test(line)), [], report);
   assert.ok(out.code === 0 || findings.length > 0);
+});
+
+Deno.test("metrics - counters read typed fields: an oom eviction and a failed CPU load count with no message text", () => {
+  const events = new EventLog(10);
+  const counters = new EventCounters(events);
+  events.emit({
+    kind: "eviction",
+    pipeline: "a",
+    message: "",
+    reason: "",
+    reasonCode: "oom",
+    bytes: 1,
+    idleMs: 5,
+  });
+  events.emit({ kind: "failure", pipeline: "a", message: "", attempt: "load:cpu" });
+  events.emit({ kind: "info", pipeline: "a", message: "load:gpu failed", attempt: "offload" });
+  assert.equal(counters.evictions.get("oom"), 1);
+  assert.equal(counters.evictions.get("make_room"), 0);
+  assert.equal(counters.loads.get("cpu/failure"), 1);
+  assert.equal(counters.loads.get("gpu/failure"), 0, "the words in a message count for nothing");
+  counters.close();
 });

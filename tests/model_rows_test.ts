@@ -110,7 +110,7 @@ Deno.test("GET /api/v1/models, an action's answer, the VRAM report and its strea
     try {
       const body = buildVramReport(service.services); // what GET and each snapshot send
       assert.equal(body.models, undefined);
-      assert.equal(body.pipelines.length, 2, "the rest of the report is there");
+      assert.ok(body.scheduler && body.events, "the rest of the report is there");
       // A change (any event) makes the feed build a new report: the page renders from it.
       service.services.events.emit({ kind: "info", pipeline: null, message: "listing breaks" });
       const page = await app.request("/");

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type Service, startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
-import type { HeadroomEvent, ModelReport, VramReport } from "../core/types.ts";
+import type { HeadroomEvent, ModelRow, VramReport } from "../core/types.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { testConfig } from "./_service.ts";
 import { serveHeadroom } from "../server/serve_headroom.ts";
@@ -78,7 +78,7 @@ function client(service: Service) {
       ),
     vram: async (): Promise<VramReport> =>
       await (await app.request("/api/v1/hardware/vram")).json(),
-    models: async (): Promise<ModelReport[]> =>
+    models: async (): Promise<ModelRow[]> =>
       (await (await app.request("/api/v1/models")).json()).models,
   };
 }
@@ -250,7 +250,7 @@ gpuTest(
 
     const before = await view();
     const report = await api.vram();
-    const tracked = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
+    const tracked = report.models!.reduce((sum, p) => sum + p.gpuBytes, 0);
     const loaded = await check(["a"]);
     assert.equal(loaded.fits, true);
     assert.equal(loaded.neededBytes, 0);
@@ -266,7 +266,7 @@ gpuTest(
       ["a"],
       "LRU first, only one",
     );
-    assert.equal(tight.wouldEvict[0].bytes, report.pipelines.find((p) => p.id === "a")!.gpuBytes);
+    assert.equal(tight.wouldEvict[0].bytes, report.models!.find((p) => p.id === "a")!.gpuBytes);
     assert.match(tight.message, /fits after moving a to the CPU/);
 
     const no = await check(["huge"]);
@@ -350,7 +350,7 @@ gpuTest(
     const lastUse = new Map<string, number>();
     let clock = 0;
     const onGpu = (report: VramReport) =>
-      report.pipelines.filter((p) => p.placement === "gpu").map((p) => p.id).sort();
+      report.models!.filter((p) => p.placement === "gpu").map((p) => p.id).sort();
 
     /** Requests `id`, then checks the invariant and answers the new eviction events. */
     const request = async (id: string): Promise<HeadroomEvent[]> => {
@@ -359,9 +359,9 @@ gpuTest(
       assert.equal((await response.json()).device, "gpu", `${id} is served on the GPU`);
       lastUse.set(id, ++clock);
       const report = await api.vram();
-      const tracked = report.pipelines.reduce((sum, p) => sum + p.gpuBytes, 0);
-      assert.equal(report.offloader!.budgetBytes, budget);
-      assert.equal(report.offloader!.headroomBytes, headroom);
+      const tracked = report.models!.reduce((sum, p) => sum + p.gpuBytes, 0);
+      assert.equal(report.scheduler!.budgetBytes, budget);
+      assert.equal(report.scheduler!.headroomBytes, headroom);
       assert.ok(
         tracked + headroom <= budget,
         `after ${id}: ${tracked} tracked + ${headroom} headroom > ${budget}`,
@@ -403,7 +403,7 @@ gpuTest(
       assert.ok(onGpu(await api.vram()).includes(pinned), `${pinned} stays on the GPU`);
     }
     assert.equal(
-      (await api.vram()).offloader!.pipelines.find((p) => p.id === pinned)!.pinned,
+      (await api.vram()).scheduler!.pipelines.find((p) => p.id === pinned)!.pinned,
       true,
     );
     const unpin = await api.post(`/api/v1/models/${pinned}/unpin`);
@@ -491,7 +491,7 @@ workerTest(
     const base = new URL(service.url).host;
     const activeCount = async () => {
       const report: VramReport = await (await fetch(`http://${base}/api/v1/hardware/vram`)).json();
-      return report.offloader!.pipelines.find((p) => p.id === "silero-vad")?.activeCount ?? 0;
+      return report.scheduler!.pipelines.find((p) => p.id === "silero-vad")?.activeCount ?? 0;
     };
     try {
       const samples = readWav(new URL("vad_speech.wav", FIXTURES));

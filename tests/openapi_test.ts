@@ -176,7 +176,7 @@ Deno.test("responses - real answers match the routes' declared response schemas"
     conforms(declared("/api/v1/models/:id/load", "POST", 200), load, "POST load");
     // After a load: events, figures and profiles are in the report.
     const report = await json("/api/v1/hardware/vram");
-    assert.ok(report.events.length > 0 && report.pipelines.length === 1);
+    assert.ok(report.events.length > 0 && report.models.length === 1);
     conforms(declared("/api/v1/hardware/vram", "GET", 200), report, "GET vram");
     conforms(declared("/api/v1/health", "GET", 200), await json("/api/v1/health"), "GET health");
     conforms(

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { startService } from "../server/service.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
-import type { ModelReport } from "../core/types.ts";
+import type { ModelRow } from "../core/types.ts";
 import { testConfig } from "./_service.ts";
 import { delay, jsonPost, writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
 import { prng } from "../core/random.ts";
@@ -141,7 +141,7 @@ Deno.test({
     const died = events.filter((e) => e.kind === "failure");
     const ooms = events.filter((e) => e.kind === "oom");
     const evictions = events.filter((e) => e.kind === "eviction");
-    const models: ModelReport[] = (await (await app.request("/api/v1/models")).json()).models;
+    const models: ModelRow[] = (await (await app.request("/api/v1/models")).json()).models;
     const onGpu = models.filter((m) => m.placement === "gpu").map((m) => m.id);
     await writeArtifact("overload", {
       seed,

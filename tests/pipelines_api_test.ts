@@ -3,7 +3,7 @@
 // software WebGPU adapter, a worker killed mid-request, and bad input of every kind.
 import assert from "node:assert/strict";
 import { startService } from "../server/service.ts";
-import type { ModelReport, VramReport } from "../core/types.ts";
+import type { ModelRow, VramReport } from "../core/types.ts";
 import { testConfig } from "./_service.ts";
 import { readWav } from "./_wav.ts";
 import { requireWebGpu } from "./_requires.ts";
@@ -56,11 +56,11 @@ Deno.test("POST /api/v1/ocr - reads the fixture's printed text through det → c
 
   const vram: VramReport = await (await service.app.request("/api/v1/hardware/vram")).json();
   for (const id of ["ocr-det", "ocr-cls", "ocr-rec"]) {
-    const pipeline = vram.pipelines.find((p) => p.id === id)!;
+    const pipeline = vram.models!.find((p) => p.id === id)!;
     assert.equal(pipeline.state, "cpu", id);
     assert.equal(pipeline.placement, "cpu", id);
   }
-  const models: ModelReport[] = (await (await service.app.request("/api/v1/models")).json()).models;
+  const models: ModelRow[] = (await (await service.app.request("/api/v1/models")).json()).models;
   const det = models.find((m) => m.id === "ocr-det")!;
   assert.equal(det.display, "loaded");
   assert.equal(det.lastTransition?.kind, "load:cpu");
@@ -132,9 +132,9 @@ Deno.test("POST /api/v1/pipelines/{id}/infer - tensors in, tensors out; bad tens
   }));
   const request = (body: unknown, id = "tiny") =>
     service.app.request(`/api/v1/pipelines/${id}/infer`, json(body));
-  const model: ModelReport = await (await service.app.request("/api/v1/models/tiny")).json();
+  const model: ModelRow = await (await service.app.request("/api/v1/models/tiny")).json();
   assert.equal(model.display, "never");
-  const loaded: ModelReport =
+  const loaded: ModelRow =
     await (await service.app.request("/api/v1/models/tiny/load", json({ device: "cpu" }))).json();
   const width = loaded.inputs[0].dims[1] as number;
   assert.ok(width > 8);
@@ -223,7 +223,7 @@ Deno.test("PipelineManager - a worker killed mid-request gives 503, the next req
     await new Promise((r) => setTimeout(r, 10));
   }
   await new Promise((r) => setTimeout(r, 50));
-  service.host.kill("sum", "killed by the test");
+  service.host.replace("sum", "killed by the test");
   const killed = await hanging;
   assert.equal(killed.status, 503);
   const error = (await killed.json()).error;
@@ -259,12 +259,12 @@ Deno.test({
       app.request(path, body === undefined ? { method: "POST" } : json(body));
     const loaded = await post("/api/v1/models/tiny-gpu/load", { device: "gpu" });
     assert.equal(loaded.status, 200, await loaded.clone().text());
-    const onGpu: ModelReport = await loaded.json();
+    const onGpu: ModelRow = await loaded.json();
     assert.equal(onGpu.state, "gpu");
     assert.ok(onGpu.gpuBytes > 64 * 1024, `tracked ${onGpu.gpuBytes} bytes`);
     assert.equal(onGpu.gpuMismatch, null, "a MatMul chain agrees on GPU and CPU");
     const report = await vram();
-    assert.equal(report.pipelines.find((p) => p.id === "tiny-gpu")!.gpuBytes, onGpu.gpuBytes);
+    assert.equal(report.models!.find((p) => p.id === "tiny-gpu")!.gpuBytes, onGpu.gpuBytes);
     service.services.monitor.sample();
     assert.equal((await vram()).devices[0].activeBytes, onGpu.gpuBytes);
     const width = onGpu.inputs[0].dims[1] as number;
@@ -278,7 +278,7 @@ Deno.test({
     const gpuOut = await (await post("/api/v1/pipelines/tiny-gpu/infer", { inputs: input })).json();
     assert.equal(gpuOut.device, "gpu");
 
-    const offloaded: ModelReport = await (await post("/api/v1/models/tiny-gpu/offload")).json();
+    const offloaded: ModelRow = await (await post("/api/v1/models/tiny-gpu/offload")).json();
     assert.equal(offloaded.state, "cpu");
     assert.equal(offloaded.gpuBytes, 0);
     assert.equal(offloaded.gpuBuffers, 0);
@@ -310,13 +310,13 @@ Deno.test({
       "a request brings an offloaded pipeline back when there is room",
     );
     await post("/api/v1/models/tiny-gpu/offload");
-    const back: ModelReport = await (await post("/api/v1/models/tiny-gpu/rehydrate")).json();
+    const back: ModelRow = await (await post("/api/v1/models/tiny-gpu/rehydrate")).json();
     assert.equal(back.state, "gpu");
     assert.ok(back.gpuBytes > 0);
-    const gone: ModelReport = await (await post("/api/v1/models/tiny-gpu/unload")).json();
+    const gone: ModelRow = await (await post("/api/v1/models/tiny-gpu/unload")).json();
     assert.equal(gone.state, "unloaded");
     assert.equal(gone.display, "unloaded", "last-known figures stay after unload");
     assert.ok(gone.gpuProfile && gone.gpuProfile.gpuLoadBytes! > 0);
-    assert.equal((await vram()).pipelines[0].gpuBytes, 0);
+    assert.equal((await vram()).models![0].gpuBytes, 0);
   },
 });

@@ -21,11 +21,10 @@ function sources() {
       source: { driverVersion: null } as ReportSources["monitor"]["source"],
     },
     scheduler: {
-      placements: () => {
+      list: () => {
         reads++;
         return [];
       },
-      list: () => [],
       status: () => ({
         budgetBytes: 0,
         headroomBytes: 0,

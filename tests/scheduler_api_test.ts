@@ -47,7 +47,7 @@ Deno.test("HEADROOM_MODE=exclusive - an inference request for a model that is no
     ["a=unloaded", "b=cpu"],
   );
   const report = await (await t.request("/api/v1/hardware/vram")).json();
-  assert.equal(report.offloader.mode, "exclusive");
+  assert.equal(report.scheduler!.mode, "exclusive");
   const switches = report.events.filter((e: { kind: string }) => e.kind === "auto-switch");
   assert.deepEqual(switches.map((e: { model: string; trigger: string }) => [e.model, e.trigger]), [
     ["b", "infer"],

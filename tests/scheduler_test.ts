@@ -47,7 +47,7 @@ function setupManager(options: Setup) {
     events,
     budgetFor: (total) => options.budgetBytes ?? total,
     headroomBytes: options.headroomBytes,
-    footprint: (id) => sim.footprint(id),
+    sizes: sim,
     onInsufficientVram: options.onInsufficientVram ?? "cpu",
     clock,
   });
@@ -940,3 +940,42 @@ for (const hostKind of ["model", "manager"] as const) {
     }
   });
 }
+
+// --- the parity verdict and existence ---------------------------------------------------
+
+Deno.test("Scheduler - a GPU load whose parity verdict says the outputs disagree: the scheduler moves it to the CPU, the host does not", async () => {
+  const { sim, offloader } = setup({
+    totalBytes: 10 * GiB,
+    headroomBytes: 0,
+    pipelines: [{ id: "x", gpuBytes: 1 * GiB }],
+  });
+  // The host's check runs at the first GPU load and only reports its verdict.
+  sim.delay = (op, id) => {
+    if (op === "load") sim.setGpuMismatch(id, true);
+    return Promise.resolve();
+  };
+  assert.equal(await offloader.place("x"), "cpu");
+  assert.equal(sim.placementOf("x"), "cpu");
+  assert.deepEqual(
+    sim.trace(),
+    ["load x:gpu=gpu", "offload x=cpu"],
+    "the scheduler asked for the move",
+  );
+  assert.equal(offloader.model("x").cpuReason, "its GPU and CPU outputs disagree");
+  assert.deepEqual(offloader.model("x").actions, ["unload", "pin"], "no way back to the GPU");
+});
+
+Deno.test("Scheduler - require() throws the unknown-model error naming the known ids, and passes a known one", () => {
+  const { offloader } = setup({
+    totalBytes: GiB,
+    headroomBytes: 0,
+    pipelines: [{ id: "a", gpuBytes: 1 }, { id: "b", gpuBytes: 1 }],
+  });
+  offloader.require("a");
+  assert.throws(() => offloader.require("nope"), (error: unknown) => {
+    assert.ok(error instanceof PipelineError);
+    assert.equal(error.code, "unknown_model");
+    assert.equal(error.message, 'Unknown model "nope": expected one of a, b');
+    return true;
+  });
+});

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
-import type { TestLoadEvent } from "../core/placement/scheduler.ts";
+import type { TestLoadEvent } from "../core/placement/types.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";
 import { FakeClock, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
@@ -53,8 +53,10 @@ function world(options: Options = {}) {
     queueLimit: options.queueLimit,
     meter: { rssBytes: rss, deviceUsedBytes: () => sim.totalBytes - sim.freeBytes() },
   });
-  const kinds = (kind: HeadroomEvent["kind"]) =>
-    events.recent(1000).reverse().filter((e) => e.kind === kind);
+  const kinds = <K extends HeadroomEvent["kind"]>(kind: K) =>
+    events.recent(1000).reverse().filter((
+      e,
+    ): e is Extract<HeadroomEvent, { kind: unknown }> & { kind: K } => e.kind === kind);
   const loaded = () => sim.ids().filter((id) => sim.placementOf(id) !== "none");
   return { clock, sim, scheduler, events, kinds, loaded };
 }

@@ -183,11 +183,6 @@ export class WorkerClient {
     return this.#dead === null;
   }
 
-  /** Why the worker died, or null while it lives. */
-  get deathReason(): string | null {
-    return this.#dead;
-  }
-
   /**
    * Sends one request; resolves with the reply of its kind (errors as data), rejects only
    * if the worker dies.

@@ -9,14 +9,14 @@
  *
  * This file holds the queues and the public surface; each concern has its own module in
  * manager/: the state machine (transitions.ts), the moves (moves.ts), their measurement
- * (measure.ts), the release check (release_check.ts), the parity policy (parity.ts), the
- * worker lifecycle (lifecycle.ts), worker → pipeline errors (errors.ts) and the report
- * view (report.ts).
+ * (measure.ts), the parity check (parity.ts: a verdict the host reports, never a move),
+ * the worker lifecycle (lifecycle.ts), worker → pipeline errors (errors.ts) and the
+ * report view (report.ts).
  * @module
  */
 import type { Catalog } from "../core/models/catalog.ts";
 import type { EventLog } from "../core/events.ts";
-import type { CpuEngineReport, ModelReport } from "../core/types.ts";
+import type { CpuEngineReport, HostReport } from "../core/types.ts";
 import type { ProfileStore } from "../core/store/profiles.ts";
 import type { RunInput, SessionDevice, WorkerReply } from "../core/pipelines/protocol.ts";
 import { PipelineError } from "../core/pipelines/errors.ts";
@@ -25,15 +25,15 @@ import type {
   HostRunResult,
   HostTransition,
   HostView,
+  Meter,
   PipelineHost,
-} from "../core/placement/host.ts";
+} from "../core/placement/types.ts";
 import { fromThrown, fromWorkerError } from "./manager/errors.ts";
 import { type LifecycleOptions, WorkerLifecycle } from "./manager/lifecycle.ts";
-import { processReadings } from "./manager/measure.ts";
-import { Moves } from "./manager/moves.ts";
+import { HostMoves } from "./manager/moves.ts";
 import { ParityPolicy } from "./manager/parity.ts";
 import { liveStatus, newPipeline, type Pipeline } from "./manager/pipeline.ts";
-import { liveFiguresOf, reportOf, viewOf } from "./manager/report.ts";
+import { reportOf, viewOf } from "./manager/report.ts";
 import { isPlaced } from "./manager/transitions.ts";
 
 export type { WorkerHandle } from "./manager/pipeline.ts";
@@ -46,8 +46,8 @@ export interface PipelineManagerOptions extends LifecycleOptions {
   events: EventLog;
   /** Whether pipelines load on the GPU (webgpu EP) by default; false = CPU (wasm) only. */
   gpuAvailable: boolean;
-  /** A fresh reading of device-used bytes (NVML), or null where no driver tells it. */
-  deviceUsedBytes?: () => number | null;
+  /** The process's meter (RSS, the driver's used bytes) each transition is measured with. */
+  meter?: Meter;
   /** Where measured figures are saved (each transition waits for KV's acknowledgement). */
   profiles?: ProfileStore;
   /**
@@ -70,7 +70,7 @@ export class PipelineManager implements PipelineHost {
   readonly #options: PipelineManagerOptions;
   readonly #pipelines = new Map<string, Pipeline>();
   readonly #lifecycle: WorkerLifecycle;
-  readonly #moves: Moves;
+  readonly #moves: HostMoves;
   #trackedTotal = 0;
 
   constructor(options: PipelineManagerOptions) {
@@ -83,11 +83,11 @@ export class PipelineManager implements PipelineHost {
       options,
       (pipeline) => this.#recount(pipeline),
     );
-    this.#moves = new Moves({
+    this.#moves = new HostMoves({
       events: options.events,
       profiles: options.profiles,
       lifecycle: this.#lifecycle,
-      readings: processReadings(options.deviceUsedBytes),
+      meter: options.meter,
       parity: new ParityPolicy(options.parityTolerance, options.events),
       call: (pipeline, send) => this.#call(pipeline, send),
       recount: (pipeline) => this.#recount(pipeline),
@@ -110,24 +110,9 @@ export class PipelineManager implements PipelineHost {
     return p ? viewOf(p) : undefined;
   }
 
-  /** Every pipeline's state, in catalog order. */
-  list(): ModelReport[] {
-    return [...this.#pipelines.values()].map((p) => reportOf(p, this.#options.profiles));
-  }
-
-  /** One pipeline's state; throws unknown_model for an id not in the catalog. */
-  get(id: string): ModelReport {
+  /** What the host owns of one pipeline; throws unknown_model for an id not in the catalog. */
+  report(id: string): HostReport {
     return reportOf(this.#pipeline(id), this.#options.profiles);
-  }
-
-  /** One pipeline for the API (the scheduler adds its record's fields). */
-  report(id: string): ModelReport {
-    return this.get(id);
-  }
-
-  /** Current tracked figures of one pipeline (for the budget's estimates). */
-  liveFigures(id: string): { onGpu: boolean; gpuBytes: number; gpuPeakBytes: number } {
-    return liveFiguresOf(this.#pipeline(id));
   }
 
   /** Live GPU bytes tracked across every worker (a running sum, updated on every reply). */
@@ -138,21 +123,23 @@ export class PipelineManager implements PipelineHost {
   /** Loads the pipeline on `device` (moving it if it is loaded on the other one). */
   load(id: string, device: SessionDevice = this.defaultDevice): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
-    return pipeline.queue.run(() => this.#moves.place(pipeline, device));
+    return pipeline.queue.run(() => this.#moves.moveTo(pipeline, device));
   }
 
   /** GPU → CPU: frees the pipeline's GPU buffers; it keeps serving on the CPU. */
   offload(id: string): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
     return pipeline.queue.run(async () => {
-      if (pipeline.state === "cpu") return { kind: "none", placement: "cpu", releasedBytes: 0 };
+      if (pipeline.state === "cpu") {
+        return { kind: "none", placement: "cpu", releasedBytes: 0, trackedAfterBytes: 0 };
+      }
       if (pipeline.state !== "gpu") {
         throw new PipelineError(
           "not_loaded",
           `Pipeline "${id}" is ${pipeline.state}, not on the GPU: nothing to offload`,
         );
       }
-      return await this.#moves.place(pipeline, "cpu");
+      return await this.#moves.moveTo(pipeline, "cpu");
     });
   }
 
@@ -192,15 +179,12 @@ export class PipelineManager implements PipelineHost {
     }, options.signal);
   }
 
-  /** Ends a pipeline's worker at once, as a crash would (in-flight requests fail with 503). */
-  kill(id: string, reason = "killed"): void {
-    const pipeline = this.#pipeline(id);
-    pipeline.client?.terminate(reason);
-  }
-
-  /** Replaces a stuck worker: ended now, the pipeline marked failed; the next use starts a fresh one. */
+  /**
+   * Ends a pipeline's worker at once, as a crash would (a stuck worker; in-flight requests
+   * fail with 503): the pipeline is marked failed and the next use starts a fresh one.
+   */
   replace(id: string, reason: string): void {
-    this.kill(id, reason);
+    this.#pipeline(id).client?.terminate(reason);
   }
 
   /** Ends every worker. */
@@ -210,16 +194,6 @@ export class PipelineManager implements PipelineHost {
       pipeline.client = null;
       client?.terminate("service stopped");
     }
-  }
-
-  /** The CPU engine in use and why, for the reports (null when none was chosen: wasm). */
-  get cpuEngineReport(): CpuEngineReport | null {
-    return this.#options.cpuEngine ?? null;
-  }
-
-  /** The CPU engine pipelines use. */
-  get cpuEngine(): "native" | "wasm" {
-    return this.#lifecycle.cpuEngine;
   }
 
   /** Races a worker reply with the request's deadline: past it, the worker is replaced. */

@@ -1,10 +1,13 @@
 /**
- * The budget: pure functions (no I/O) that estimate what a chain of models needs on
- * the GPU and whether it fits now, counting what is already loaded, the headroom to
- * keep, and which idle pipelines would have to move to the CPU to make room.
+ * The budget: pure functions (no I/O) that estimate what a model needs on the GPU and
+ * whether a chain or a switch fits now, counting what is already loaded, the headroom to
+ * keep, and which idle pipelines would have to move to the CPU to make room. The rule
+ * "bytes available above the headroom" is {@link availableBytes}, written once here.
  * @module
  */
+import type { Config } from "../config.ts";
 import { formatBytes } from "../units.ts";
+import type { HostView } from "./types.ts";
 
 /**
  * A model with no measured figure is estimated as its file size times this factor:
@@ -45,6 +48,32 @@ export function estimateModelVram(model: ModelFootprint): ModelEstimate {
     return { id: model.id, bytes: model.trackedBytes, basis: "tracked" };
   }
   return { id: model.id, bytes: Math.ceil(model.fileBytes * FILE_SIZE_FACTOR), basis: "file" };
+}
+
+/**
+ * What is known of one model's footprint (the estimate rule's inputs): its file bytes, the
+ * tracked bytes of its current GPU load (the larger of now and its peak; null off the GPU)
+ * and its saved measured peak.
+ */
+export function footprintOf(
+  id: string,
+  view: Pick<HostView, "placement" | "gpuBytes" | "gpuPeakBytes"> | undefined,
+  fileBytes: number,
+  profileBytes: number | null,
+): ModelFootprint {
+  return {
+    id,
+    fileBytes,
+    trackedBytes: view?.placement === "gpu" ? Math.max(view.gpuBytes, view.gpuPeakBytes) : null,
+    profileBytes,
+  };
+}
+
+/** Headroom's allowance on a device of `totalBytes`: the budget in bytes or as a share, else the total. */
+export function budgetBytes(budget: Config["vramBudget"], totalBytes: number): number {
+  if (!budget) return totalBytes;
+  if (budget.kind === "percent") return Math.floor((totalBytes * budget.percent) / 100);
+  return totalBytes > 0 ? Math.min(budget.bytes, totalBytes) : budget.bytes;
 }
 
 /** Every model's estimate and their sum. */
@@ -105,12 +134,24 @@ export interface FitResult {
   estimates: ModelEstimate[];
 }
 
-/** Bytes usable now above the headroom: the smaller of device free and budget left, minus headroom. */
-export function availableBytes(state: GpuState): number {
+/**
+ * Bytes usable now above the headroom, when `ourBytes` of ours are on the GPU: the smaller
+ * of the device's free bytes and what the budget leaves us, minus the headroom. The one
+ * copy of the product's defining rule; every figure of room (placing, evicting, a chain's
+ * check, a switch's pre-flight, the status) comes from here.
+ */
+export function availableBytes(
+  room: Pick<GpuState, "deviceFreeBytes" | "budgetBytes" | "headroomBytes">,
+  ourBytes: number,
+): number {
+  return Math.min(room.deviceFreeBytes, room.budgetBytes - ourBytes) - room.headroomBytes;
+}
+
+/** Our GPU bytes in `state` (the pipelines it lists on the GPU). */
+export function gpuBytesOf(state: GpuState): number {
   let ours = 0;
   for (const p of state.pipelines) if (p.placement === "gpu") ours += p.gpuBytes;
-  const free = Math.min(state.deviceFreeBytes, state.budgetBytes - ours);
-  return free - state.headroomBytes;
+  return ours;
 }
 
 /**
@@ -173,8 +214,7 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
   const unknownNote = unknown.length === 0
     ? ""
     : `; no size is known for ${unknown.join(", ")} (never measured, no file size): counted as 0 B`;
-  const available = Math.min(state.deviceFreeBytes, state.budgetBytes - ours) -
-    state.headroomBytes; // availableBytes(state), from the same pass
+  const available = availableBytes(state, ours);
   const base = {
     neededBytes: needed,
     availableBytes: available,
@@ -239,5 +279,41 @@ export function canFitChain(chain: ModelFootprint[], state: GpuState): FitResult
     } headroom; evicting every idle pipeline frees ${formatBytes(freed)}, still short by ${
       formatBytes(shortfall - freed)
     }${unknownNote}.`,
+  };
+}
+
+/** The answer of a switch's pre-flight: would the targets fit with every other model unloaded? */
+export interface SwitchFit {
+  fits: boolean;
+  /** Bytes the targets still need (those on the GPU already cost nothing more). */
+  neededBytes: number;
+  /** Bytes that would be free above the headroom with every other model unloaded. */
+  availableBytes: number;
+  headroomBytes: number;
+}
+
+/**
+ * A switch's pre-flight: with every model but `targets` unloaded (their bytes back to the
+ * device), do the targets that are not on the GPU fit above the headroom? `state` lists no
+ * pipelines (its free bytes are the driver's); `ourBytes` is everything of ours on the GPU.
+ */
+export function switchFits(
+  targets: Array<{ footprint: ModelFootprint; gpuBytes: number; onGpu: boolean }>,
+  state: GpuState,
+  ourBytes: number,
+): SwitchFit {
+  let targetsOnGpu = 0;
+  let needed = 0;
+  for (const t of targets) {
+    if (t.onGpu) targetsOnGpu += t.gpuBytes;
+    else needed += estimateModelVram(t.footprint).bytes;
+  }
+  const freeAfter = state.deviceFreeBytes + (ourBytes - targetsOnGpu);
+  const available = availableBytes({ ...state, deviceFreeBytes: freeAfter }, targetsOnGpu);
+  return {
+    fits: needed <= available,
+    neededBytes: needed,
+    availableBytes: available,
+    headroomBytes: state.headroomBytes,
   };
 }

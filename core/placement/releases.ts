@@ -1,11 +1,15 @@
 /**
- * Settled releases (ollama's waitForVRAMRecovery): after an offload or unload of at least
- * {@link RELEASE_CHECK_MIN_BYTES}, the bytes count as `releasing` until the driver's free
- * figure shows them back. Until then they are added to the free figure, so no later pass
- * evicts again for the same shortfall; past the wait (default 2 s) the release is
- * flagged as a leak and stops counting.
+ * Releases (ollama's waitForVRAMRecovery): after an offload or unload of at least
+ * {@link RELEASE_CHECK_MIN_BYTES}, the bytes count as releasing until the driver's free
+ * figure shows them back, polled on the scheduler's clock. Until then they are added to
+ * the free figure, so no later pass evicts again for the same shortfall; once shown, a
+ * "release" event; past the wait (default 2 s) the pipeline's record is marked leaking, a
+ * "leak" event, and the bytes stop counting.
  * @module
  */
+import type { Clock } from "../clock.ts";
+import { type Emit, releaseConfirmed, releaseLeak } from "./events.ts";
+import type { DeviceView, GpuReading, PipelineRecord, ReleaseOutcome } from "./types.ts";
 
 /** Below this, a release is not checked against the driver: allocators keep small blocks cached. */
 export const RELEASE_CHECK_MIN_BYTES = 16 * 2 ** 20;
@@ -13,8 +17,11 @@ export const RELEASE_CHECK_MIN_BYTES = 16 * 2 ** 20;
 /** How long a release may take to show in the driver's figures before it is called a leak. */
 export const DEFAULT_RELEASE_WAIT_MS = 2000;
 
+/** How often a release is checked against the driver. */
+export const DEFAULT_RELEASE_POLL_MS = 20;
+
 /** One release the driver has not shown yet. */
-export interface PendingRelease {
+interface PendingRelease {
   id: string;
   bytes: number;
   /** The driver's free bytes just before the release. */
@@ -29,73 +36,27 @@ export interface PendingRelease {
   settle: (confirmed: boolean) => void;
 }
 
-/** How a release ended, as the offload and unload routes answer it. */
-export interface ReleaseOutcome {
-  /** True when the driver showed the bytes back; false when the wait ran out (a leak). */
-  confirmed: boolean;
-  bytes: number;
-  /** Time from the release to the answer. */
-  ms: number;
-  /** Null without a driver that reports used memory, or below the check's minimum. */
-  checked: boolean;
-}
-
-/** The releases in flight. */
-export class ReleaseTracker {
+/** The releases in flight, each watched against the driver until confirmed or given up on. */
+export class Releases {
   readonly #pending = new Map<string, PendingRelease>();
+  readonly #device: DeviceView;
+  readonly #clock: Clock;
+  readonly #emit: Emit;
+  readonly #waitMs: number;
+  readonly #pollMs: number;
+  #closed = false;
 
-  /** Starts counting `bytes` of `id` as releasing. */
-  start(
-    id: string,
-    bytes: number,
-    baseFreeBytes: number,
-    afterSeq: number,
-    now: number,
-    waitMs: number,
-  ): PendingRelease {
-    this.#pending.get(id)?.settle(false);
-    let settle!: (confirmed: boolean) => void;
-    const settled = new Promise<boolean>((resolve) => (settle = resolve));
-    const release: PendingRelease = {
-      id,
-      bytes,
-      baseFreeBytes,
-      afterSeq,
-      startedAt: now,
-      deadline: now + waitMs,
-      settled,
-      settle: (confirmed) => {
-        if (this.#pending.get(id) === release) this.#pending.delete(id);
-        settle(confirmed);
-      },
-    };
-    this.#pending.set(id, release);
-    return release;
-  }
-
-  /** The release of `id` in flight, if any. */
-  get(id: string): PendingRelease | undefined {
-    return this.#pending.get(id);
-  }
-
-  /** Bytes of `release` the driver does not show yet, given its free figure now. */
-  static unshown(release: PendingRelease, freeBytesNow: number): number {
-    const shown = freeBytesNow - release.baseFreeBytes;
-    return Math.max(0, Math.min(release.bytes, release.bytes - shown));
-  }
-
-  /**
-   * Bytes released but not shown by the driver in `reading`, summed over the releases in
-   * flight that it was taken after (an older reading still counts them as ours).
-   */
-  unshownBytes(reading: { freeBytes: number; seq: number }): number {
-    let sum = 0;
-    for (const release of this.#pending.values()) {
-      if (reading.seq > release.afterSeq) {
-        sum += ReleaseTracker.unshown(release, reading.freeBytes);
-      }
-    }
-    return sum;
+  constructor(
+    device: DeviceView,
+    clock: Clock,
+    emit: Emit,
+    timing: { waitMs?: number; pollMs?: number } = {},
+  ) {
+    this.#device = device;
+    this.#clock = clock;
+    this.#emit = emit;
+    this.#waitMs = timing.waitMs ?? DEFAULT_RELEASE_WAIT_MS;
+    this.#pollMs = timing.pollMs ?? DEFAULT_RELEASE_POLL_MS;
   }
 
   /** Bytes counted as releasing (whatever the driver shows). */
@@ -105,20 +66,103 @@ export class ReleaseTracker {
     return sum;
   }
 
-  /** Every release in flight. */
-  list(): PendingRelease[] {
-    return [...this.#pending.values()];
+  /**
+   * Bytes released but not shown by the driver in `reading`, summed over the releases in
+   * flight that it was taken after (an older reading still counts them as ours).
+   */
+  unshownBytes(reading: { freeBytes: number; seq: number }): number {
+    let sum = 0;
+    for (const release of this.#pending.values()) {
+      if (reading.seq > release.afterSeq) sum += unshown(release, reading.freeBytes);
+    }
+    return sum;
   }
 
-  /** Settles the release of `id` as confirmed when at least half its bytes show; answers whether it did. */
-  confirmIfShown(release: PendingRelease, freeBytesNow: number): boolean {
-    if (ReleaseTracker.unshown(release, freeBytesNow) * 2 > release.bytes) return false;
-    release.settle(true);
-    return true;
+  /**
+   * Counts `bytes` given back by `record`'s pipeline as releasing until the driver shows
+   * them; `before` is the reading taken just before the move. Small releases, readings
+   * without a driver that shows releases, and pipelines whose loads the driver never saw
+   * are not watched.
+   */
+  track(record: PipelineRecord, bytes: number, before: GpuReading): void {
+    if (!before.confirmsReleases || bytes < RELEASE_CHECK_MIN_BYTES) return;
+    if (before.state !== "ok") return;
+    if (record.driverSeesLoads === false) return; // it never saw them arrive
+    const id = record.id;
+    const clock = this.#clock;
+    // Readings up to this one were taken before our tracked bytes fell: their drift already
+    // counts the release. Later ones do not, until the driver shows it.
+    const after = this.#device.read("fresh");
+    const release = this.#start(id, bytes, before.freeBytes, after.seq);
+    const poll = () => {
+      if (this.#closed) return release.settle(false);
+      const reading = this.#device.read("fresh");
+      if (reading.state === "ok" && unshown(release, reading.freeBytes) * 2 <= release.bytes) {
+        release.settle(true);
+        this.#emit(releaseConfirmed(id, bytes, clock.now() - release.startedAt));
+        record.leak = null;
+        return;
+      }
+      if (clock.now() >= release.deadline) {
+        const shown = Math.max(0, (reading.freeBytes ?? 0) - release.baseFreeBytes);
+        const leak =
+          `device free rose by ${shown} bytes within ${this.#waitMs} ms of releasing ${bytes} bytes`;
+        record.leak = leak;
+        release.settle(false);
+        this.#emit(releaseLeak(id, leak, bytes));
+        return;
+      }
+      clock.setTimeout(poll, this.#pollMs);
+    };
+    poll();
   }
 
-  /** Gives up on every release (the service stops). */
-  clear(): void {
+  /** Waits (bounded) until the releases of `ids` are confirmed or given up on. */
+  async settled(ids: string[]): Promise<void> {
+    for (const id of ids) await this.#pending.get(id)?.settled;
+  }
+
+  /** How the release of `id` that started at `startedAt` ended, as the offload and unload routes answer it. */
+  async outcome(id: string, startedAt: number, bytes: number): Promise<ReleaseOutcome> {
+    const clock = this.#clock;
+    const release = this.#pending.get(id);
+    if (!release) return { confirmed: true, bytes, ms: clock.now() - startedAt, checked: false };
+    const confirmed = await release.settled;
+    return { confirmed, bytes: release.bytes, ms: clock.now() - startedAt, checked: true };
+  }
+
+  /** Gives up on every release in flight and watches no more (the service stops). */
+  close(): void {
+    this.#closed = true;
     for (const release of [...this.#pending.values()]) release.settle(false);
   }
+
+  /** Starts counting `bytes` of `id` as releasing (a newer release of it replaces the older). */
+  #start(id: string, bytes: number, baseFreeBytes: number, afterSeq: number): PendingRelease {
+    this.#pending.get(id)?.settle(false);
+    const now = this.#clock.now();
+    let settle!: (confirmed: boolean) => void;
+    const settled = new Promise<boolean>((resolve) => (settle = resolve));
+    const release: PendingRelease = {
+      id,
+      bytes,
+      baseFreeBytes,
+      afterSeq,
+      startedAt: now,
+      deadline: now + this.#waitMs,
+      settled,
+      settle: (confirmed) => {
+        if (this.#pending.get(id) === release) this.#pending.delete(id);
+        settle(confirmed);
+      },
+    };
+    this.#pending.set(id, release);
+    return release;
+  }
+}
+
+/** Bytes of `release` the driver does not show yet, given its free figure now. */
+function unshown(release: PendingRelease, freeBytesNow: number): number {
+  const shown = freeBytesNow - release.baseFreeBytes;
+  return Math.max(0, Math.min(release.bytes, release.bytes - shown));
 }

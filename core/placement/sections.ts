@@ -1,34 +1,40 @@
 /**
- * What runs inside the scheduler's exclusive sections: the switch that cannot lose
- * (pre-flight, unload the others, load, measure alone; put the previous models back on a
- * failure) and the test load. They move pipelines only through the {@link SectionOps}
- * the Scheduler hands them while it holds the section: no other path.
+ * Exclusive sections (a switch, a test load): the gate that holds new requests while one
+ * runs, and what runs inside: the switch that cannot lose (pre-flight with the budget's
+ * `switchFits`, unload the others, load, measure alone; put the previous models back on
+ * a failure) and the test load (each model alone, measured). Sections move pipelines only
+ * through the {@link SectionOps} the Scheduler lends them while it holds the section, and
+ * log only events built in events.ts.
  * @module
  */
-import type { HeadroomEvent } from "../types.ts";
 import { PipelineError } from "../pipelines/errors.ts";
 import { formatBytes } from "../units.ts";
 import type { SessionDevice } from "../pipelines/protocol.ts";
-import { estimateModelVram, type GpuState, type ModelFootprint } from "./budget.ts";
-import type { HostView, PipelineHost } from "./host.ts";
-import type { LoadMeasurement, SwitchResult, TestLoadEvent } from "./measurements.ts";
-import type { DeviceReading, Meter } from "./device.ts";
+import { type GpuState, type ModelFootprint, switchFits } from "./budget.ts";
+import { type Emit, switched, switchFailed, switchRefused } from "./events.ts";
 import { startMeasure } from "./measure.ts";
+import type {
+  GpuReading,
+  HostView,
+  LoadMeasurement,
+  Meter,
+  PipelineHost,
+  PipelineRecord,
+  SwitchResult,
+  TestLoadEvent,
+} from "./types.ts";
 
 /** The scheduler's locked operations, lent to a section while it runs. */
 export interface SectionOps {
-  host: Pick<PipelineHost, "ids" | "report" | "trackedBytes">;
+  host: Pick<PipelineHost, "ids" | "report" | "trackedBytes" | "defaultDevice">;
   view(id: string): HostView;
-  /** Open streams on `id`. */
-  holds(id: string): number;
-  /** Why `id` is on the CPU, or null. */
-  cpuReason(id: string): string | null;
-  defaultDevice: SessionDevice;
+  /** The Scheduler's record of `id` (open streams, why it is on the CPU). */
+  record(id: string): PipelineRecord;
   onInsufficientVram: "cpu" | "reject";
   /** A fresh reading of the device. */
-  readFresh(): DeviceReading;
+  readFresh(): GpuReading;
   /** The GPU as the budget sees it for `reading` (pipelines left out). */
-  state(reading: DeviceReading): GpuState;
+  state(reading: GpuReading): GpuState;
   footprint(id: string): ModelFootprint;
   unload(id: string, reason: string, trigger: string): Promise<void>;
   /** Places `id` through the policy (making room, falling back or refusing). */
@@ -36,7 +42,7 @@ export interface SectionOps {
   /** Waits (bounded) until the driver shows these releases back. */
   awaitReleases(ids: string[]): Promise<void>;
   meter?: Meter;
-  emit(event: Omit<HeadroomEvent, "seq" | "at">): void;
+  emit: Emit;
   /** Each model's last measured switch (for a switch to a model already loaded alone). */
   lastSwitch: Map<string, SwitchResult>;
 }
@@ -74,10 +80,10 @@ export async function switchLocked(
       unloaded: [],
       load_ms: 0,
       already_loaded: true,
-      reason: report.placement === "cpu" ? ops.cpuReason(first) : null,
+      reason: report.placement === "cpu" ? ops.record(first).cpuReason : null,
     };
   }
-  const held = others.filter((id) => ops.holds(id) > 0);
+  const held = others.filter((id) => ops.record(id).holds > 0);
   if (held.length > 0) {
     throw new PipelineError(
       "busy",
@@ -88,7 +94,7 @@ export async function switchLocked(
     );
   }
   // Pre-flight: would the targets fit with everything else unloaded?
-  const device = ops.defaultDevice;
+  const device = ops.host.defaultDevice;
   if (device === "gpu") {
     const reading = ops.readFresh();
     if (reading.state === "lost" && ops.onInsufficientVram === "reject") {
@@ -102,32 +108,25 @@ export async function switchLocked(
     }
     if (reading.state === "ok" && ops.onInsufficientVram === "reject") {
       const state = ops.state(reading);
-      const ourBytes = ops.host.trackedBytes();
-      const targetsOnGpu = ids.reduce(
-        (sum, id) => sum + (ops.view(id).placement === "gpu" ? ops.view(id).gpuBytes : 0),
-        0,
+      const fit = switchFits(
+        ids.map((id) => {
+          const view = ops.view(id);
+          return {
+            footprint: ops.footprint(id),
+            gpuBytes: view.gpuBytes,
+            onGpu: view.placement === "gpu",
+          };
+        }),
+        state,
+        ops.host.trackedBytes(),
       );
-      const freeAfter = state.deviceFreeBytes + (ourBytes - targetsOnGpu);
-      const available = Math.min(freeAfter, state.budgetBytes - targetsOnGpu) -
-        state.headroomBytes;
-      let needed = 0;
-      for (const id of ids) {
-        if (ops.view(id).placement === "gpu") continue;
-        needed += estimateModelVram(ops.footprint(id)).bytes;
-      }
-      if (needed > available) {
+      if (!fit.fits) {
         const why = `${ids.join(", ")} ${ids.length === 1 ? "needs" : "need"} ${
-          formatBytes(needed)
-        }, and only ${formatBytes(Math.max(0, available))} would be free above the ${
-          formatBytes(state.headroomBytes)
+          formatBytes(fit.neededBytes)
+        }, and only ${formatBytes(Math.max(0, fit.availableBytes))} would be free above the ${
+          formatBytes(fit.headroomBytes)
         } headroom with every other model unloaded`;
-        ops.emit({
-          kind: "failure",
-          pipeline: first,
-          message: `${kind} to ${ids.join(", ")} refused: ${why}; nothing was unloaded`,
-          reason: why,
-          trigger: options.trigger,
-        });
+        ops.emit(switchRefused(ids, kind, why, options.trigger));
         throw new PipelineError(
           "oom",
           `Not enough GPU memory to switch: ${why}. Nothing was unloaded. Free VRAM, or set HEADROOM_ON_INSUFFICIENT_VRAM=cpu.`,
@@ -147,8 +146,7 @@ export async function switchLocked(
   await ops.awaitReleases([...previous.map((p) => p.id), ...ids]);
   const meter = ops.meter;
   if (previous.length > 0) await meter?.settle?.();
-  const usedBefore = meter?.deviceUsedBytes() ?? null;
-  const started = performance.now();
+  const measure = startMeasure(meter);
   try {
     for (const id of ids) await ops.place(id, device, options.trigger);
   } catch (error) {
@@ -171,24 +169,16 @@ export async function switchLocked(
         previous.filter((p) => !restored.includes(p.id)).map((p) => p.id).join(", ")
       }`;
     const message = `${kind} to ${ids.join(", ")} failed: ${(error as Error).message}; ${back}`;
-    ops.emit({
-      kind: "failure",
-      pipeline: first,
-      message,
-      reason: (error as Error).message,
-      trigger: options.trigger,
-    });
+    ops.emit(switchFailed(ids, message, error as Error, options.trigger));
     const code = error instanceof PipelineError ? error.code : "load_failed";
     throw new PipelineError(code, message);
   }
-  const ms = performance.now() - started;
-  const usedAfter = meter?.deviceUsedBytes() ?? null;
+  const span = measure.finish();
+  const used = span.deviceUsedDeltaBytes;
   const tracked = ids.reduce((sum, id) => sum + ops.view(id).gpuBytes, 0);
   // The driver's delta, but never less than the buffers we know we allocated (a device the
   // driver does not see, such as a software adapter, shows no delta at all).
-  const vramBytes = usedBefore !== null && usedAfter !== null
-    ? Math.max(usedAfter - usedBefore, tracked)
-    : tracked;
+  const vramBytes = used !== null ? Math.max(used, tracked) : tracked;
   // What the sessions hold (never negative), not the process RSS delta: workers share the process.
   const ramBytes = ids.reduce((sum, id) => sum + Math.max(0, ops.host.report(id).ramBytes), 0);
   const placement = ops.view(first).placement;
@@ -199,28 +189,22 @@ export async function switchLocked(
     device: placement,
     vram_mb: round(Math.max(0, vramBytes) / 1e6),
     ram_mb: round(ramBytes / 1e6),
-    rss_mb: round((meter?.rssBytes() ?? 0) / 1e6),
+    rss_mb: round(span.rssAfterBytes / 1e6),
     engine: ops.host.report(first).engine,
     unloaded: previous.map((p) => p.id),
-    load_ms: Math.round(ms),
+    load_ms: Math.round(span.ms),
     already_loaded: false,
-    reason: placement === "cpu" ? ops.cpuReason(first) : null,
+    reason: placement === "cpu" ? ops.record(first).cpuReason : null,
   };
   ops.lastSwitch.set(ids.join("\u0000"), result);
-  ops.emit({
-    kind,
-    pipeline: first,
-    message: `${options.auto ? `auto-switched (${options.trigger})` : "switched"} to ${
-      ids.join(", ")
-    } on the ${placement.toUpperCase()}: ${result.vram_mb} MB VRAM, ${result.ram_mb} MB RAM, ${result.load_ms} ms; unloaded ${
-      result.unloaded.join(", ") || "nothing"
-    }`,
-    reason: result.reason ?? `${kind} to ${ids.join(", ")}`,
-    trigger: options.trigger,
-    bytes: Math.max(0, vramBytes),
-    vramMb: result.vram_mb,
-    ramMb: result.ram_mb,
-  });
+  ops.emit(
+    switched(ids, options, {
+      placement,
+      vramBytes: Math.max(0, vramBytes),
+      vramMb: result.vram_mb,
+      ramMb: result.ram_mb,
+    }, { loadMs: result.load_ms, unloaded: result.unloaded, reason: result.reason }),
+  );
   return result;
 }
 
@@ -240,7 +224,7 @@ export async function testLoadLocked(
     const total = ids.length;
     await onEvent({ event: "started", model: id, index, total });
     try {
-      const held = ops.host.ids().filter((other) => ops.holds(other) > 0);
+      const held = ops.host.ids().filter((other) => ops.record(other).holds > 0);
       if (held.length > 0) {
         throw new PipelineError(
           "busy",
@@ -300,4 +284,104 @@ async function measureLoad(
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;
+}
+
+// --- the gate ---------------------------------------------------------------------------
+
+/** A section holding the gate: new requests wait until `done`. */
+interface Section {
+  label: string;
+  done: Promise<void>;
+}
+
+/** Runs one operation as a scheduler decision (one at a time with every other). */
+export type Decide = <T>(op: () => Promise<T>) => Promise<T>;
+
+/** The exclusive-section gate and the count of requests running. */
+export class SectionGate {
+  readonly #decide: Decide;
+  #section: Section | null = null;
+  #running = 0;
+  #drainWaiters: Array<() => void> = [];
+
+  constructor(decide: Decide) {
+    this.#decide = decide;
+  }
+
+  /** The label of the section holding the gate, or null when it is open. */
+  get label(): string | null {
+    return this.#section?.label ?? null;
+  }
+
+  /** True while a section holds the gate. */
+  get closed(): boolean {
+    return this.#section !== null;
+  }
+
+  /** Waits until the section holding the gate now ends (at once when none), or `signal` fires. */
+  opened(signal?: AbortSignal): Promise<void> {
+    return this.#section ? abortable(this.#section.done, signal) : Promise.resolve();
+  }
+
+  /** A request starts running: a section waits for it. */
+  enter(): void {
+    this.#running++;
+  }
+
+  /** A request stopped running: the last one out lets a waiting section in. */
+  leave(): void {
+    this.#running--;
+    if (this.#running === 0) { for (const wake of this.#drainWaiters.splice(0)) wake(); }
+  }
+
+  /**
+   * Runs `body` alone: new requests wait at the gate, running ones finish first, and no
+   * other placement change runs until it ends. `claim` runs before the gate opens.
+   */
+  async run<T>(
+    label: string,
+    body: () => Promise<T>,
+    options: { signal?: AbortSignal; claim?: () => void } = {},
+  ): Promise<T> {
+    while (this.#section) await abortable(this.#section.done, options.signal);
+    let open!: () => void;
+    const section: Section = { label, done: new Promise<void>((resolve) => (open = resolve)) };
+    this.#section = section;
+    try {
+      while (this.#running > 0) {
+        await abortable(
+          new Promise<void>((resolve) => this.#drainWaiters.push(resolve)),
+          options.signal,
+        );
+      }
+      return await this.#decide(async () => {
+        const result = await body();
+        options.claim?.();
+        return result;
+      });
+    } finally {
+      this.#section = null;
+      open();
+    }
+  }
+}
+
+/** Waits for `promise`, or rejects with the signal's reason when it fires first. */
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -17,14 +17,13 @@ import type {
   MemoryProfile,
   ModelAction,
   ModelRow,
-  OffloaderStatus,
-  PipelineReport,
+  SchedulerStatus,
   TransitionFigures,
   VramReport,
   VramSample,
 } from "../../core/types.ts";
 import type { FitResult } from "../../core/placement/budget.ts";
-import type { ReleaseOutcome } from "../../core/placement/releases.ts";
+import type { ReleaseOutcome } from "../../core/placement/types.ts";
 
 /** Every error answer: `{error: {code, message}}` (on `/v1/` paths also OpenAI's `type` and `param`). */
 export const errorBodySchema = z.object({
@@ -79,8 +78,10 @@ export const vramSampleSchema = z.object({
   devices: z.array(deviceSnapshotSchema),
 }) satisfies z.ZodType<VramSample>;
 
+const transitionKind = z.enum(["load:gpu", "load:cpu", "offload", "rehydrate", "unload"]);
+
 const transitionFiguresSchema = z.object({
-  kind: z.string(),
+  kind: transitionKind,
   ms: z.number(),
   gpuBytes: z.number(),
   rssDeltaBytes: z.number(),
@@ -89,21 +90,7 @@ const transitionFiguresSchema = z.object({
   at: z.number(),
 }) satisfies z.ZodType<TransitionFigures>;
 
-const pipelineReportSchema = z.object({
-  id: z.string(),
-  state: pipelineState,
-  placement,
-  gpuBytes: z.number(),
-  gpuBuffers: z.number(),
-  error: z.string().nullable(),
-  pinned: z.boolean(),
-  leak: z.string().nullable(),
-  gpuMismatch: z.boolean(),
-  engine: sessionEngine.nullable(),
-  ramBytes: z.number(),
-}) satisfies z.ZodType<PipelineReport>;
-
-const offloaderStatusSchema = z.object({
+const schedulerStatusSchema = z.object({
   budgetBytes: z.number(),
   headroomBytes: z.number(),
   availableBytes: z.number(),
@@ -120,40 +107,72 @@ const offloaderStatusSchema = z.object({
     keepAliveDeadline: z.number().nullable(),
     idleAction: SETTINGS.idleAction.schema,
   })),
-}) satisfies z.ZodType<OffloaderStatus>;
+}) satisfies z.ZodType<SchedulerStatus>;
 
-const headroomEventSchema = z.object({
+/** What every event carries. */
+const eventBase = {
   seq: z.number(),
   at: z.number(),
-  kind: z.enum([
-    "transition",
-    "failure",
-    "recovery",
-    "eviction",
-    "oom",
-    "leak",
-    "mismatch",
-    "info",
-    "placement",
-    "release",
-    "switch",
-    "auto-switch",
-    "keep-alive",
-    "device",
-  ]),
   pipeline: z.string().nullable(),
   message: z.string(),
   model: z.string().nullable().optional(),
-  reason: z.string().optional(),
-  bytes: z.number().optional(),
-  idleMs: z.number().nullable().optional(),
   trigger: z.string().optional(),
-  vramMb: z.number().optional(),
-  ramMb: z.number().optional(),
-  figures: transitionFiguresSchema.optional(),
-  reasonCode: z.enum(["make_room", "oom", "headroom"]).optional(),
-  attempt: z.string().optional(),
-}) satisfies z.ZodType<HeadroomEvent>;
+};
+
+/** One schema per event kind, each with its own fields (HeadroomEvent in core/types.ts). */
+const headroomEventSchema = z.discriminatedUnion("kind", [
+  z.object({
+    ...eventBase,
+    kind: z.literal("transition"),
+    reason: transitionKind,
+    figures: transitionFiguresSchema,
+    bytes: z.number(),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("eviction"),
+    reason: z.string(),
+    reasonCode: z.enum(["make_room", "oom", "headroom"]),
+    bytes: z.number(),
+    idleMs: z.number().nullable(),
+  }),
+  z.object({ ...eventBase, kind: z.literal("oom"), reason: z.string() }),
+  z.object({ ...eventBase, kind: z.literal("leak"), reason: z.string(), bytes: z.number() }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("release"),
+    reason: z.literal("release confirmed"),
+    bytes: z.number(),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("placement"),
+    reason: z.string(),
+    bytes: z.number().optional(),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.enum(["switch", "auto-switch"]),
+    reason: z.string(),
+    bytes: z.number(),
+    vramMb: z.number(),
+    ramMb: z.number(),
+  }),
+  z.object({ ...eventBase, kind: z.literal("keep-alive"), reason: z.string(), idleMs: z.number() }),
+  z.object({ ...eventBase, kind: z.literal("mismatch"), reason: z.string() }),
+  z.object({
+    ...eventBase,
+    kind: z.literal("failure"),
+    reason: z.string().optional(),
+    attempt: transitionKind.optional(),
+  }),
+  z.object({ ...eventBase, kind: z.literal("info"), attempt: transitionKind.optional() }),
+  z.object({
+    ...eventBase,
+    kind: z.enum(["recovery", "device"]),
+    reason: z.string().optional(),
+  }),
+]) satisfies z.ZodType<HeadroomEvent>;
 
 const cpuEngineSchema = z.object({
   configured: SETTINGS.cpuEngine.schema,
@@ -218,8 +237,8 @@ export const modelRowSchema = z.object({
   cpuProfile: memoryProfileSchema.nullable(),
   leak: z.string().nullable(),
   pinned: z.boolean(),
-  keepAliveDeadline: z.number().nullable().optional(),
-  cpuReason: z.string().nullable().optional(),
+  keepAliveDeadline: z.number().nullable(),
+  cpuReason: z.string().nullable(),
   inputs: z.array(ioSchema),
   outputs: z.array(ioSchema),
   activeCount: z.number(),
@@ -237,8 +256,7 @@ export const vramReportSchema = z.object({
   reason: z.string().nullable(),
   driverVersion: z.string().nullable(),
   devices: z.array(deviceSnapshotSchema),
-  pipelines: z.array(pipelineReportSchema),
-  offloader: offloaderStatusSchema.optional(),
+  scheduler: schedulerStatusSchema.optional(),
   events: z.array(headroomEventSchema).optional(),
   cpuEngine: cpuEngineSchema.optional(),
   models: z.array(modelRowSchema).optional(),

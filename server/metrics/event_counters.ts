@@ -6,7 +6,7 @@
  * @module
  */
 import type { EventLog } from "../../core/events.ts";
-import type { EvictionReason, HeadroomEvent } from "../../core/types.ts";
+import type { EvictionReason, HeadroomEvent, TransitionKind } from "../../core/types.ts";
 import { Histogram } from "./histogram.ts";
 
 /** Eviction reasons, each exported from the start (0 until one happens). */
@@ -14,9 +14,15 @@ export const EVICTION_REASONS: readonly EvictionReason[] = ["make_room", "oom", 
 /** Devices a pipeline loads on. */
 export const DEVICES = ["gpu", "cpu"] as const;
 
+/** The device of each fresh load; the other moves are not loads. */
+const LOAD_DEVICE: Partial<Record<TransitionKind, (typeof DEVICES)[number]>> = {
+  "load:gpu": "gpu",
+  "load:cpu": "cpu",
+};
+
 /** Totals of what the event log saw. */
 export class EventCounters {
-  /** Evictions by reason ("make_room", "oom", "headroom", or "other"). */
+  /** Evictions by reason ("make_room", "oom", "headroom"). */
   readonly evictions = new Map<string, number>(EVICTION_REASONS.map((r) => [r, 0]));
   /** Out-of-memory errors each followed by a retry or a fallback. */
   oomRetries = 0;
@@ -41,14 +47,12 @@ export class EventCounters {
     this.#unsubscribe = events.subscribe((event) => this.count(event));
   }
 
-  /** Counts one event (called for every event the log emits). */
+  /** Counts one event (called for every event the log emits), from its typed fields only. */
   count(event: HeadroomEvent): void {
     switch (event.kind) {
-      case "eviction": {
-        const reason = event.reasonCode ?? "other";
-        this.evictions.set(reason, (this.evictions.get(reason) ?? 0) + 1);
+      case "eviction":
+        this.evictions.set(event.reasonCode, (this.evictions.get(event.reasonCode) ?? 0) + 1);
         return;
-      }
       case "oom":
         this.oomRetries++;
         return;
@@ -59,20 +63,21 @@ export class EventCounters {
         this.leaks++;
         return;
       case "transition": {
-        const figures = event.figures;
-        if (!figures) return;
+        const { figures } = event;
         const seconds = figures.ms / 1000;
-        const load = /^load:(gpu|cpu)$/.exec(figures.kind);
-        if (load) {
-          this.#bump(`${load[1]}/success`);
-          this.loadSeconds.observe(seconds, { device: load[1] });
+        const device = LOAD_DEVICE[figures.kind];
+        if (device) {
+          this.#bump(`${device}/success`);
+          this.loadSeconds.observe(seconds, { device });
         } else if (figures.kind === "offload") this.offloadSeconds.observe(seconds);
         else if (figures.kind === "rehydrate") this.rehydrateSeconds.observe(seconds);
         return;
       }
-      default: {
-        const failed = /^load:(gpu|cpu)$/.exec(event.attempt ?? "");
-        if (failed) this.#bump(`${failed[1]}/failure`);
+      case "info":
+      case "failure": {
+        const device = event.attempt && LOAD_DEVICE[event.attempt];
+        if (device) this.#bump(`${device}/failure`);
+        return;
       }
     }
   }

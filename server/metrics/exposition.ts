@@ -8,7 +8,7 @@
  * @module
  */
 import type { MetricFamily, Sample } from "../http/prometheus.ts";
-import type { DeviceSnapshot, ModelReport, OffloaderStatus, VramSample } from "../../core/types.ts";
+import type { DeviceSnapshot, ModelRow, SchedulerStatus, VramSample } from "../../core/types.ts";
 import { DEVICES, type EventCounters } from "./event_counters.ts";
 import { ramBytesOf } from "./loaded_models.ts";
 
@@ -16,8 +16,8 @@ import { ramBytesOf } from "./loaded_models.ts";
 export interface ScrapeInput {
   hostname: string;
   sample: VramSample;
-  models: ModelReport[];
-  offloader: OffloaderStatus;
+  models: ModelRow[];
+  scheduler: SchedulerStatus;
   counters: EventCounters;
   startedAt: number;
 }
@@ -85,7 +85,7 @@ export function buildMetrics(input: ScrapeInput): MetricFamily[] {
       return value === null ? [] : [{ labels: dcgmLabels(device, hostname), value }];
     }),
   }));
-  const policy = input.offloader;
+  const policy = input.scheduler;
   families.push(
     gauge("headroom_budget_bytes", "VRAM Headroom may use on device 0 (budget or total).", [
       { labels: node, value: policy.budgetBytes },
@@ -100,7 +100,7 @@ export function buildMetrics(input: ScrapeInput): MetricFamily[] {
     ),
   );
 
-  const perModel = (value: (m: ModelReport) => number | null): Sample[] =>
+  const perModel = (value: (m: ModelRow) => number | null): Sample[] =>
     models.flatMap((m) => {
       const v = value(m);
       return v === null ? [] : [{ labels: { model: m.id, ...node }, value: v }];

@@ -3,7 +3,7 @@
  * pipelines' live state, with the figures last measured of it (Deno KV profiles).
  * @module
  */
-import type { MemoryProfile, ModelReport } from "../../core/types.ts";
+import type { MemoryProfile, ModelRow } from "../../core/types.ts";
 
 /** One loaded model as `/metrics` JSON lists it. */
 export interface LoadedModel {
@@ -22,7 +22,7 @@ export interface LoadedModel {
 }
 
 /** The RSS growth last measured for `model` loading on `device`, or null. */
-export function ramBytesOf(model: ModelReport, device: "gpu" | "cpu"): number | null {
+export function ramBytesOf(model: ModelRow, device: "gpu" | "cpu"): number | null {
   const profile = device === "gpu" ? model.gpuProfile : model.cpuProfile;
   const transition = model.lastTransition?.kind.startsWith("load:")
     ? model.lastTransition.rssDeltaBytes
@@ -32,7 +32,7 @@ export function ramBytesOf(model: ModelReport, device: "gpu" | "cpu"): number | 
 }
 
 /** The models with a session now (on the GPU or the CPU), in catalog order. */
-export function loadedModels(models: ModelReport[]): LoadedModel[] {
+export function loadedModels(models: ModelRow[]): LoadedModel[] {
   return models.filter((m) => m.display === "loaded" && m.placement !== "none").map((m) => {
     const device = m.placement as "gpu" | "cpu";
     return {

@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
-import type { ModelReport, VramReport } from "../../core/types.ts";
+import type { ModelRow, VramReport } from "../../core/types.ts";
 import { FakeGpu, GiB } from "../fake_gpu.ts";
 import { requireChromium, requireFakeGpu, requireWebGpu } from "../_requires.ts";
 import {
@@ -50,7 +50,7 @@ async function post(h: Harness, path: string, body: unknown = {}): Promise<Respo
   });
 }
 
-async function postOk(h: Harness, path: string, body: unknown = {}): Promise<ModelReport> {
+async function postOk(h: Harness, path: string, body: unknown = {}): Promise<ModelRow> {
   const response = await post(h, path, body);
   assert.equal(response.status, 200, await response.clone().text());
   return await response.json();
@@ -275,7 +275,7 @@ Deno.test({
       if (report.source !== "nvml") throw new Error(`expected NVML, got ${report.source}`);
       // The sessions need a WebGPU adapter in Deno (a software one is fine).
       const first = await post(h, "/api/v1/models/captioner/load", { device: "gpu" });
-      const loaded: ModelReport = await first.json();
+      const loaded: ModelRow = await first.json();
       assert.equal(first.status, 200, JSON.stringify(loaded));
       assert.equal(loaded.placement, "gpu", "the sessions found no WebGPU adapter");
       browser = await launch();

@@ -4,27 +4,20 @@
  * what the worker's status says after the move.
  * @module
  */
-import { type MeasureReadings, startMeasure } from "../../core/placement/measure.ts";
-import type { TransitionFigures } from "../../core/types.ts";
+import { startMeasure } from "../../core/placement/measure.ts";
+import type { Meter } from "../../core/placement/types.ts";
+import type { TransitionFigures, TransitionKind } from "../../core/types.ts";
 import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
 
 /** A transition being measured: `done` takes the "after" figures. */
 export interface TransitionMeasure {
   /** The figures of `kind`, with the worker's status after it (null when it gave none). */
-  done(kind: string, status: WorkerStatus | null): TransitionFigures;
-}
-
-/** The readings of this process: its RSS, and the device's used bytes where a driver tells them. */
-export function processReadings(deviceUsedBytes?: () => number | null): MeasureReadings {
-  return {
-    rssBytes: () => Deno.memoryUsage().rss,
-    deviceUsedBytes: () => deviceUsedBytes?.() ?? null,
-  };
+  done(kind: TransitionKind, status: WorkerStatus | null): TransitionFigures;
 }
 
 /** Takes the "before" figures of a transition now. */
-export function startTransition(readings: MeasureReadings): TransitionMeasure {
-  const measure = startMeasure(readings);
+export function startTransition(meter: Meter | undefined): TransitionMeasure {
+  const measure = startMeasure(meter);
   return {
     done(kind, status) {
       const span = measure.finish();

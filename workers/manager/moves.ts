@@ -2,8 +2,8 @@
  * Carries out moves on one pipeline (inside its queue): a fresh load, an offload
  * (GPU → CPU), a rehydrate (CPU → GPU) and an unload. Each move follows the state machine
  * in transitions.ts, is measured (measure.ts), logged as an event, saved to the profile
- * store, checked for tracked bytes left behind (release_check.ts), and, on a first GPU
- * load, followed by the parity check (parity.ts).
+ * store, and, on a first GPU load, followed by the parity check (parity.ts), whose verdict
+ * the host only reports: the Scheduler decides where a mismatched pipeline goes.
  * @module
  */
 import type { EventLog } from "../../core/events.ts";
@@ -12,15 +12,13 @@ import type { SessionDevice, WorkerReply } from "../../core/pipelines/protocol.t
 import { PipelineError } from "../../core/pipelines/errors.ts";
 import { SerialQueue } from "../../core/serial_queue.ts";
 import { engineLimit } from "../../core/models/limits.ts";
-import type { MeasureReadings } from "../../core/placement/measure.ts";
-import type { HostTransition } from "../../core/placement/host.ts";
+import type { HostTransition, Meter } from "../../core/placement/types.ts";
 import { trimHeap } from "../../ffi/libc.ts";
 import { fromWorkerError } from "./errors.ts";
 import type { WorkerLifecycle } from "./lifecycle.ts";
 import { startTransition } from "./measure.ts";
 import type { ParityPolicy } from "./parity.ts";
 import type { Pipeline } from "./pipeline.ts";
-import { checkTrackedRelease } from "./release_check.ts";
 import {
   isPlaced,
   moveKind,
@@ -36,7 +34,7 @@ export interface MoveDeps {
   events: EventLog;
   profiles?: ProfileStore;
   lifecycle: WorkerLifecycle;
-  readings: MeasureReadings;
+  meter?: Meter;
   parity: ParityPolicy;
   /** Sends a request to the pipeline's worker, keeping the host's figures in step. */
   call<R extends WorkerReply>(pipeline: Pipeline, send: () => Promise<R>): Promise<R>;
@@ -45,7 +43,7 @@ export interface MoveDeps {
 }
 
 /** The host's moves; the caller holds the pipeline's queue. */
-export class Moves {
+export class HostMoves {
   readonly #deps: MoveDeps;
   readonly #gpuSessions = new SerialQueue();
 
@@ -54,10 +52,10 @@ export class Moves {
   }
 
   /** Brings the pipeline to `device`: a fresh load, an offload or a rehydrate, measured. */
-  async place(pipeline: Pipeline, device: SessionDevice): Promise<HostTransition> {
+  async moveTo(pipeline: Pipeline, device: SessionDevice): Promise<HostTransition> {
     const { events, lifecycle, profiles } = this.#deps;
     if (pipeline.state === device && pipeline.client?.alive) {
-      return { kind: "none", placement: device, releasedBytes: 0 };
+      return { kind: "none", placement: device, releasedBytes: 0, trackedAfterBytes: 0 };
     }
     const id = pipeline.model.id;
     const loaded = isPlaced(pipeline.state) && pipeline.client?.alive === true;
@@ -66,7 +64,7 @@ export class Moves {
     const gpuBytesBefore = loaded ? pipeline.client!.lastStatus.gpuBytes : 0;
     const peakBefore = loaded ? pipeline.client!.lastStatus.gpuPeakBytes : 0;
     pipeline.state = movingState(kind);
-    const measure = startTransition(this.#deps.readings);
+    const measure = startTransition(this.#deps.meter);
     let reply: WorkerReply<"load" | "offload" | "rehydrate">;
     try {
       const limit = engineLimit(
@@ -140,20 +138,20 @@ export class Moves {
     );
     if (kind === "offload") {
       this.#deps.parity.afterOffload(pipeline, "parity" in reply ? reply.parity : undefined);
-      checkTrackedRelease(pipeline, "offload", reply.status.gpuBytes, events);
     } else if (device === "gpu") {
-      pipeline.leak = null;
+      // The verdict lands in pipeline.gpuMismatch (the view); the Scheduler acts on it.
       const client = pipeline.client!;
-      const mismatch = await this.#deps.parity.afterGpuLoad(
+      await this.#deps.parity.afterGpuLoad(
         pipeline,
         (tolerance) => this.#deps.call(pipeline, () => client.parity(tolerance)),
       );
-      if (mismatch) await this.place(pipeline, "cpu");
     }
+    const trackedAfter = pipeline.client?.lastStatus.gpuBytes ?? 0;
     return {
       kind,
       placement: placementOf(pipeline.state),
-      releasedBytes: Math.max(0, gpuBytesBefore - (pipeline.client?.lastStatus.gpuBytes ?? 0)),
+      releasedBytes: Math.max(0, gpuBytesBefore - trackedAfter),
+      trackedAfterBytes: device === "cpu" ? reply.status.gpuBytes : 0,
     };
   }
 
@@ -166,11 +164,11 @@ export class Moves {
       this.#deps.recount(pipeline);
       pipeline.state = "unloaded";
       pipeline.error = null;
-      return { kind: "none", placement: "none", releasedBytes: 0 };
+      return { kind: "none", placement: "none", releasedBytes: 0, trackedAfterBytes: 0 };
     }
     const gpuBytesBefore = client.lastStatus.gpuBytes;
     const peakBefore = client.lastStatus.gpuPeakBytes;
-    const measure = startTransition(this.#deps.readings);
+    const measure = startTransition(this.#deps.meter);
     const reply = await client.unload().catch(() => null);
     client.terminate("unloaded");
     await client.exited;
@@ -178,7 +176,6 @@ export class Moves {
     await trimHeap();
     pipeline.state = "unloaded";
     pipeline.error = null;
-    pipeline.leak = null;
     const figures = measure.done("unload", reply?.status ?? null);
     pipeline.lastTransition = figures;
     events.emit({
@@ -190,7 +187,12 @@ export class Moves {
       reason: "unload",
     });
     if (peakBefore > 0) await profiles?.notePeak(pipeline.model.id, peakBefore);
-    return { kind: "unload", placement: "none", releasedBytes: gpuBytesBefore };
+    return {
+      kind: "unload",
+      placement: "none",
+      releasedBytes: gpuBytesBefore,
+      trackedAfterBytes: 0,
+    };
   }
 
   /**

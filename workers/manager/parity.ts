@@ -1,7 +1,7 @@
 /**
  * The GPU/CPU parity policy: the first time a model is on the GPU, one probe runs on both
  * engines; if the outputs disagree beyond the tolerance the model is marked `gpuMismatch`
- * and stays on the CPU. Above {@link PARITY_AT_LOAD_MAX_BYTES} the worker defers the check
+ * (a verdict the host reports; the Scheduler keeps it on the CPU). Above {@link PARITY_AT_LOAD_MAX_BYTES} the worker defers the check
  * to the first offload (where the CPU session exists anyway), and the result comes with
  * the offload's reply.
  * @module
@@ -40,8 +40,8 @@ export class ParityPolicy {
 
   /**
    * After a load on the GPU: runs the check the first time (through `ask`). Answers true
-   * when the outputs disagree: the caller moves the pipeline to the CPU to stay (the load
-   * the scheduler asked for answers where it ended up).
+   * when the outputs disagree; the verdict is in `pipeline.gpuMismatch`, which the host's
+   * view reports: the Scheduler moves the pipeline to the CPU, the host moves nothing.
    */
   async afterGpuLoad(
     pipeline: Pipeline,

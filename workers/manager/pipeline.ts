@@ -38,8 +38,6 @@ export interface Pipeline {
   queue: SerialQueue;
   /** Tracked GPU bytes last counted into the manager's running sum. */
   counted: number;
-  /** Why its GPU memory was not fully given back after a release, or null. */
-  leak: string | null;
   gpuMismatch: GpuMismatch | null;
   /** True once the parity check ran (it runs the first time the model is on the GPU). */
   parityChecked: boolean;
@@ -58,7 +56,6 @@ export function newPipeline(model: CatalogModel): Pipeline {
     lastTransition: null,
     queue: new SerialQueue(),
     counted: 0,
-    leak: null,
     gpuMismatch: null,
     parityChecked: false,
     files: null,

@@ -1,37 +1,27 @@
 /**
- * The report view: what the host shows of a pipeline. {@link viewOf} is the scheduler's
- * cheap per-request read; {@link reportOf} is the API's full row (`GET /api/v1/models`,
- * the live stream), to which the scheduler adds its record's fields (pin, last use).
+ * The report view: what the host shows of a pipeline, only what it owns. {@link viewOf}
+ * is the scheduler's cheap per-request read; {@link reportOf} the host's part of the API's
+ * row, to which the scheduler adds its record's fields (pin, last use, leak, keep-alive).
  * @module
  */
 import type { CatalogModel } from "../../core/models/catalog.ts";
-import type { HostView } from "../../core/placement/host.ts";
+import type { HostView } from "../../core/placement/types.ts";
 import type { ProfileStore } from "../../core/store/profiles.ts";
-import type { ModelReport, SessionEngineName } from "../../core/types.ts";
+import type { HostReport, SessionEngineName } from "../../core/types.ts";
 import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
 import { liveStatus, type Pipeline } from "./pipeline.ts";
 import { placementOf } from "./transitions.ts";
 
 /** One pipeline's live view (a few field reads). */
 export function viewOf(p: Pipeline): HostView {
+  const status = liveStatus(p);
   return {
     id: p.model.id,
     state: p.state,
     placement: placementOf(p.state),
-    gpuBytes: liveStatus(p)?.gpuBytes ?? 0,
-    gpuMismatch: p.gpuMismatch !== null,
-  };
-}
-
-/** One pipeline's tracked figures now (for the budget's estimates). */
-export function liveFiguresOf(
-  p: Pipeline,
-): { onGpu: boolean; gpuBytes: number; gpuPeakBytes: number } {
-  const status = liveStatus(p);
-  return {
-    onGpu: placementOf(p.state) === "gpu",
     gpuBytes: status?.gpuBytes ?? 0,
     gpuPeakBytes: status?.gpuPeakBytes ?? 0,
+    gpuMismatch: p.gpuMismatch,
   };
 }
 
@@ -40,7 +30,7 @@ export function liveFiguresOf(
  * transition and the saved profiles; the catalog's inputs and outputs until a session
  * says what they are.
  */
-export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): ModelReport {
+export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): HostReport {
   const status = liveStatus(p);
   const gpuProfile = profiles?.get(p.model.id, "gpu") ?? null;
   const cpuProfile = profiles?.get(p.model.id, "cpu") ?? null;
@@ -63,7 +53,6 @@ export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): Model
     error: p.error,
     lastTransition: p.lastTransition,
     gpuMismatch: p.gpuMismatch,
-    lastUsedAt: null, // the scheduler's record keeps it (one place)
     display: status
       ? "loaded"
       : (p.lastTransition || gpuProfile || cpuProfile)
@@ -71,8 +60,6 @@ export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): Model
       : "never",
     gpuProfile,
     cpuProfile,
-    leak: p.leak,
-    pinned: false,
     inputs: status?.inputs.length ? status.inputs : catalogInfo(p.model.inputs),
     outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
   };

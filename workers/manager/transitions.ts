@@ -11,11 +11,11 @@
  * ```
  * @module
  */
-import type { PipelineState, Placement } from "../../core/types.ts";
+import type { PipelineState, Placement, TransitionKind } from "../../core/types.ts";
 import type { SessionDevice, WorkerStatus } from "../../core/pipelines/protocol.ts";
 
 /** A move the worker is asked for: a fresh load, or a move between the devices. */
-export type MoveKind = "load:gpu" | "load:cpu" | "offload" | "rehydrate";
+export type MoveKind = Exclude<TransitionKind, "unload">;
 
 /** The move that brings a pipeline to `device`, given whether it is loaded now. */
 export function moveKind(loaded: boolean, device: SessionDevice): MoveKind {

@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import type { SwitchResult } from "@/core/placement/measurements.ts";
+import type { SwitchResult } from "@/core/placement/types.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();

@@ -11,7 +11,6 @@ import type { Context } from "hono";
 import { upgradeWebSocket } from "hono/deno";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/errors.ts";
-import { ChunkLoop } from "@/core/pipelines/chunk_loop.ts";
 import { PipelineError } from "@/core/pipelines/errors.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
@@ -28,7 +27,7 @@ export const config: RouteConfig = {
 export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
   GET: async (c) => {
     const id = c.req.param("id");
-    const { scheduler, config } = c.var.services;
+    const { scheduler } = c.var.services;
     const model = scheduler.model(id); // 404 before upgrading
     if (!model.plugin) {
       return c.json({
@@ -39,21 +38,15 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
     let state: unknown = undefined;
     let chunk = 0;
     let chain: Promise<void> = Promise.resolve();
-    const loop = new ChunkLoop<unknown, { output: unknown; device: string }>({
-      process: async (payload) => {
-        const result = await scheduler.run(id, { kind: "plugin", payload }, { trigger: "stream" });
-        return {
-          output: result.output.kind === "plugin" ? result.output.payload : null,
-          device: result.device,
-        };
-      },
-      release: () => scheduler.enforceHeadroom().then(() => {}),
-      exhausted: async () => {
-        if (config.onInsufficientVram === "reject") return "stop";
-        await scheduler.toCpu(id, "out of GPU memory on the same chunk, again and again");
-        return "cpu";
-      },
-    });
+    // Out of GPU memory on a chunk: the scheduler's one policy (evict one more and retry,
+    // then the CPU or a refusal, as configured), the same as every other route's.
+    const process = async (payload: unknown) => {
+      const result = await scheduler.run(id, { kind: "plugin", payload }, { trigger: "stream" });
+      return {
+        output: result.output.kind === "plugin" ? result.output.payload : null,
+        device: result.device,
+      };
+    };
     const { shutdown } = c.var.services;
     let stopOnShutdown: (() => void) | null = null;
     const upgrade = upgradeWebSocket(() => ({
@@ -121,7 +114,7 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
             return;
           }
           try {
-            const { output, device } = await loop.handle({ samples, stream: !end, state });
+            const { output, device } = await process({ samples, stream: !end, state });
             state = (output as { state?: unknown })?.state;
             const { state: _hidden, ...visible } = (output ?? {}) as Record<string, unknown>;
             ws.send(JSON.stringify({ chunk: chunk++, device, ...visible }));
