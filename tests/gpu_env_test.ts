@@ -44,7 +44,9 @@ Deno.test({
   ignore: !webgpu,
   fn: async () => {
     const script = `
-      import { findAdapter } from ${JSON.stringify(import.meta.resolve("../core/monitor/webgpu_source.ts"))};
+      import { findAdapter } from ${
+      JSON.stringify(import.meta.resolve("../core/monitor/webgpu_source.ts"))
+    };
       const found = await findAdapter();
       const worker = new Worker("data:text/javascript," + encodeURIComponent(
         "const a = await navigator.gpu.requestAdapter(); postMessage(a ? 'adapter' : 'none');"
