@@ -294,3 +294,31 @@ Deno.test("openai - in exclusive mode a chat request for a model not loaded swit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("openai - POST /v1/models/switch to the chat model ocr switches its chain: the three pipelines, alone", async () => {
+  await using s = await serve();
+  const { scheduler } = s.service.services;
+  await scheduler.load("silero-vad", "cpu");
+  const listed = (await s.client.models.list()).data.map((m) => m.id);
+  assert.ok(listed.includes("ocr"), "GET /v1/models lists ocr");
+  const switched = await fetch(`${s.baseURL}/models/switch`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "ocr" }),
+  });
+  const body = await switched.json();
+  assert.equal(switched.status, 200, JSON.stringify(body));
+  assert.equal(body.model, "ocr");
+  assert.deepEqual(body.models, ["ocr-det", "ocr-cls", "ocr-rec"]);
+  assert.deepEqual(body.unloaded, ["silero-vad"]);
+  for (const id of ["ocr-det", "ocr-cls", "ocr-rec"]) {
+    assert.equal(scheduler.model(id).placement, "cpu", id);
+  }
+  assert.equal(scheduler.model("silero-vad").placement, "none");
+  const unknown = await fetch(`${s.baseURL}/models/switch`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "ocrr" }),
+  });
+  assert.equal(unknown.status, 404);
+});
