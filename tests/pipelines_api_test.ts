@@ -125,6 +125,40 @@ Deno.test("POST /api/v1/pipelines/silero-vad/infer - speech probabilities in [0,
   assert.match((await badRate.json()).error.message, /16 kHz/);
 });
 
+Deno.test("POST /api/v1/pipelines/silero-vad/infer - the state it answers is plain JSON and goes back as it came: a stream in two calls matches one call", async () => {
+  await using service = await startService(testConfig({ gpu: "cpu" }));
+  const samples = Array.from(readWav(fixture("vad_speech.wav")));
+  const infer = async (payload: unknown) => {
+    const response = await service.app.request(
+      "/api/v1/pipelines/silero-vad/infer",
+      json({ payload }),
+    );
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body).slice(0, 300));
+    return body.output;
+  };
+  const whole = await infer({ samples });
+  const half = 10_000; // not a whole number of frames: some samples wait in the state
+  const first = await infer({ samples: samples.slice(0, half), stream: true });
+  for (const key of ["rnn", "context", "pending"]) {
+    assert.ok(Array.isArray(first.state[key]), `state.${key} is a JSON array`);
+  }
+  assert.equal(first.state.rnn.length, 256);
+  assert.equal(first.state.pending.length, half % 512);
+  const second = await infer({ samples: samples.slice(half), state: first.state });
+  const streamed = [...first.probabilities, ...second.probabilities];
+  assert.equal(streamed.length, whole.probabilities.length);
+  streamed.forEach((p: number, i: number) =>
+    assert.ok(Math.abs(p - whole.probabilities[i]) < 1e-5, `frame ${i}`)
+  );
+  const broken = await service.app.request(
+    "/api/v1/pipelines/silero-vad/infer",
+    json({ payload: { samples: [0], state: { ...first.state, rnn: [1, 2] } } }),
+  );
+  assert.equal(broken.status, 400);
+  assert.match((await broken.json()).error.message, /"state" is not a state this plugin returned/);
+});
+
 Deno.test("POST /api/v1/pipelines/{id}/infer - tensors in, tensors out; bad tensors name themselves", async () => {
   await using service = await startService(testConfig({
     gpu: "cpu",

@@ -10,6 +10,7 @@
 import { upgradeWebSocket } from "hono/deno";
 import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
+import { pluginOutputToJson } from "../../../../../server/http/plugin_json.ts";
 import { ChunkLoop } from "../../../../../core/pipelines/chunk_loop.ts";
 import { PipelineError } from "../../../../../core/pipelines/errors.ts";
 
@@ -123,7 +124,15 @@ export const handler: Handlers = {
             const { output, device } = await loop.handle({ samples, stream: !end, state });
             state = (output as { state?: unknown })?.state;
             const { state: _hidden, ...visible } = (output ?? {}) as Record<string, unknown>;
-            ws.send(JSON.stringify({ chunk: chunk++, device, ...visible }));
+            ws.send(
+              JSON.stringify(
+                { chunk: chunk++, device, ...visible },
+                (_key, value) =>
+                  ArrayBuffer.isView(value) || typeof value === "bigint"
+                    ? pluginOutputToJson(value)
+                    : value,
+              ),
+            );
             if (end) ws.close(1000, "end of stream");
           } catch (error) {
             const code = error instanceof PipelineError ? error.code : "internal";
