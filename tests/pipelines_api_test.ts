@@ -159,6 +159,38 @@ Deno.test("POST /api/v1/pipelines/silero-vad/infer - the state it answers is pla
   assert.match((await broken.json()).error.message, /"state" is not a state this plugin returned/);
 });
 
+Deno.test("POST /api/v1/pipelines/{id}/infer - zero-size tensors answer 400 bad_tensor naming the input and the dimension", async () => {
+  await using service = await startService(testConfig({ gpu: "cpu" }));
+  for (
+    const [id, dims, dimension] of [
+      ["ocr-cls", [1, 3, 0, 192], 2],
+      ["ocr-det", [0, 3, 32, 32], 0],
+    ] as const
+  ) {
+    const response = await service.app.request(
+      `/api/v1/pipelines/${id}/infer`,
+      json({ inputs: { x: { type: "float32", dims, data: [] } } }),
+    );
+    const body = await response.json();
+    assert.equal(response.status, 400, `${id}: ${JSON.stringify(body)}`);
+    assert.equal(body.error.code, "bad_tensor");
+    assert.match(
+      body.error.message,
+      new RegExp(`^Pipeline "${id}": Input "x" has dims \\[${dims.join(", ")}\\]: dimension ${dimension} is 0`),
+    );
+  }
+  // The worker is fine afterwards: a tensor of the declared shape runs.
+  const ok = await service.app.request(
+    "/api/v1/pipelines/ocr-cls/infer",
+    json({
+      inputs: {
+        x: { type: "float32", dims: [1, 3, 48, 192], data: new Array(3 * 48 * 192).fill(0) },
+      },
+    }),
+  );
+  assert.equal(ok.status, 200, await ok.clone().text());
+});
+
 Deno.test("POST /api/v1/pipelines/{id}/infer - tensors in, tensors out; bad tensors name themselves", async () => {
   await using service = await startService(testConfig({
     gpu: "cpu",
