@@ -386,3 +386,51 @@ Deno.test({
     assert.equal((await vram()).pipelines[0].gpuBytes, 0);
   },
 });
+
+Deno.test("POST /api/v1/models/{id}/load {device: gpu} - no usable GPU: 409 no_gpu, nothing loaded", async () => {
+  await using service = await startService(testConfig({ gpu: "cpu" }));
+  const response = await service.app.request(
+    "/api/v1/models/silero-vad/load",
+    json({ device: "gpu" }),
+  );
+  const body = await response.json();
+  assert.equal(response.status, 409, JSON.stringify(body));
+  assert.equal(body.error.code, "no_gpu");
+  assert.match(body.error.message, /^"silero-vad" is not on the GPU: no GPU is usable .*nothing was moved/);
+  assert.equal(service.services.scheduler.model("silero-vad").placement, "none");
+});
+
+Deno.test({
+  name:
+    "POST /api/v1/models/{id}/load {device: gpu} - Silero VAD fails the parity check on the software adapter: 409 no_gpu as without a GPU, and it serves on the CPU",
+  ignore: !webgpu,
+  fn: async () => {
+    await using service = await startService(testConfig({
+      gpu: "software",
+      vramBudget: { kind: "bytes", bytes: 256 * 2 ** 20 },
+      headroomBytes: 0,
+    }));
+    const response = await service.app.request(
+      "/api/v1/models/silero-vad/load",
+      json({ device: "gpu" }),
+    );
+    const body = await response.json();
+    assert.equal(response.status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, "no_gpu");
+    assert.match(
+      body.error.message,
+      /^"silero-vad" is not on the GPU: its GPU and CPU outputs disagree \(max error [\d.e+-]+ > 0\.001\), so the parity policy keeps it on the CPU; it is loaded on the CPU and serves requests there\./,
+    );
+    const row = service.services.scheduler.model("silero-vad");
+    assert.equal(row.placement, "cpu");
+    assert.ok(row.gpuMismatch, "the row carries the mismatch");
+    const samples = Array.from(readWav(fixture("vad_speech.wav")));
+    const run = await service.app.request(
+      "/api/v1/pipelines/silero-vad/infer",
+      json({ payload: { samples } }),
+    );
+    assert.equal(run.status, 200);
+    assert.equal((await run.json()).device, "cpu");
+  },
+});
+
