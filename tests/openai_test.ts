@@ -343,9 +343,9 @@ Deno.test("openai - chat fields: OpenAI's ranges checked (400 naming the field),
       ] as const
     ) {
       await assert.rejects(
-        // deno-lint-ignore no-explicit-any
         () =>
           s.client.chat.completions.create(
+            // deno-lint-ignore no-explicit-any
             { model: "echo", messages: hello, [field]: value } as any,
           ),
         (error) => {

@@ -176,7 +176,11 @@ Deno.test("POST /api/v1/pipelines/{id}/infer - zero-size tensors answer 400 bad_
     assert.equal(body.error.code, "bad_tensor");
     assert.match(
       body.error.message,
-      new RegExp(`^Pipeline "${id}": Input "x" has dims \\[${dims.join(", ")}\\]: dimension ${dimension} is 0`),
+      new RegExp(
+        `^Pipeline "${id}": Input "x" has dims \\[${
+          dims.join(", ")
+        }\\]: dimension ${dimension} is 0`,
+      ),
     );
   }
   // The worker is fine afterwards: a tensor of the declared shape runs.
@@ -396,7 +400,10 @@ Deno.test("POST /api/v1/models/{id}/load {device: gpu} - no usable GPU: 409 no_g
   const body = await response.json();
   assert.equal(response.status, 409, JSON.stringify(body));
   assert.equal(body.error.code, "no_gpu");
-  assert.match(body.error.message, /^"silero-vad" is not on the GPU: no GPU is usable .*nothing was moved/);
+  assert.match(
+    body.error.message,
+    /^"silero-vad" is not on the GPU: no GPU is usable .*nothing was moved/,
+  );
   assert.equal(service.services.scheduler.model("silero-vad").placement, "none");
 });
 
@@ -433,4 +440,3 @@ Deno.test({
     assert.equal((await run.json()).device, "cpu");
   },
 });
-
