@@ -3,7 +3,10 @@
  * one per island). It follows `GET /api/v1/hardware/vram/stream`; when the stream drops
  * it reconnects with backoff and meanwhile polls `GET /api/v1/hardware/vram` every 3 s,
  * and says the data is stale. Nothing runs until an island calls {@link connectLive}
- * (in an effect, so never during server rendering).
+ * (in an effect, so never during server rendering). A page opened with `?settle` shows the
+ * report it was rendered with and opens no stream: a headless screenshot
+ * (`chromium --headless --screenshot --virtual-time-budget=…`) waits for the network to
+ * go quiet, which a live stream never does.
  * @module
  */
 import { signal } from "@preact/signals";
@@ -11,10 +14,18 @@ import type { VramReport } from "../core/types.ts";
 import { feedEvents } from "./live_events.ts";
 
 /**
- * Where the report stream stands: live, down (data stale) and reconnecting, or the
- * server said it is stopping (until it is back).
+ * Where the report stream stands: live, down (data stale) and reconnecting, the server
+ * said it is stopping (until it is back), or a still page (`?settle`: no stream).
  */
-export type LinkState = "connecting" | "live" | "stale" | "stopped";
+export type LinkState = "connecting" | "live" | "stale" | "stopped" | "still";
+
+/** The query parameter that makes the page a still picture (no live stream). */
+export const SETTLE_PARAM = "settle";
+
+/** True when the page's URL asks it to settle (`/?settle`); false outside a browser. */
+export function settleRequested(search: string = globalThis.location?.search ?? ""): boolean {
+  return new URLSearchParams(search).has(SETTLE_PARAM);
+}
 
 /** A moment worth marking on the history chart's time axis (evictions, loads, OOMs…). */
 export interface TimelineEvent {
@@ -148,6 +159,10 @@ async function poll() {
 export function connectLive(initial: VramReport | null): () => void {
   if (initial && (liveReport.value === null || liveReport.value.takenAt < initial.takenAt)) {
     accept(initial);
+  }
+  if (settleRequested()) {
+    linkState.value = "still";
+    return () => {};
   }
   if (users++ === 0) open();
   return () => {

@@ -32,6 +32,8 @@ function LinkIndicator() {
     ? "Stale — reconnecting"
     : state === "stopped"
     ? "Server stopped"
+    : state === "still"
+    ? "Still picture (?settle): not live"
     : "Connecting…";
   return (
     <div class="link-box" role="status">

@@ -44,7 +44,10 @@ export interface VadInput {
   sampleRate?: number;
   /** Speech when the probability reaches this (default 0.5); it ends below this − 0.15. */
   threshold?: number;
-  /** The previous call's `state`, to go on with a stream. */
+  /**
+   * The previous call's `state`, to go on with a stream: as returned, or as the HTTP API
+   * answered it (its arrays as JSON arrays).
+   */
   state?: VadState;
   /**
    * true: more audio follows, so a partial frame waits in `state` and a segment still
@@ -125,17 +128,50 @@ function parseInput(input: VadInput): Required<Omit<VadInput, "sampleRate">> {
   if (typeof threshold !== "number" || !(threshold > 0 && threshold < 1)) {
     throw new PluginInputError(`"threshold" must be a number between 0 and 1, got ${threshold}`);
   }
-  const state = input.state ?? newVadState();
-  const valid = state.rnn instanceof Float32Array && state.rnn.length === 256 &&
-    state.context instanceof Float32Array && state.context.length === CONTEXT &&
-    state.pending instanceof Float32Array && state.pending.length < VAD_FRAME_SAMPLES &&
-    Number.isInteger(state.frames) && state.frames >= 0;
-  if (!valid) {
+  const state = readState(input.state);
+  if (!state) {
     throw new PluginInputError(
       `"state" is not a state this plugin returned; leave it out to start`,
     );
   }
   return { samples, threshold, stream: stream === true, state };
+}
+
+/**
+ * The stream state a caller handed back, or a fresh one when none; null when it is not
+ * one this plugin returned. Accepts it as returned in-process (typed arrays) and as the
+ * HTTP API answered it (the same fields, the arrays as JSON arrays of numbers).
+ */
+function readState(given: unknown): VadState | null {
+  if (given === undefined || given === null) return newVadState();
+  if (typeof given !== "object") return null;
+  const raw = given as Record<string, unknown>;
+  const floats = (value: unknown, ok: (length: number) => boolean) => {
+    const array = value instanceof Float32Array
+      ? value
+      : Array.isArray(value) && value.every((v) => typeof v === "number" && Number.isFinite(v))
+      ? Float32Array.from(value)
+      : null;
+    return array && ok(array.length) ? array : null;
+  };
+  const frame = (value: unknown) =>
+    value === null || (Number.isInteger(value) && (value as number) >= 0);
+  const rnn = floats(raw.rnn, (n) => n === 256);
+  const context = floats(raw.context, (n) => n === CONTEXT);
+  const pending = floats(raw.pending, (n) => n < VAD_FRAME_SAMPLES);
+  const frames = raw.frames;
+  if (
+    !rnn || !context || !pending || !Number.isInteger(frames) || (frames as number) < 0 ||
+    !frame(raw.speechStartFrame ?? null) || !frame(raw.silenceStartFrame ?? null)
+  ) return null;
+  return {
+    rnn,
+    context,
+    pending,
+    frames: frames as number,
+    speechStartFrame: (raw.speechStartFrame ?? null) as number | null,
+    silenceStartFrame: (raw.silenceStartFrame ?? null) as number | null,
+  };
 }
 
 /** Runs VAD over one call's samples, going on from `state` when given. */

@@ -7,6 +7,18 @@
  * @module
  */
 
+import { defineTool } from "./_lib/tool.ts";
+
+defineTool({
+  name: "build:fake-gpu",
+  usage: "deno task build:fake-gpu",
+  about: "Compiles the driver test double tests/fake_gpu.c (with $CC, default cc) into\n" +
+    "tests/.build/libfakegpu.so and tests/.build/libfakegpu_nov2.so (an old driver without\n" +
+    "the v2/v3 symbols); a library newer than the source is kept.",
+  flags: {},
+  notes: "Exit status: 0 built or up to date; 1 no compiler or the compile failed; 2 a bad flag.",
+}).parse(Deno.args);
+
 const root = new URL("../", import.meta.url);
 const source = new URL("tests/fake_gpu.c", root).pathname;
 const outDir = new URL("tests/.build/", root).pathname;

@@ -155,7 +155,16 @@ export async function staleManifests(root: URL = ROOT): Promise<string[]> {
 }
 
 if (import.meta.main) {
-  if (Deno.args.includes("--check")) {
+  const { defineTool } = await import("./_lib/tool.ts");
+  const { values } = defineTool({
+    name: "manifest",
+    usage: "deno task manifest [--check]",
+    about: "Writes routes/_manifest.ts and islands/_manifest.ts from the files under routes/\n" +
+      "and islands/, as Fresh's dev server does.",
+    flags: { check: { help: "write nothing; exit 1 when a committed manifest is stale" } },
+    notes: "Exit status: 0 written or up to date; 1 stale (with --check); 2 a bad flag.",
+  }).parse(Deno.args);
+  if (values.check) {
     const stale = await staleManifests();
     if (stale.length > 0) {
       console.error(

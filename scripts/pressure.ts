@@ -39,7 +39,7 @@ reports cudaErrorMemoryAllocation and holds what it got.`,
     gib: {
       arg: "N",
       help: "GiB to allocate (required, > 0; fractions allowed)",
-      schema: flag.requiredNumber("how many GiB to hold", { min: Number.MIN_VALUE }),
+      schema: flag.requiredNumber("how many GiB to hold", { above: 0 }),
     },
     hold: {
       arg: "S",

@@ -43,7 +43,7 @@ const MIX: Array<[Op, number]> = [
 /** Statuses each operation may answer: 200, or the documented 409 of a busy/incompatible state. */
 const EXPECTED: Record<Op, number[]> = {
   infer: [200],
-  load: [200],
+  load: [200, 409], // 409: asked for the GPU, placed on the CPU by policy (no room)
   offload: [200, 409],
   check: [200],
   switch: [200],

@@ -55,6 +55,7 @@ Deno.test("error table - every worker error code becomes a pipeline error at eac
 const RUN_ANSWERS: Record<WorkerErrorCode, [number, string]> = {
   oom: [507, "oom"],
   bad_input: [400, "bad_input"],
+  bad_tensor: [400, "bad_tensor"],
   not_loaded: [500, "run_failed"],
   load_failed: [500, "run_failed"],
   run_failed: [500, "run_failed"],
@@ -65,6 +66,7 @@ const LOAD_ANSWERS: Record<WorkerErrorCode, [number, string]> = {
   oom: [507, "oom"],
   no_webgpu: [503, "no_webgpu"],
   bad_input: [500, "load_failed"],
+  bad_tensor: [500, "load_failed"],
   not_loaded: [500, "load_failed"],
   load_failed: [500, "load_failed"],
   run_failed: [500, "load_failed"],

@@ -294,3 +294,109 @@ Deno.test("openai - in exclusive mode a chat request for a model not loaded swit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("openai - POST /v1/models/switch to the chat model ocr switches its chain: the three pipelines, alone", async () => {
+  await using s = await serve();
+  const { scheduler } = s.service.services;
+  await scheduler.load("silero-vad", "cpu");
+  const listed = (await s.client.models.list()).data.map((m) => m.id);
+  assert.ok(listed.includes("ocr"), "GET /v1/models lists ocr");
+  const switched = await fetch(`${s.baseURL}/models/switch`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "ocr" }),
+  });
+  const body = await switched.json();
+  assert.equal(switched.status, 200, JSON.stringify(body));
+  assert.equal(body.model, "ocr");
+  assert.deepEqual(body.models, ["ocr-det", "ocr-cls", "ocr-rec"]);
+  assert.deepEqual(body.unloaded, ["silero-vad"]);
+  for (const id of ["ocr-det", "ocr-cls", "ocr-rec"]) {
+    assert.equal(scheduler.model(id).placement, "cpu", id);
+  }
+  assert.equal(scheduler.model("silero-vad").placement, "none");
+  const unknown = await fetch(`${s.baseURL}/models/switch`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "ocrr" }),
+  });
+  assert.equal(unknown.status, 404);
+});
+
+Deno.test("openai - chat fields: OpenAI's ranges checked (400 naming the field), the fields Headroom does not act on named in a header, n answered", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "headroom-openai-models-" });
+  try {
+    await using s = await serve({ modelsFile: await writeEchoModels(dir) });
+    const hello = [{ role: "user" as const, content: "hello" }];
+    for (
+      const [field, value, pattern] of [
+        ["temperature", 99, /"temperature": must be from 0 to 2/],
+        ["top_p", 1.5, /"top_p": must be from 0 to 1/],
+        ["n", 0, /"n": must be from 1 to 128/],
+        ["n", 500, /"n": must be from 1 to 128/],
+        ["presence_penalty", -3, /"presence_penalty": must be from -2 to 2/],
+        ["max_tokens", 0, /"max_tokens": must be at least 1/],
+        ["top_logprobs", 21, /"top_logprobs": must be from 0 to 20/],
+        ["stop", ["a", "b", "c", "d", "e"], /"stop": takes at most 4 sequences/],
+        ["response_format", { type: "yaml" }, /"response_format.type": expected text, json_object/],
+        ["logprobs", "yes", /"logprobs"/],
+      ] as const
+    ) {
+      await assert.rejects(
+        () =>
+          s.client.chat.completions.create(
+            // deno-lint-ignore no-explicit-any
+            { model: "echo", messages: hello, [field]: value } as any,
+          ),
+        (error) => {
+          assert.ok(error instanceof OpenAI.BadRequestError, `${field}: ${error}`);
+          assert.match(error.message, pattern, `${field}=${JSON.stringify(value)}`);
+          return true;
+        },
+      );
+    }
+
+    const { data, response } = await s.client.chat.completions.create({
+      model: "echo",
+      messages: hello,
+      temperature: 0.2,
+      tools: [{ type: "function", function: { name: "lookup", parameters: {} } }],
+      response_format: { type: "json_object" },
+      logprobs: true,
+      top_p: null,
+      n: 3,
+      // deno-lint-ignore no-explicit-any
+      ...{ my_extra: 1 } as any,
+    }).withResponse();
+    assert.equal(
+      response.headers.get("x-headroom-ignored-fields"),
+      "logprobs, my_extra, response_format, temperature, tools",
+      "every field given and not acted on, null ones aside",
+    );
+    assert.deepEqual(data.choices.map((c) => [c.index, c.message.content]), [
+      [0, "user said: hello [images: ]"],
+      [1, "user said: hello [images: ]"],
+      [2, "user said: hello [images: ]"],
+    ]);
+
+    const plain = await s.client.chat.completions.create({ model: "echo", messages: hello })
+      .withResponse();
+    assert.equal(plain.response.headers.get("x-headroom-ignored-fields"), null);
+
+    const streamed = await s.client.chat.completions.create({
+      model: "echo",
+      messages: hello,
+      stream: true,
+      seed: 7,
+      n: 2,
+    }).withResponse();
+    assert.equal(streamed.response.headers.get("x-headroom-ignored-fields"), "seed");
+    const texts = ["", ""];
+    for await (const chunk of streamed.data) {
+      for (const choice of chunk.choices) texts[choice.index] += choice.delta.content ?? "";
+    }
+    assert.deepEqual(texts, ["user said: hello [images: ]", "user said: hello [images: ]"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

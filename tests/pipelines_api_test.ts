@@ -125,6 +125,76 @@ Deno.test("POST /api/v1/pipelines/silero-vad/infer - speech probabilities in [0,
   assert.match((await badRate.json()).error.message, /16 kHz/);
 });
 
+Deno.test("POST /api/v1/pipelines/silero-vad/infer - the state it answers is plain JSON and goes back as it came: a stream in two calls matches one call", async () => {
+  await using service = await startService(testConfig({ gpu: "cpu" }));
+  const samples = Array.from(readWav(fixture("vad_speech.wav")));
+  const infer = async (payload: unknown) => {
+    const response = await service.app.request(
+      "/api/v1/pipelines/silero-vad/infer",
+      json({ payload }),
+    );
+    const body = await response.json();
+    assert.equal(response.status, 200, JSON.stringify(body).slice(0, 300));
+    return body.output;
+  };
+  const whole = await infer({ samples });
+  const half = 10_000; // not a whole number of frames: some samples wait in the state
+  const first = await infer({ samples: samples.slice(0, half), stream: true });
+  for (const key of ["rnn", "context", "pending"]) {
+    assert.ok(Array.isArray(first.state[key]), `state.${key} is a JSON array`);
+  }
+  assert.equal(first.state.rnn.length, 256);
+  assert.equal(first.state.pending.length, half % 512);
+  const second = await infer({ samples: samples.slice(half), state: first.state });
+  const streamed = [...first.probabilities, ...second.probabilities];
+  assert.equal(streamed.length, whole.probabilities.length);
+  streamed.forEach((p: number, i: number) =>
+    assert.ok(Math.abs(p - whole.probabilities[i]) < 1e-5, `frame ${i}`)
+  );
+  const broken = await service.app.request(
+    "/api/v1/pipelines/silero-vad/infer",
+    json({ payload: { samples: [0], state: { ...first.state, rnn: [1, 2] } } }),
+  );
+  assert.equal(broken.status, 400);
+  assert.match((await broken.json()).error.message, /"state" is not a state this plugin returned/);
+});
+
+Deno.test("POST /api/v1/pipelines/{id}/infer - zero-size tensors answer 400 bad_tensor naming the input and the dimension", async () => {
+  await using service = await startService(testConfig({ gpu: "cpu" }));
+  for (
+    const [id, dims, dimension] of [
+      ["ocr-cls", [1, 3, 0, 192], 2],
+      ["ocr-det", [0, 3, 32, 32], 0],
+    ] as const
+  ) {
+    const response = await service.app.request(
+      `/api/v1/pipelines/${id}/infer`,
+      json({ inputs: { x: { type: "float32", dims, data: [] } } }),
+    );
+    const body = await response.json();
+    assert.equal(response.status, 400, `${id}: ${JSON.stringify(body)}`);
+    assert.equal(body.error.code, "bad_tensor");
+    assert.match(
+      body.error.message,
+      new RegExp(
+        `^Pipeline "${id}": Input "x" has dims \\[${
+          dims.join(", ")
+        }\\]: dimension ${dimension} is 0`,
+      ),
+    );
+  }
+  // The worker is fine afterwards: a tensor of the declared shape runs.
+  const ok = await service.app.request(
+    "/api/v1/pipelines/ocr-cls/infer",
+    json({
+      inputs: {
+        x: { type: "float32", dims: [1, 3, 48, 192], data: new Array(3 * 48 * 192).fill(0) },
+      },
+    }),
+  );
+  assert.equal(ok.status, 200, await ok.clone().text());
+});
+
 Deno.test("POST /api/v1/pipelines/{id}/infer - tensors in, tensors out; bad tensors name themselves", async () => {
   await using service = await startService(testConfig({
     gpu: "cpu",
@@ -318,5 +388,55 @@ Deno.test({
     assert.equal(gone.display, "unloaded", "last-known figures stay after unload");
     assert.ok(gone.gpuProfile && gone.gpuProfile.gpuLoadBytes! > 0);
     assert.equal((await vram()).models![0].gpuBytes, 0);
+  },
+});
+
+Deno.test("POST /api/v1/models/{id}/load {device: gpu} - no usable GPU: 409 no_gpu, nothing loaded", async () => {
+  await using service = await startService(testConfig({ gpu: "cpu" }));
+  const response = await service.app.request(
+    "/api/v1/models/silero-vad/load",
+    json({ device: "gpu" }),
+  );
+  const body = await response.json();
+  assert.equal(response.status, 409, JSON.stringify(body));
+  assert.equal(body.error.code, "no_gpu");
+  assert.match(
+    body.error.message,
+    /^"silero-vad" is not on the GPU: no GPU is usable .*nothing was moved/,
+  );
+  assert.equal(service.services.scheduler.model("silero-vad").placement, "none");
+});
+
+Deno.test({
+  name:
+    "POST /api/v1/models/{id}/load {device: gpu} - Silero VAD fails the parity check on the software adapter: 409 no_gpu as without a GPU, and it serves on the CPU",
+  ignore: !webgpu,
+  fn: async () => {
+    await using service = await startService(testConfig({
+      gpu: "software",
+      vramBudget: { kind: "bytes", bytes: 256 * 2 ** 20 },
+      headroomBytes: 0,
+    }));
+    const response = await service.app.request(
+      "/api/v1/models/silero-vad/load",
+      json({ device: "gpu" }),
+    );
+    const body = await response.json();
+    assert.equal(response.status, 409, JSON.stringify(body));
+    assert.equal(body.error.code, "no_gpu");
+    assert.match(
+      body.error.message,
+      /^"silero-vad" is not on the GPU: its GPU and CPU outputs disagree \(max error [\d.e+-]+ > 0\.001\), so the parity policy keeps it on the CPU; it is loaded on the CPU and serves requests there\./,
+    );
+    const row = service.services.scheduler.model("silero-vad");
+    assert.equal(row.placement, "cpu");
+    assert.ok(row.gpuMismatch, "the row carries the mismatch");
+    const samples = Array.from(readWav(fixture("vad_speech.wav")));
+    const run = await service.app.request(
+      "/api/v1/pipelines/silero-vad/infer",
+      json({ payload: { samples } }),
+    );
+    assert.equal(run.status, 200);
+    assert.equal((await run.json()).device, "cpu");
   },
 });

@@ -1,3 +1,4 @@
+import { generationLog } from "../workers/manager/lifecycle.ts";
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
 import protoRoot from "onnx-proto";
@@ -132,4 +133,35 @@ Deno.test("parseSyntheticSize - rejects bad sizes with a message naming the valu
       bad,
     );
   }
+});
+
+Deno.test("synthetic model - a write that takes long logs its progress every 2 s with a rate, a short one stays silent", () => {
+  let clock = 0;
+  const lines: string[] = [];
+  const edges: boolean[] = [];
+  const log = generationLog("m4g", (line, edge) => {
+    lines.push(line);
+    edges.push(edge);
+  }, () => clock);
+  const GiB = 2 ** 30;
+  clock = 1500;
+  log(0.5 * GiB, 4 * GiB); // within the first 2 s: silent
+  clock = 2500;
+  log(1 * GiB, 4 * GiB);
+  clock = 3000;
+  log(1.2 * GiB, 4 * GiB); // 0.5 s after the last line: silent
+  clock = 5000;
+  log(2 * GiB, 4 * GiB);
+  clock = 10_000;
+  log(4 * GiB, 4 * GiB);
+  assert.deepEqual(lines, [
+    'Generating model "m4g": 1.00 of 4.00 GiB (25 %), 410 MiB/s',
+    'Generating model "m4g": 2.00 of 4.00 GiB (50 %), 410 MiB/s',
+    'Generating model "m4g": 4.00 of 4.00 GiB (100 %), 410 MiB/s',
+  ]);
+  assert.deepEqual(edges, [true, false, true], "the first and last lines go to the event log too");
+  const quiet: string[] = [];
+  const fast = generationLog("tiny", (line) => quiet.push(line), () => 100);
+  fast(2 ** 20, 2 ** 20);
+  assert.deepEqual(quiet, []);
 });

@@ -5,7 +5,13 @@
  * outside the list is refused naming the ones it takes.
  */
 import assert from "node:assert/strict";
-import { TENSOR_ARRAYS, TENSOR_TYPES } from "../core/pipelines/protocol.ts";
+import {
+  TENSOR_ARRAYS,
+  TENSOR_TYPES,
+  type TensorInfo,
+  type WireTensor,
+} from "../core/pipelines/protocol.ts";
+import { feedProblem } from "../core/pipelines/feeds.ts";
 import { jsonTensorSchema, jsonToWire, wireToJson } from "../server/http/tensors.ts";
 
 Deno.test("tensors - JSON takes every wire type but float16, each as the protocol's typed array", () => {
@@ -28,5 +34,54 @@ Deno.test("tensors - an unknown type is refused, naming every type JSON takes", 
   assert.match(
     parsed.error!.issues[0].message,
     /^must be one of float32, int32, int64, uint8, int8, bool$/,
+  );
+});
+
+Deno.test("feedProblem - tensors checked against the declared inputs name the input and the dimension", () => {
+  const cls: TensorInfo[] = [{
+    name: "x",
+    type: "float32",
+    dims: ["p2o.DynamicDimension.0", 3, "h", "w"],
+  }];
+  const tensor = (dims: number[], type: WireTensor["type"] = "float32"): WireTensor => ({
+    type,
+    dims,
+    data: new Float32Array(dims.reduce((a, b) => a * b, 1)),
+  });
+  assert.equal(feedProblem(cls, { x: tensor([1, 3, 48, 192]) }), null);
+  assert.equal(
+    feedProblem(cls, { x: tensor([1, 3, 0, 192]) }),
+    'Input "x" has dims [1, 3, 0, 192]: dimension 2 is 0; the model declares ' +
+      "[?, 3, h, w] and computes nothing on an empty tensor: give " +
+      "dimension 2 at least 1",
+  );
+  assert.match(feedProblem(cls, { x: tensor([0, 3, 32, 32]) })!, /dimension 0 is 0/);
+  assert.equal(
+    feedProblem(cls, { x: tensor([1, 4, 48, 192]) }),
+    'Input "x" has dims [1, 4, 48, 192]: expected [?, 3, h, w] ' +
+      "(dimension 1 is 4, not 3)",
+  );
+  assert.match(feedProblem(cls, { x: tensor([3, 48, 192]) })!, /\(4 dimensions, not 3\)/);
+  assert.match(
+    feedProblem(cls, { x: tensor([1, 3, 8, 8], "int32") })!,
+    /type int32: expected float32/,
+  );
+  assert.match(feedProblem(cls, { y: tensor([1]) })!, /Unknown input "y": expected "x"/);
+  assert.equal(feedProblem(cls, {}), 'Missing input "x"');
+  // A free dimension of -1 (read unsigned by some sessions) and a scalar input.
+  const vad: TensorInfo[] = [
+    { name: "input", type: "float32", dims: [-1, -1] },
+    { name: "sr", type: "int64", dims: [] },
+  ];
+  const sr: WireTensor = { type: "int64", dims: [], data: new BigInt64Array([16000n]) };
+  assert.equal(feedProblem(vad, { input: tensor([1, 576]), sr }), null);
+  assert.match(
+    feedProblem(vad, { input: tensor([1, 0]), sr })!,
+    /dimension 1 is 0; the model declares \[\?, \?\]/,
+  );
+  // A model that declares a fixed 0 takes it.
+  assert.equal(
+    feedProblem([{ name: "e", type: "float32", dims: [0, 4] }], { e: tensor([0, 4]) }),
+    null,
   );
 });

@@ -92,3 +92,137 @@ Deno.test("tool scaffold - several bad flags: one line each naming the flag, the
   ]);
   assert.equal(new TextDecoder().decode(output.stdout), "");
 });
+
+/** Each deno.json task that runs one program: its name, the `deno run` flags and the file. */
+function toolTasks(): Array<{ task: string; flags: string[]; script: string }> {
+  const { tasks } = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as {
+    tasks: Record<string, string>;
+  };
+  const found: Array<{ task: string; flags: string[]; script: string }> = [];
+  const seen = new Set<string>();
+  for (const [task, command] of Object.entries(tasks)) {
+    const run = /deno run ((?:--\S+ )*)(\S+\.ts)$/.exec(command.split("&&").at(-1)!.trim());
+    if (!run || seen.has(run[2])) continue; // `dev` runs main.ts like `start`
+    seen.add(run[2]);
+    found.push({
+      task,
+      flags: run[1].trim().split(" ").filter((f) => f !== "--watch"),
+      script: run[2],
+    });
+  }
+  return found;
+}
+
+async function runTask(
+  { flags, script }: { flags: string[]; script: string },
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, script, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}
+
+Deno.test("tools - every deno.json task that is a tool answers --help (exit 0) and a bogus flag (exit 2)", async () => {
+  const tools = toolTasks();
+  for (
+    const name of [
+      "start",
+      "build",
+      "manifest",
+      "build:fake-gpu",
+      "figures",
+      "gen-model",
+      "pressure",
+      "stress",
+      "load",
+      "bench",
+    ]
+  ) {
+    assert.ok(tools.some((t) => t.task === name), `${name} is found among the tasks`);
+  }
+  for (const tool of tools) {
+    const help = await runTask(tool, ["--help"]);
+    assert.equal(help.code, 0, `${tool.task} --help: ${help.stderr}`);
+    assert.match(help.stdout, /^Usage: deno task /, `${tool.task} --help`);
+    assert.match(help.stdout, /--help/, `${tool.task} --help lists the flags`);
+    const bogus = await runTask(tool, ["--bogus-flag"]);
+    assert.equal(bogus.code, 2, `${tool.task} --bogus-flag: ${bogus.stderr}`);
+    assert.match(bogus.stderr, /--bogus-flag/, `${tool.task} names the flag`);
+    assert.doesNotMatch(bogus.stderr, /TypeError|at .*\.ts:\d+/, `${tool.task}: no stack`);
+  }
+});
+
+Deno.test("tools - a negative value reads as a value: every bad flag reported, '> 0' for a positive amount", async () => {
+  const pressure = toolTasks().find((t) => t.task === "pressure")!;
+  const run = await runTask(pressure, ["--gib", "-1", "--hold", "x", "--bogus", "--step-gib=0"]);
+  assert.equal(run.code, 2);
+  assert.deepEqual(run.stderr.trim().split("\n"), [
+    "pressure: --bogus: not a flag of this tool",
+    'pressure: --gib: "-1" is out of range: expected > 0',
+    'pressure: --hold: "x" is not a number',
+    'pressure: --step-gib: "0" is out of range: expected at least 0.0009765625',
+    "Run `deno task pressure --help` for the flags.",
+  ]);
+});
+
+Deno.test("gen-model - a size above 20 GiB is refused before anything is written", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "headroom-gen-model-" });
+  try {
+    const genModel = toolTasks().find((t) => t.task === "gen-model")!;
+    const run = await runTask(genModel, ["--size", "25GiB", "--out", `${dir}/big.onnx`]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /--size: "25GiB" is above the 20GiB limit/);
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+  Deno.test(`gen-model - ${signal} mid-write removes the temporary files`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "headroom-gen-model-" });
+    try {
+      const genModel = toolTasks().find((t) => t.task === "gen-model")!;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          ...genModel.flags,
+          genModel.script,
+          "--size",
+          "2GiB",
+          "--out",
+          `${dir}/m.onnx`,
+        ],
+        cwd: ROOT,
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      // Wait for the weights to be under way: a temporary data file with bytes in it.
+      const deadline = Date.now() + 30_000;
+      let started = false;
+      while (!started && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        started = [...Deno.readDirSync(dir)].some((e) =>
+          e.name.endsWith(".tmp") && Deno.statSync(`${dir}/${e.name}`).size > 2 ** 20
+        );
+      }
+      assert.ok(started, "the write began");
+      child.kill(signal);
+      const status = await child.status;
+      const stderr = new TextDecoder().decode(
+        await new Response(child.stderr).arrayBuffer(),
+      );
+      assert.equal(status.code, code, stderr);
+      assert.match(stderr, new RegExp(`${signal}: stopped; the partial files were removed`));
+      assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

@@ -219,7 +219,7 @@ Deno.test("pipeline worker - bad input is rejected naming the input", async () =
         const reply = await client.run(tensors);
         assert.equal(reply.ok, false);
         if (reply.ok) continue;
-        assert.equal(reply.error.code, "bad_input");
+        assert.equal(reply.error.code, "bad_tensor");
         assert.match(reply.error.message, pattern);
       }
       // The worker still serves after bad input.

@@ -21,6 +21,7 @@ import type {
 } from "../core/pipelines/protocol.ts";
 import { transferablesOf } from "../core/pipelines/protocol.ts";
 import { addonDir } from "./engines/native.ts";
+import { prepareGpuEnvironment } from "../core/monitor/gpu_env.ts";
 
 // onnxruntime-web's wasm glue, once loaded on the main thread, sets
 // `global.Worker = require("worker_threads").Worker`; keep Deno's own Worker from before that.
@@ -148,6 +149,7 @@ export class WorkerClient {
           "worker_threads.Worker when it loads on the main thread): import workers/client.ts first",
       );
     }
+    prepareGpuEnvironment(); // before the worker's first adapter request (Mesa's stderr line)
     this.#worker = new DenoWorker(url, workerOptions);
     this.#worker.addEventListener("message", (event) => this.#onReply(event.data));
     this.#worker.addEventListener("error", (event) => {

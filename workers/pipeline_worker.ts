@@ -15,6 +15,7 @@ import type * as OrtModule from "onnxruntime-web";
 import { type GpuTracker, isOutOfMemoryError } from "./gpu_tracker.ts";
 import type { PipelinePlugin } from "./plugin.ts";
 import { PluginInputError } from "./plugin.ts";
+import { feedProblem } from "../core/pipelines/feeds.ts";
 import {
   isTensorType,
   type ParityReply,
@@ -188,46 +189,10 @@ async function releaseSession(): Promise<void> {
 
 // ---- running -------------------------------------------------------------------------------
 
-/** Checks feeds against the session's inputs; throws bad_input naming the input. */
+/** Checks feeds against the session's declared inputs; throws bad_tensor naming the input. */
 function checkFeeds(feeds: Record<string, WireTensor>): void {
-  const expected = new Map(state.inputs.map((info) => [info.name, info]));
-  for (const name of Object.keys(feeds)) {
-    if (!expected.has(name)) {
-      throw new WorkerFailure(
-        "bad_input",
-        `Unknown input "${name}": expected ${[...expected.keys()].map((n) => `"${n}"`).join(", ")}`,
-      );
-    }
-  }
-  for (const info of state.inputs) {
-    const tensor = feeds[info.name];
-    if (!tensor) throw new WorkerFailure("bad_input", `Missing input "${info.name}"`);
-    if (info.type && tensor.type !== info.type) {
-      throw new WorkerFailure(
-        "bad_input",
-        `Input "${info.name}" has type ${tensor.type}: expected ${info.type}`,
-      );
-    }
-    const dims = tensor.dims;
-    const shapeOk = info.dims.length === 0 ||
-      (dims.length === info.dims.length &&
-        info.dims.every((d, i) => typeof d !== "number" || d < 0 || d === dims[i]));
-    if (!shapeOk || dims.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw new WorkerFailure(
-        "bad_input",
-        `Input "${info.name}" has dims [${dims.join(", ")}]: expected [${info.dims.join(", ")}]`,
-      );
-    }
-    const count = dims.reduce((a, b) => a * b, 1);
-    if (tensor.data?.length !== count) {
-      throw new WorkerFailure(
-        "bad_input",
-        `Input "${info.name}" has ${tensor.data?.length} elements: dims [${
-          dims.join(", ")
-        }] need ${count}`,
-      );
-    }
-  }
+  const problem = feedProblem(state.inputs, feeds);
+  if (problem) throw new WorkerFailure("bad_tensor", problem);
 }
 
 async function infer(feeds: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {

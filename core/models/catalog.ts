@@ -155,12 +155,19 @@ export class Catalog {
     return [...this.#models.keys()];
   }
 
-  /** Makes sure the model's file exists (generating a synthetic one once) and returns its path. */
-  async materialize(model: CatalogModel): Promise<string> {
+  /**
+   * Makes sure the model's file exists (generating a synthetic one once, reporting
+   * `onProgress` as it writes) and returns its path.
+   */
+  async materialize(
+    model: CatalogModel,
+    options: { onProgress?: (written: number, total: number) => void } = {},
+  ): Promise<string> {
     if (model.syntheticBytes !== null) {
       const made = await ensureSyntheticModel(
         join(this.#dataDir, "models"),
         model.source.slice("synthetic:".length),
+        { onProgress: options.onProgress },
       );
       return made.path;
     }

@@ -70,6 +70,8 @@ export interface SyntheticOptions {
   width?: number;
   /** Called after each layer is written with bytes written so far and the files' total. */
   onProgress?: (written: number, total: number) => void;
+  /** Stops the write (its temporary files removed) and rejects with the signal's reason. */
+  signal?: AbortSignal;
   /**
    * Weights in `PATH.data` beside the graph (default true); false writes one protobuf,
    * which onnxruntime cannot read at 2 GiB or more.
@@ -84,6 +86,21 @@ export interface SyntheticModelInfo extends SyntheticPlan {
   fileBytes: number;
   /** The external data file, or null for a single-file protobuf. */
   dataPath: string | null;
+}
+
+/** The largest weight size the generators write (`--size` of `deno task gen-model`). */
+export const MAX_SYNTHETIC_BYTES = 20 * 2 ** 30;
+
+/**
+ * How far a write is, for logs and progress lines: `1.25 of 4.00 GiB (31 %), 310 MiB/s`.
+ * `seconds` is the time since the write began.
+ */
+export function formatWriteProgress(written: number, total: number, seconds: number): string {
+  const rate = seconds > 0 ? `${(written / 2 ** 20 / seconds).toFixed(0)} MiB/s` : "… MiB/s";
+  const pct = total > 0 ? Math.floor((100 * written) / total) : 100;
+  return `${(written / 2 ** 30).toFixed(2)} of ${
+    (total / 2 ** 30).toFixed(2)
+  } GiB (${pct} %), ${rate}`;
 }
 
 /** Thrown when the disk cannot hold a model about to be written; the message says how much. */
@@ -304,14 +321,21 @@ export function syntheticFileBytes(bytes: number, options: SyntheticOptions = {}
   return shape.fileBytes + shape.dataBytes;
 }
 
-async function writeAll(file: Deno.FsFile, chunk: Uint8Array): Promise<void> {
-  for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+/** At most this much per write call, so an abort is noticed within one such piece. */
+const WRITE_PIECE = 64 * 2 ** 20;
+
+async function writeAll(file: Deno.FsFile, chunk: Uint8Array, signal?: AbortSignal) {
+  for (let off = 0; off < chunk.length;) {
+    signal?.throwIfAborted();
+    off += await file.write(chunk.subarray(off, off + WRITE_PIECE));
+  }
 }
 
 /**
  * Writes a model of about `bytes` weight bytes to `path` (and, by default, its weights to
  * `path.data`), streaming layer by layer into temporary files renamed into place at the end
- * (readers never see half a model). Checks free disk space first and throws
+ * (readers never see half a model); on any error or an abort of `options.signal` the
+ * temporary files are removed. Checks free disk space first and throws
  * {@link DiskSpaceError} naming what is needed.
  */
 export async function writeSyntheticModel(
@@ -340,21 +364,22 @@ export async function writeSyntheticModel(
   const tag = `${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   const temps = [`${path}.${tag}`, ...(external ? [`${path}.data.${tag}`] : [])];
   const files: Deno.FsFile[] = [];
+  const signal = options.signal;
   let written = 0;
   try {
     for (const temp of temps) files.push(await Deno.open(temp, { write: true, createNew: true }));
     const [graph, data] = files;
     const values = tensorValues(plan, shape, options.seed ?? 1);
-    for (const chunk of shape.head) await writeAll(graph, chunk);
+    for (const chunk of shape.head) await writeAll(graph, chunk, signal);
     written += shape.head.reduce((n, c) => n + c.length, 0);
     for (const tensor of shape.tensors) {
-      for (const chunk of tensor.frames) await writeAll(graph, chunk);
+      for (const chunk of tensor.frames) await writeAll(graph, chunk, signal);
       written += tensor.frames.reduce((n, c) => n + c.length, 0);
       const weights = values.next().value!;
       if (external) {
-        if (tensor.pad > 0) await writeAll(data, new Uint8Array(tensor.pad));
-        await writeAll(data, weights);
-      } else await writeAll(graph, weights);
+        if (tensor.pad > 0) await writeAll(data, new Uint8Array(tensor.pad), signal);
+        await writeAll(data, weights, signal);
+      } else await writeAll(graph, weights, signal);
       written += tensor.pad + weights.length;
       // Report once per weight matrix (the big chunks), not per bias.
       if (tensor.dims.length === 2) options.onProgress?.(written, total);

@@ -10,6 +10,8 @@ export const PIPELINE_ERROR_CODES = [
   "unknown_model",
   "not_loaded",
   "bad_input",
+  /** A tensor that does not fit the model's declared inputs: names the input and dimension. */
+  "bad_tensor",
   "worker_died",
   "load_failed",
   "run_failed",

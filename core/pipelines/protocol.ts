@@ -170,6 +170,8 @@ export type RequestOf<K extends RequestKind> = Extract<WorkerRequest, { type: K 
 export const WORKER_ERROR_CODES = [
   "oom",
   "bad_input",
+  /** A tensor that does not fit the model's declared inputs (name, type, rank, a dimension). */
+  "bad_tensor",
   "not_loaded",
   "load_failed",
   "run_failed",

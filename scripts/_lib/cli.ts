@@ -26,12 +26,21 @@ export class UsageError extends Error {
   }
 }
 
-/** Reads a number flag; throws UsageError naming it when it is not a number within [min, max]. */
+/** The range a number flag accepts: `min`/`max` inclusive, `above` exclusive (`> 0`). */
+export interface NumberRange {
+  min?: number;
+  max?: number;
+  /** The value must be greater than this (for "any positive amount"). */
+  above?: number;
+  integer?: boolean;
+}
+
+/** Reads a number flag; throws UsageError naming it when it is not a number within the range. */
 export function numberFlag(
   flag: string,
   text: string | undefined,
   fallback: number,
-  { min = -Infinity, max = Infinity, integer = false } = {},
+  { min = -Infinity, max = Infinity, above, integer = false }: NumberRange = {},
 ): number {
   if (text === undefined) return fallback;
   const value = Number(text);
@@ -41,8 +50,15 @@ export function numberFlag(
   if (integer && !Number.isInteger(value)) {
     throw new UsageError(flag, `${JSON.stringify(text)} is not a whole number`);
   }
-  if (value < min || value > max) {
-    const range = max === Infinity ? `at least ${min}` : `from ${min} to ${max}`;
+  if (value < min || value > max || (above !== undefined && value <= above)) {
+    const low = above !== undefined ? `> ${above}` : min === -Infinity ? null : `at least ${min}`;
+    const range = max === Infinity
+      ? low
+      : above === undefined && min !== -Infinity
+      ? `from ${min} to ${max}`
+      : low === null
+      ? `at most ${max}`
+      : `${low} and at most ${max}`;
     throw new UsageError(flag, `${JSON.stringify(text)} is out of range: expected ${range}`);
   }
   return value;

@@ -1,6 +1,7 @@
 /**
- * The scaffold every terminal tool (`deno task stress`, `pressure`, `load`, `bench`)
- * stands on: its flags declared once — how `node:util` parseArgs reads each, the line
+ * The scaffold every terminal tool (`deno task stress`, `pressure`, `load`, `bench`,
+ * `figures`, `gen-model`, `build`, `manifest`, `build:fake-gpu`) stands on: its flags
+ * declared once — how the command line reads each, the line
  * `--help` shows for it, and the zod schema that turns its text into a typed value —
  * so the help text and the parser cannot drift apart; every bad flag reported at once,
  * each naming the flag, exit 2; the progress bar; and the final result, printed as a
@@ -22,11 +23,11 @@
  * ```
  * @module
  */
-import { parseArgs } from "node:util";
 import { z } from "zod";
 import {
   EXIT_USAGE,
   numberFlag,
+  type NumberRange,
   type Progress,
   startProgress,
   urlFlag,
@@ -131,27 +132,23 @@ export function defineTool<F extends FlagSpecs>(definition: ToolDefinition<F>): 
     help,
     fail,
     parse<R>(args: string[], check?: (values: FlagValues<F>) => R) {
-      let raw: Record<string, string | boolean | undefined>;
-      let rest: string[] = [];
-      try {
-        ({ raw, rest } = definition.passThrough ? splitOwn(flags, args) : strict(flags, args));
-      } catch (error) {
-        return fail((error as Error).message);
-      }
+      const { raw, rest, problems } = readArgs(flags, args, definition.passThrough ?? false);
       if (raw.help === true) {
         console.log(help);
         Deno.exit(0);
       }
       delete raw.help;
       const parsed = schema.safeParse(raw);
+      const lines = problems.map(({ flag, problem }) => format(flag, undefined, problem));
+      const named = new Set(problems.map(({ flag }) => flag));
       if (!parsed.success) {
-        fail(
-          parsed.error.issues.map((issue) => {
-            const key = String(issue.path[0]);
-            return format(`--${key}`, raw[key] as string | undefined, issue.message);
-          }).join("\n"),
-        );
+        for (const issue of parsed.error.issues) {
+          const key = String(issue.path[0]);
+          if (named.has(`--${key}`)) continue; // its reading already failed: said once
+          lines.push(format(`--${key}`, raw[key] as string | undefined, issue.message));
+        }
       }
+      if (lines.length > 0 || !parsed.success) return fail(lines.join("\n"));
       const values = parsed.data as FlagValues<F>;
       try {
         return { values: check ? check(values) : values as unknown as R, rest };
@@ -172,51 +169,55 @@ export function defineTool<F extends FlagSpecs>(definition: ToolDefinition<F>): 
   };
 }
 
-/** parseArgs, strict: an unknown flag or a missing value throws, naming the flag. */
-function strict(flags: FlagSpecs, args: string[]) {
-  const { values } = parseArgs({
-    args,
-    options: parseOptions(flags),
-    strict: true,
-    allowPositionals: false,
-  });
-  return { raw: values as Record<string, string | boolean | undefined>, rest: [] };
+/** One flag the command line got wrong, found while reading it. */
+interface ArgProblem {
+  flag: string;
+  problem: string;
 }
 
-function parseOptions(flags: FlagSpecs) {
-  const options: Record<string, { type: "string" | "boolean" }> = { help: { type: "boolean" } };
-  for (const [key, spec] of Object.entries(flags)) {
-    options[key] = { type: "schema" in spec ? "string" : "boolean" };
-  }
-  return options;
-}
+/** A value that reads as a number, negative ones included (`--gib -1` means the value -1). */
+const NUMBER_TEXT = /^-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
-/** Takes the tool's own flags out of `args` (`--x v` or `--x=v`); everything else goes to `rest`. */
-function splitOwn(flags: FlagSpecs, args: string[]) {
-  const options = parseOptions(flags);
+/**
+ * Reads `args` against the declared flags (`--x v`, `--x=v`, a switch `--x`; `-h` is
+ * `--help`), collecting every problem instead of stopping at the first: an unknown
+ * flag, a missing value, a value given to a switch, a stray argument. With
+ * `passThrough`, unknown arguments go to `rest` in order instead.
+ */
+function readArgs(flags: FlagSpecs, args: string[], passThrough: boolean) {
   const raw: Record<string, string | boolean | undefined> = {};
   const rest: string[] = [];
+  const problems: ArgProblem[] = [];
   for (let i = 0; i < args.length; i++) {
-    const match = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(args[i]);
-    const option = match ? options[match[1]] : undefined;
-    if (!match || !option) {
-      rest.push(args[i]);
+    const arg = args[i] === "-h" ? "--help" : args[i];
+    const match = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/s.exec(arg);
+    const key = match?.[1];
+    const spec = key === undefined ? undefined : key === "help" ? null : flags[key];
+    if (!match || key === undefined || spec === undefined) {
+      if (passThrough) rest.push(args[i]);
+      else if (arg.startsWith("-")) {
+        problems.push({ flag: arg.replace(/=.*$/s, ""), problem: "not a flag of this tool" });
+      } else problems.push({ flag: JSON.stringify(arg), problem: "unexpected argument" });
       continue;
     }
-    const [, key, inline] = match;
-    if (option.type === "boolean") {
-      if (inline !== undefined) throw new Error(`--${key} takes no value`);
-      raw[key] = true;
+    const inline = match[2];
+    if (spec === null || !("schema" in spec)) {
+      if (inline !== undefined) problems.push({ flag: `--${key}`, problem: "takes no value" });
+      else raw[key] = true;
       continue;
     }
     let value = inline;
     if (value === undefined) {
-      value = args[++i];
-      if (value === undefined || value.startsWith("--")) throw new Error(`--${key} needs a value`);
+      const next = args[i + 1];
+      if (next !== undefined && (!next.startsWith("-") || NUMBER_TEXT.test(next))) {
+        value = next;
+        i++;
+      }
     }
-    raw[key] = value;
+    if (value === undefined) problems.push({ flag: `--${key}`, problem: "needs a value" });
+    else raw[key] = value;
   }
-  return { raw, rest };
+  return { raw, rest, problems };
 }
 
 /** Usage, about, the flag list (aligned, `--help` last) and the notes. */
@@ -257,17 +258,11 @@ export const flag = {
     });
   },
   /** A number within a range (`fallback` when not given). */
-  number(
-    fallback: number,
-    range: { min?: number; max?: number; integer?: boolean } = {},
-  ): FlagSchema<number> {
+  number(fallback: number, range: NumberRange = {}): FlagSchema<number> {
     return flag.custom((text) => numberFlag("", text, fallback, range));
   },
   /** A number that must be given; `what` says what it is for. */
-  requiredNumber(
-    what: string,
-    range: { min?: number; max?: number; integer?: boolean } = {},
-  ): FlagSchema<number> {
+  requiredNumber(what: string, range: NumberRange = {}): FlagSchema<number> {
     return flag.custom((text) => {
       if (text === undefined) throw new UsageError("", `required: ${what}`);
       return numberFlag("", text, 0, range);

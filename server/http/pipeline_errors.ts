@@ -20,6 +20,7 @@ export const PIPELINE_ERROR_HTTP: Readonly<Record<PipelineErrorCode, PipelineErr
   unknown_model: { status: 404 },
   not_loaded: { status: 409 },
   bad_input: { status: 400 },
+  bad_tensor: { status: 400 },
   worker_died: { status: 503 },
   load_failed: { status: 500 },
   run_failed: { status: 500 },

@@ -1,6 +1,7 @@
 /**
  * OpenAI chat messages as Headroom reads them: the request schema (the fields clients
- * send; unknown ones are accepted and ignored, as OpenAI-compatible servers do) and the
+ * send, with OpenAI's documented ranges; those Headroom does not act on, and unknown
+ * ones, are accepted and named in a response header) and the
  * reduction of each message to its text and its images. Images must be base64 `data:`
  * URLs of PNG or JPEG: Headroom never fetches a remote URL on a caller's behalf.
  * @module
@@ -26,14 +27,96 @@ const messageSchema = z.object({
   name: z.string().optional(),
 });
 
-/** The body of `POST /v1/chat/completions` (the fields Headroom reads). */
+const range = (min: number, max: number) =>
+  z.number().min(min, `must be from ${min} to ${max}`).max(max, `must be from ${min} to ${max}`);
+const positiveInt = z.number().int("must be a whole number").min(1, "must be at least 1");
+
+/**
+ * The fields OpenAI documents for a chat request that Headroom does not act on, each with
+ * the type and range OpenAI gives it: a bad value is a 400 naming the field (as OpenAI
+ * answers it); a good one is accepted and named in {@link IGNORED_FIELDS_HEADER}.
+ */
+const documentedFields = {
+  temperature: range(0, 2),
+  top_p: range(0, 1),
+  presence_penalty: range(-2, 2),
+  frequency_penalty: range(-2, 2),
+  max_tokens: positiveInt,
+  max_completion_tokens: positiveInt,
+  seed: z.number().int("must be a whole number"),
+  stop: z.union([z.string(), z.array(z.string())], {
+    error: "expected a string or an array of up to 4 strings",
+  }).refine((stop) => typeof stop === "string" || stop.length <= 4, "takes at most 4 sequences"),
+  logprobs: z.boolean(),
+  top_logprobs: z.number().int("must be a whole number").min(0).max(20, "must be from 0 to 20"),
+  logit_bias: z.record(z.string(), range(-100, 100)),
+  user: z.string(),
+  tools: z.array(
+    z.object({
+      type: z.string(),
+      function: z.object({ name: z.string().min(1, "must name the function") }).loose().optional(),
+    }).loose(),
+  ),
+  tool_choice: z.union([z.enum(["none", "auto", "required"]), z.object({}).loose()], {
+    error: "expected none, auto, required or an object naming a tool",
+  }),
+  parallel_tool_calls: z.boolean(),
+  response_format: z.object({
+    type: z.enum(["text", "json_object", "json_schema"], {
+      error: "expected text, json_object or json_schema",
+    }),
+  }).loose(),
+  functions: z.array(z.object({}).loose()),
+  function_call: z.union([z.string(), z.object({}).loose()], {
+    error: "expected a string or an object",
+  }),
+  store: z.boolean(),
+  metadata: z.record(z.string(), z.string()),
+  modalities: z.array(z.string()),
+  reasoning_effort: z.string(),
+  service_tier: z.string(),
+};
+
+/**
+ * The body of `POST /v1/chat/completions`: the fields Headroom acts on (`model`,
+ * `messages`, `stream`, `stream_options`, `n`), the other fields OpenAI documents with
+ * their documented ranges, and anything else passed through (OpenAI-compatible clients
+ * send extras); {@link ignoredChatFields} names what was not acted on.
+ */
 export const chatRequestSchema = z.object({
   model: z.string().min(1, "must name a model (GET /v1/models lists them)"),
   messages: z.array(messageSchema).min(1, "must hold at least one message"),
   stream: z.boolean().nullable().optional(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
-  n: z.number().int().min(1).max(1, "Headroom answers one choice").nullable().optional(),
-});
+  n: z.number().int("must be a whole number").min(1, "must be from 1 to 128")
+    .max(128, "must be from 1 to 128").nullable().optional(),
+  ...Object.fromEntries(
+    Object.entries(documentedFields).map(([key, schema]) => [key, schema.nullable().optional()]),
+  ) as {
+    [K in keyof typeof documentedFields]: z.ZodOptional<
+      z.ZodNullable<(typeof documentedFields)[K]>
+    >;
+  },
+}).loose();
+
+/** The fields of a chat request Headroom acts on; every other field given is ignored. */
+const HANDLED_FIELDS = new Set(["model", "messages", "stream", "stream_options", "n"]);
+
+/** The response header that names the request fields Headroom accepted but did not act on. */
+export const IGNORED_FIELDS_HEADER = "X-Headroom-Ignored-Fields";
+
+/**
+ * The fields of `request` Headroom accepted without acting on them (sampling settings,
+ * tools, response formats, log probabilities, unknown extras), sorted; null values count
+ * as not given.
+ */
+export function ignoredChatFields(request: Record<string, unknown>): string[] {
+  return Object.keys(request)
+    .filter((key) =>
+      !HANDLED_FIELDS.has(key) && request[key] !== null && request[key] !== undefined
+    )
+    .sort();
+}
 
 /** A parsed chat request. */
 export type ChatRequest = z.output<typeof chatRequestSchema>;

@@ -24,6 +24,7 @@ export const WORKER_ERROR_MAP: Readonly<
   run: {
     oom: "oom",
     bad_input: "bad_input",
+    bad_tensor: "bad_tensor",
     not_loaded: "run_failed",
     load_failed: "run_failed",
     run_failed: "run_failed",
@@ -34,6 +35,7 @@ export const WORKER_ERROR_MAP: Readonly<
     oom: "oom",
     no_webgpu: "no_webgpu",
     bad_input: "load_failed",
+    bad_tensor: "load_failed",
     not_loaded: "load_failed",
     load_failed: "load_failed",
     run_failed: "load_failed",

@@ -4,11 +4,20 @@
  * `data:` URLs of PNG/JPEG). Answers a `chat.completion`, or with `stream: true` Server-Sent
  * Events of `chat.completion.chunk` ending in `data: [DONE]`. Headroom has no tokenizer:
  * `usage` counts Unicode characters (prompt: the messages' text; completion: the answer).
+ * `n` answers that many choices (the models are deterministic: the same text each). The
+ * other fields OpenAI documents are checked against its ranges (400 naming the field) and
+ * accepted; the answer's `X-Headroom-Ignored-Fields` header names every field given that
+ * Headroom did not act on (`temperature, tools`), streamed or not.
  */
 import { z } from "zod";
 import { streamSSE } from "hono/streaming";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { chatRequestSchema, readMessages } from "@/server/openai/messages.ts";
+import {
+  chatRequestSchema,
+  IGNORED_FIELDS_HEADER,
+  ignoredChatFields,
+  readMessages,
+} from "@/server/openai/messages.ts";
 import { answerChat } from "@/routes/v1/(_lib)/chat_models.ts";
 
 /** The request body's schema (for the OpenAPI document). */
@@ -57,6 +66,9 @@ const characters = (text: string) => [...text].length;
 export const handler: Handlers<"/v1/chat/completions", typeof config> = {
   POST: async (c) => {
     const request = c.req.valid("json");
+    const ignored = ignoredChatFields(request);
+    if (ignored.length > 0) c.header(IGNORED_FIELDS_HEADER, ignored.join(", "));
+    const choices = request.n ?? 1;
     const messages = readMessages(request);
     const { text } = await answerChat(
       c.var.services,
@@ -67,7 +79,7 @@ export const handler: Handlers<"/v1/chat/completions", typeof config> = {
     const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);
     const promptTokens = messages.reduce((sum, m) => sum + characters(m.text), 0);
-    const completionTokens = characters(text);
+    const completionTokens = characters(text) * choices;
     const usage = {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
@@ -79,33 +91,35 @@ export const handler: Handlers<"/v1/chat/completions", typeof config> = {
         object: "chat.completion",
         created,
         model: request.model,
-        choices: [{
-          index: 0,
+        choices: Array.from({ length: choices }, (_, index) => ({
+          index,
           message: { role: "assistant", content: text, refusal: null },
           finish_reason: "stop",
           logprobs: null,
-        }],
+        })),
         usage,
       });
     }
-    const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
+    const chunk = (index: number, delta: Record<string, unknown>, finish: string | null) => ({
       id,
       object: "chat.completion.chunk",
       created,
       model: request.model,
-      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+      choices: [{ index, delta, finish_reason: finish, logprobs: null }],
     });
     return streamSSE(c, async (stream) => {
       const send = (data: unknown) => stream.writeSSE({ data: JSON.stringify(data) });
-      await send(chunk({ role: "assistant", content: "" }, null));
-      // One chunk per line read, in reading order.
       const lines = text.split("\n");
-      for (const [i, line] of lines.entries()) {
-        await send(chunk({ content: i < lines.length - 1 ? `${line}\n` : line }, null));
+      for (let index = 0; index < choices; index++) {
+        await send(chunk(index, { role: "assistant", content: "" }, null));
+        // One chunk per line read, in reading order.
+        for (const [i, line] of lines.entries()) {
+          await send(chunk(index, { content: i < lines.length - 1 ? `${line}\n` : line }, null));
+        }
+        await send(chunk(index, {}, "stop"));
       }
-      await send(chunk({}, "stop"));
       if (request.stream_options?.include_usage) {
-        await send({ ...chunk({}, null), choices: [], usage });
+        await send({ ...chunk(0, {}, null), choices: [], usage });
       }
       await stream.writeSSE({ data: "[DONE]" });
     });

@@ -4,12 +4,15 @@
  * "ram_mb", "rss_mb", "engine", …}` with VRAM measured as device used after − baseline
  * before and RAM as what the session holds (never negative; the process RSS apart).
  * Unloads nothing when it cannot fit (reject mode: 507); puts the previous models back when
- * the load fails; answers at once when it is loaded alone already. Mutating: needs the
- * token when one is set.
+ * the load fails; answers at once when it is loaded alone already. A chat model that is a
+ * chain (`ocr`: ocr-det → ocr-cls → ocr-rec) switches as its chain: its pipelines are loaded
+ * together, alone, and `model` answers the chat model's id. Mutating: needs the token when
+ * one is set.
  */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import type { SwitchResult } from "@/core/placement/types.ts";
+import { chatModels } from "@/routes/v1/(_lib)/chat_models.ts";
 
 /** The request body. */
 export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();
@@ -44,7 +47,9 @@ export const handler: Handlers<"/v1/models/switch", typeof config> = {
   POST: async (c) => {
     const { model } = c.req.valid("json");
     const { scheduler } = c.var.services;
-    scheduler.require(model); // 404 before anything moves
-    return c.json(await scheduler.switchTo(model, { trigger: "switch" }));
+    const ids = chatModels(c.var.services).find((m) => m.id === model)?.pipelines ?? [model];
+    for (const id of ids) scheduler.require(id); // 404 before anything moves
+    const result = await scheduler.switchTo(ids, { trigger: "switch" });
+    return c.json({ ...result, model } satisfies SwitchResult);
   },
 };

@@ -1,8 +1,12 @@
-/** `POST /api/v1/models/{id}/load`: body `{device?: "gpu" | "cpu"}`. Mutating: needs the token when one is set. */
+/**
+ * `POST /api/v1/models/{id}/load`: body `{device?: "gpu" | "cpu"}`. A GPU load that ends
+ * elsewhere answers 409 `no_gpu` saying why and where the model is (./_gpu_rule.ts), the
+ * same whichever the reason. Mutating: needs the token when one is set.
+ */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { modelRowSchema } from "@/server/http/schemas.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { noGpuUsable, requireOnGpu } from "@/routes/api/v1/models/(_lib)/gpu_rule.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
@@ -25,14 +29,9 @@ export const handler: Handlers<"/api/v1/models/:id/load", typeof config> = {
     const id = c.req.param("id");
     const device = c.req.valid("json").device ?? scheduler.defaultDevice;
     if (device === "gpu" && !scheduler.gpuUsable()) {
-      throw new HttpError(
-        409,
-        "no_gpu",
-        `field "device": no GPU is usable (${
-          monitor.reason ?? "the device is lost"
-        }); load on "cpu"`,
-      );
+      throw noGpuUsable(id, monitor.reason ?? "the device is lost");
     }
-    return c.json(await scheduler.load(id, device));
+    const row = await scheduler.load(id, device);
+    return c.json(device === "gpu" ? requireOnGpu(row) : row);
   },
 };

@@ -1,10 +1,11 @@
 /**
  * `POST /api/v1/models/{id}/rehydrate`: CPU → GPU, through the scheduler (it makes room
- * first, or says why it cannot). Mutating: needs the token when one is set.
+ * first, or says why it cannot); a move that ends elsewhere answers 409 `no_gpu` as a GPU
+ * load does (./_gpu_rule.ts). Mutating: needs the token when one is set.
  */
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { modelRowSchema } from "@/server/http/schemas.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { noGpuUsable, requireOnGpu } from "@/routes/api/v1/models/(_lib)/gpu_rule.ts";
 
 /** Mutating: needs the token when one is set. */
 export const config: RouteConfig = {
@@ -19,13 +20,7 @@ export const handler: Handlers<"/api/v1/models/:id/rehydrate"> = {
     const { scheduler, monitor } = c.var.services;
     const id = c.req.param("id");
     scheduler.require(id);
-    if (!scheduler.gpuUsable()) {
-      throw new HttpError(
-        409,
-        "no_gpu",
-        `No GPU is usable (${monitor.reason ?? "the device is lost"}): "${id}" stays where it is`,
-      );
-    }
-    return c.json(await scheduler.rehydrate(id));
+    if (!scheduler.gpuUsable()) throw noGpuUsable(id, monitor.reason ?? "the device is lost");
+    return c.json(requireOnGpu(await scheduler.rehydrate(id)));
   },
 };

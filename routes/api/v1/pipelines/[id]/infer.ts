@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/errors.ts";
 import { jsonTensorSchema, jsonToWire, wireToJson } from "@/server/http/tensors.ts";
+import { pluginOutputToJson } from "@/server/http/plugin_json.ts";
 import type { RunInput } from "@/core/pipelines/protocol.ts";
 
 /** The request body. */
@@ -65,7 +66,7 @@ export const handler: Handlers<"/api/v1/pipelines/:id/infer", typeof config> = {
     const result = await scheduler.run(id, input, { trigger: "infer", signal: c.req.raw.signal });
     const output = result.output.kind === "tensors"
       ? { outputs: wireToJson(result.output.tensors) }
-      : { output: result.output.payload };
+      : { output: pluginOutputToJson(result.output.payload) };
     return c.json({ model: id, device: result.device, ms: result.ms, ...output });
   },
 };

@@ -11,6 +11,7 @@ import type { Context } from "hono";
 import { upgradeWebSocket } from "hono/deno";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/errors.ts";
+import { pluginOutputToJson } from "@/server/http/plugin_json.ts";
 import { PipelineError } from "@/core/pipelines/errors.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
@@ -117,7 +118,15 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
             const { output, device } = await process({ samples, stream: !end, state });
             state = (output as { state?: unknown })?.state;
             const { state: _hidden, ...visible } = (output ?? {}) as Record<string, unknown>;
-            ws.send(JSON.stringify({ chunk: chunk++, device, ...visible }));
+            ws.send(
+              JSON.stringify(
+                { chunk: chunk++, device, ...visible },
+                (_key, value) =>
+                  ArrayBuffer.isView(value) || typeof value === "bigint"
+                    ? pluginOutputToJson(value)
+                    : value,
+              ),
+            );
             if (end) ws.close(1000, "end of stream");
           } catch (error) {
             const code = error instanceof PipelineError ? error.code : "internal";
