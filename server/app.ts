@@ -13,6 +13,7 @@ import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
+import { INFER_BODY_TYPES } from "./oip/infer.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -53,7 +54,9 @@ export function createApp(services: Services): Hono<AppEnv> {
         );
       },
     });
-    const contentType = contentTypeGuard(options.image ? IMAGE_TYPES : JSON_TYPES);
+    const contentType = contentTypeGuard(
+      options.image ? IMAGE_TYPES : options.binary ? INFER_BODY_TYPES : JSON_TYPES,
+    );
     for (const [method, handle] of Object.entries(handlers)) {
       // Only what a request needs: the token where the rules ask for it, a body limit
       // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path).

@@ -242,8 +242,11 @@ async function infer(feeds: Record<string, WireTensor>): Promise<Record<string, 
   const out: Record<string, WireTensor> = {};
   for (const [name, tensor] of Object.entries(results)) {
     let data = tensor.data as WireTensor["data"];
-    // Own the buffer outright, so it can be transferred.
-    if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) data = data.slice();
+    // Own the buffer outright, so it can be transferred (string data is cloned, not transferred).
+    if (
+      !Array.isArray(data) &&
+      (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength)
+    ) data = data.slice();
     out[name] = { type: tensor.type as TensorType, dims: [...tensor.dims], data };
   }
   return out;
@@ -288,6 +291,10 @@ function generatedProbe(): Record<string, WireTensor> {
       ? Float32Array.from({ length: count }, next)
       : type === "int64"
       ? new BigInt64Array(count).fill(1n)
+      : type === "uint64"
+      ? new BigUint64Array(count).fill(1n)
+      : type === "string"
+      ? Array.from({ length: count }, () => "1")
       : new TENSOR_ARRAYS[type](count).fill(1);
     feeds[info.name] = { type, dims, data };
   }
@@ -336,7 +343,9 @@ async function compare(gpuOpen: Open, cpu: Open, tolerance: number): Promise<Par
       break;
     }
     for (let j = 0; j < a.length; j++) {
-      const diff = Math.abs(Number(a[j]) - Number(b[j]));
+      const diff = typeof a[j] === "string"
+        ? (a[j] === b[j] ? 0 : Infinity)
+        : Math.abs(Number(a[j]) - Number(b[j]));
       if (!(diff <= maxAbsError)) maxAbsError = Number.isNaN(diff) ? Infinity : diff;
     }
     elements += a.length;
