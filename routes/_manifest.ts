@@ -33,6 +33,18 @@ import * as $22 from "./v1/chat/completions.ts";
 import * as $23 from "./v1/models.ts";
 import * as $24 from "./v1/models/switch.ts";
 import * as $25 from "./v1/models/[model].ts";
+import * as $26 from "./v2/index.ts";
+import * as $27 from "./v2/health/live.ts";
+import * as $28 from "./v2/health/ready.ts";
+import * as $29 from "./v2/models/[name].ts";
+import * as $30 from "./v2/models/[name]/infer.ts";
+import * as $31 from "./v2/models/[name]/ready.ts";
+import * as $32 from "./v2/models/[name]/versions/[version].ts";
+import * as $33 from "./v2/models/[name]/versions/[version]/infer.ts";
+import * as $34 from "./v2/models/[name]/versions/[version]/ready.ts";
+import * as $35 from "./v2/repository/index/index.ts";
+import * as $36 from "./v2/repository/models/[name]/load.ts";
+import * as $37 from "./v2/repository/models/[name]/unload.ts";
 
 /** Every route the app serves, fixed names before parameters. */
 export const routes: readonly RouteEntry[] = [
@@ -62,4 +74,16 @@ export const routes: readonly RouteEntry[] = [
   ["/v1/models", $23.handler, $23.config],
   ["/v1/models/switch", $24.handler, $24.config],
   ["/v1/models/:model", $25.handler, $25.config],
+  ["/v2", $26.handler, $26.config],
+  ["/v2/health/live", $27.handler, $27.config],
+  ["/v2/health/ready", $28.handler, $28.config],
+  ["/v2/models/:name", $29.handler, $29.config],
+  ["/v2/models/:name/infer", $30.handler, $30.config],
+  ["/v2/models/:name/ready", $31.handler, $31.config],
+  ["/v2/models/:name/versions/:version", $32.handler, $32.config],
+  ["/v2/models/:name/versions/:version/infer", $33.handler, $33.config],
+  ["/v2/models/:name/versions/:version/ready", $34.handler, $34.config],
+  ["/v2/repository/index", $35.handler, $35.config],
+  ["/v2/repository/models/:name/load", $36.handler, $36.config],
+  ["/v2/repository/models/:name/unload", $37.handler, $37.config],
 ];

@@ -13,7 +13,7 @@ import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
-import { INFER_BODY_TYPES } from "./oip/infer.ts";
+import { HEADER_LENGTH_HEADER, INFER_BODY_TYPES } from "./oip/infer.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -30,10 +30,12 @@ export function createApp(services: Services): Hono<AppEnv> {
   if (config.corsOrigins.length > 0) {
     const allowListed = cors({
       origin: config.corsOrigins,
-      allowHeaders: ["Authorization", "Content-Type"],
+      allowHeaders: ["Authorization", "Content-Type", HEADER_LENGTH_HEADER],
+      exposeHeaders: [HEADER_LENGTH_HEADER], // binary tensor data's JSON length, on /v2 answers
     });
     app.use("/api/*", allowListed);
     app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
+    app.use("/v2/*", allowListed); // browser Open Inference Protocol clients
   }
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {

@@ -46,7 +46,12 @@ import {
   wasmMemoryBytes,
   type WebOrt,
 } from "./engines/web.ts";
-import { createNativeSession, loadNativeOrt, type NativeOrt } from "./engines/native.ts";
+import {
+  createNativeSession,
+  loadNativeOrt,
+  nativeFloat16Tensor,
+  type NativeOrt,
+} from "./engines/native.ts";
 
 type Session = OrtModule.InferenceSession;
 type TensorApi = Pick<WebOrt, "Tensor">;
@@ -236,12 +241,19 @@ async function infer(feeds: Record<string, WireTensor>): Promise<Record<string, 
   checkFeeds(feeds);
   const ortFeeds: Record<string, OrtModule.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) {
-    ortFeeds[name] = new open.api.Tensor(t.type, t.data as OrtModule.Tensor.DataType, t.dims);
+    ortFeeds[name] = open.engine === "native" && t.type === "float16"
+      ? nativeFloat16Tensor(open.api, t.data as Uint16Array, t.dims)
+      : new open.api.Tensor(t.type, t.data as OrtModule.Tensor.DataType, t.dims);
   }
   const results = await open.session.run(ortFeeds);
   const out: Record<string, WireTensor> = {};
   for (const [name, tensor] of Object.entries(results)) {
     let data = tensor.data as WireTensor["data"];
+    // float16 travels as its bits (the wire's Uint16Array), not as onnxruntime's Float16Array.
+    if (tensor.type === "float16" && !(data instanceof Uint16Array)) {
+      const view = data as unknown as Uint16Array;
+      data = new Uint16Array(view.buffer, view.byteOffset, view.length);
+    }
     // Own the buffer outright, so it can be transferred (string data is cloned, not transferred).
     if (
       !Array.isArray(data) &&

@@ -95,8 +95,8 @@ export interface RouteConfig {
   binary?: boolean;
   /** The query string's schema (a function when it depends on the running config). */
   query?: z.ZodType | ((config: Config) => z.ZodType);
-  /** What a success answers, for the OpenAPI document (default JSON). */
-  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset";
+  /** What a success answers, for the OpenAPI document (default JSON; `empty`: a 200 with no body). */
+  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset" | "empty";
   /** The JSON bodies it answers, per method and status (errors share one shape, declared once). */
   responses?: RouteResponses;
 }

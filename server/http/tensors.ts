@@ -72,6 +72,8 @@ function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
     case "string":
       return tensor.data.map((value, i) => {
         if (typeof value !== "string") throw bad(i, "is not a string for type string");
+        // onnxruntime-node cuts a string tensor's element at a NUL character.
+        if (value.includes("\0")) throw bad(i, "holds a NUL character, which the engine cuts off");
         return value;
       });
     case "int64":

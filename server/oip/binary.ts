@@ -3,7 +3,8 @@
  * elements as raw little-endian bytes, row major, no padding; BOOL one byte (0 or 1);
  * BYTES (ONNX `string`) each element a 4-byte little-endian unsigned length, then its
  * bytes. Pure: no HTTP, no I/O; a size that does not match the shape throws a
- * {@link TensorBytesError} naming the tensor.
+ * {@link TensorBytesError} naming the tensor. BYTES elements must be UTF-8 text without NUL:
+ * onnxruntime holds string tensors as text, and onnxruntime-node cuts one at a NUL byte.
  * @module
  */
 import {
@@ -117,8 +118,15 @@ function decodeStrings(name: string, count: number, bytes: Uint8Array): string[]
         } remain`,
       );
     }
+    const element = bytes.subarray(at + 4, at + 4 + length);
+    if (element.includes(0)) {
+      throw new TensorBytesError(
+        `input "${name}": BYTES element ${out.length} holds a NUL byte, which onnxruntime's ` +
+          "string tensors cut off: send text without NUL",
+      );
+    }
     try {
-      out.push(utf8Strict.decode(bytes.subarray(at + 4, at + 4 + length)));
+      out.push(utf8Strict.decode(element));
     } catch {
       throw new TensorBytesError(
         `input "${name}": BYTES element ${out.length} is not UTF-8 text (ONNX string tensors hold text)`,
