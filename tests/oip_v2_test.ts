@@ -363,79 +363,82 @@ Deno.test("v2 - the spec's own request examples are answered as the spec says", 
   assert.deepEqual([...new Float32Array(binary.slice().buffer)], SPEC_OUTPUT0.map(Math.fround));
 });
 
-Deno.test("v2 - every element type round-trips through a real infer, as binary data and as JSON", async () => {
-  await using t = await startWithModels();
-  const parts = TENSOR_TYPES.map((type) => encodeTensorBytes(sampleTensor(type)));
-  const header = {
-    id: "round-trip",
-    parameters: { binary_data_output: true },
-    inputs: TENSOR_TYPES.map((type, i) => ({
-      name: `in_${type}`,
-      shape: [3, 2],
-      datatype: OIP_DATATYPES[type],
-      parameters: { binary_data_size: parts[i].length },
-    })),
-  };
-  const response = await t.request("/v2/models/identities/infer", binaryBody(header, parts));
-  assert.equal(response.status, 200, response.status === 200 ? "" : await response.text());
-  const answer = await readBinary(response);
-  conforms(docs("binary_inference_response"), answer.header);
-  assert.equal(answer.header.id, "round-trip");
-  let at = 0;
-  for (const [i, type] of TENSOR_TYPES.entries()) {
-    const output = answer.header.outputs[i];
-    assert.deepEqual(output, {
-      name: `out_${type}`,
-      shape: [3, 2],
-      datatype: OIP_DATATYPES[type],
-      parameters: { binary_data_size: parts[i].length },
-    });
-    const bytes = answer.binary.subarray(at, at + parts[i].length);
-    assert.deepEqual([...bytes], [...parts[i]], `${type}: the bytes back are the bytes sent`);
-    at += parts[i].length;
-  }
-  assert.equal(at, answer.binary.length, "nothing after the last output");
+for (const engine of ["native", "wasm"] as const) {
+  Deno.test(`v2 - every element type round-trips through a real infer on the ${engine} engine, as binary data and as JSON`, async () => {
+    await using t = await startWithModels({ cpuEngine: engine });
+    assert.equal(t.service.services.cpuEngine?.engine ?? "wasm", engine);
+    const parts = TENSOR_TYPES.map((type) => encodeTensorBytes(sampleTensor(type)));
+    const header = {
+      id: "round-trip",
+      parameters: { binary_data_output: true },
+      inputs: TENSOR_TYPES.map((type, i) => ({
+        name: `in_${type}`,
+        shape: [3, 2],
+        datatype: OIP_DATATYPES[type],
+        parameters: { binary_data_size: parts[i].length },
+      })),
+    };
+    const response = await t.request("/v2/models/identities/infer", binaryBody(header, parts));
+    assert.equal(response.status, 200, response.status === 200 ? "" : await response.text());
+    const answer = await readBinary(response);
+    conforms(docs("binary_inference_response"), answer.header);
+    assert.equal(answer.header.id, "round-trip");
+    let at = 0;
+    for (const [i, type] of TENSOR_TYPES.entries()) {
+      const output = answer.header.outputs[i];
+      assert.deepEqual(output, {
+        name: `out_${type}`,
+        shape: [3, 2],
+        datatype: OIP_DATATYPES[type],
+        parameters: { binary_data_size: parts[i].length },
+      });
+      const bytes = answer.binary.subarray(at, at + parts[i].length);
+      assert.deepEqual([...bytes], [...parts[i]], `${type}: the bytes back are the bytes sent`);
+      at += parts[i].length;
+    }
+    assert.equal(at, answer.binary.length, "nothing after the last output");
 
-  // JSON in, JSON out (FP16 has no JSON form: it goes in as bytes, comes out as numbers);
-  // one output asked back as binary overrides the JSON default.
-  const jsonTypes = TENSOR_TYPES.filter((type) => type !== "float16");
-  const half = encodeTensorBytes(sampleTensor("float16"));
-  const mixed = await t.request(
-    "/v2/models/identities/infer",
-    binaryBody({
-      inputs: [
-        ...jsonTypes.map((type) => ({
-          name: `in_${type}`,
-          shape: [3, 2],
-          datatype: OIP_DATATYPES[type],
-          data: jsonValues(type),
-        })),
-        {
-          name: "in_float16",
-          shape: [3, 2],
-          datatype: "FP16",
-          parameters: { binary_data_size: half.length },
-        },
-      ],
-      outputs: [
-        ...jsonTypes.map((type) => ({ name: `out_${type}` })),
-        { name: "out_float16" },
-        { name: "out_uint32", parameters: { binary_data: true } },
-      ],
-    }, [half]),
-  );
-  assert.equal(mixed.status, 200, mixed.status === 200 ? "" : await mixed.text());
-  const { header: body, binary } = await readBinary(mixed);
-  const outputs = body.outputs as Array<{ name: string; data?: unknown[] }>;
-  for (const [i, type] of jsonTypes.entries()) {
-    assert.equal(outputs[i].name, `out_${type}`);
-    assert.deepEqual(outputs[i].data, jsonValues(type), `${type} as JSON`);
-  }
-  assert.deepEqual(outputs[jsonTypes.length].data, [1, -2, 65504, 2 ** -24, 0, 0.333251953125]);
-  assert.deepEqual([...binary], [...encodeTensorBytes(sampleTensor("uint32"))]);
-  // The JSON-only outputs validate as the protocol's response outputs.
-  for (const output of outputs.slice(0, -1)) conforms(oip("response_output"), output);
-});
+    // JSON in, JSON out (FP16 has no JSON form: it goes in as bytes, comes out as numbers);
+    // one output asked back as binary overrides the JSON default.
+    const jsonTypes = TENSOR_TYPES.filter((type) => type !== "float16");
+    const half = encodeTensorBytes(sampleTensor("float16"));
+    const mixed = await t.request(
+      "/v2/models/identities/infer",
+      binaryBody({
+        inputs: [
+          ...jsonTypes.map((type) => ({
+            name: `in_${type}`,
+            shape: [3, 2],
+            datatype: OIP_DATATYPES[type],
+            data: jsonValues(type),
+          })),
+          {
+            name: "in_float16",
+            shape: [3, 2],
+            datatype: "FP16",
+            parameters: { binary_data_size: half.length },
+          },
+        ],
+        outputs: [
+          ...jsonTypes.map((type) => ({ name: `out_${type}` })),
+          { name: "out_float16" },
+          { name: "out_uint32", parameters: { binary_data: true } },
+        ],
+      }, [half]),
+    );
+    assert.equal(mixed.status, 200, mixed.status === 200 ? "" : await mixed.text());
+    const { header: body, binary } = await readBinary(mixed);
+    const outputs = body.outputs as Array<{ name: string; data?: unknown[] }>;
+    for (const [i, type] of jsonTypes.entries()) {
+      assert.equal(outputs[i].name, `out_${type}`);
+      assert.deepEqual(outputs[i].data, jsonValues(type), `${type} as JSON`);
+    }
+    assert.deepEqual(outputs[jsonTypes.length].data, [1, -2, 65504, 2 ** -24, 0, 0.333251953125]);
+    assert.deepEqual([...binary], [...encodeTensorBytes(sampleTensor("uint32"))]);
+    // The JSON-only outputs validate as the protocol's response outputs.
+    for (const output of outputs.slice(0, -1)) conforms(oip("response_output"), output);
+  });
+}
 
 Deno.test("v2 - wrong sizes, types and names are refused with the tensor's name (400)", async () => {
   await using t = await startWithModels();
@@ -589,13 +592,20 @@ Deno.test("v2 - the model repository lists, loads and unloads through the schedu
   const load = await t.request("/v2/repository/models/mymodel/load", post({}));
   assert.equal(load.status, 200);
   assert.equal(await load.text(), "", "an empty 200, as Triton answers");
-  assert.equal(t.service.services.scheduler.model("mymodel").state, "cpu", "placed by the scheduler");
+  assert.equal(
+    t.service.services.scheduler.model("mymodel").state,
+    "cpu",
+    "placed by the scheduler",
+  );
   assert.deepEqual((await index({ ready: true })).map((m) => m.name), ["mymodel"]);
   assert.equal((await t.request("/v2/models/mymodel/ready")).status, 200);
 
-  const unload = await t.request("/v2/repository/models/mymodel/unload", post({
-    parameters: { unload_dependents: false },
-  }));
+  const unload = await t.request(
+    "/v2/repository/models/mymodel/unload",
+    post({
+      parameters: { unload_dependents: false },
+    }),
+  );
   assert.equal(unload.status, 200);
   assert.equal(t.service.services.scheduler.model("mymodel").state, "unloaded");
   assert.equal((await t.request("/v2/models/mymodel/ready")).status, 400);
@@ -670,7 +680,10 @@ Deno.test("v2 - the token rules and the OpenAPI document cover the v2 routes", a
     infer.requestBody.content["application/json"].schema.properties.inputs.type,
     "array",
   );
-  assert.equal(infer.responses["4XX"].content["application/json"].schema.properties.error.type, "string");
+  assert.equal(
+    infer.responses["4XX"].content["application/json"].schema.properties.error.type,
+    "string",
+  );
   for (
     const path of [
       "/v2",
