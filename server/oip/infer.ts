@@ -9,7 +9,7 @@
 import { z } from "zod";
 import type { WireTensor } from "../../core/pipelines/protocol.ts";
 import { HttpError } from "../http/errors.ts";
-import { jsonToWire, type JsonTensor, wireToJson } from "../http/tensors.ts";
+import { type JsonTensor, jsonToWire, wireToJson } from "../http/tensors.ts";
 import { describeIssues } from "../../core/describe_issues.ts";
 import { decodeTensorBytes, encodeTensorBytes, TensorBytesError } from "./binary.ts";
 import { OIP_DATATYPE_NAMES, OIP_DATATYPES, wireTypeOf } from "./datatypes.ts";
@@ -21,7 +21,10 @@ export const HEADER_LENGTH_HEADER = "Inference-Header-Content-Length";
 export const INFER_BODY_TYPES: readonly string[] = ["application/json", "application/octet-stream"];
 
 /** `$parameters`: name → string, number or boolean. */
-export const parametersSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
+export const parametersSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean()]),
+);
 
 /** `$tensor_data`: numbers, strings or booleans, flat or nested in row-major order. */
 type TensorData = Array<number | string | boolean | TensorData>;
