@@ -11,7 +11,13 @@ import { cors } from "hono/cors";
 import { routes } from "../routes/_manifest.ts";
 import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
-import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import {
+  errorResponse,
+  errorShapeOf,
+  handleError,
+  handleNotFound,
+  HttpError,
+} from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { HEADER_LENGTH_HEADER, INFER_BODY_TYPES } from "./oip/infer.ts";
 
@@ -56,9 +62,14 @@ export function createApp(services: Services): Hono<AppEnv> {
         );
       },
     });
-    const contentType = contentTypeGuard(
+    const typed = contentTypeGuard(
       options.image ? IMAGE_TYPES : options.binary ? INFER_BODY_TYPES : JSON_TYPES,
     );
+    // Triton's and KServe's clients send v2 bodies without a Content-Type. That is safe to
+    // take: a browser's cross-site request always carries Origin, which the guard above refuses.
+    const contentType: MiddlewareHandler<AppEnv> = errorShapeOf(path) === "oip"
+      ? (c, next) => (c.req.header("content-type") === undefined ? next() : typed(c, next))
+      : typed;
     for (const [method, handle] of Object.entries(handlers)) {
       // Only what a request needs: the token where the rules ask for it, a body limit
       // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path).

@@ -571,6 +571,41 @@ Deno.test("v2 - wrong sizes, types and names are refused with the tensor's name 
   await refused(await t.request("/v2/models/nope/infer", post({})), 404, /nope/, e);
 });
 
+Deno.test("v2 - a body without Content-Type (as Triton's client sends it) is taken; a foreign page is not", async () => {
+  await using t = await startWithModels();
+  const body = binaryBody({
+    inputs: [
+      { name: "input0", shape: [2, 2], datatype: "UINT32", parameters: { binary_data_size: 16 } },
+      { name: "input1", shape: [3], datatype: "BOOL", data: [true, false, true] },
+    ],
+    outputs: [{ name: "output1" }],
+  }, [new Uint8Array(Uint32Array.of(5, 6, 7, 8).buffer)]);
+  const headers = {
+    "inference-header-content-length": body.headers!["inference-header-content-length" as never],
+  };
+  const untyped = await t.request("/v2/models/mymodel/infer", { ...body, headers });
+  const answer = await untyped.json();
+  assert.equal(untyped.status, 200, JSON.stringify(answer));
+  assert.deepEqual(answer.outputs[0].data, [5, 6, 7, 8]);
+  const unload = await t.request("/v2/repository/models/mymodel/unload", {
+    method: "POST",
+    // Bytes, not a string: a string body would get text/plain from `Request` itself.
+    body: new TextEncoder().encode(JSON.stringify({ parameters: { unload_dependents: false } })),
+  });
+  assert.equal(unload.status, 200);
+  await refused(
+    await t.request("/v2/repository/models/mymodel/load", {
+      method: "POST",
+      headers: { origin: "https://evil.example" },
+      body: new TextEncoder().encode("{}"),
+    }),
+    403,
+    /Origin "https:\/\/evil.example" may not call/,
+    "metadata_model_error_response",
+  );
+  assert.equal(t.service.services.scheduler.model("mymodel").state, "unloaded");
+});
+
 Deno.test("v2 - the model repository lists, loads and unloads through the scheduler", async () => {
   await using t = await startWithModels();
   const index = async (body?: unknown) => {
