@@ -8,6 +8,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
+import { trimTrailingSlash } from "hono/trailing-slash";
 import { routes } from "../routes/_manifest.ts";
 import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
@@ -43,6 +44,8 @@ export function createApp(services: Services): Hono<AppEnv> {
     app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
     app.use("/v2/*", allowListed); // browser Open Inference Protocol clients
   }
+  // The protocol's YAML names server metadata `/v2/`: send it to `/v2` (GET, only on a 404).
+  app.use("/v2/", trimTrailingSlash());
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("services", services);

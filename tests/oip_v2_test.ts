@@ -207,6 +207,9 @@ Deno.test("v2 - server metadata, health, model metadata and readiness answer the
   conforms(oip("metadata_server_response"), meta);
   assert.deepEqual(meta.extensions, ["binary_tensor_data", "model_repository"]);
   assert.equal(meta.name, "headroom");
+  const slash = await t.request("/v2/");
+  assert.equal(slash.status, 301, "the YAML's `/v2/` leads to `/v2`");
+  assert.equal(new URL(slash.headers.get("location")!).pathname, "/v2");
 
   const live = await t.request("/v2/health/live");
   assert.equal(live.status, 200);
