@@ -238,6 +238,20 @@ Deno.test("v2 - server metadata, health, model metadata and readiness answer the
     "metadata_model_error_response",
   );
 
+  // Never loaded: the metadata is read from the ONNX file itself, nothing loads.
+  const declared = await (await t.request("/v2/models/mymodel")).json();
+  conforms(oip("metadata_model_response"), declared);
+  assert.deepEqual(declared.inputs, [
+    { name: "input0", datatype: "UINT32", shape: [2, 2] },
+    { name: "input1", datatype: "BOOL", shape: [3] },
+  ]);
+  assert.deepEqual(declared.outputs.map((o: { name: string }) => o.name), [
+    "output0",
+    "output1",
+    "output2",
+  ]);
+  assert.equal(t.service.services.scheduler.model("mymodel").state, "unloaded");
+  const unloaded = await (await t.request("/v2/models/identities")).json();
   const load = await t.request("/v2/repository/models/identities/load", { method: "POST" });
   assert.equal(load.status, 200, await load.clone().text());
   for (const path of ["/v2/models/identities", "/v2/models/identities/versions/1"]) {
@@ -271,6 +285,8 @@ Deno.test("v2 - server metadata, health, model metadata and readiness answer the
       "BYTES",
     ]);
   }
+  // What the file declares is what the loaded session reports.
+  assert.deepEqual(unloaded, await (await t.request("/v2/models/identities")).json());
   for (const path of ["/v2/models/identities/ready", "/v2/models/identities/versions/1/ready"]) {
     const response = await t.request(path);
     assert.equal(response.status, 200);

@@ -41,7 +41,7 @@ export const metadataConfig: RouteConfig = {
 
 /** Answers `$metadata_model_response`. */
 export const metadataHandler: Handlers = {
-  GET: (c) => c.json(modelMetadata(namedModel(c))),
+  GET: async (c) => c.json(await modelMetadata(namedModel(c), c.var.services.catalog)),
 };
 
 /** Model readiness: a read. */

@@ -8,6 +8,8 @@
 import { z } from "zod";
 import type { ModelRow, PipelineState } from "../../core/types.ts";
 import { isTensorType } from "../../core/pipelines/protocol.ts";
+import type { Catalog } from "../../core/models/catalog.ts";
+import { readModelSignature } from "../../core/models/signature.ts";
 import { HttpError } from "../http/errors.ts";
 import { OIP_DATATYPES } from "./datatypes.ts";
 
@@ -88,15 +90,25 @@ function metadataTensor(tensor: TensorRow): z.infer<typeof metadataTensorSchema>
 
 /**
  * The model metadata of a row: its inputs and outputs as the loaded session reports
- * them, else as the models file states them (empty until either says).
+ * them, else as the models file states them, else as the model's ONNX file declares them
+ * (read without loading it; empty while the file is not there yet, like a synthetic model
+ * not generated yet).
  */
-export function modelMetadata(row: ModelRow): z.infer<typeof modelMetadataSchema> {
+export async function modelMetadata(
+  row: ModelRow,
+  catalog: Catalog,
+): Promise<z.infer<typeof modelMetadataSchema>> {
+  let { inputs, outputs } = row;
+  const path = catalog.find(row.id)?.path;
+  if (inputs.length === 0 && outputs.length === 0 && path) {
+    ({ inputs, outputs } = await readModelSignature(path).catch(() => ({ inputs, outputs })));
+  }
   return {
     name: row.id,
     versions: [MODEL_VERSION],
     platform: "onnx_onnxv1",
-    inputs: row.inputs.map(metadataTensor),
-    outputs: row.outputs.map(metadataTensor),
+    inputs: inputs.map(metadataTensor),
+    outputs: outputs.map(metadataTensor),
   };
 }
 
