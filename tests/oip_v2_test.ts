@@ -569,6 +569,22 @@ Deno.test("v2 - wrong sizes, types and names are refused with the tensor's name 
     /output "output9" is not an output of model "mymodel": expected one of "output0"/,
     e,
   );
+  // Names are data, never an object's own properties.
+  await refused(
+    await infer(post({
+      inputs: [{ name: "input0", shape: [2, 2], datatype: "UINT32", data: [1, 2, 3, 4] }, input1],
+      outputs: [{ name: "constructor" }],
+    })),
+    400,
+    /output "constructor" is not an output/,
+    e,
+  );
+  await refused(
+    await infer(post({ inputs: [input1, input1] })),
+    400,
+    /input "input1" is given twice/,
+    e,
+  );
   await refused(
     await infer({
       ...binaryBody(binaryInput0(16), [new Uint8Array(16)]),

@@ -125,12 +125,13 @@ export function parseInferenceBody(
   if (!parsed.success) throw new HttpError(400, "bad_body", describeIssues(parsed.error, "field"));
   const request = parsed.data;
   const binary = body.subarray(jsonEnd);
-  const tensors: Record<string, WireTensor> = {};
-  const jsonInputs: Record<string, JsonTensor> = {};
+  // Without a prototype: an input named "__proto__" is a name like any other.
+  const tensors: Record<string, WireTensor> = Object.create(null);
+  const jsonInputs: Record<string, JsonTensor> = Object.create(null);
   let at = 0;
   for (const input of request.inputs) {
     const { name, shape, datatype } = input;
-    if (name in tensors || name in jsonInputs) {
+    if (Object.hasOwn(tensors, name) || Object.hasOwn(jsonInputs, name)) {
       throw new HttpError(400, "bad_tensor", `input "${name}" is given twice`);
     }
     const type = wireTypeOf(datatype);
@@ -244,7 +245,7 @@ export function inferenceAnswer(
   };
   const binary: Uint8Array[] = [];
   for (const { name, parameters } of wanted) {
-    const tensor = outputs[name];
+    const tensor = Object.hasOwn(outputs, name) ? outputs[name] : undefined;
     if (!tensor) {
       throw new HttpError(
         400,
