@@ -33,6 +33,18 @@ import * as $22 from "./v1/chat/completions.ts";
 import * as $23 from "./v1/models.ts";
 import * as $24 from "./v1/models/switch.ts";
 import * as $25 from "./v1/models/[model].ts";
+import * as $26 from "./v2/index.ts";
+import * as $27 from "./v2/health/live.ts";
+import * as $28 from "./v2/health/ready.ts";
+import * as $29 from "./v2/models/[name].ts";
+import * as $30 from "./v2/models/[name]/infer.ts";
+import * as $31 from "./v2/models/[name]/ready.ts";
+import * as $32 from "./v2/models/[name]/versions/[version].ts";
+import * as $33 from "./v2/models/[name]/versions/[version]/infer.ts";
+import * as $34 from "./v2/models/[name]/versions/[version]/ready.ts";
+import * as $35 from "./v2/repository/index/index.ts";
+import * as $36 from "./v2/repository/models/[name]/load.ts";
+import * as $37 from "./v2/repository/models/[name]/unload.ts";
 
 /**
  * Every route the app serves, fixed names before parameters (`route` type-checks that
@@ -65,4 +77,16 @@ export const routes: readonly RouteEntry[] = [
   route("/v1/models", $23),
   route("/v1/models/switch", $24),
   route("/v1/models/:model", $25),
+  route("/v2", $26),
+  route("/v2/health/live", $27),
+  route("/v2/health/ready", $28),
+  route("/v2/models/:name", $29),
+  route("/v2/models/:name/infer", $30),
+  route("/v2/models/:name/ready", $31),
+  route("/v2/models/:name/versions/:version", $32),
+  route("/v2/models/:name/versions/:version/infer", $33),
+  route("/v2/models/:name/versions/:version/ready", $34),
+  route("/v2/repository/index", $35),
+  route("/v2/repository/models/:name/load", $36),
+  route("/v2/repository/models/:name/unload", $37),
 ];

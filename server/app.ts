@@ -10,11 +10,19 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
+import { trimTrailingSlash } from "hono/trailing-slash";
 import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Method, RouteEntry, Services } from "./http/context.ts";
-import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import {
+  errorResponse,
+  errorShapeOf,
+  handleError,
+  handleNotFound,
+  HttpError,
+} from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { requestValidator } from "./http/validate.ts";
+import { HEADER_LENGTH_HEADER, INFER_BODY_TYPES } from "./oip/infer.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -34,11 +42,15 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
   if (config.corsOrigins.length > 0) {
     const allowListed = cors({
       origin: config.corsOrigins,
-      allowHeaders: ["Authorization", "Content-Type"],
+      allowHeaders: ["Authorization", "Content-Type", HEADER_LENGTH_HEADER],
+      exposeHeaders: [HEADER_LENGTH_HEADER], // binary tensor data's JSON length, on /v2 answers
     });
     app.use("/api/*", allowListed);
     app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
+    app.use("/v2/*", allowListed); // browser Open Inference Protocol clients
   }
+  // The protocol's YAML names server metadata `/v2/`: send it to `/v2` (GET, only on a 404).
+  app.use("/v2/", trimTrailingSlash());
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("services", services);
@@ -58,7 +70,14 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
         );
       },
     });
-    const contentType = contentTypeGuard(options.image ? IMAGE_TYPES : JSON_TYPES);
+    const typed = contentTypeGuard(
+      options.image ? IMAGE_TYPES : options.binary ? INFER_BODY_TYPES : JSON_TYPES,
+    );
+    // Triton's and KServe's clients send v2 bodies without a Content-Type. That is safe to
+    // take: a browser's cross-site request always carries Origin, which the guard above refuses.
+    const contentType: MiddlewareHandler<AppEnv> = errorShapeOf(path) === "oip"
+      ? (c, next) => (c.req.header("content-type") === undefined ? next() : typed(c, next))
+      : typed;
     for (const method of methods) {
       const handle = handlers[method]!;
       // Only what a request needs: the token where the rules ask for it, a body limit

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startService } from "../server/service.ts";
 import { routes } from "../routes/_manifest.ts";
+import { errorShapeOf } from "../server/http/errors.ts";
 import { testConfig } from "./_service.ts";
 import { writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
 import { tempDirSync } from "./_temp.ts";
@@ -22,7 +23,9 @@ const VALID_BODIES: Record<string, unknown> = {
   "/v1/models/switch": { model: MODEL },
 };
 
-const concrete = (path: string) => path.replace(":id", MODEL).replace(":file", "nope.js");
+const concrete = (path: string) =>
+  path.replace(":id", MODEL).replace(":name", MODEL).replace(":version", "1")
+    .replace(":file", "nope.js");
 
 Deno.test("auth - every mutating route needs the token; reads stay open", async () => {
   await using service = await startService(testConfig({
@@ -69,8 +72,12 @@ Deno.test("auth - every mutating route needs the token; reads stay open", async 
         assert.equal(response.status, 401, what);
         assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer realm="headroom"/);
         const body = await response.json();
-        assert.equal(body.error.code, "unauthorized", what);
-        assert.equal(typeof body.error.message, "string");
+        if (errorShapeOf(path) === "oip") {
+          assert.match(body.error, /token/, `${what}: the Open Inference Protocol's {error}`);
+        } else {
+          assert.equal(body.error.code, "unauthorized", what);
+          assert.equal(typeof body.error.message, "string");
+        }
         figures.refused401++;
       }
       for (const authorization of [`Bearer ${TOKEN}`, `bearer ${TOKEN}`, `Bearer   ${TOKEN}  `]) {
@@ -89,6 +96,7 @@ Deno.test("auth - every mutating route needs the token; reads stay open", async 
   assert.equal(served[`POST /api/v1/models/:id/unload`], 200);
   assert.equal(served[`POST /api/v1/models/:id/pin`], 200);
   assert.equal(served[`POST /v1/models/switch`], 200);
+  assert.equal(served[`POST /v2/repository/models/:name/load`], 200);
   assert.ok([201, 409].includes(served[`POST /api/v1/chains`]), "made, or does not fit the GPU");
 
   // Reads stay open: every GET of the manifest answers without a token.

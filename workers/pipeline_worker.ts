@@ -47,7 +47,12 @@ import {
   wasmMemoryBytes,
   type WebOrt,
 } from "./engines/web.ts";
-import { createNativeSession, loadNativeOrt, type NativeOrt } from "./engines/native.ts";
+import {
+  createNativeSession,
+  loadNativeOrt,
+  nativeFloat16Tensor,
+  type NativeOrt,
+} from "./engines/native.ts";
 
 type Session = OrtModule.InferenceSession;
 type TensorApi = Pick<WebOrt, "Tensor">;
@@ -201,14 +206,24 @@ async function infer(feeds: Record<string, WireTensor>): Promise<Record<string, 
   checkFeeds(feeds);
   const ortFeeds: Record<string, OrtModule.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) {
-    ortFeeds[name] = new open.api.Tensor(t.type, t.data as OrtModule.Tensor.DataType, t.dims);
+    ortFeeds[name] = open.engine === "native" && t.type === "float16"
+      ? nativeFloat16Tensor(open.api, t.data as Uint16Array, t.dims)
+      : new open.api.Tensor(t.type, t.data as OrtModule.Tensor.DataType, t.dims);
   }
   const results = await open.session.run(ortFeeds);
   const out: Record<string, WireTensor> = {};
   for (const [name, tensor] of Object.entries(results)) {
     let data = tensor.data as WireTensor["data"];
-    // Own the buffer outright, so it can be transferred.
-    if (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength) data = data.slice();
+    // float16 travels as its bits (the wire's Uint16Array), not as onnxruntime's Float16Array.
+    if (tensor.type === "float16" && !(data instanceof Uint16Array)) {
+      const view = data as unknown as Uint16Array;
+      data = new Uint16Array(view.buffer, view.byteOffset, view.length);
+    }
+    // Own the buffer outright, so it can be transferred (string data is cloned, not transferred).
+    if (
+      !Array.isArray(data) &&
+      (data.byteOffset !== 0 || data.byteLength !== data.buffer.byteLength)
+    ) data = data.slice();
     out[name] = { type: tensor.type as TensorType, dims: [...tensor.dims], data };
   }
   return out;
@@ -253,6 +268,10 @@ function generatedProbe(): Record<string, WireTensor> {
       ? Float32Array.from({ length: count }, next)
       : type === "int64"
       ? new BigInt64Array(count).fill(1n)
+      : type === "uint64"
+      ? new BigUint64Array(count).fill(1n)
+      : type === "string"
+      ? Array.from({ length: count }, () => "1")
       : new TENSOR_ARRAYS[type](count).fill(1);
     feeds[info.name] = { type, dims, data };
   }
@@ -301,7 +320,9 @@ async function compare(gpuOpen: Open, cpu: Open, tolerance: number): Promise<Par
       break;
     }
     for (let j = 0; j < a.length; j++) {
-      const diff = Math.abs(Number(a[j]) - Number(b[j]));
+      const diff = typeof a[j] === "string"
+        ? (a[j] === b[j] ? 0 : Infinity)
+        : Math.abs(Number(a[j]) - Number(b[j]));
       if (!(diff <= maxAbsError)) maxAbsError = Number.isNaN(diff) ? Infinity : diff;
     }
     elements += a.length;

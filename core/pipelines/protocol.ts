@@ -19,35 +19,64 @@ export type CpuEngine = "native" | "wasm";
 export type SessionEngine = CpuEngine | "webgpu";
 
 /**
- * Element types accepted on the wire (the onnxruntime-web tensor type names): the one
- * list. The HTTP layer's schema and the worker's checks are derived from it.
+ * Element types accepted on the wire (the onnxruntime tensor type names, the same in
+ * onnxruntime-web and onnxruntime-node): the one list. The HTTP layer's schemas, the Open
+ * Inference Protocol's datatype names (server/oip/datatypes.ts) and the worker's checks are
+ * derived from it. `string` is ONNX's string tensor (the protocol's BYTES), held as `string[]`.
  */
 export const TENSOR_TYPES = [
   "float32",
   "float16",
+  "float64",
   "int32",
   "int64",
+  "int16",
   "uint8",
+  "uint16",
+  "uint32",
+  "uint64",
   "int8",
   "bool",
+  "string",
 ] as const;
 
 /** One element type on the wire. */
 export type TensorType = typeof TENSOR_TYPES[number];
 
+/** An element type held in a typed array: every type but `string`. */
+export type NumericTensorType = Exclude<TensorType, "string">;
+
 /**
- * The typed array that holds each element type's data (onnxruntime-web's mapping:
- * float16 as raw 16-bit words, bool as one byte per element).
+ * The typed array that holds each numeric element type's data (onnxruntime's mapping:
+ * float16 as raw 16-bit words, bool as one byte per element); `string` data is `string[]`.
  */
 export const TENSOR_ARRAYS = {
   float32: Float32Array,
   float16: Uint16Array,
+  float64: Float64Array,
   int32: Int32Array,
   int64: BigInt64Array,
+  int16: Int16Array,
   uint8: Uint8Array,
+  uint16: Uint16Array,
+  uint32: Uint32Array,
+  uint64: BigUint64Array,
   int8: Int8Array,
   bool: Uint8Array,
-} as const satisfies Record<TensorType, new (length: number) => WireTensor["data"]>;
+} as const satisfies Record<NumericTensorType, new (length: number) => TypedTensorData>;
+
+/** The data of a numeric tensor: one of the typed arrays of {@link TENSOR_ARRAYS}. */
+export type TypedTensorData =
+  | Float32Array
+  | Float64Array
+  | Uint16Array
+  | Int16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Uint8Array
+  | Int8Array;
 
 /** True when `type` names a wire element type. */
 export function isTensorType(type: string): type is TensorType {
@@ -58,13 +87,8 @@ export function isTensorType(type: string): type is TensorType {
 export interface WireTensor {
   type: TensorType;
   dims: number[];
-  data:
-    | Float32Array
-    | Uint16Array
-    | Int32Array
-    | BigInt64Array
-    | Uint8Array
-    | Int8Array;
+  /** A typed array for numeric types; `string[]` for `string` (structured-cloned, not transferred). */
+  data: TypedTensorData | string[];
 }
 
 /** Name and shape of one model input or output, as the session reports it. */
@@ -261,6 +285,7 @@ export interface ParityResult {
 export function transferablesOf(tensors: Record<string, WireTensor>): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();
   for (const tensor of Object.values(tensors)) {
+    if (Array.isArray(tensor.data)) continue; // strings are cloned
     const buffer = tensor.data.buffer;
     if (buffer instanceof ArrayBuffer) seen.add(buffer);
   }

@@ -143,10 +143,16 @@ export interface RouteConfig {
   body?: z.ZodType;
   /** The body is an image (PNG/JPEG or multipart), not JSON. */
   image?: boolean;
+  /**
+   * The body is JSON, or a JSON header followed by raw tensor bytes
+   * (`application/octet-stream`, the Open Inference Protocol's binary tensor data): the
+   * handler reads it itself, never as JSON alone.
+   */
+  binary?: boolean;
   /** The query string's schema (a function when it depends on the running config); validated by the app. */
   query?: z.ZodType | ((config: Config) => z.ZodType);
-  /** What a success answers, for the OpenAPI document (default JSON). */
-  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset";
+  /** What a success answers, for the OpenAPI document (default JSON; `empty`: a 200 with no body). */
+  produces?: "json" | "sse" | "ndjson" | "websocket" | "prometheus" | "html" | "asset" | "empty";
   /** The JSON bodies it answers, per method and status (errors share one shape, declared once). */
   responses?: RouteResponses;
 }

@@ -42,8 +42,18 @@ function openAiType(status: number): string {
 }
 
 /**
- * An error answer in the shape the path's clients read: `{error: {code, message}}`, and
- * on the OpenAI-compatible `/v1/` paths OpenAI's `{error: {message, type, param, code}}`.
+ * The error body shape a path's clients read: the Open Inference Protocol's
+ * `{"error": "…"}` under `/v2`, OpenAI's on `/v1/`, Headroom's own elsewhere.
+ */
+export function errorShapeOf(path: string): "oip" | "openai" | "headroom" {
+  if (path === "/v2" || path.startsWith("/v2/")) return "oip";
+  return path.startsWith("/v1/") ? "openai" : "headroom";
+}
+
+/**
+ * An error answer in the shape the path's clients read ({@link errorShapeOf}):
+ * `{error: {code, message}}`, on the OpenAI-compatible `/v1/` paths OpenAI's
+ * `{error: {message, type, param, code}}`, and under `/v2` the protocol's `{error: message}`.
  */
 export function errorResponse(
   c: Context,
@@ -54,7 +64,9 @@ export function errorResponse(
   headers: Record<string, string> = {},
 ): Response {
   for (const [name, value] of Object.entries(headers)) c.header(name, value);
-  if (c.req.path.startsWith("/v1/")) {
+  const shape = errorShapeOf(c.req.path);
+  if (shape === "oip") return c.json({ error: message }, status);
+  if (shape === "openai") {
     return c.json({ error: { message, type: openAiType(status), param, code } }, status);
   }
   return c.json(errorBody(code, message), status);

@@ -8,7 +8,8 @@ import { z } from "zod";
 import type { Config } from "../../core/config.ts";
 import { tokenGuards } from "./auth.ts";
 import type { RouteEntry } from "./context.ts";
-import { errorBodySchema } from "./schemas.ts";
+import { errorShapeOf } from "./errors.ts";
+import { errorBodySchema, oipErrorBodySchema } from "./schemas.ts";
 
 /** A zod schema as JSON Schema (what it accepts for requests, what it gives for responses). */
 function jsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
@@ -41,7 +42,8 @@ export function buildOpenApi(
   config: Config,
 ): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  const errorSchema = jsonSchema(errorBodySchema, "output");
+  const headroomErrorSchema = jsonSchema(errorBodySchema, "output");
+  const oipErrorSchema = jsonSchema(oipErrorBodySchema, "output");
   for (const [path, handlers, options] of routes) {
     const params = [...path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({
       name: m[1],
@@ -50,6 +52,7 @@ export function buildOpenApi(
       schema: { type: "string" },
     }));
     const item: Record<string, unknown> = {};
+    const errorSchema = errorShapeOf(path) === "oip" ? oipErrorSchema : headroomErrorSchema;
     for (const method of Object.keys(handlers)) {
       const parameters = [...params];
       if (options.query) {
@@ -103,12 +106,15 @@ export function buildOpenApi(
       };
       if (tokenGuards(method, options.auth, config)) operation.security = [{ bearer: [] }];
       if (method !== "GET" && options.body) {
+        const schema = jsonSchema(options.body, "input");
         operation.requestBody = {
           required: false,
           content: {
-            "application/json": {
-              schema: jsonSchema(options.body, "input"),
-            },
+            "application/json": { schema },
+            // The binary tensor data extension: the JSON header, then the tensors' bytes.
+            ...(options.binary
+              ? { "application/octet-stream": { schema: { type: "string", format: "binary" } } }
+              : {}),
           },
         };
       } else if (method !== "GET" && options.image) {

@@ -35,6 +35,9 @@ export const errorBodySchema = z.object({
   }),
 }) satisfies z.ZodType<ErrorBody>;
 
+/** The error body under `/v2`: the Open Inference Protocol's `{"error": "…"}`. */
+export const oipErrorBodySchema = z.object({ error: z.string() });
+
 /** A request's list of catalog ids (the pre-flight check and chains take it). */
 export const pipelineListSchema = z.array(z.string().min(1).max(64)).min(
   1,

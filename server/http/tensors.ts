@@ -69,8 +69,16 @@ function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
   const bad = (i: number, what: string) =>
     new HttpError(400, "bad_tensor", `input "${name}": data[${i}] ${what}`);
   switch (tensor.type) {
-    case "int64": {
-      const data = new BigInt64Array(tensor.data.length);
+    case "string":
+      return tensor.data.map((value, i) => {
+        if (typeof value !== "string") throw bad(i, "is not a string for type string");
+        // onnxruntime-node cuts a string tensor's element at a NUL character.
+        if (value.includes("\0")) throw bad(i, "holds a NUL character, which the engine cuts off");
+        return value;
+      });
+    case "int64":
+    case "uint64": {
+      const data = new TENSOR_ARRAYS[tensor.type](tensor.data.length);
       tensor.data.forEach((value, i) => {
         if (typeof value === "boolean") throw bad(i, "is not an integer");
         try {
@@ -100,8 +108,10 @@ function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
 export function wireToJson(tensors: Record<string, WireTensor>): Record<string, JsonTensor> {
   const out: Record<string, JsonTensor> = {};
   for (const [name, tensor] of Object.entries(tensors)) {
-    const data = tensor.data instanceof BigInt64Array
-      ? Array.from(
+    const data = Array.isArray(tensor.data)
+      ? [...tensor.data]
+      : tensor.data instanceof BigInt64Array || tensor.data instanceof BigUint64Array
+      ? Array.from<bigint, number | string>(
         tensor.data,
         (v) => (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(-Number.MAX_SAFE_INTEGER)
           ? Number(v)

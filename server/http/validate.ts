@@ -49,7 +49,8 @@ export function requestValidator(
     .filter(([, names]) => names === "model").map(([name]) => name);
   // A query schema that depends on the settings is built once: they do not change.
   const query = typeof config.query === "function" ? config.query(services.config) : config.query;
-  const body = method === "GET" ? undefined : config.body;
+  // A binary body (JSON header + raw tensor bytes) is read by its handler, never as JSON.
+  const body = method === "GET" || config.binary ? undefined : config.body;
   if (models.length === 0 && !query && !body) return null;
   return async (c, next) => {
     for (const name of models) services.scheduler.require(c.req.param(name) ?? "");

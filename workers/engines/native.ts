@@ -56,3 +56,19 @@ export async function createNativeSession(
     extra: { session: { disable_prepacking: "1" } },
   });
 }
+
+/**
+ * A float16 input tensor the native engine can read. onnxruntime-common wraps a float16
+ * tensor's Uint16Array bits in a Float16Array where the runtime has one (Deno does), and
+ * onnxruntime-node's addon reads a Float16Array as 0 bytes ("not enough space: expected
+ * 12, got 0"); the tensor keeps the Uint16Array bits, which the addon copies as they are.
+ */
+export function nativeFloat16Tensor(
+  ort: Pick<NativeOrt, "Tensor">,
+  bits: Uint16Array,
+  dims: readonly number[],
+): OrtModule.Tensor {
+  const tensor = new ort.Tensor("float16", bits, dims);
+  (tensor as unknown as { cpuData: Uint16Array }).cpuData = bits;
+  return tensor;
+}

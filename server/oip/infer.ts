@@ -1,0 +1,315 @@
+/**
+ * The Open Inference Protocol's inference request and response (KServe's
+ * `open_inference_rest.yaml`, with Triton's binary tensor data extension): the body, JSON
+ * alone or a JSON header followed by raw tensor bytes (`Inference-Header-Content-Length`),
+ * becomes wire tensors for the scheduler; the outputs it gives back become the response,
+ * each output as JSON `data` or as bytes after the header, as the caller asked.
+ * @module
+ */
+import { z } from "zod";
+import type { WireTensor } from "../../core/pipelines/protocol.ts";
+import { HttpError } from "../http/errors.ts";
+import { type JsonTensor, jsonToWire, wireToJson } from "../http/tensors.ts";
+import { describeIssues } from "../../core/describe_issues.ts";
+import { decodeTensorBytes, encodeTensorBytes, TensorBytesError } from "./binary.ts";
+import { OIP_DATATYPE_NAMES, OIP_DATATYPES, wireTypeOf } from "./datatypes.ts";
+
+/** The header that gives the JSON part's length when binary tensor data follows it. */
+export const HEADER_LENGTH_HEADER = "Inference-Header-Content-Length";
+
+/** Media types an inference body may have: JSON, or JSON followed by binary tensor data. */
+export const INFER_BODY_TYPES: readonly string[] = ["application/json", "application/octet-stream"];
+
+/** `$parameters`: name → string, number or boolean. */
+export const parametersSchema = z.record(
+  z.string(),
+  z.union([z.string(), z.number(), z.boolean()]),
+);
+
+/** `$tensor_data`: numbers, strings or booleans, flat or nested in row-major order. */
+type TensorData = Array<number | string | boolean | TensorData>;
+const tensorDataSchema: z.ZodType<TensorData> = z.lazy(() =>
+  z.array(z.union([z.number(), z.string(), z.boolean(), tensorDataSchema]))
+);
+
+/** One `$request_input`: `data`, or `parameters.binary_data_size` bytes after the header. */
+const requestInputSchema = z.object({
+  name: z.string().min(1, "must name the input"),
+  shape: z.array(z.number().int("must hold whole numbers").min(0, "must not be negative"))
+    .max(8, "must have at most 8 dimensions"),
+  datatype: z.string(),
+  parameters: parametersSchema.optional(),
+  data: tensorDataSchema.optional(),
+});
+
+/** `$inference_request`. */
+export const inferenceRequestSchema = z.object({
+  id: z.string().optional(),
+  parameters: parametersSchema.optional(),
+  inputs: z.array(requestInputSchema).min(1, "must list at least one input"),
+  outputs: z.array(z.object({
+    name: z.string().min(1, "must name the output"),
+    parameters: parametersSchema.optional(),
+  })).optional(),
+});
+
+/** A parsed inference request. */
+export type InferenceRequest = z.infer<typeof inferenceRequestSchema>;
+
+/** `$response_output`: JSON `data`, or `parameters.binary_data_size` bytes after the header. */
+export const responseOutputSchema = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  datatype: z.string(),
+  parameters: parametersSchema.optional(),
+  data: tensorDataSchema.optional(),
+});
+
+/** `$inference_response` (its JSON part, when outputs travel as binary data). */
+export const inferenceResponseSchema = z.object({
+  model_name: z.string(),
+  model_version: z.string().optional(),
+  id: z.string().optional(),
+  outputs: z.array(responseOutputSchema),
+});
+
+/** A request read from its body: the JSON object and the wire tensors of its inputs. */
+export interface ParsedInference {
+  request: InferenceRequest;
+  tensors: Record<string, WireTensor>;
+}
+
+/**
+ * Reads an inference body: JSON alone, or (with `headerLength`, the
+ * Inference-Header-Content-Length value) a JSON header followed by each binary input's
+ * `binary_data_size` bytes in input order. Throws a 400 naming the field or input at fault.
+ */
+export function parseInferenceBody(
+  body: Uint8Array,
+  headerLength: string | undefined,
+): ParsedInference {
+  let jsonEnd = body.length;
+  if (headerLength !== undefined) {
+    const length = /^\d+$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
+    if (!Number.isSafeInteger(length) || length > body.length) {
+      throw new HttpError(
+        400,
+        "bad_header",
+        `${HEADER_LENGTH_HEADER} "${headerLength}" must be a whole number of bytes up to the body's ${body.length}`,
+      );
+    }
+    if (length === 0) {
+      throw new HttpError(
+        400,
+        "bad_header",
+        `${HEADER_LENGTH_HEADER} 0 (a raw binary request without a JSON header) is not supported: ` +
+          "send the JSON inference header first",
+      );
+    }
+    jsonEnd = length;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(body.subarray(0, jsonEnd)));
+  } catch (error) {
+    throw new HttpError(
+      400,
+      "bad_json",
+      `The inference header is not valid JSON: ${(error as Error).message}` +
+        (headerLength === undefined && body.length > 0
+          ? `; binary tensor data needs the ${HEADER_LENGTH_HEADER} header`
+          : ""),
+    );
+  }
+  const parsed = inferenceRequestSchema.safeParse(json);
+  if (!parsed.success) throw new HttpError(400, "bad_body", describeIssues(parsed.error, "field"));
+  const request = parsed.data;
+  const binary = body.subarray(jsonEnd);
+  // Without a prototype: an input named "__proto__" is a name like any other.
+  const tensors: Record<string, WireTensor> = Object.create(null);
+  const jsonInputs: Record<string, JsonTensor> = Object.create(null);
+  let at = 0;
+  for (const input of request.inputs) {
+    const { name, shape, datatype } = input;
+    if (Object.hasOwn(tensors, name) || Object.hasOwn(jsonInputs, name)) {
+      throw new HttpError(400, "bad_tensor", `input "${name}" is given twice`);
+    }
+    const type = wireTypeOf(datatype);
+    if (type === null) {
+      throw new HttpError(
+        400,
+        "bad_tensor",
+        `input "${name}": datatype "${datatype}" is not served: expected one of ${
+          OIP_DATATYPE_NAMES.join(", ")
+        }`,
+      );
+    }
+    const size = input.parameters?.binary_data_size;
+    if (size !== undefined) {
+      if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+        throw new HttpError(
+          400,
+          "bad_tensor",
+          `input "${name}": parameters.binary_data_size must be a whole number of bytes`,
+        );
+      }
+      if (input.data !== undefined) {
+        throw new HttpError(
+          400,
+          "bad_tensor",
+          `input "${name}": give "data" or parameters.binary_data_size, not both`,
+        );
+      }
+      if (at + size > binary.length) {
+        throw new HttpError(
+          400,
+          "bad_tensor",
+          `input "${name}": binary_data_size ${size} runs past the body (${
+            binary.length - at
+          } bytes of binary data left after the header)`,
+        );
+      }
+      try {
+        tensors[name] = {
+          type,
+          dims: shape,
+          data: decodeTensorBytes(name, type, shape, binary.subarray(at, at + size)),
+        };
+      } catch (error) {
+        if (error instanceof TensorBytesError) {
+          throw new HttpError(400, "bad_tensor", error.message);
+        }
+        throw error;
+      }
+      at += size;
+      continue;
+    }
+    if (input.data === undefined) {
+      throw new HttpError(
+        400,
+        "bad_tensor",
+        `input "${name}": needs "data" or parameters.binary_data_size`,
+      );
+    }
+    if (type === "float16") {
+      throw new HttpError(
+        400,
+        "bad_tensor",
+        `input "${name}": FP16 has no JSON form; send it as binary data (parameters.binary_data_size)`,
+      );
+    }
+    jsonInputs[name] = { type, dims: shape, data: flatten(input.data) };
+  }
+  if (at !== binary.length) {
+    throw new HttpError(
+      400,
+      "bad_body",
+      `${binary.length - at} bytes of binary data follow the inputs' binary_data_size in all; ` +
+        `fix ${HEADER_LENGTH_HEADER} or the sizes`,
+    );
+  }
+  // JSON inputs: the same element checks (and messages naming the input) as Headroom's own API.
+  Object.assign(tensors, jsonToWire(jsonInputs));
+  return { request, tensors };
+}
+
+/** Nested `data` in row-major order, flattened. */
+function flatten(data: TensorData): Array<number | string | boolean> {
+  return (data as unknown[]).flat(Infinity) as Array<number | string | boolean>;
+}
+
+/** A response: its JSON part and the binary outputs' bytes to send after it, in output order. */
+export interface InferenceAnswer {
+  json: z.infer<typeof inferenceResponseSchema>;
+  binary: Uint8Array[];
+}
+
+/**
+ * The response for `request`'s outputs: those it names (all, in the model's order, when
+ * it names none), each as binary data when its `binary_data` parameter (else the request's
+ * `binary_data_output`) says so. A named output the model does not have is a 400.
+ */
+export function inferenceAnswer(
+  modelName: string,
+  request: InferenceRequest,
+  outputs: Record<string, WireTensor>,
+): InferenceAnswer {
+  const wanted: NonNullable<InferenceRequest["outputs"]> = request.outputs ??
+    Object.keys(outputs).map((name) => ({ name }));
+  const allBinary = request.parameters?.binary_data_output === true;
+  const json: InferenceAnswer["json"] = {
+    model_name: modelName,
+    model_version: "1",
+    ...(request.id !== undefined ? { id: request.id } : {}),
+    outputs: [],
+  };
+  const binary: Uint8Array[] = [];
+  for (const { name, parameters } of wanted) {
+    const tensor = Object.hasOwn(outputs, name) ? outputs[name] : undefined;
+    if (!tensor) {
+      throw new HttpError(
+        400,
+        "bad_output",
+        `output "${name}" is not an output of model "${modelName}": expected one of ${
+          Object.keys(outputs).map((n) => `"${n}"`).join(", ")
+        }`,
+      );
+    }
+    const head = { name, shape: tensor.dims, datatype: OIP_DATATYPES[tensor.type] };
+    const asBinary = typeof parameters?.binary_data === "boolean"
+      ? parameters.binary_data
+      : allBinary;
+    if (asBinary) {
+      const bytes = encodeTensorBytes(tensor);
+      binary.push(bytes);
+      json.outputs.push({ ...head, parameters: { binary_data_size: bytes.length } });
+    } else {
+      json.outputs.push({ ...head, data: jsonData(tensor) });
+    }
+  }
+  return { json, binary };
+}
+
+/** A tensor's data as protocol JSON: BOOL as booleans, FP16 as numbers, 64-bit as numbers when safe. */
+function jsonData(tensor: WireTensor): Array<number | string | boolean> {
+  if (tensor.type === "bool") return Array.from(tensor.data as Uint8Array, (v) => v !== 0);
+  if (tensor.type === "float16") return Array.from(tensor.data as Uint16Array, halfToNumber);
+  return wireToJson({ t: tensor }).t.data;
+}
+
+/** An IEEE 754 half-precision bit pattern as a number. */
+function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/**
+ * The HTTP response for an answer: JSON alone when no output is binary, else the JSON
+ * header and the outputs' bytes as `application/octet-stream` with the header's length in
+ * Inference-Header-Content-Length.
+ */
+export function answerResponse(answer: InferenceAnswer): Response {
+  const header = new TextEncoder().encode(JSON.stringify(answer.json));
+  if (answer.binary.length === 0) {
+    return new Response(header, { headers: { "Content-Type": "application/json" } });
+  }
+  const body = new Uint8Array(
+    header.length + answer.binary.reduce((sum, part) => sum + part.length, 0),
+  );
+  body.set(header, 0);
+  let at = header.length;
+  for (const part of answer.binary) {
+    body.set(part, at);
+    at += part.length;
+  }
+  return new Response(body, {
+    headers: {
+      "Content-Type": "application/octet-stream",
+      [HEADER_LENGTH_HEADER]: String(header.length),
+    },
+  });
+}
