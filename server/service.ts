@@ -73,6 +73,8 @@ export async function startService(config: Config): Promise<Service> {
     profiles: store,
     gpuAvailable: source.kind !== "none",
     cpuEngine,
+    // Every worker step (start, load, move, run, unload) has the request's deadline.
+    stepTimeoutMs: config.requestTimeoutMs,
     deviceUsedBytes: usesDriver
       ? () => monitor.peek().devices.reduce((sum, d) => sum + d.usedBytes, 0)
       : undefined,
