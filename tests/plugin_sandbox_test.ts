@@ -178,7 +178,9 @@ Deno.test("plugin sandbox - a plugin's npm: import is refused without a registry
     assert.equal(response.status, 200, text);
     const result: Attempt = JSON.parse(text).output;
     assert.equal(result.refused, true, JSON.stringify(result));
-    assert.deepEqual(asked, [], "the stand-in registry was asked");
+    // The service itself may ask for its own packages (a new registry is a new cache);
+    // nothing may ask for the name the plugin chose.
+    assert.deepEqual(asked.filter((path) => path.includes(name)), [], "the registry was asked");
     await service.bystanderAnswers();
   } finally {
     await registry.shutdown();
@@ -220,8 +222,8 @@ Deno.test("plugin sandbox - a plugin that hangs at import fails its load by the 
   assert.match(loadBody.error.message, /did not import and initialise within 4000 ms/);
   assert.ok(performance.now() - started < 15_000, "the load ended by its deadline");
   for (const response of await Promise.all(moves)) {
-    assert.ok(response.status < 500, `${response.url}: ${response.status} ${await response.text()}`);
-    await response.body?.cancel();
+    const text = await response.text();
+    assert.ok(response.status < 500, `${response.url}: ${response.status} ${text}`);
   }
   await service.bystanderAnswers();
   const models = (await (await fetch(`${service.url}/api/v1/models`)).json()).models;
