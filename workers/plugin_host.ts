@@ -61,13 +61,15 @@ function env(name: string): string | undefined {
   }
 }
 
-/** The only environment a plugin process gets: where deno's cache is, nothing else. */
+/** The only environment a plugin process gets: where deno's cache is, PATH, nothing else. */
 function childEnv(): Record<string, string> {
   const cache = env("DENO_DIR") ??
     `${env("XDG_CACHE_HOME") ?? `${env("HOME") ?? "/root"}/.cache`}/deno`;
   const registry = env("NPM_CONFIG_REGISTRY");
   return {
     DENO_DIR: cache,
+    // So that a command resolves and meets the missing run permission by name.
+    PATH: env("PATH") ?? "/usr/bin:/bin",
     NO_COLOR: "1",
     DENO_NO_UPDATE_CHECK: "1",
     // Where deno would ask if it asked; with --cached-only it never does.
