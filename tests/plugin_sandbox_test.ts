@@ -190,6 +190,7 @@ Deno.test("plugin sandbox - a plugin's npm: import is refused without a registry
 Deno.test("plugin sandbox - a plugin that exhausts its heap fails its own pipeline; a bystander answers", async () => {
   await using service = await hostileService([HOSTILE_MODEL]);
   const exhausted = hostile(service, { heap: true }, 60_000);
+  exhausted.catch(() => {}); // awaited below; a failure before then is reported there
   await service.bystanderAnswers();
   const response = await exhausted;
   const body = await response.json();
@@ -208,6 +209,7 @@ Deno.test("plugin sandbox - a plugin that hangs at import fails its load by the 
   );
   const started = performance.now();
   const load = service.post("/api/v1/models/hang/load", { device: "cpu" }, 30_000);
+  load.catch(() => {}); // awaited below; a failure before then is reported there
   await new Promise((resolve) => setTimeout(resolve, 500));
   // A model already loaded is served while the other load hangs.
   await service.bystanderAnswers(2_000);
@@ -216,6 +218,7 @@ Deno.test("plugin sandbox - a plugin that hangs at import fails its load by the 
     service.post("/api/v1/models/bystander/unload", {}, 30_000),
     service.post("/v1/models/switch", { model: "bystander" }, 30_000),
   ];
+  for (const move of moves) move.catch(() => {});
   const loadResponse = await load;
   const loadBody = await loadResponse.json();
   assert.equal(loadResponse.status >= 400, true, JSON.stringify(loadBody));
