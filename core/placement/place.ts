@@ -45,9 +45,11 @@ export class Placer {
     const view = this.#o.records.view(id);
     // Already on the GPU: no decision to make (an active pipeline is never evicted).
     if (view.placement === "gpu") return Promise.resolve("gpu");
-    // On the CPU while another decision runs (a load can take long): served where it is
-    // rather than held behind that decision; a later request moves it up.
-    if (view.placement === "cpu" && this.#o.decisions.pending > 0) return Promise.resolve("cpu");
+    // On the CPU with no GPU to move to: nothing to decide, so nothing to wait for (a
+    // load of another model, which can take long, never holds it).
+    if (view.placement === "cpu" && this.#o.account.read(false).state === "none") {
+      return Promise.resolve("cpu");
+    }
     return this.#o.decisions.run(() => this.placeLocked(id, "gpu", "request"), signal);
   }
 
