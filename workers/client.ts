@@ -211,6 +211,7 @@ export class WorkerClient {
         startTimeoutMs: client.#stepMs,
       })
       : null;
+    plugin?.catch(() => {}); // awaited below; a failure while init runs is reported there
     try {
       const reply = await client.request({ type: "init", spec });
       if (!reply.ok) {
