@@ -82,7 +82,11 @@ async function hostileService(
   const bystanderAnswers = async (timeoutMs = 10_000) => {
     const response = await post("/api/v1/pipelines/bystander/infer", {
       inputs: {
-        input: { type: "float32", dims: [1, width], data: Array.from({ length: width }, (_, i) => Math.cos(i)) },
+        input: {
+          type: "float32",
+          dims: [1, width],
+          data: Array.from({ length: width }, (_, i) => Math.cos(i)),
+        },
       },
     }, timeoutMs);
     assert.equal(response.status, 200, await response.text());
@@ -278,8 +282,14 @@ Deno.test("worker replies - forged status figures, ids and kinds are refused by 
   };
   const good = { id: 3, type: "load", ok: true, status, ms: 1 };
   assert.equal(replyProblem(good, "load"), null);
-  assert.match(replyProblem({ ...good, status: { ...status, gpuBytes: -5e12 } }, "load")!, /gpuBytes/);
-  assert.match(replyProblem({ ...good, status: { ...status, ramBytes: 1.5 } }, "load")!, /ramBytes/);
+  assert.match(
+    replyProblem({ ...good, status: { ...status, gpuBytes: -5e12 } }, "load")!,
+    /gpuBytes/,
+  );
+  assert.match(
+    replyProblem({ ...good, status: { ...status, ramBytes: 1.5 } }, "load")!,
+    /ramBytes/,
+  );
   assert.match(replyProblem(good, "run")!, /type|output/);
   assert.match(
     replyProblem({ ...good, ok: false, error: { code: "pwned", message: "" } }, "load")!,

@@ -27,12 +27,7 @@ import type {
 } from "../core/pipelines/protocol.ts";
 import { transferablesOf, type WorkerError } from "../core/pipelines/protocol.ts";
 import { addonDir } from "./engines/native.ts";
-import {
-  type EngineInfer,
-  PluginFailure,
-  PluginGoneError,
-  PluginProcess,
-} from "./plugin_host.ts";
+import { type EngineInfer, PluginFailure, PluginGoneError, PluginProcess } from "./plugin_host.ts";
 import { replyProblem } from "./reply_check.ts";
 
 // onnxruntime-web's wasm glue, once loaded on the main thread, sets
@@ -433,7 +428,9 @@ export class WorkerClient {
     const pending = typeof id === "number" ? this.#pending.get(id) : undefined;
     if (!pending) {
       return this.#die(
-        `answered request ${JSON.stringify(id)}, which it was not sent or had answered; a worker that forges replies is stopped`,
+        `answered request ${
+          JSON.stringify(id)
+        }, which it was not sent or had answered; a worker that forges replies is stopped`,
       );
     }
     const problem = replyProblem(raw, pending.kind);

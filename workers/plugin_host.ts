@@ -104,8 +104,8 @@ function exitCause(status: Deno.CommandStatus, stderr: string, heapMiB: number):
   if (/out of memory|heap limit/i.test(stderr)) {
     return `ran out of its ${heapMiB} MiB heap (Fatal JavaScript out of memory)`;
   }
-  const lines = stderr.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((l) => l.trim())
-    .filter(Boolean);
+  // NO_COLOR is set: its stderr has no colour codes.
+  const lines = stderr.split("\n").map((l) => l.trim()).filter(Boolean);
   const error = lines.find((l) => l.startsWith("error:")) ?? lines.at(-1);
   const how = status.signal ? `was killed by ${status.signal}` : `exited with code ${status.code}`;
   return error ? `${how}: ${error.slice(0, 400)}` : how;
@@ -301,7 +301,9 @@ export class PluginProcess {
       else current.settle.reject(new PluginFailure(message.message, message.inputError));
       return;
     }
-    if (!current) return this.kill(`asked for a session run (call ${message.call}) outside a request`);
+    if (!current) {
+      return this.kill(`asked for a session run (call ${message.call}) outside a request`);
+    }
     current.infer(message.feeds).then(
       (outputs) => this.#send({ type: "inferred", call: message.call, ok: true, outputs }),
       (error) =>

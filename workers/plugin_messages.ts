@@ -37,7 +37,10 @@ export const wireTensorSchema = z.object({
   data: z.custom<WireTensor["data"]>((v) => ArrayBuffer.isView(v), "a typed array"),
 }).superRefine((t, ctx) => {
   if (!(t.data instanceof TENSOR_ARRAYS[t.type])) {
-    ctx.addIssue({ code: "custom", message: `${t.type} data must be a ${TENSOR_ARRAYS[t.type].name}` });
+    ctx.addIssue({
+      code: "custom",
+      message: `${t.type} data must be a ${TENSOR_ARRAYS[t.type].name}`,
+    });
     return;
   }
   const count = t.dims.reduce((a, b) => a * b, 1);

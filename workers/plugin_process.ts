@@ -31,7 +31,10 @@ let nextCall = 1;
 function infer(feeds: Record<string, WireTensor>): Promise<Record<string, WireTensor>> {
   const call = nextCall++;
   return new Promise((resolve, reject) => {
-    pending.set(call, (reply) => reply.ok ? resolve(reply.outputs) : reject(new Error(reply.message)));
+    pending.set(
+      call,
+      (reply) => reply.ok ? resolve(reply.outputs) : reject(new Error(reply.message)),
+    );
     send({ type: "infer", call, feeds }).catch(reject);
   });
 }

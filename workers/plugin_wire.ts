@@ -130,7 +130,9 @@ export async function* readFrames(
   for await (const chunk of stream) {
     if (end + chunk.length > buffer.length) {
       const needed = end - start + chunk.length;
-      const grown = needed > buffer.length ? new Uint8Array(Math.max(needed, buffer.length * 2)) : buffer;
+      const grown = needed > buffer.length
+        ? new Uint8Array(Math.max(needed, buffer.length * 2))
+        : buffer;
       grown.set(buffer.subarray(start, end));
       buffer = grown;
       end -= start;
@@ -141,7 +143,9 @@ export async function* readFrames(
     while (end - start >= 4) {
       const length = new DataView(buffer.buffer, start, 4).getUint32(0, true);
       if (length + 4 > MAX_FRAME_BYTES) {
-        throw new FrameError(`A frame of ${length} bytes is above the ${MAX_FRAME_BYTES}-byte limit`);
+        throw new FrameError(
+          `A frame of ${length} bytes is above the ${MAX_FRAME_BYTES}-byte limit`,
+        );
       }
       if (end - start < 4 + length) break;
       const body = buffer.subarray(start + 4, start + 4 + length);

@@ -7,11 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import {
-  type RequestKind,
-  TENSOR_TYPES,
-  WORKER_ERROR_CODES,
-} from "../core/pipelines/protocol.ts";
+import { type RequestKind, TENSOR_TYPES, WORKER_ERROR_CODES } from "../core/pipelines/protocol.ts";
 import { wireTensorSchema } from "./plugin_messages.ts";
 
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
