@@ -243,7 +243,7 @@ export class PluginProcess {
   }
 
   #send(message: ToPlugin): void {
-    let frame: Uint8Array;
+    let frame: Uint8Array[];
     try {
       frame = encodeFrame(message);
     } catch (error) {
@@ -255,7 +255,9 @@ export class PluginProcess {
       return;
     }
     // Write failures mean the process is gone; its exit says why.
-    this.#writing = this.#writing.then(() => this.#writer.write(frame)).catch(() => {});
+    this.#writing = this.#writing.then(async () => {
+      for (const part of frame) await this.#writer.write(part);
+    }).catch(() => {});
   }
 
   async #readStderr(): Promise<void> {

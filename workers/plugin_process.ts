@@ -17,7 +17,9 @@ const writer = Deno.stdout.writable.getWriter();
 let writing: Promise<void> = Promise.resolve();
 function send(message: FromPlugin): Promise<void> {
   const frame = encodeFrame(message);
-  writing = writing.then(() => writer.write(frame));
+  writing = writing.then(async () => {
+    for (const part of frame) await writer.write(part);
+  });
   return writing;
 }
 

@@ -1,9 +1,11 @@
 /**
  * The frames between the host and a plugin process, over the child's stdin and stdout:
- * `[u32 frame length][u32 JSON length][JSON][raw bytes of each typed array]`, little
- * endian. Typed arrays (tensors, image bytes) travel as raw bytes, never as JSON numbers;
- * everything else is JSON. Both sides decode what they read as untrusted: a frame that
- * is too large or malformed is a {@link FrameError}.
+ * `[u32 body length]` then the body `[u32 JSON length][JSON][raw bytes of each typed
+ * array]`, little endian, each array starting on an 8-byte boundary of the body. Typed
+ * arrays (tensors, image bytes) travel as raw bytes, never as JSON numbers; everything
+ * else is JSON. A large frame is read into a buffer of its own and its arrays are views
+ * of it (no copy). Both sides decode what they read as untrusted: a frame that is too
+ * large or malformed is a {@link FrameError}.
  * @module
  */
 
@@ -39,8 +41,15 @@ function arrayName(view: ArrayBufferView): ArrayName {
   throw new FrameError(`A ${name} cannot be sent to or from a plugin: use a typed array`);
 }
 
-/** Encodes one message as a frame. */
-export function encodeFrame(message: unknown): Uint8Array {
+/** Bytes after `offset` up to the next 8-byte boundary. */
+const pad = (offset: number) => (8 - (offset % 8)) % 8;
+const ZEROS = new Uint8Array(8);
+
+/** A frame body at least this large is read into a buffer of its own. */
+const OWN_BUFFER_BYTES = 256 * 1024;
+
+/** Encodes one message as a frame: its parts, to be written in order (arrays are not copied). */
+export function encodeFrame(message: unknown): Uint8Array[] {
   const views: ArrayBufferView[] = [];
   const json = JSON.stringify(message, (_key, value) => {
     if (ArrayBuffer.isView(value)) {
@@ -53,26 +62,33 @@ export function encodeFrame(message: unknown): Uint8Array {
   const envelope = new TextEncoder().encode(
     JSON.stringify({ m: json, s: views.map((v) => [arrayName(v), v.byteLength]) }),
   );
-  const bytes = views.reduce((sum, v) => sum + v.byteLength, 0);
-  const total = 8 + envelope.length + bytes;
-  if (total > MAX_FRAME_BYTES) {
-    throw new FrameError(`A message of ${total} bytes is above the ${MAX_FRAME_BYTES}-byte limit`);
-  }
-  const frame = new Uint8Array(total);
-  const header = new DataView(frame.buffer);
-  header.setUint32(0, total - 4, true);
-  header.setUint32(4, envelope.length, true);
-  frame.set(envelope, 8);
-  let offset = 8 + envelope.length;
+  let body = 4 + envelope.length;
+  const parts: Uint8Array[] = [];
+  const head = new Uint8Array(8 + envelope.length);
+  head.set(envelope, 8);
+  parts.push(head);
   for (const view of views) {
-    frame.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength), offset);
-    offset += view.byteLength;
+    if (pad(body)) parts.push(ZEROS.subarray(0, pad(body)));
+    body += pad(body);
+    parts.push(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+    body += view.byteLength;
   }
-  return frame;
+  if (body + 4 > MAX_FRAME_BYTES) {
+    throw new FrameError(
+      `A message of ${body + 4} bytes is above the ${MAX_FRAME_BYTES}-byte limit`,
+    );
+  }
+  const header = new DataView(head.buffer);
+  header.setUint32(0, body, true);
+  header.setUint32(4, envelope.length, true);
+  return parts;
 }
 
-/** Decodes the body of one frame (what follows its length word). */
-export function decodeFrame(body: Uint8Array): unknown {
+/**
+ * Decodes the body of one frame (what follows its length word). With `owned` (the body
+ * is a buffer of its own that nothing reuses) its arrays are views of it; else copies.
+ */
+export function decodeFrame(body: Uint8Array, owned = false): unknown {
   if (body.length < 4) throw new FrameError("A frame shorter than its header");
   const jsonLength = new DataView(body.buffer, body.byteOffset, 4).getUint32(0, true);
   if (4 + jsonLength > body.length) throw new FrameError("A frame's JSON runs past its end");
@@ -88,6 +104,7 @@ export function decodeFrame(body: Uint8Array): unknown {
   const arrays: ArrayBufferView[] = [];
   let offset = 4 + jsonLength;
   for (const entry of envelope.s) {
+    offset += pad(offset);
     const [name, size] = Array.isArray(entry) ? entry : [];
     if (typeof name !== "string" || !Object.hasOwn(ARRAYS, name)) {
       throw new FrameError(`A frame names an unknown array type ${JSON.stringify(name)}`);
@@ -100,8 +117,17 @@ export function decodeFrame(body: Uint8Array): unknown {
     ) {
       throw new FrameError(`A frame's ${name} of ${length} bytes does not fit it`);
     }
-    // A copy: each array owns its buffer, aligned, and can be transferred on.
-    arrays.push(new View(body.slice(offset, offset + length).buffer));
+    const aligned = (body.byteOffset + offset) % View.BYTES_PER_ELEMENT === 0;
+    // A view of an owned body, else a copy (aligned, its own buffer, transferable on).
+    arrays.push(
+      owned && aligned
+        ? new View(
+          body.buffer as ArrayBuffer,
+          body.byteOffset + offset,
+          length / View.BYTES_PER_ELEMENT,
+        )
+        : new View(body.slice(offset, offset + length).buffer),
+    );
     offset += length;
   }
   if (offset !== body.length) throw new FrameError("A frame has bytes its table does not name");
@@ -127,7 +153,19 @@ export async function* readFrames(
   let buffer = new Uint8Array(64 * 1024);
   let start = 0;
   let end = 0;
-  for await (const chunk of stream) {
+  /** A large frame's own buffer while it fills. */
+  let own: { body: Uint8Array; filled: number } | null = null;
+  for await (let chunk of stream) {
+    if (own) {
+      const take = Math.min(chunk.length, own.body.length - own.filled);
+      own.body.set(chunk.subarray(0, take), own.filled);
+      own.filled += take;
+      chunk = chunk.subarray(take);
+      if (own.filled < own.body.length) continue;
+      const body = own.body;
+      own = null;
+      yield decodeFrame(body, true);
+    }
     if (end + chunk.length > buffer.length) {
       const needed = end - start + chunk.length;
       const grown = needed > buffer.length
@@ -147,6 +185,14 @@ export async function* readFrames(
           `A frame of ${length} bytes is above the ${MAX_FRAME_BYTES}-byte limit`,
         );
       }
+      if (length >= OWN_BUFFER_BYTES && end - start < 4 + length) {
+        // Read the rest straight into a buffer of its own.
+        const body = new Uint8Array(length);
+        body.set(buffer.subarray(start + 4, end));
+        own = { body, filled: end - start - 4 };
+        start = end = 0;
+        break;
+      }
       if (end - start < 4 + length) break;
       const body = buffer.subarray(start + 4, start + 4 + length);
       start += 4 + length;
@@ -154,5 +200,5 @@ export async function* readFrames(
     }
     if (start === end) start = end = 0;
   }
-  if (end !== start) throw new FrameError("The stream ended inside a frame");
+  if (end !== start || own) throw new FrameError("The stream ended inside a frame");
 }
