@@ -76,6 +76,8 @@ export async function startService(config: Config): Promise<Service> {
     gpuAvailable: source.kind !== "none",
     cpuEngine,
     meter,
+    // Every worker step (start, load, move, run, unload) has the request's deadline.
+    stepTimeoutMs: config.requestTimeoutMs,
   });
   const host = manager;
   monitor.start();

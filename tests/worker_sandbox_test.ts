@@ -1,9 +1,9 @@
 /**
- * Pipeline workers run with narrowed permissions: a plugin (tests/fixtures/
- * sandbox_probe_plugin.ts) tries the network, the environment, a subprocess, writing and
- * reading outside its grant, native code and system facts from inside a real worker, on
- * each CPU engine, and every attempt must be refused, with nothing reaching the test's
- * listener, its env var, or its files.
+ * Plugins run with narrowed permissions: a plugin (tests/fixtures/sandbox_probe_plugin.ts)
+ * tries the network, the environment, a subprocess, writing and reading outside its
+ * grant, native code, system facts and a remote import from inside its plugin process
+ * beside a real engine worker, on each CPU engine, and every attempt must be refused,
+ * with nothing reaching the test's listener, its env var, or its files.
  */
 import assert from "node:assert/strict";
 import { writeSyntheticModel } from "../core/models/synthetic.ts";
@@ -86,8 +86,13 @@ async function probe(cpuEngine: "wasm" | "native"): Promise<void> {
       .map(([name, a]) => `${name}: ${a.error} ${a.message}`);
     assert.deepEqual(allowed, [], `the ${cpuEngine} worker allowed:\n${allowed.join("\n")}`);
     for (const [name, a] of Object.entries(report)) {
-      // The refusal names the permission, as Deno words it ("Requires net access to …").
-      assert.match(a.message, /Requires \w+ access/, `${name}: ${a.error} ${a.message}`);
+      // The refusal names the permission, as Deno words it ("Requires net access to …"),
+      // or, for a remote import, the flag that forbids every remote module.
+      assert.match(
+        a.message,
+        /Requires \w+ access|--no-remote is specified/,
+        `${name}: ${a.error} ${a.message}`,
+      );
     }
     // The refusals are real: nothing reached the listener, the disk or the env.
     assert.equal(connections, 0, "no connection reached the test's listener");

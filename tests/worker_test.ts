@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-web";
 import { writeSyntheticModel } from "../core/models/synthetic.ts";
-import { WorkerClient, WorkerDiedError } from "../workers/client.ts";
+import { WorkerClient, WorkerDiedError, WorkerTimeoutError } from "../workers/client.ts";
 import { installGpuTracker } from "../workers/gpu_tracker.ts";
 import type {
   OkReply,
@@ -328,6 +328,43 @@ Deno.test("pipeline worker - a worker that crashes rejects its pending run", asy
       );
       assert.match(await client.exited, /crashed on purpose/);
       assert.equal(client.lastStatus.device, "none");
+    } finally {
+      client.terminate();
+    }
+  });
+});
+
+Deno.test("pipeline worker - a step past its deadline ends the worker and its plugin process, rejecting with WorkerTimeoutError", async () => {
+  await withModel(64 * 1024, 4, async ({ spec }) => {
+    const client = await WorkerClient.start(spec({ pluginUrl }), { stepTimeoutMs: 6_000 });
+    const pluginPid = client.pluginPid;
+    assert.ok(pluginPid !== null, "the plugin runs in a process of its own");
+    try {
+      assertOk(await client.load("cpu"), "load");
+      const started = performance.now();
+      await assert.rejects(
+        client.run({ kind: "plugin", payload: { hang: true } }),
+        (error: Error) => {
+          assert.ok(error instanceof WorkerTimeoutError, String(error));
+          assert.match(error.message, /did not finish run within 6000 ms/);
+          return true;
+        },
+      );
+      assert.ok(performance.now() - started < 12_000, "rejected by the deadline");
+      assert.equal(client.alive, false);
+      assert.match(await client.exited, /did not finish run/);
+      // The plugin's process is gone too (a signal 0 to a reaped pid fails).
+      const deadline = performance.now() + 3_000;
+      let gone = false;
+      while (!gone && performance.now() < deadline) {
+        try {
+          Deno.kill(pluginPid, "SIGCONT");
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        } catch {
+          gone = true;
+        }
+      }
+      assert.ok(gone, "the plugin process was ended");
     } finally {
       client.terminate();
     }

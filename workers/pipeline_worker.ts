@@ -1,9 +1,11 @@
 /**
- * One pipeline worker: owns a model's files, an optional plugin and one session: on
+ * One pipeline's engine worker: owns a model's files and one session: on
  * onnxruntime-web's webgpu EP ("gpu"), or on the CPU engine the spec names ("cpu":
  * onnxruntime-node's native CPU EP, or onnxruntime-web's wasm EP as the fallback).
  * Answers every {@link WorkerRequest} with the {@link WorkerReply} of its kind and the
- * same id, one request at a time in arrival order; errors travel as data.
+ * same id, one request at a time in arrival order; errors travel as data. It runs only
+ * Headroom's code: a plugin runs in its own process (workers/plugin_host.ts), and the
+ * host sends its session runs here as tensors.
  *
  * Memory: weights are never held twice for long. The native engine reads the files
  * itself; a web session gets the files' bytes only while it is created. A move releases
@@ -13,8 +15,6 @@
  */
 import type * as OrtModule from "onnxruntime-web";
 import { type GpuTracker, isOutOfMemoryError } from "./gpu_tracker.ts";
-import type { PipelinePlugin } from "./plugin.ts";
-import { PluginInputError } from "./plugin.ts";
 import { feedProblem } from "../core/pipelines/feeds.ts";
 import {
   isTensorType,
@@ -66,7 +66,6 @@ interface Open {
 
 const state = {
   spec: null as PipelineSpec | null,
-  plugin: null as PipelinePlugin | null,
   web: null as WebOrt | null,
   native: null as NativeOrt | null,
   build: "none" as WorkerStatus["build"],
@@ -75,8 +74,8 @@ const state = {
   tracker: null as GpuTracker | null,
   inputs: [] as TensorInfo[],
   outputs: [] as TensorInfo[],
-  /** Tolerance of a parity check deferred to the next offload, or null. */
-  parityPending: null as number | null,
+  /** A parity check deferred to the next offload (its tolerance and probe), or null. */
+  parityPending: null as { tolerance: number; probe?: Array<Record<string, WireTensor>> } | null,
 };
 
 function ramBytes(engine: SessionEngine | "none"): number {
@@ -231,23 +230,12 @@ async function infer(feeds: Record<string, WireTensor>): Promise<Record<string, 
 
 async function run(input: RunInput): Promise<RunOutput> {
   if (input.kind === "tensors") return { kind: "tensors", tensors: await infer(input.tensors) };
-  const plugin = state.plugin;
-  if (!plugin) {
-    throw new WorkerFailure(
-      "bad_input",
-      `Model "${state.spec?.modelId}" has no plugin: send tensors`,
-    );
-  }
-  if (!state.open) throw new WorkerFailure("not_loaded", "No session: send load first");
-  try {
-    return { kind: "plugin", payload: await plugin.process(input.payload, infer) };
-  } catch (error) {
-    // By name too: a plugin that imported plugin.ts by another URL has its own class.
-    if (error instanceof PluginInputError || (error as Error)?.name === "PluginInputError") {
-      throw new WorkerFailure("bad_input", (error as Error).message);
-    }
-    throw error;
-  }
+  throw new WorkerFailure(
+    "bad_input",
+    state.spec?.pluginUrl
+      ? `Model "${state.spec.modelId}": its plugin runs in its own process, not in the engine worker`
+      : `Model "${state.spec?.modelId}" has no plugin: send tensors`,
+  );
 }
 
 // ---- GPU/CPU parity --------------------------------------------------------------------------
@@ -278,37 +266,42 @@ function generatedProbe(): Record<string, WireTensor> {
   return feeds;
 }
 
-/** Runs the probe with `open`, returning every raw output of every session run, in order. */
-async function probeOutputs(open: Open, probe: unknown, isPlugin: boolean): Promise<WireTensor[]> {
+/** Runs each probe input with `open`, returning every raw output of every run, in order. */
+async function probeOutputs(
+  open: Open,
+  probe: Array<Record<string, WireTensor>>,
+): Promise<WireTensor[]> {
   const saved = state.open;
   const seen: WireTensor[] = [];
   state.open = open;
   try {
-    const recording = async (feeds: Record<string, WireTensor>) => {
+    for (const feeds of probe) {
       // Copies: infer may transfer or reuse the callers' buffers.
       const copy: Record<string, WireTensor> = {};
       for (const [name, t] of Object.entries(feeds)) copy[name] = { ...t, data: t.data.slice() };
       const out = await infer(copy);
-      for (const name of Object.keys(out).sort()) {
-        seen.push({ ...out[name], data: out[name].data.slice() });
-      }
-      return out;
-    };
-    if (isPlugin) await state.plugin!.process(structuredClone(probe), recording);
-    else await recording(probe as Record<string, WireTensor>);
+      for (const name of Object.keys(out).sort()) seen.push(out[name]);
+    }
   } finally {
     state.open = saved;
   }
   return seen;
 }
 
-/** Runs one probe on the GPU session and on `cpu`, and compares every output. */
-async function compare(gpuOpen: Open, cpu: Open, tolerance: number): Promise<ParityResult> {
-  const pluginProbe = state.plugin?.probe?.();
-  const isPlugin = pluginProbe !== undefined;
-  const probe = isPlugin ? pluginProbe : generatedProbe();
-  const gpuOut = await probeOutputs(gpuOpen, probe, isPlugin);
-  const cpuOut = await probeOutputs(cpu, probe, isPlugin);
+/**
+ * Runs one probe on the GPU session and on `cpu`, and compares every output: the
+ * plugin's recorded session inputs when given, else one generated from the input shapes.
+ */
+async function compare(
+  gpuOpen: Open,
+  cpu: Open,
+  tolerance: number,
+  pluginProbe: Array<Record<string, WireTensor>> | undefined,
+): Promise<ParityResult> {
+  const isPlugin = pluginProbe !== undefined && pluginProbe.length > 0;
+  const probe = isPlugin ? pluginProbe : [generatedProbe()];
+  const gpuOut = await probeOutputs(gpuOpen, probe);
+  const cpuOut = await probeOutputs(cpu, probe);
   let maxAbsError = 0;
   let elements = 0;
   if (gpuOut.length !== cpuOut.length) maxAbsError = Infinity;
@@ -342,14 +335,17 @@ async function compare(gpuOpen: Open, cpu: Open, tolerance: number): Promise<Par
  * creates no session of its own and runs at the next offload, which creates the CPU
  * session anyway (see {@link offload}).
  */
-async function parity(tolerance: number): Promise<ParityReply> {
+async function parity(
+  tolerance: number,
+  probe: Array<Record<string, WireTensor>> | undefined,
+): Promise<ParityReply> {
   const open = state.open;
   if (state.device !== "gpu" || !open) {
     throw new WorkerFailure("not_loaded", "The parity check needs the session on the GPU");
   }
   const spec = state.spec!;
   if (spec.modelBytes > spec.parityAtLoadMaxBytes) {
-    state.parityPending = tolerance;
+    state.parityPending = { tolerance, probe };
     return {
       parityDeferred:
         `the model's ${spec.modelBytes} bytes are above ${spec.parityAtLoadMaxBytes}: ` +
@@ -358,7 +354,7 @@ async function parity(tolerance: number): Promise<ParityReply> {
   }
   const cpu = await openSession("cpu");
   try {
-    return { parity: await compare(open, cpu, tolerance) };
+    return { parity: await compare(open, cpu, tolerance, probe) };
   } finally {
     await cpu.session.release();
   }
@@ -379,40 +375,6 @@ async function init(spec: PipelineSpec): Promise<void> {
         `Cannot read model file "${path}": ${describe(error)}`,
       );
     }
-  }
-  if (spec.pluginUrl) {
-    let plugin: PipelinePlugin | undefined;
-    try {
-      plugin = (await import(spec.pluginUrl)).default;
-    } catch (error) {
-      throw new WorkerFailure(
-        "load_failed",
-        `Cannot import plugin ${spec.pluginUrl}: ${describe(error)}`,
-      );
-    }
-    if (!plugin || typeof plugin.process !== "function") {
-      throw new WorkerFailure(
-        "load_failed",
-        `Plugin ${spec.pluginUrl} has no default export with a process() method`,
-      );
-    }
-    const assets: Record<string, Uint8Array> = {};
-    for (const [name, path] of Object.entries(spec.assets)) {
-      try {
-        assets[name] = await Deno.readFile(path);
-      } catch (error) {
-        throw new WorkerFailure(
-          "load_failed",
-          `Cannot read asset "${name}" (${path}): ${describe(error)}`,
-        );
-      }
-    }
-    try {
-      await plugin.init?.({ modelId: spec.modelId, assets });
-    } catch (error) {
-      throw new WorkerFailure("load_failed", `Plugin init failed: ${describe(error)}`);
-    }
-    state.plugin = plugin;
   }
   state.spec = spec;
 }
@@ -446,8 +408,8 @@ async function offload(): Promise<Replies["offload"]> {
       `Nothing to offload: the session is on "${state.device}"`,
     );
   }
-  const tolerance = state.parityPending;
-  if (tolerance === null) {
+  const pending = state.parityPending;
+  if (pending === null) {
     await releaseSession();
     checkGpuReleased();
     await createSession("cpu");
@@ -457,7 +419,7 @@ async function offload(): Promise<Replies["offload"]> {
   const cpu = await openSession("cpu");
   let result: ParityResult | undefined;
   try {
-    result = await compare(gpu, cpu, tolerance);
+    result = await compare(gpu, cpu, pending.tolerance, pending.probe);
     state.parityPending = null;
   } catch (error) {
     console.warn(`offload: the deferred parity check failed: ${describe(error)}`);
@@ -492,7 +454,7 @@ const handlers: { [K in RequestKind]: (req: RequestOf<K>) => Promise<Replies[K]>
   rehydrate: async () => (await rehydrate(), {}),
   unload: async () => (await releaseSession(), {}),
   status: () => Promise.resolve({}),
-  parity: (req) => parity(req.tolerance),
+  parity: (req) => parity(req.tolerance, req.probe),
 };
 
 /** Runs one request: its reply's own fields, or a thrown failure. */

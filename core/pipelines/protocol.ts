@@ -129,7 +129,10 @@ export interface PipelineSpec {
   parityAtLoadMaxBytes: number;
 }
 
-/** What the worker runs: raw tensors, or a plugin's own input (an image, audio). */
+/**
+ * What a pipeline runs: raw tensors, or a plugin's own input (an image, audio), which the
+ * host hands to the plugin's process; the engine worker itself only ever runs tensors.
+ */
 export type RunInput =
   | { kind: "tensors"; tensors: Record<string, WireTensor> }
   | { kind: "plugin"; payload: unknown };
@@ -154,8 +157,15 @@ export type WorkerRequest =
    * The GPU/CPU parity check: runs one probe input on the GPU session and on a temporary
    * CPU session, and compares every raw output. Needs the session on the GPU. For a model
    * above `parityAtLoadMaxBytes` it answers `parityDeferred` and runs at the next offload.
+   * `probe`: the session inputs a plugin made of its probe input (recorded by the host),
+   * compared in place of a generated probe.
    */
-  | { id: number; type: "parity"; tolerance: number };
+  | {
+    id: number;
+    type: "parity";
+    tolerance: number;
+    probe?: Array<Record<string, WireTensor>>;
+  };
 
 /** The worker's state, sent with every reply so the main thread never has to ask. */
 export interface WorkerStatus {

@@ -475,9 +475,18 @@ export class Scheduler {
     }
   }
 
-  /** {@link place} as one decision, unless `id` is on the GPU already (an active pipeline is never evicted). */
+  /**
+   * {@link place} as one decision, unless `id` is on the GPU already (an active pipeline is
+   * never evicted) or on the CPU with no GPU to go to.
+   */
   #ensure(id: string, signal?: AbortSignal): Promise<SessionDevice> {
-    if (this.#view(id).placement === "gpu") return Promise.resolve("gpu");
+    const placement = this.#view(id).placement;
+    if (placement === "gpu") return Promise.resolve("gpu");
+    // On the CPU with no GPU to move to: nothing to decide, so nothing to wait for (a load
+    // of another model, which can take long, never holds it).
+    if (placement === "cpu" && this.#device.read("sampled").state === "none") {
+      return Promise.resolve("cpu");
+    }
     return this.#decisions.run(() => this.#place(id, "gpu", "request"), signal);
   }
 

@@ -8,7 +8,7 @@
 import type { WorkerError, WorkerErrorCode } from "../../core/pipelines/protocol.ts";
 import { PipelineError, type PipelineErrorCode } from "../../core/pipelines/errors.ts";
 import { QueueAbortedError } from "../../core/serial_queue.ts";
-import { WorkerDiedError } from "../client.ts";
+import { WorkerDiedError, WorkerTimeoutError } from "../client.ts";
 
 /** What the worker was asked when it answered with an error. */
 export type WorkerStage = "run" | "move";
@@ -53,13 +53,20 @@ export function fromWorkerError(
 }
 
 /**
- * What a request that threw becomes: a dead worker is worker_died (503); an input the
+ * What a request that threw becomes: a worker step past its deadline is timeout (504, the
+ * worker was replaced); a dead worker is worker_died (503); an input the
  * structured clone cannot carry (nested thousands deep, say) is the caller's bad_input,
  * as the worker never saw it. Pipeline errors and dropped queue entries pass as they are;
  * anything else is returned unchanged.
  */
 export function fromThrown(error: unknown, modelId: string): unknown {
   if (error instanceof PipelineError || error instanceof QueueAbortedError) return error;
+  if (error instanceof WorkerTimeoutError) {
+    return new PipelineError(
+      "timeout",
+      `${error.message}. The request was not completed.`,
+    );
+  }
   if (error instanceof WorkerDiedError) {
     return new PipelineError(
       "worker_died",

@@ -40,6 +40,10 @@ export interface LifecycleOptions {
   cpuEngine?: CpuEngineReport;
   /** The parity rule's size line (default {@link PARITY_AT_LOAD_MAX_BYTES}). */
   parityAtLoadMaxBytes?: number;
+  /** The deadline of each worker step (start, init, load, move, run, unload), in ms. */
+  stepTimeoutMs?: number;
+  /** Heap cap of each plugin process, in MiB. */
+  pluginHeapMiB?: number;
 }
 
 /** Starts pipelines' workers and notices when one dies. */
@@ -125,7 +129,11 @@ export class WorkerLifecycle {
         assets: model.assets,
         numThreads: this.#options.numThreads ?? 1,
         parityAtLoadMaxBytes: this.#options.parityAtLoadMaxBytes ?? PARITY_AT_LOAD_MAX_BYTES,
-      }, { sandbox: this.#options.sandbox ?? true });
+      }, {
+        sandbox: this.#options.sandbox ?? true,
+        stepTimeoutMs: this.#options.stepTimeoutMs,
+        pluginHeapMiB: this.#options.pluginHeapMiB,
+      });
     } catch (error) {
       throw fromStartFailure(error, model.id);
     }
