@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseBytes, parseDurationMs } from "./units.ts";
+import { isLoopback } from "./loopback.ts";
 
 /** How Headroom looks for a GPU: `auto` tries NVML, CUDA, then a hardware WebGPU adapter. */
 export type GpuMode = "auto" | "nvidia" | "webgpu" | "software" | "cpu";
@@ -484,7 +485,5 @@ export function headroomProblem(
     `--vram-budget.`;
 }
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
-}
+/** True for addresses only this machine can reach (the one rule is core/loopback.ts). */
+export { isLoopback };
