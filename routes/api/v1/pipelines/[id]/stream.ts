@@ -15,6 +15,14 @@ import { PipelineError } from "../../../../../core/pipelines/errors.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
 export const MAX_CHUNK_SAMPLES = 160_000;
+/** Largest text chunk, in characters (MAX_CHUNK_SAMPLES numbers as JSON, with room). */
+export const MAX_TEXT_CHUNK_CHARS = MAX_CHUNK_SAMPLES * 24;
+/**
+ * Chunks one socket may have waiting for the pipeline: a client that sends faster than
+ * it reads past this is closed (1008, with the reason) instead of growing the queue; on
+ * main a flood of 977 MiB grew the process by 845 MiB and ran for 90 s after the client left.
+ */
+export const MAX_QUEUED_CHUNKS = 8;
 
 /** Inference over a WebSocket: needs the token with HEADROOM_TOKEN_FOR_INFER. */
 export const config: RouteConfig = {
@@ -38,6 +46,8 @@ export const handler: Handlers = {
     let state: unknown = undefined;
     let chunk = 0;
     let chain: Promise<void> = Promise.resolve();
+    let queued = 0; // chunks received and not yet answered
+    let open = true; // false once the client left or was closed: queued chunks are dropped
     const loop = new ChunkLoop<unknown, { output: unknown; device: string }>({
       process: async (payload) => {
         const result = await scheduler.run(id, { kind: "plugin", payload }, { trigger: "stream" });
@@ -64,13 +74,25 @@ export const handler: Handlers = {
         else shutdown.addEventListener("abort", stopOnShutdown, { once: true });
       },
       onClose: () => {
+        open = false;
         if (stopOnShutdown) shutdown.removeEventListener("abort", stopOnShutdown);
         scheduler.markIdle(id);
         release();
       },
       onMessage: (event, ws) => {
-        // One chunk at a time, in order: each depends on the state the last one left.
-        chain = chain.then(async () => {
+        if (!open) return;
+        if (queued >= MAX_QUEUED_CHUNKS) {
+          open = false;
+          ws.close(1008, `over ${MAX_QUEUED_CHUNKS} chunks queued: read each answer first`);
+          return;
+        }
+        if (typeof event.data === "string" && event.data.length > MAX_TEXT_CHUNK_CHARS) {
+          open = false;
+          ws.close(1009, `a text chunk holds at most ${MAX_TEXT_CHUNK_CHARS} characters`);
+          return;
+        }
+        queued++;
+        const handleChunk = async () => {
           let samples: Float32Array | number[] | null = null;
           let end = false;
           if (event.data instanceof ArrayBuffer || event.data instanceof Blob) {
@@ -130,7 +152,9 @@ export const handler: Handlers = {
             ws.send(JSON.stringify({ error: { code, message: (error as Error).message } }));
             if (code === "oom" || code === "worker_died") ws.close(1011, code);
           }
-        });
+        };
+        // One chunk at a time, in order: each depends on the state the last one left.
+        chain = chain.then(() => open ? handleChunk() : undefined).finally(() => queued--);
       },
     }));
     // Not a WebSocket handshake (no Upgrade header, or no Sec-WebSocket-Key): a JSON
