@@ -13,6 +13,7 @@ import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
+import { storageNotice } from "./http/storage_notice.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -26,6 +27,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
   app.use("*", crossSiteGuard(config.host, config.allowedHosts, config.corsOrigins));
+  app.use("*", storageNotice(services.store)); // a full disk is said on every answer
   if (config.corsOrigins.length > 0) {
     const allowListed = cors({
       origin: config.corsOrigins,
