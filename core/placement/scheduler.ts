@@ -239,7 +239,7 @@ export class Scheduler {
    */
   switchTo(
     id: string | string[],
-    options: { trigger?: string; signal?: AbortSignal } = {},
+    options: { trigger?: string; signal?: AbortSignal; force?: boolean } = {},
   ): Promise<SwitchResult> {
     const ids = Array.isArray(id) ? id : [id];
     for (const one of ids) this.#p.records.get(one);
@@ -247,12 +247,19 @@ export class Scheduler {
       trigger: options.trigger ?? "api",
       auto: false,
       signal: options.signal,
+      force: options.force,
     });
   }
 
   #switch(
     ids: string[],
-    options: { trigger: string; auto: boolean; signal?: AbortSignal; claim?: () => void },
+    options: {
+      trigger: string;
+      auto: boolean;
+      signal?: AbortSignal;
+      claim?: () => void;
+      force?: boolean;
+    },
   ): Promise<SwitchResult> {
     const label = `${options.auto ? "auto-switch" : "switch"} to ${ids.join(", ")}`;
     return this.#p.gate.run(label, () => switchLocked(this.#sectionOps(), ids, options), {
@@ -288,6 +295,7 @@ export class Scheduler {
       host: this.#o.host,
       view: (id) => records.view(id),
       holds: (id) => records.get(id).holds,
+      pinned: (id) => records.get(id).pinned,
       cpuReason: (id) => records.get(id).cpuReason,
       defaultDevice: this.defaultDevice,
       onInsufficientVram: this.#o.onInsufficientVram,

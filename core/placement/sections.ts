@@ -21,6 +21,8 @@ export interface SectionOps {
   view(id: string): HostView;
   /** Open streams on `id`. */
   holds(id: string): number;
+  /** Whether `id` is pinned (a switch unloads it only with `force`). */
+  pinned(id: string): boolean;
   /** Why `id` is on the CPU, or null. */
   cpuReason(id: string): string | null;
   defaultDevice: SessionDevice;
@@ -50,7 +52,7 @@ export interface SectionOps {
 export async function switchLocked(
   ops: SectionOps,
   ids: string[],
-  options: { trigger: string; auto: boolean },
+  options: { trigger: string; auto: boolean; force?: boolean },
 ): Promise<SwitchResult> {
   const kind = options.auto ? "auto-switch" : "switch";
   const targets = new Set(ids);
@@ -76,6 +78,21 @@ export async function switchLocked(
       already_loaded: true,
       reason: report.placement === "cpu" ? ops.cpuReason(first) : null,
     };
+  }
+  // Pinned models are unloaded only on an explicit switch with `force`: an auto-switch (a
+  // request in exclusive mode, maybe without the token) never unloads one.
+  const pinned = others.filter((id) => ops.pinned(id));
+  if (pinned.length > 0 && !options.force) {
+    const names = `${pinned.join(", ")} ${pinned.length === 1 ? "is" : "are"} pinned`;
+    throw new PipelineError(
+      "busy",
+      options.auto
+        ? `Cannot switch to ${ids.join(", ")} for this request: ${names} and a request ` +
+          `never unloads a pinned model; unpin it, or switch with POST /v1/models/switch ` +
+          `{"model": "${first}", "force": true}`
+        : `Switching to ${ids.join(", ")} would unload ${names}; send "force": true to ` +
+          `unload ${pinned.length === 1 ? "it" : "them"}, or unpin first`,
+    );
   }
   const held = others.filter((id) => ops.holds(id) > 0);
   if (held.length > 0) {

@@ -4,8 +4,9 @@
  * "ram_mb", "rss_mb", "engine", …}` with VRAM measured as device used after − baseline
  * before and RAM as what the session holds (never negative; the process RSS apart).
  * Unloads nothing when it cannot fit (reject mode: 507); puts the previous models back when
- * the load fails; answers at once when it is loaded alone already. Mutating: needs the
- * token when one is set.
+ * the load fails; answers at once when it is loaded alone already. A switch that would
+ * unload a pinned model is refused (409, naming it) unless the body says `"force": true`.
+ * Mutating: needs the token when one is set.
  */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "../../../server/http/context.ts";
@@ -13,7 +14,11 @@ import { parseJsonBody } from "../../../server/http/validate.ts";
 import type { SwitchResult } from "../../../core/placement/measurements.ts";
 
 /** The request body. */
-export const bodySchema = z.object({ model: z.string().min(1, "must name a model id") }).strict();
+export const bodySchema = z.object({
+  model: z.string().min(1, "must name a model id"),
+  /** Unload pinned models too (without it, a switch that would is refused, naming them). */
+  force: z.boolean().optional(),
+}).strict();
 
 /** Mutating; answers the measured figures. */
 export const config: RouteConfig = {
@@ -43,9 +48,9 @@ export const config: RouteConfig = {
 /** Switches and answers the measured figures. */
 export const handler: Handlers = {
   POST: async (c) => {
-    const { model } = await parseJsonBody(c, bodySchema);
+    const { model, force } = await parseJsonBody(c, bodySchema);
     const { scheduler } = c.var.services;
     scheduler.model(model); // 404 before anything moves
-    return c.json(await scheduler.switchTo(model, { trigger: "switch" }));
+    return c.json(await scheduler.switchTo(model, { trigger: "switch", force }));
   },
 };

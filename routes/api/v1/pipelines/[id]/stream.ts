@@ -18,11 +18,14 @@ export const MAX_CHUNK_SAMPLES = 160_000;
 /** Largest text chunk, in characters (MAX_CHUNK_SAMPLES numbers as JSON, with room). */
 export const MAX_TEXT_CHUNK_CHARS = MAX_CHUNK_SAMPLES * 24;
 /**
- * Chunks one socket may have waiting for the pipeline: a client that sends faster than
- * it reads past this is closed (1008, with the reason) instead of growing the queue; on
- * main a flood of 977 MiB grew the process by 845 MiB and ran for 90 s after the client left.
+ * Chunks, and bytes, one socket may have waiting for the pipeline: a client that sends
+ * faster than the pipeline answers past either is closed (1008, with the reason) instead
+ * of growing the queue; on main a flood of 977 MiB grew the process by 845 MiB and ran
+ * for 90 s after the client left. A whole recording sent at once in small chunks fits.
  */
-export const MAX_QUEUED_CHUNKS = 8;
+export const MAX_QUEUED_CHUNKS = 256;
+/** See {@link MAX_QUEUED_CHUNKS}: 16 MiB is 4 minutes of 16 kHz float32 audio. */
+export const MAX_QUEUED_BYTES = 16 * 2 ** 20;
 
 /** Inference over a WebSocket: needs the token with HEADROOM_TOKEN_FOR_INFER. */
 export const config: RouteConfig = {
@@ -47,6 +50,7 @@ export const handler: Handlers = {
     let chunk = 0;
     let chain: Promise<void> = Promise.resolve();
     let queued = 0; // chunks received and not yet answered
+    let queuedBytes = 0; // and their size
     let open = true; // false once the client left or was closed: queued chunks are dropped
     const loop = new ChunkLoop<unknown, { output: unknown; device: string }>({
       process: async (payload) => {
@@ -81,9 +85,17 @@ export const handler: Handlers = {
       },
       onMessage: (event, ws) => {
         if (!open) return;
-        if (queued >= MAX_QUEUED_CHUNKS) {
+        const size = typeof event.data === "string"
+          ? event.data.length
+          : event.data instanceof Blob
+          ? event.data.size
+          : (event.data as ArrayBuffer).byteLength;
+        if (queued >= MAX_QUEUED_CHUNKS || queuedBytes + size > MAX_QUEUED_BYTES) {
           open = false;
-          ws.close(1008, `over ${MAX_QUEUED_CHUNKS} chunks queued: read each answer first`);
+          ws.close(
+            1008,
+            `over ${MAX_QUEUED_CHUNKS} chunks or ${MAX_QUEUED_BYTES} bytes queued: send slower`,
+          );
           return;
         }
         if (typeof event.data === "string" && event.data.length > MAX_TEXT_CHUNK_CHARS) {
@@ -92,6 +104,7 @@ export const handler: Handlers = {
           return;
         }
         queued++;
+        queuedBytes += size;
         const handleChunk = async () => {
           let samples: Float32Array | number[] | null = null;
           let end = false;
@@ -154,7 +167,10 @@ export const handler: Handlers = {
           }
         };
         // One chunk at a time, in order: each depends on the state the last one left.
-        chain = chain.then(() => open ? handleChunk() : undefined).finally(() => queued--);
+        chain = chain.then(() => open ? handleChunk() : undefined).finally(() => {
+          queued--;
+          queuedBytes -= size;
+        });
       },
     }));
     // Not a WebSocket handshake (no Upgrade header, or no Sec-WebSocket-Key): a JSON
