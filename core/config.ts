@@ -36,6 +36,15 @@ export interface Config {
   allowedHosts: string[];
   /** Most SSE and WebSocket connections open at once (503 past it). */
   maxStreams: number;
+  /**
+   * Most TCP connections open at once (new ones get a 503 and are closed past it); null =
+   * derived from the descriptor limit (a third of it, less a reserve: each takes three).
+   */
+  maxConnections: number | null;
+  /** How long a connection may take to send its first request's headers before it is closed. */
+  headerTimeoutMs: number;
+  /** How long a connection may stay silent both ways (keep-alive idle, a stalled body) before it is closed. */
+  idleTimeoutMs: number;
   /** Most requests waiting or running on one pipeline (429 with Retry-After past it). */
   queueLimit: number;
   dataDir: string;
@@ -104,6 +113,9 @@ const SETTINGS = {
   allowedHosts: { flag: "allowed-hosts", env: "HEADROOM_ALLOWED_HOSTS" },
   nodeName: { flag: "node-name", env: "HEADROOM_NODE_NAME" },
   maxStreams: { flag: "max-streams", env: "HEADROOM_MAX_STREAMS" },
+  maxConnections: { flag: "max-connections", env: "HEADROOM_MAX_CONNECTIONS" },
+  headerTimeout: { flag: "header-timeout", env: "HEADROOM_HEADER_TIMEOUT" },
+  idleTimeout: { flag: "idle-timeout", env: "HEADROOM_IDLE_TIMEOUT" },
   queueLimit: { flag: "queue-limit", env: "HEADROOM_QUEUE_LIMIT" },
   mode: { flag: "mode", env: "HEADROOM_MODE" },
   keepAlive: { flag: "keep-alive", env: "HEADROOM_KEEP_ALIVE" },
@@ -237,6 +249,9 @@ const schema = z.object({
   }).optional(),
   nodeName: nonEmpty.optional(),
   maxStreams: count(1, 100_000).prefault("64"),
+  maxConnections: count(1, 1_000_000).optional(),
+  headerTimeout: duration(100, 3_600_000).prefault("10s"),
+  idleTimeout: duration(100, 86_400_000).prefault("60s"),
   queueLimit: count(1, 100_000).prefault("32"),
   mode: z.enum(["shared", "exclusive"], { error: "expected shared or exclusive" }).default(
     "shared",
@@ -278,6 +293,9 @@ Flags (each also read from its environment variable; a flag wins):
   --allowed-hosts LIST           HEADROOM_ALLOWED_HOSTS names accepted in Host besides loopback ones
                                                         while bound to loopback (none)
   --max-streams N                HEADROOM_MAX_STREAMS   SSE + WebSocket connections at once (64)
+  --max-connections N            HEADROOM_MAX_CONNECTIONS  TCP connections at once (from the fd limit)
+  --header-timeout D             HEADROOM_HEADER_TIMEOUT  first request's headers must arrive in (10s)
+  --idle-timeout D               HEADROOM_IDLE_TIMEOUT  a connection silent both ways is closed (60s)
   --queue-limit N                HEADROOM_QUEUE_LIMIT   requests queued per pipeline before 429 (32)
   --data-dir DIR                 HEADROOM_DATA_DIR      where KV and generated models live (data)
   --kv PATH|URL                  HEADROOM_KV            Deno KV for profiles and events (DATA_DIR/headroom.kv)
@@ -391,6 +409,9 @@ export function parseConfig(
     corsOrigins: value.corsOrigins ?? [],
     allowedHosts: value.allowedHosts ?? [],
     maxStreams: value.maxStreams,
+    maxConnections: value.maxConnections ?? null,
+    headerTimeoutMs: value.headerTimeout,
+    idleTimeoutMs: value.idleTimeout,
     queueLimit: value.queueLimit,
     dataDir: value.dataDir,
     kv: value.kv ?? null,
