@@ -6,7 +6,6 @@
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { routes } from "../routes/_manifest.ts";
 import { needsToken, requireToken } from "./http/auth.ts";
@@ -14,6 +13,7 @@ import type { AppEnv, Services } from "./http/context.ts";
 import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { storageNotice } from "./http/storage_notice.ts";
+import { streamingBodyLimit } from "./http/body_limit.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
 const ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -45,16 +45,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   for (const [path, handlers, options] of routes) {
     const methods = Object.keys(handlers);
     const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-    const limitBody = bodyLimit({
-      maxSize: limit,
-      onError: () => {
-        throw new HttpError(
-          413,
-          "too_large",
-          `The request body is over this endpoint's ${limit}-byte limit`,
-        );
-      },
-    });
+    const limitBody = streamingBodyLimit(limit);
     const contentType = contentTypeGuard(options.image ? IMAGE_TYPES : JSON_TYPES);
     for (const [method, handle] of Object.entries(handlers)) {
       // Only what a request needs: the token where the rules ask for it, a body limit

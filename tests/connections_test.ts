@@ -21,7 +21,9 @@ function hasPrlimit(): boolean {
 async function readWithin(conn: Deno.Conn, ms: number): Promise<string> {
   const buffer = new Uint8Array(1024);
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"silent">((resolve) => timer = setTimeout(() => resolve("silent"), ms));
+  const timeout = new Promise<"silent">((resolve) =>
+    timer = setTimeout(() => resolve("silent"), ms)
+  );
   try {
     const n = await Promise.race([conn.read(buffer), timeout]);
     if (n === "silent") return n;
@@ -34,13 +36,17 @@ async function readWithin(conn: Deno.Conn, ms: number): Promise<string> {
 }
 
 Deno.test({
-  name: "connections - slow-header and idle connections past a 256-fd limit: capped, closed, the service answers",
+  name:
+    "connections - slow-header and idle connections past a 256-fd limit: capped, closed, the service answers",
   ignore: Deno.build.os !== "linux" || !hasPrlimit(),
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "headroom-conns-" });
     const deno = Deno.execPath();
     await using server = await startServerProcess({
-      args: ["eval", "--quiet", `
+      args: [
+        "eval",
+        "--quiet",
+        `
         const child = new Deno.Command("prlimit", {
           args: ["--nofile=256:256", ${JSON.stringify(deno)}, "run", "-A", ${JSON.stringify(MAIN)},
             "--gpu", "cpu", "--port", "0", "--data-dir", ${JSON.stringify(dir)},
@@ -48,7 +54,8 @@ Deno.test({
           stdout: "inherit", stderr: "inherit",
         }).spawn();
         Deno.addSignalListener("SIGTERM", () => child.kill("SIGTERM"));
-        Deno.exit((await child.status).code);`],
+        Deno.exit((await child.status).code);`,
+      ],
       timeoutMs: 60_000,
     });
     const { hostname, port } = new URL(server.url);
@@ -57,7 +64,9 @@ Deno.test({
       for (let i = 0; i < 300; i++) {
         const conn = await Deno.connect({ hostname, port: Number(port) });
         // Half send a request line and one header, never the blank line; half send nothing.
-        if (i % 2 === 0) await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n"));
+        if (i % 2 === 0) {
+          await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n"));
+        }
         conns.push(conn);
       }
       const answers = await Promise.all(conns.slice(-20).map((c) => readWithin(c, 1000)));

@@ -6,7 +6,12 @@
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "../../../../../server/http/context.ts";
 import { HttpError } from "../../../../../server/http/errors.ts";
-import { jsonTensorSchema, jsonToWire, wireToJson } from "../../../../../server/http/tensors.ts";
+import {
+  jsonTensorSchema,
+  jsonToWire,
+  MAX_TENSOR_ELEMENTS,
+  wireToJson,
+} from "../../../../../server/http/tensors.ts";
 import { parseJsonBody } from "../../../../../server/http/validate.ts";
 import type { RunInput } from "../../../../../core/pipelines/protocol.ts";
 
@@ -46,7 +51,8 @@ export const handler: Handlers = {
     const id = c.req.param("id")!;
     const { scheduler } = c.var.services;
     const model = scheduler.model(id); // 404 before reading a large body
-    const body = await parseJsonBody(c, bodySchema);
+    // More values than the tensors may hold in all is refused while the body streams in.
+    const body = await parseJsonBody(c, bodySchema, { maxElements: MAX_TENSOR_ELEMENTS + 1024 });
     let input: RunInput;
     if (body.inputs) {
       if (Object.keys(body.inputs).length === 0) {
