@@ -10,7 +10,7 @@ import { cors } from "hono/cors";
 import { routes } from "../routes/_manifest.ts";
 import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Services } from "./http/context.ts";
-import { errorResponse, handleError, handleNotFound, HttpError } from "./http/errors.ts";
+import { errorResponse, handleError, handleNotFound } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { storageNotice } from "./http/storage_notice.ts";
 import { streamingBodyLimit } from "./http/body_limit.ts";
