@@ -35,12 +35,29 @@ export interface GuardedServer {
 
 /** Descriptors each guarded connection holds: the client's, ours to the inner server, its accept. */
 export const DESCRIPTORS_PER_CONNECTION = 3;
-/** Descriptors kept free for models, KV, workers and the inner server. */
+/** Descriptors kept free beyond those open at start, for models, workers and refusals. */
 export const DESCRIPTOR_RESERVE = 64;
+/** Refusals (503 being written) at once; past it a connection over the cap is closed unanswered. */
+const MAX_REFUSALS_IN_FLIGHT = 8;
 
-/** The connection cap for a descriptor limit: what fits beside the reserve, at least 8. */
-export function connectionCapFor(fileLimit: number): number {
-  return Math.max(8, Math.floor((fileLimit - DESCRIPTOR_RESERVE) / DESCRIPTORS_PER_CONNECTION));
+/** Descriptors this process holds now (Linux: /proc/self/fd), or 64 where unknown. */
+export function openDescriptors(): number {
+  try {
+    let n = 0;
+    for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+    return n;
+  } catch {
+    return 64;
+  }
+}
+
+/**
+ * The connection cap for a descriptor limit: what fits beside the descriptors open now
+ * and the reserve, at least 8.
+ */
+export function connectionCapFor(fileLimit: number, openNow = openDescriptors()): number {
+  const free = fileLimit - openNow - DESCRIPTOR_RESERVE - MAX_REFUSALS_IN_FLIGHT;
+  return Math.max(8, Math.floor(free / DESCRIPTORS_PER_CONNECTION));
 }
 
 const REFUSAL_BODY = '{"error":{"code":"too_many_connections","message":"The server holds ' +
@@ -62,6 +79,7 @@ export async function serveGuarded(
   const { maxConnections, headerTimeoutMs, idleTimeoutMs } = options.limits;
   const live = new Map<Deno.Conn, Promise<void>>();
   let refused = 0;
+  let refusing = 0;
   let stopping = false;
 
   const accepting = (async () => {
@@ -76,7 +94,15 @@ export async function serveGuarded(
       }
       if (live.size >= maxConnections) {
         refused++;
-        conn.write(REFUSAL).catch(() => {}).finally(() => closeQuietly(conn));
+        if (refusing >= MAX_REFUSALS_IN_FLIGHT) {
+          closeQuietly(conn); // a flood: no descriptor is held for an answer
+          continue;
+        }
+        refusing++;
+        conn.write(REFUSAL).catch(() => {}).finally(() => {
+          refusing--;
+          closeQuietly(conn);
+        });
         continue;
       }
       live.set(
