@@ -8,6 +8,8 @@
  */
 import { isLoopback } from "./core/config.ts";
 import { config, service } from "./serve.ts";
+import { raiseFileLimit } from "./ffi/libc.ts";
+import { connectionCapFor, type GuardedServer, serveGuarded } from "./server/connection_guard.ts";
 
 /** How long in-flight requests may run after SIGINT/SIGTERM before the service stops anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -20,21 +22,34 @@ if (!isLoopback(config.host) && !config.token) {
 }
 const { monitor } = service.services;
 
-let server: Deno.HttpServer<Deno.NetAddr>;
+// Connections are bounded below the descriptor limit (raised to the hard limit first):
+// Deno.serve alone has no header or idle timeout and exited on EMFILE (server/connection_guard.ts).
+const fileLimit = raiseFileLimit();
+const maxConnections = config.maxConnections ?? connectionCapFor(fileLimit?.soft ?? 1024);
+let server: GuardedServer;
 try {
-  server = Deno.serve({
+  server = await serveGuarded({
     hostname: config.host,
     port: config.port,
-    onListen: ({ hostname, port }) => {
-      console.log(
-        `Headroom: VRAM source ${monitor.sourceKind}` +
-          (monitor.reason ? ` (${monitor.reason})` : ""),
-      );
-      const engine = service.services.cpuEngine;
-      if (engine) console.log(`Headroom: CPU engine ${engine.engine} (${engine.reason})`);
-      console.log(`Headroom listening on http://${hostname}:${port}`);
+    limits: {
+      maxConnections,
+      headerTimeoutMs: config.headerTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
     },
   }, service.app.fetch);
+  const { hostname, port } = server.addr;
+  console.log(
+    `Headroom: VRAM source ${monitor.sourceKind}` +
+      (monitor.reason ? ` (${monitor.reason})` : ""),
+  );
+  const engine = service.services.cpuEngine;
+  if (engine) console.log(`Headroom: CPU engine ${engine.engine} (${engine.reason})`);
+  console.log(
+    `Headroom: at most ${maxConnections} connections (descriptor limit ${
+      fileLimit?.soft ?? "unknown"
+    })`,
+  );
+  console.log(`Headroom listening on http://${hostname}:${port}`);
 } catch (error) {
   await service.close();
   if (error instanceof Deno.errors.AddrInUse) {

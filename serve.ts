@@ -10,6 +10,7 @@ import { type Config, CONFIG_HELP, ConfigError, parseConfig } from "./core/confi
 import { type Service, startService } from "./server/service.ts";
 import { CatalogError } from "./core/models/catalog.ts";
 import { CpuEngineError } from "./workers/engines/choose.ts";
+import { StorageError } from "./core/store/errors.ts";
 
 function readConfig(): Config {
   try {
@@ -34,9 +35,10 @@ export const config: Config = readConfig();
 /** The started service (monitor, pipelines, app). */
 export const service: Service = await startService(config).catch((error) => {
   // A bad models file, a headroom at or above the budget, a `native` CPU engine that
-  // cannot load: one message, exit 2, like a bad flag.
+  // cannot load, a corrupt or locked KV file: one message, exit 2, like a bad flag.
   if (
-    error instanceof CatalogError || error instanceof ConfigError || error instanceof CpuEngineError
+    error instanceof CatalogError || error instanceof ConfigError ||
+    error instanceof CpuEngineError || error instanceof StorageError
   ) {
     console.error(error.message);
     Deno.exit(2);

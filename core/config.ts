@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseBytes, parseDurationMs } from "./units.ts";
+import { isLoopback } from "./loopback.ts";
 
 /** A VRAM budget: a byte count, or a share of each device's total. */
 export type VramBudget = { kind: "bytes"; bytes: number } | { kind: "percent"; percent: number };
@@ -227,6 +228,33 @@ export const SETTINGS = {
     default: "64",
     schema: count(1, 100_000),
     help: "most SSE and WebSocket connections open at once (503 past it)",
+  }),
+  maxConnections: setting({
+    flag: "max-connections",
+    env: "HEADROOM_MAX_CONNECTIONS",
+    arg: "N",
+    default: null,
+    shownDefault: "from the descriptor limit",
+    schema: count(1, 1_000_000),
+    help: "most TCP connections open at once (a 503 and close past it); unset, a third of the " +
+      "descriptor limit less a reserve (each connection takes three)",
+  }),
+  headerTimeoutMs: setting({
+    flag: "header-timeout",
+    env: "HEADROOM_HEADER_TIMEOUT",
+    arg: "DURATION",
+    default: "10s",
+    schema: duration(100, 3_600_000),
+    help: "how long a connection may take to send its first request's headers before it is closed",
+  }),
+  idleTimeoutMs: setting({
+    flag: "idle-timeout",
+    env: "HEADROOM_IDLE_TIMEOUT",
+    arg: "DURATION",
+    default: "60s",
+    schema: duration(100, 86_400_000),
+    help: "how long a connection may stay silent both ways (keep-alive idle, a stalled body) " +
+      "before it is closed",
   }),
   queueLimit: setting({
     flag: "queue-limit",
@@ -595,7 +623,5 @@ export function headroomProblem(
     `--vram-budget.`;
 }
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.");
-}
+/** True for addresses only this machine can reach (the one rule is core/loopback.ts). */
+export { isLoopback };

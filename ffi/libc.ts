@@ -10,7 +10,20 @@
 const symbols = {
   /** int malloc_trim(size_t pad) */
   malloc_trim: { parameters: ["usize" /* size_t pad */], result: "i32", nonblocking: true },
+  /** int getrlimit(int resource, struct rlimit *rlim) */
+  getrlimit: {
+    parameters: ["i32", /* int resource */ "buffer" /* struct rlimit* */],
+    result: "i32",
+  },
+  /** int setrlimit(int resource, const struct rlimit *rlim) */
+  setrlimit: {
+    parameters: ["i32", /* int resource */ "buffer" /* const struct rlimit* */],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** RLIMIT_NOFILE on Linux: the open-descriptor limit. */
+const RLIMIT_NOFILE = 7;
 
 const opened = new Map<string, Deno.DynamicLibrary<typeof symbols> | null>();
 
@@ -49,4 +62,31 @@ export async function trimHeap(path: string | null = libcPath()): Promise<boolea
   const libc = path ? open(path) : null;
   if (!libc) return false;
   return (await libc.symbols.malloc_trim(0n)) === 1;
+}
+
+/** The descriptor limit: `soft` is what applies, `hard` the most it may be raised to. */
+export interface FileLimit {
+  soft: number;
+  hard: number;
+}
+
+/**
+ * Raises the soft open-descriptor limit (RLIMIT_NOFILE) to the hard one, where allowed,
+ * and answers the limit that applies after; null without glibc or FFI permission. Why: each
+ * connection costs descriptors, and an accept that fails with EMFILE must not be the first
+ * sign. `struct rlimit` is two `rlim_t` (unsigned long): soft, then hard.
+ */
+export function raiseFileLimit(path: string | null = libcPath()): FileLimit | null {
+  const libc = path ? open(path) : null;
+  if (!libc) return null;
+  const limit = new BigUint64Array(2);
+  if (libc.symbols.getrlimit(RLIMIT_NOFILE, limit) !== 0) return null;
+  if (limit[0] < limit[1]) {
+    const raised = BigUint64Array.of(limit[1], limit[1]);
+    if (libc.symbols.setrlimit(RLIMIT_NOFILE, raised) === 0) limit[0] = limit[1];
+  }
+  const cap = (
+    v: bigint,
+  ) => (v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v));
+  return { soft: cap(limit[0]), hard: cap(limit[1]) };
 }

@@ -1,11 +1,12 @@
 /**
  * Image helpers shared by the OCR plugins: decode PNG/JPEG bytes to packed RGB (the
- * type sniffed from magic bytes, the size checked from the header before any pixel is
- * decoded), bilinear resize, crop of an axis-aligned or rotated box, and conversion to
+ * type sniffed from magic bytes, the header checked and the size held to the pixel limit
+ * before any pixel is decoded, a PNG's data inflated with its output capped by that size), bilinear resize, crop of an axis-aligned or rotated box, and conversion to
  * a normalized NCHW tensor in the BGR channel order PaddleOCR was trained with.
  * @module
  */
 import { Buffer } from "node:buffer";
+import zlib from "node:zlib";
 import jpeg from "jpeg-js";
 import pngjs from "pngjs";
 import { PluginInputError } from "../workers/plugin.ts";
@@ -63,35 +64,165 @@ function describeBytes(bytes: Uint8Array): string {
   return `${bytes.length} bytes starting ${head}${printable}`;
 }
 
-/** Width and height from a PNG's IHDR chunk, or null when the header is cut short. */
-function pngSize(bytes: Uint8Array): { width: number; height: number } | null {
-  if (bytes.length < 24) return null;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { width: view.getUint32(16), height: view.getUint32(20) };
+/** What a PNG's IHDR says, read and checked before any pixel data is touched. */
+interface PngHeader {
+  width: number;
+  height: number;
+  /** Bits per pixel (bit depth × channels). */
+  bitsPerPixel: number;
+  interlaced: boolean;
 }
 
-/** Width and height from a JPEG's first SOF marker, or null when none is found. */
+/** Channels per PNG color type (0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA). */
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Bit depths the PNG spec allows per color type. */
+const PNG_DEPTHS: Record<number, readonly number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
+
+/** Thrown for bytes that carry an image's signature but not a well-formed header. */
+function notValid(type: "PNG" | "JPEG", bytes: Uint8Array, why: string): PluginInputError {
+  return new PluginInputError(
+    `The image is not a valid ${type} (${bytes.length} bytes): ${why}; send an uncorrupted ` +
+      `PNG or JPEG file`,
+  );
+}
+
+/** A PNG's IHDR, or null when the file ends before it; throws when it is malformed. */
+function readPngHeader(bytes: Uint8Array): PngHeader | null {
+  if (bytes.length < 33) return null; // signature 8 + length 4 + type 4 + IHDR 13 + CRC 4
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const type = String.fromCharCode(...bytes.subarray(12, 16));
+  if (view.getUint32(8) !== 13 || type !== "IHDR") {
+    throw notValid("PNG", bytes, "its first chunk is not a 13-byte IHDR");
+  }
+  const width = view.getUint32(16), height = view.getUint32(20);
+  const depth = bytes[24], color = bytes[25], interlace = bytes[28];
+  if (width === 0 || height === 0 || width > 2 ** 31 - 1 || height > 2 ** 31 - 1) {
+    throw notValid("PNG", bytes, `its header gives the size ${width}x${height}`);
+  }
+  if (!(PNG_DEPTHS[color] ?? []).includes(depth)) {
+    throw notValid("PNG", bytes, `color type ${color} with bit depth ${depth} does not exist`);
+  }
+  if (bytes[26] !== 0 || bytes[27] !== 0 || interlace > 1) {
+    throw notValid("PNG", bytes, "its compression, filter or interlace method is unknown");
+  }
+  return { width, height, bitsPerPixel: depth * PNG_CHANNELS[color], interlaced: interlace === 1 };
+}
+
+/** The Adam7 passes: start and step in x and y. */
+const ADAM7 = [
+  [0, 8, 0, 8],
+  [4, 8, 0, 8],
+  [0, 4, 4, 8],
+  [2, 4, 0, 4],
+  [0, 2, 2, 4],
+  [1, 2, 0, 2],
+  [0, 1, 1, 2],
+] as const;
+
+/** Bytes the image data of `header` inflates to: rows of filter byte + packed pixels. */
+function pngDataBytes(header: PngHeader): number {
+  const rowBytes = (w: number) => 1 + Math.ceil((w * header.bitsPerPixel) / 8);
+  if (!header.interlaced) return rowBytes(header.width) * header.height;
+  let total = 0;
+  for (const [x0, dx, y0, dy] of ADAM7) {
+    const w = Math.ceil((header.width - x0) / dx), h = Math.ceil((header.height - y0) / dy);
+    if (w > 0 && h > 0) total += rowBytes(w) * h;
+  }
+  return total;
+}
+
+/**
+ * Inflates the PNG's IDAT chunks with the output capped at what its header allows, so a
+ * decompression bomb (a small file that inflates to gigabytes; pngjs inflates interlaced
+ * images with no cap) is refused after at most that many bytes. Throws a PluginInputError.
+ */
+function checkPngData(bytes: Uint8Array, header: PngHeader): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const parts: Uint8Array[] = [];
+  for (let i = 8; i + 12 <= bytes.length;) {
+    const length = view.getUint32(i);
+    const type = String.fromCharCode(...bytes.subarray(i + 4, i + 8));
+    if (i + 12 + length > bytes.length) break; // cut short: pngjs names it below
+    if (type === "IDAT") parts.push(bytes.subarray(i + 8, i + 8 + length));
+    if (type === "IEND") break;
+    i += 12 + length;
+  }
+  const allowed = pngDataBytes(header);
+  try {
+    zlib.inflateSync(Buffer.concat(parts), { maxOutputLength: allowed });
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new PluginInputError(
+        `The PNG's image data inflates past the ${allowed} bytes its ${header.width}x` +
+          `${header.height} header allows: a decompression bomb or a corrupt file`,
+      );
+    }
+    // Other zlib errors (a cut or damaged stream) are named by the decoder's own message.
+  }
+}
+
+/** The JPEG frame types jpeg-js decodes: baseline, extended and progressive DCT. */
+const JPEG_DECODED_SOF = new Set([0xc0, 0xc1, 0xc2]);
+
+/**
+ * Width and height from a JPEG's first SOF marker, or null when the file ends before one;
+ * throws for a malformed marker walk, a frame type jpeg-js cannot decode, or a component
+ * count other than 1 (gray), 3 (YCbCr) or 4 (CMYK): jpeg-js allocates blocks for every
+ * declared component at the SOF, so 15 components of 4096x4096 cost over a gigabyte.
+ */
 function jpegSize(bytes: Uint8Array): { width: number; height: number } | null {
   let i = 2;
   while (i + 9 < bytes.length) {
-    if (bytes[i] !== 0xff) return null;
+    if (bytes[i] !== 0xff) throw notValid("JPEG", bytes, `no marker at byte ${i}`);
     const marker = bytes[i + 1];
     if (marker === 0xff) {
       i++;
       continue;
     }
+    if (marker < 0xc0 && marker !== 0x01) {
+      throw notValid("JPEG", bytes, `byte ${i + 1} is no JPEG marker (0x${marker.toString(16)})`);
+    }
     const length = (bytes[i + 2] << 8) | bytes[i + 3];
     const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 &&
       marker !== 0xcc;
     if (isSof) {
-      return {
+      if (!JPEG_DECODED_SOF.has(marker)) {
+        throw notValid("JPEG", bytes, `frame type SOF${marker - 0xc0} is not decoded here`);
+      }
+      const components = bytes[i + 9];
+      if (i + 10 <= bytes.length && ![1, 3, 4].includes(components)) {
+        throw notValid("JPEG", bytes, `its frame declares ${components} color components`);
+      }
+      const size = {
         height: (bytes[i + 5] << 8) | bytes[i + 6],
         width: (bytes[i + 7] << 8) | bytes[i + 8],
       };
+      if (size.width === 0 || size.height === 0) {
+        throw notValid("JPEG", bytes, `its frame gives the size ${size.width}x${size.height}`);
+      }
+      return size;
     }
+    if (marker === 0xd9 || marker === 0xda) {
+      throw notValid("JPEG", bytes, "it has no frame header (SOF) before its image data");
+    }
+    if (length < 2) throw notValid("JPEG", bytes, `a segment at byte ${i} has length ${length}`);
     i += 2 + length;
   }
   return null;
+}
+
+/**
+ * The memory jpeg-js may account for an image of `maxPixels`: 3 components of 32-bit
+ * blocks (12 B/px), their 8-bit planes (3) and the RGBA output (4), with room, plus the file.
+ */
+function jpegMemoryMiB(maxPixels: number, fileBytes: number): number {
+  return Math.ceil((maxPixels * 20 + fileBytes) / 2 ** 20) + 8;
 }
 
 /** Throws when an image of this size is empty or larger than `maxPixels`. */
@@ -134,13 +265,15 @@ export function decodeImage(bytes: Uint8Array, maxPixels = MAX_IMAGE_PIXELS): Rg
       `Unsupported image format: expected PNG or JPEG bytes, got ${describeBytes(bytes)}`,
     );
   }
-  const size = type === "png" ? pngSize(bytes) : jpegSize(bytes);
+  const png = type === "png" ? readPngHeader(bytes) : null;
+  const size = type === "png" ? png : jpegSize(bytes);
   if (size === null) {
     throw new PluginInputError(
       `The ${type.toUpperCase()} is truncated: its header ends after ${bytes.length} bytes`,
     );
   }
   checkSize(size.width, size.height, maxPixels, `header of the ${type.toUpperCase()}`);
+  if (png !== null) checkPngData(bytes, png);
   try {
     if (type === "png") {
       const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -151,8 +284,8 @@ export function decodeImage(bytes: Uint8Array, maxPixels = MAX_IMAGE_PIXELS): Rg
     const decoded = jpeg.decode(bytes, {
       useTArray: true,
       formatAsRGBA: true,
-      maxResolutionInMP: Math.ceil(maxPixels / 1e6),
-      maxMemoryUsageInMB: 1024,
+      maxResolutionInMP: maxPixels / 1e6,
+      maxMemoryUsageInMB: jpegMemoryMiB(maxPixels, bytes.length),
     });
     return {
       rgb: rgbaToRgb(decoded.data, decoded.width, decoded.height),

@@ -5,6 +5,7 @@
  */
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { renderPage } from "@/server/page.ts";
+import { carriesToken, needsToken } from "@/server/http/auth.ts";
 import type { ModelRow, VramReport } from "@/core/types.ts";
 import type { ConfiguredLimits } from "@/dashboard/vram_format.ts";
 import VramHistory from "@/islands/VramHistory.tsx";
@@ -12,15 +13,36 @@ import VramStatus from "@/islands/VramStatus.tsx";
 import PipelinesTable from "@/islands/PipelinesTable.tsx";
 import EventLog from "@/islands/EventLog.tsx";
 
-/** A page: open even with HEADROOM_TOKEN_FOR_READS (the API it calls is not). */
+/**
+ * A page: open even with HEADROOM_TOKEN_FOR_READS, but then it carries no data until the
+ * token is given (the API it calls is guarded; the page fetches after sign-in).
+ */
 export const config: RouteConfig = { summary: "The dashboard", auth: "page", produces: "html" };
 
-/** Renders the dashboard with the current report. */
+/**
+ * What the page embeds for a visitor without the token under HEADROOM_TOKEN_FOR_READS:
+ * no devices, events, models, scheduler figures or CPU engine, only the source kind the islands
+ * need to lay out; the live stream and the table fill in after sign-in.
+ */
+function signedOutReport(report: VramReport): VramReport {
+  return {
+    source: report.source,
+    reason: null,
+    driverVersion: null,
+    devices: [],
+    events: [],
+    takenAt: 0,
+  };
+}
+
+/** Renders the dashboard with the current report (or none, to a visitor without the token). */
 export const handler: Handlers = {
   GET: (c) => {
     const { config } = c.var.services;
+    const current = c.var.services.reports.current().report;
+    const guarded = needsToken("GET", "read", config) && !carriesToken(c, config.token!);
     // The rows go to the table alone; without them (not listed) the table fetches them.
-    const { models, ...report } = c.var.services.reports.current().report;
+    const { models, ...report } = guarded ? signedOutReport(current) : current;
     return renderPage(
       <Dashboard
         report={report}

@@ -61,6 +61,29 @@ export const handler: Handlers = {
       counters: services.counters,
       startedAt: services.startedAt,
     });
+    // KV faults (a full disk): what the store could not keep or read since start.
+    const storage = services.store.health();
+    const node = { Hostname: services.hostname };
+    families.push(
+      {
+        name: "headroom_kv_dropped_events_total",
+        help: "Events that could not be written to KV (a full disk, a KV fault) and were not kept.",
+        type: "counter",
+        samples: [{ labels: node, value: storage.droppedEvents }],
+      },
+      {
+        name: "headroom_kv_dropped_writes_total",
+        help: "KV writes (events, profiles, chains) that failed and were not kept.",
+        type: "counter",
+        samples: [{ labels: node, value: storage.droppedWrites }],
+      },
+      {
+        name: "headroom_kv_skipped_values_total",
+        help: "Values read from KV that were not what this version writes (a null event), skipped.",
+        type: "counter",
+        samples: [{ labels: node, value: storage.skippedValues }],
+      },
+    );
     return c.body(renderPrometheus(families), 200, {
       "content-type": "text/plain; version=0.0.4; charset=utf-8",
     });

@@ -8,7 +8,6 @@
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { trimTrailingSlash } from "hono/trailing-slash";
 import { needsToken, requireToken } from "./http/auth.ts";
@@ -22,6 +21,8 @@ import {
 } from "./http/errors.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { requestValidator } from "./http/validate.ts";
+import { storageNotice } from "./http/storage_notice.ts";
+import { streamingBodyLimit } from "./http/body_limit.ts";
 import { HEADER_LENGTH_HEADER, INFER_BODY_TYPES } from "./oip/infer.ts";
 
 /** Methods answered with 405 on a known path that does not handle them. */
@@ -39,6 +40,7 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
   const app = new Hono<AppEnv>();
   // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
   app.use("*", crossSiteGuard(config.host, config.allowedHosts, config.corsOrigins));
+  app.use("*", storageNotice(services.store)); // a full disk is said on every answer
   if (config.corsOrigins.length > 0) {
     const allowListed = cors({
       origin: config.corsOrigins,
@@ -60,16 +62,7 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
   for (const [path, handlers, options] of routes) {
     const methods = Object.keys(handlers) as Method[];
     const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
-    const limitBody = bodyLimit({
-      maxSize: limit,
-      onError: () => {
-        throw new HttpError(
-          413,
-          "too_large",
-          `The request body is over this endpoint's ${limit}-byte limit`,
-        );
-      },
-    });
+    const limitBody = streamingBodyLimit(limit);
     const typed = contentTypeGuard(
       options.image ? IMAGE_TYPES : options.binary ? INFER_BODY_TYPES : JSON_TYPES,
     );

@@ -122,7 +122,7 @@ export async function startService(config: Config): Promise<Service> {
     meter,
   });
   const unsubscribeEvents = events.subscribe((event) => {
-    store.appendEvent(event).catch((error) => console.error("Saving an event failed:", error));
+    void store.appendEvent(event); // a failed write is counted in store.health(), not thrown
   });
   const unsubscribeMonitor = monitor.subscribe(() => {
     scheduler.enforceHeadroom().catch((error) =>

@@ -186,3 +186,30 @@ Deno.test("auth - --insecure-no-token starts on 0.0.0.0 with a loud warning", as
   assert.match(stderr, /HEADROOM_TOKEN/);
   assert.ok(status.code === 0 || status.signal === "SIGTERM", JSON.stringify(status));
 });
+
+Deno.test("auth - with --token-for-reads the page carries no data until the token is given", async () => {
+  await using service = await startService(testConfig({
+    gpu: "cpu",
+    token: TOKEN,
+    tokenForReads: true,
+    modelsFile: writeModelsFile([{ id: "secret-model-name", source: "synthetic:64KiB" }]),
+  }));
+  await service.services.scheduler.load("secret-model-name", "cpu"); // an event and a row
+  const page = await service.app.request("/");
+  assert.equal(page.status, 200, "the page itself opens (it asks for the token)");
+  const html = await page.text();
+  // On main the page embedded the whole guarded report: models, events, the ORT path.
+  for (const secret of ["secret-model-name", "onnxruntime-node", "ortNodeDir", "Loaded"]) {
+    assert.ok(!html.includes(secret), `the page without the token carries "${secret}"`);
+  }
+  const api = await service.app.request("/api/v1/hardware/vram");
+  assert.equal(api.status, 401, "and the API it would fetch is guarded");
+  await api.body?.cancel();
+  // Signed in (the dashboard's cookie, or the header): the page renders with the data.
+  const signedIn = await service.app.request("/", {
+    headers: { cookie: `headroom_token=${encodeURIComponent(TOKEN)}` },
+  });
+  assert.ok((await signedIn.text()).includes("secret-model-name"), "signed in, the rows are there");
+  const wrong = await service.app.request("/", { headers: { cookie: "headroom_token=nope" } });
+  assert.ok(!(await wrong.text()).includes("secret-model-name"), "a wrong token shows nothing");
+});

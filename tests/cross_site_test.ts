@@ -111,7 +111,7 @@ Deno.test("cross-site - a foreign Host is refused on loopback (DNS rebinding), l
     assert.match(JSON.parse(rebound.body).error.message, /HEADROOM_ALLOWED_HOSTS/);
     const withPort = await curl([`${s.base}/`, "-H", `Host: evil.example:${s.port}`]);
     assert.equal(withPort.status, 403, "the page is not served to a rebound name either");
-    for (const host of ["localhost", `127.0.0.1:${s.port}`, `[::1]:${s.port}`, "app.localhost"]) {
+    for (const host of ["localhost", `127.0.0.1:${s.port}`, `[::1]:${s.port}`, "127.1.2.3"]) {
       const ok = await curl([`${s.base}/api/v1/health`, "-H", `Host: ${host}`]);
       assert.equal(ok.status, 200, host);
     }
@@ -121,6 +121,49 @@ Deno.test("cross-site - a foreign Host is refused on loopback (DNS rebinding), l
   assert.equal(listed.status, 200);
   const other = await curl([`${s.base}/api/v1/health`, "-H", "Host: evil.example"]);
   assert.equal(other.status, 403);
+});
+
+Deno.test("cross-site - a name that only starts like 127.x is refused, with its matching Origin too", async () => {
+  await using s = await serve({ token: "r".repeat(20) });
+  // A rebound page on 127.0.0.1.evil.example sends the Host and the matching Origin; on main
+  // `startsWith("127.")` let both pass: it read the report and ran inference.
+  const rebound = `127.0.0.1.evil.example:${s.port}`;
+  for (const host of [rebound, "127.0.0.1.evil.example", "localhost.evil.example", "127.0.0.256"]) {
+    const read = await curl([`${s.base}/api/v1/hardware/vram`, "-H", `Host: ${host}`]);
+    assert.equal(read.status, 403, `${host}: ${read.body}`);
+    assert.equal(JSON.parse(read.body).error.code, "forbidden_host");
+  }
+  const infer = await curl([
+    "-X",
+    "POST",
+    `${s.base}/api/v1/pipelines/${MODEL}/infer`,
+    "-H",
+    `Host: ${rebound}`,
+    "-H",
+    `Origin: http://${rebound}`,
+    "-H",
+    "Content-Type: application/json",
+    "-d",
+    "{}",
+  ]);
+  assert.equal(infer.status, 403, infer.body);
+  // The same parser holds the Origin: a rebound origin against a loopback Host is foreign.
+  const load = await curl([
+    "-X",
+    "POST",
+    `${s.base}/api/v1/models/${MODEL}/load`,
+    "-H",
+    `Origin: http://${rebound}`,
+    "-H",
+    "Authorization: Bearer " + "r".repeat(20),
+    "-H",
+    "Content-Type: application/json",
+    "-d",
+    '{"device":"cpu"}',
+  ]);
+  assert.equal(load.status, 403, load.body);
+  assert.equal(JSON.parse(load.body).error.code, "forbidden_origin");
+  assert.equal(s.service.services.scheduler.model(MODEL).state, "unloaded");
 });
 
 Deno.test("cross-site - a WebSocket from a foreign page is refused before the upgrade", async () => {

@@ -238,6 +238,7 @@ Deno.test("HTTP - health, JSON 404 and 405", async () => {
     "reason",
     "source",
     "status",
+    "storage",
     "uptimeSeconds",
   ]);
   const missing = await t.request("/api/v1/nope");

@@ -12,6 +12,9 @@ import { DiskSpaceError, writeSyntheticModel } from "../core/models/synthetic.ts
 import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
 import { testConfig } from "./_service.ts";
+import { requireWebGpu } from "./_requires.ts";
+import { fromWorkerError } from "../workers/manager/errors.ts";
+import { PIPELINE_ERROR_HTTP } from "../server/http/pipeline_errors.ts";
 
 const onnx = (protoRoot as unknown as { onnx: typeof OnnxNamespace }).onnx;
 const MiB = 2 ** 20;
@@ -95,6 +98,64 @@ Deno.test("model files - external data outside the model's folder is refused", a
       return true;
     });
   });
+});
+
+const webgpu = await requireWebGpu();
+
+Deno.test("model files - external data symlinked out of the model's folder is refused with 422 on every engine", async () => {
+  await withDir(async (dir) => {
+    // The issue's reproduction: a model whose ".data" is a symlink to a secret file; on main
+    // the wasm and webgpu engines read the secret's bytes, the native one answered 500.
+    await Deno.mkdir(`${dir}/m`);
+    await writeSyntheticModel(`${dir}/m/m.onnx`, MiB);
+    await Deno.rename(`${dir}/m/m.onnx.data`, `${dir}/secret.bin`);
+    await Deno.symlink(`${dir}/secret.bin`, `${dir}/m/m.onnx.data`);
+    await assert.rejects(
+      () => scanOnnxFile(`${dir}/m/m.onnx`),
+      /resolves to .*secret\.bin, outside/,
+    );
+    const engines: [string, Partial<Config>, "cpu" | "gpu"][] = [
+      ["wasm", { cpuEngine: "wasm" }, "cpu"],
+      ["native", { cpuEngine: "native" }, "cpu"],
+      ...(webgpu
+        ? [
+          ["webgpu", { gpu: "software", vramBudget: { kind: "bytes", bytes: 4 * GiB } }, "gpu"] as [
+            string,
+            Partial<Config>,
+            "gpu",
+          ],
+        ]
+        : []),
+    ];
+    for (const [engine, overrides, device] of engines) {
+      await using service = await serve(dir, { m: "./m/m.onnx" }, overrides);
+      for (
+        const { status, json } of [
+          await post(service, "/api/v1/models/m/load", { device }),
+          await post(service, "/api/v1/pipelines/m/infer", {
+            inputs: { input: { type: "float32", dims: [1, 1], data: [0] } },
+          }),
+        ]
+      ) {
+        assert.equal(status, 422, `${engine}: ${JSON.stringify(json)}`);
+        assert.equal(json.error?.code, "bad_model", engine);
+        assert.match(
+          json.error!.message,
+          /outside the model's folder .*copy the data file/,
+          engine,
+        );
+      }
+    }
+  });
+});
+
+Deno.test("model files - the native engine's own external-data refusal maps to the same 422", () => {
+  // onnxruntime-node's message, as it refused the symlinked file above (measured here).
+  const message = "External data path validation failed for initializer: w0. Error: External " +
+    'data path escapes model directory. External data path: "m.onnx.data"';
+  const error = fromWorkerError("move", { code: "load_failed", message }, `Model "m": ${message}`);
+  assert.equal(error.code, "bad_model");
+  assert.equal(PIPELINE_ERROR_HTTP[error.code].status, 422);
 });
 
 Deno.test({

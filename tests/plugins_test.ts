@@ -11,6 +11,7 @@ import type { InferFn } from "../workers/plugin.ts";
 import { PluginInputError } from "../workers/plugin.ts";
 import type { TensorType, WireTensor } from "../core/pipelines/protocol.ts";
 import { decodeImage, imageFromInput, probeTextImage, type RgbImage } from "../plugins/_image.ts";
+import { corruptJpeg, corruptPng, interlacedPng, jpegBomb, pngBomb } from "./_image_bombs.ts";
 import det, { dbBoxes, detInputSize } from "../plugins/ocr_det.ts";
 import cls from "../plugins/ocr_cls.ts";
 import rec, { ctcDecode, parseKeys } from "../plugins/ocr_rec.ts";
@@ -227,6 +228,26 @@ Deno.test("decodeImage - decodes JPEG and composites PNG alpha over white", () =
   assert.deepEqual([decoded.width, decoded.height], [16, 8]);
   assert.ok(Math.abs(decoded.rgb[0] - 200) <= 2);
   assertInputError(() => decodeImage(new Uint8Array(jpg).subarray(0, 40)), /JPEG/);
+});
+
+Deno.test("decodeImage - reads an interlaced PNG and refuses one that inflates past its header", () => {
+  const [w, h] = [11, 7];
+  const rgba = new Uint8Array(w * h * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7) % 256));
+  const image = decodeImage(interlacedPng(rgba, w, h));
+  assert.deepEqual([image.width, image.height], [w, h]);
+  assert.equal(image.rgb[3 * (w * 6 + 10) + 1], rgba[4 * (w * 6 + 10) + 1], "last pass read");
+  const t0 = performance.now();
+  assertInputError(
+    () => decodeImage(pngBomb({ width: 64, height: 64, interlaced: true, mib: 64 })),
+    /inflates past the 16504 bytes its 64x64 header allows: a decompression bomb/,
+  );
+  assert.ok(performance.now() - t0 < 500, "refused before inflating the whole stream");
+});
+
+Deno.test("decodeImage - a corrupt PNG or JPEG is named as not valid, not as a huge size", () => {
+  assertInputError(() => decodeImage(corruptPng()), /not a valid PNG .*not a 13-byte IHDR/);
+  assertInputError(() => decodeImage(corruptJpeg()), /not a valid JPEG .*no JPEG marker/);
+  assertInputError(() => decodeImage(jpegBomb(15)), /not a valid JPEG .*15 color components/);
 });
 
 Deno.test("imageFromInput - checks rgb against its size", () => {

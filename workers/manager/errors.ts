@@ -43,12 +43,21 @@ export const WORKER_ERROR_MAP: Readonly<
   },
 };
 
+/**
+ * onnxruntime-node's own refusal of external data outside the model's folder (a symlink
+ * out): the same file fault core/models/external_data.ts refuses, so the same 422.
+ */
+const NATIVE_EXTERNAL_DATA_REFUSAL = /External data path (validation failed|escapes)/;
+
 /** The pipeline error of a worker's error reply at `stage`; `message` says what was asked. */
 export function fromWorkerError(
   stage: WorkerStage,
   error: WorkerError,
   message: string,
 ): PipelineError {
+  if (stage === "move" && NATIVE_EXTERNAL_DATA_REFUSAL.test(error.message)) {
+    return new PipelineError("bad_model", message);
+  }
   return new PipelineError(WORKER_ERROR_MAP[stage][error.code], message);
 }
 

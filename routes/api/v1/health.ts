@@ -15,24 +15,36 @@ export const config: RouteConfig = {
         reason: z.string().nullable(),
         devices: z.number(),
         lostDevices: z.number(),
+        storage: z.object({
+          state: z.enum(["ok", "degraded"]),
+          droppedWrites: z.number(),
+          droppedEvents: z.number(),
+          skippedValues: z.number(),
+          lastError: z.string().nullable(),
+        }),
       }),
     },
   },
 };
 
-/** Answers `{status, uptimeSeconds, source, reason, devices}`; status "degraded" while a GPU is lost. */
+/**
+ * Answers `{status, uptimeSeconds, source, reason, devices, lostDevices, storage}`; status
+ * "degraded" while a GPU is lost or the last KV write failed (a full disk: events not kept).
+ */
 export const handler: Handlers = {
   GET: (c) => {
-    const { monitor, startedAt } = c.var.services;
+    const { monitor, startedAt, store } = c.var.services;
     const sample = monitor.current();
     const lost = sample.devices.filter((d) => d.state === "lost").length;
+    const storage = store.health();
     return c.json({
-      status: lost > 0 ? "degraded" : "ok",
+      status: lost > 0 || storage.state === "degraded" ? "degraded" : "ok",
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       source: monitor.sourceKind,
       reason: monitor.reason,
       devices: sample.devices.length,
       lostDevices: lost,
+      storage,
     });
   },
 };

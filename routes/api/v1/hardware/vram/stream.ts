@@ -26,6 +26,14 @@ export const config: RouteConfig = {
 export const handler: Handlers = {
   GET: (c) => {
     const services = c.var.services;
+    // HEAD (routed here by Hono) gets the headers and no stream: Deno drops a HEAD's body
+    // unread, so a stream opened for it never ended and held its slot until restart.
+    if (c.req.method === "HEAD") {
+      return c.body(null, 200, {
+        "Content-Type": "text/event-stream",
+        "Cache-Control": "no-cache",
+      });
+    }
     const release = services.streams.acquire(); // 503 when too many are open
     return streamSSE(c, async (stream) => {
       let lastSentAt = 0;

@@ -6,7 +6,12 @@
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/errors.ts";
-import { jsonTensorSchema, jsonToWire, wireToJson } from "@/server/http/tensors.ts";
+import {
+  jsonTensorSchema,
+  jsonToWire,
+  MAX_TENSOR_ELEMENTS,
+  wireToJson,
+} from "@/server/http/tensors.ts";
 import { pluginOutputToJson } from "@/server/http/plugin_json.ts";
 import type { RunInput } from "@/core/pipelines/protocol.ts";
 
@@ -26,6 +31,8 @@ export const config = {
   summary: "Run a model on JSON tensors (or a plugin payload), loading it first if needed",
   auth: "infer",
   bodyLimit: MAX_INFER_BODY_BYTES,
+  // More values than the tensors may hold in all is refused while the body streams in.
+  maxElements: MAX_TENSOR_ELEMENTS + 1024,
   params: { id: "model" }, // 404 before a large body is read
   body: bodySchema,
   responses: {

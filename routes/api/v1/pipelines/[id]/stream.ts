@@ -16,6 +16,17 @@ import { PipelineError } from "@/core/pipelines/errors.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
 export const MAX_CHUNK_SAMPLES = 160_000;
+/** Largest text chunk, in characters (MAX_CHUNK_SAMPLES numbers as JSON, with room). */
+export const MAX_TEXT_CHUNK_CHARS = MAX_CHUNK_SAMPLES * 24;
+/**
+ * Chunks, and bytes, one socket may have waiting for the pipeline: a client that sends
+ * faster than the pipeline answers past either is closed (1008, with the reason) instead
+ * of growing the queue; on main a flood of 977 MiB grew the process by 845 MiB and ran
+ * for 90 s after the client left. A whole recording sent at once in small chunks fits.
+ */
+export const MAX_QUEUED_CHUNKS = 256;
+/** See {@link MAX_QUEUED_CHUNKS}: 16 MiB is 4 minutes of 16 kHz float32 audio. */
+export const MAX_QUEUED_BYTES = 16 * 2 ** 20;
 
 /** Inference over a WebSocket: needs the token with HEADROOM_TOKEN_FOR_INFER. */
 export const config: RouteConfig = {
@@ -39,6 +50,9 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
     let state: unknown = undefined;
     let chunk = 0;
     let chain: Promise<void> = Promise.resolve();
+    let queued = 0; // chunks received and not yet answered
+    let queuedBytes = 0; // and their size
+    let open = true; // false once the client left or was closed: queued chunks are dropped
     // Out of GPU memory on a chunk: the scheduler's one policy (evict one more and retry,
     // then the CPU or a refusal, as configured), the same as every other route's.
     const process = async (payload: unknown) => {
@@ -59,13 +73,34 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
         else shutdown.addEventListener("abort", stopOnShutdown, { once: true });
       },
       onClose: () => {
+        open = false;
         if (stopOnShutdown) shutdown.removeEventListener("abort", stopOnShutdown);
         scheduler.markIdle(id);
         release();
       },
       onMessage: (event, ws) => {
-        // One chunk at a time, in order: each depends on the state the last one left.
-        chain = chain.then(async () => {
+        if (!open) return;
+        const size = typeof event.data === "string"
+          ? event.data.length
+          : event.data instanceof Blob
+          ? event.data.size
+          : (event.data as ArrayBuffer).byteLength;
+        if (queued >= MAX_QUEUED_CHUNKS || queuedBytes + size > MAX_QUEUED_BYTES) {
+          open = false;
+          ws.close(
+            1008,
+            `over ${MAX_QUEUED_CHUNKS} chunks or ${MAX_QUEUED_BYTES} bytes queued: send slower`,
+          );
+          return;
+        }
+        if (typeof event.data === "string" && event.data.length > MAX_TEXT_CHUNK_CHARS) {
+          open = false;
+          ws.close(1009, `a text chunk holds at most ${MAX_TEXT_CHUNK_CHARS} characters`);
+          return;
+        }
+        queued++;
+        queuedBytes += size;
+        const handleChunk = async () => {
           let samples: Float32Array | number[] | null = null;
           let end = false;
           if (event.data instanceof ArrayBuffer || event.data instanceof Blob) {
@@ -133,6 +168,11 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
             ws.send(JSON.stringify({ error: { code, message: (error as Error).message } }));
             if (code === "oom" || code === "worker_died") ws.close(1011, code);
           }
+        };
+        // One chunk at a time, in order: each depends on the state the last one left.
+        chain = chain.then(() => open ? handleChunk() : undefined).finally(() => {
+          queued--;
+          queuedBytes -= size;
         });
       },
     }));

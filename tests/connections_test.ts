@@ -1,0 +1,108 @@
+// Bounded connections (issue 20 finding 3): under a 256-descriptor limit, 300 connections
+// that never finish their headers or send nothing are capped and then closed by the header
+// deadline; the process stays up and answers. On main the accept failed with EMFILE and the
+// process exited. Runs main.ts under `prlimit --nofile=256:256`.
+import assert from "node:assert/strict";
+import { startServerProcess } from "../scripts/_lib/server_process.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** True when `prlimit` (util-linux) is on this machine. */
+function hasPrlimit(): boolean {
+  try {
+    return new Deno.Command("prlimit", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/** A read still pending on a connection (one read at a time per connection). */
+const pendingReads = new Map<Deno.Conn, { buffer: Uint8Array; read: Promise<number | null> }>();
+
+/** Reads what a connection gets within `ms`: the bytes, "closed", or "silent". */
+async function readWithin(conn: Deno.Conn, ms: number): Promise<string> {
+  let pending = pendingReads.get(conn);
+  if (!pending) {
+    const buffer = new Uint8Array(1024);
+    pending = { buffer, read: conn.read(buffer).catch(() => null) };
+    pendingReads.set(conn, pending);
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"silent">((resolve) =>
+    timer = setTimeout(() => resolve("silent"), ms)
+  );
+  const n = await Promise.race([pending.read, timeout]);
+  clearTimeout(timer);
+  if (n === "silent") return n;
+  pendingReads.delete(conn);
+  return n === null ? "closed" : new TextDecoder().decode(pending.buffer.subarray(0, n));
+}
+
+Deno.test({
+  name:
+    "connections - slow-header and idle connections past a 256-fd limit: capped, closed, the service answers",
+  ignore: Deno.build.os !== "linux" || !hasPrlimit(),
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "headroom-conns-" });
+    const deno = Deno.execPath();
+    await using server = await startServerProcess({
+      args: [
+        "eval",
+        "--quiet",
+        `
+        const child = new Deno.Command("prlimit", {
+          args: ["--nofile=256:256", ${JSON.stringify(deno)}, "run", "-A", ${JSON.stringify(MAIN)},
+            "--gpu", "cpu", "--port", "0", "--data-dir", ${JSON.stringify(dir)},
+            "--header-timeout", "2s", "--idle-timeout", "4s"],
+          stdout: "inherit", stderr: "inherit",
+        }).spawn();
+        Deno.addSignalListener("SIGTERM", () => child.kill("SIGTERM"));
+        Deno.exit((await child.status).code);`,
+      ],
+      timeoutMs: 60_000,
+    });
+    const { hostname, port } = new URL(server.url);
+    const conns: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 300; i++) {
+        const conn = await Deno.connect({ hostname, port: Number(port) });
+        // Half send a request line and one header, never the blank line; half send nothing.
+        if (i % 2 === 0) {
+          await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n"));
+        }
+        conns.push(conn);
+      }
+      // Past the cap a connection is refused: a 503 (a few at a time) or closed at once.
+      const answers = await Promise.all(conns.map((c) => readWithin(c, 1000)));
+      const held = answers.filter((a) => a === "silent").length;
+      const refused = answers.filter((a) => a === "closed" || a.includes("503")).length;
+      assert.ok(
+        answers.some((a) => a.includes("503") && a.includes("too_many_connections")),
+        "some of the connections past the cap got the 503 that says why",
+      );
+      assert.ok(held < 128, `${held} connections held open under a 256-descriptor limit`);
+      assert.equal(held + refused, conns.length);
+      // The header deadline (2 s) closes the held ones; the service is still there.
+      const first = answers.indexOf("silent");
+      assert.notEqual(first, -1, "some connections were accepted");
+      const afterDeadline = await readWithin(conns[first], 4000);
+      assert.equal(
+        afterDeadline,
+        "closed",
+        "a connection that never finished its headers is closed",
+      );
+      const health = await fetch(`${server.url}/api/v1/health`);
+      assert.equal(health.status, 200);
+      await health.body?.cancel();
+    } finally {
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed by the server */ }
+      }
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
