@@ -3,15 +3,18 @@
  * driver and no package registry needs to run `deno task gpu-report`:
  *
  * - `deno.xz`: this Deno binary, xz-compressed (Linux x86-64, like the device machine);
- * - `app.tar.xz`: the project's tracked files (tests, benches and images left out) and
- *   the parts of `node_modules` the GPU path reads: onnxruntime-web's webgpu build,
+ * - `app.tar.xz`: the project's tracked files (tests, benches and images left out);
+ * - `modules.tar.xz`: the parts of `node_modules` the GPU path reads: onnxruntime-web's
+ *   webgpu and wasm builds,
  *   onnxruntime-node's linux-x64 library, the OCR detector and Silero VAD models, the
  *   small JS packages; every other package is kept as its `package.json` alone, since
  *   Deno checks that each locked package is installed but the GPU path never imports them;
- * - `run.sh`: the one entry point: unpacks both (once), then runs scripts/gpu_report.ts
+ * - `run.sh`: the one entry point: unpacks them (once), then runs scripts/gpu_report.ts
  *   with `--cached-only`, an empty DENO_DIR of its own and the vendored node_modules.
  *
- * Generated models are not carried: the report writes them there. Fails when the folder
+ * The Deno binary and node_modules are compressed again only when they change (a stamp
+ * beside each: the binary's size and time, the lock file and this script). Generated
+ * models are not carried: the report writes them there. Fails when the folder
  * is over {@link BUNDLE_LIMIT_BYTES} (the device machine takes 64 MiB a call, the repo
  * included).
  *
@@ -20,6 +23,9 @@
  */
 import { parseArgs } from "node:util";
 import { dirname, join, relative } from "node:path";
+
+/** The files the bundle folder holds (stamps beside them do not travel). */
+export const BUNDLE_FILES = ["run.sh", "deno.xz", "modules.tar.xz", "app.tar.xz"] as const;
 
 /** The most the bundle folder may hold. */
 export const BUNDLE_LIMIT_BYTES = 60 * 2 ** 20;
@@ -124,7 +130,9 @@ if [ ! -x "$work/bin/deno" ]; then
 fi
 if [ ! -f "$work/app/deno.json" ]; then
   rm -rf "$work/app" && mkdir -p "$work/app"
-  unxz_to "$here/app.tar.xz" "$work/app.tar" && tar -xf "$work/app.tar" -C "$work/app" && rm "$work/app.tar"
+  for part in modules app; do
+    unxz_to "$here/$part.tar.xz" "$work/$part.tar" && tar -xf "$work/$part.tar" -C "$work/app" && rm "$work/$part.tar"
+  done
 fi
 # NVIDIA's Vulkan driver where the loader finds none on its own (the device machine).
 nv_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -138,7 +146,42 @@ exec "$work/bin/deno" run --cached-only --allow-all --v8-flags=--wasm-tiering-bu
 `;
 
 async function xz(source: string, target: string): Promise<void> {
-  await run("sh", ["-c", 'xz -T2 -9 -c "$1" > "$2"', "xz", source, target]);
+  await run("sh", [
+    "-c",
+    'xz -T2 -9 -c "$1" > "$2.part" && mv "$2.part" "$2"',
+    "xz",
+    source,
+    target,
+  ]);
+}
+
+async function tarXz(dir: string, target: string): Promise<void> {
+  await run("sh", [
+    "-c",
+    'tar -C "$1" -cf - . | xz -T2 -9 > "$2.part" && mv "$2.part" "$2"',
+    "tar",
+    dir,
+    target,
+  ]);
+}
+
+/** Runs `make` unless `stampPath` already holds `stamp` and `target` exists. */
+async function unlessUnchanged(
+  target: string,
+  stamp: string,
+  make: () => Promise<void>,
+): Promise<void> {
+  const stampPath = `${target}.source`;
+  const had = await Deno.readTextFile(stampPath).catch(() => "");
+  const present = await Deno.stat(target).then(() => true, () => false);
+  if (had === stamp && present) return;
+  await make();
+  await Deno.writeTextFile(stampPath, stamp);
+}
+
+async function digest(text: string): Promise<string> {
+  const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function sizeOf(path: string): Promise<number> {
@@ -161,37 +204,33 @@ async function main(): Promise<void> {
   const stage = await Deno.makeTempDir({ prefix: "headroom-bundle-" });
   try {
     const deno = Deno.execPath();
-    const denoXz = join(out, "deno.xz");
-    const stamp = join(out, "deno.xz.source");
     const denoStat = await Deno.stat(deno);
-    const wanted = `${deno} ${denoStat.size} ${denoStat.mtime?.getTime()} ${Deno.version.deno}`;
-    const had = await Deno.readTextFile(stamp).catch(() => "");
-    if (had !== wanted) {
-      console.error(`compressing ${deno} (${(denoStat.size / 2 ** 20).toFixed(0)} MiB) …`);
-      await xz(deno, denoXz);
-      await Deno.writeTextFile(stamp, wanted);
-    }
-    console.error("copying the project and node_modules …");
+    await unlessUnchanged(
+      join(out, "deno.xz"),
+      `${deno} ${denoStat.size} ${denoStat.mtime?.getTime()} ${Deno.version.deno}`,
+      async () => {
+        console.error(`compressing ${deno} (${(denoStat.size / 2 ** 20).toFixed(0)} MiB) …`);
+        await xz(deno, join(out, "deno.xz"));
+      },
+    );
+    const lock = await Deno.readTextFile(join(ROOT, "deno.lock"));
+    const self = await Deno.readTextFile(new URL(import.meta.url));
+    await unlessUnchanged(join(out, "modules.tar.xz"), await digest(lock + self), async () => {
+      console.error("compressing node_modules (the GPU path's parts) …");
+      const modules = join(stage, "modules");
+      await copyNodeModules(join(modules, "node_modules"));
+      await tarXz(modules, join(out, "modules.tar.xz"));
+    });
+    console.error("compressing the project's files …");
     const app = join(stage, "app");
     for (const file of await trackedFiles()) {
       await Deno.mkdir(dirname(join(app, file)), { recursive: true });
       await Deno.copyFile(join(ROOT, file), join(app, file));
     }
-    await copyNodeModules(join(app, "node_modules"));
-    console.error("compressing app.tar.xz …");
-    await run("sh", [
-      "-c",
-      'tar -C "$1" -cf - . | xz -T2 -9 > "$2"',
-      "tar",
-      app,
-      join(out, "app.tar.xz"),
-    ]);
+    await tarXz(app, join(out, "app.tar.xz"));
     await Deno.writeTextFile(join(out, "run.sh"), RUN_SH, { mode: 0o755 });
-    const sizes = {
-      "deno.xz": await sizeOf(denoXz),
-      "app.tar.xz": await sizeOf(join(out, "app.tar.xz")),
-      "run.sh": await sizeOf(join(out, "run.sh")),
-    };
+    const sizes: Record<string, number> = {};
+    for (const name of BUNDLE_FILES) sizes[name] = await sizeOf(join(out, name));
     const total = Object.values(sizes).reduce((a, b) => a + b, 0);
     for (const [name, bytes] of Object.entries(sizes)) {
       console.log(`${name.padEnd(11)} ${(bytes / 2 ** 20).toFixed(1).padStart(6)} MiB`);

@@ -18,18 +18,24 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { type Nvml, openNvml } from "../ffi/nvml.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
-import { formatSyntheticSize, parseSyntheticSize, writeSyntheticModel } from "../core/models/synthetic.ts";
+import {
+  formatSyntheticSize,
+  parseSyntheticSize,
+  writeSyntheticModel,
+} from "../core/models/synthetic.ts";
 import type { ModelReport, VramReport } from "../core/types.ts";
 import type { WireTensor } from "../core/pipelines/protocol.ts";
 import { type Headroom, startHeadroom } from "../server/serve_headroom.ts";
 import { SkipStep, StepRunner } from "./gpu_report/steps.ts";
 import {
   cudartMemory,
+  findPythonCudart,
   nvidiaSmiApps,
   nvidiaSmiMemory,
   nvmlMemory,
   ownProcessRows,
   readAdapter,
+  TENANT_SCRIPT,
 } from "./gpu_report/probes.ts";
 import { mirrorIntoDouble, type VulkanMirror } from "./gpu_report/double.ts";
 import { compareBufferCache } from "./gpu_report/buffer_cache.ts";
@@ -169,7 +175,9 @@ async function realModel(
   figures.placement = loaded.placement;
   figures.engine = loaded.engine;
   figures.gpuBytes = loaded.gpuBytes;
-  if (loaded.placement !== "gpu") throw new Error(`${id} landed on ${loaded.placement}, not the GPU`);
+  if (loaded.placement !== "gpu") {
+    throw new Error(`${id} landed on ${loaded.placement}, not the GPU`);
+  }
   const [gpuOut, firstMs] = await timed(() => infer(id, tensors()));
   figures.firstRunMs = firstMs;
   const steady: number[] = [];
@@ -219,8 +227,14 @@ async function main(): Promise<void> {
     } catch (error) {
       notes.push(`nvidia-smi: ${(error as Error).message}`);
     }
+    if (!Deno.env.get("HEADROOM_CUDART_LIBRARY")) {
+      // ffi/cudart.ts looks in the driver's sonames and /usr/local/cuda*; the device
+      // machine may have the runtime only in PyTorch's wheels.
+      const found = await findPythonCudart();
+      if (found) Deno.env.set("HEADROOM_CUDART_LIBRARY", found);
+    }
     try {
-      figures.cudart = cudartMemory();
+      figures.cudart = await cudartMemory();
     } catch (error) {
       notes.push(`CUDA runtime: ${(error as Error).message}`);
     }
@@ -253,13 +267,17 @@ async function main(): Promise<void> {
 
   for (const [i, bytes] of sizes.entries()) {
     const id = genIds[i];
-    await runner.step(`generate ${id}`, Math.max(30_000, (bytes / GB) * 15_000), async (figures) => {
-      const [info, ms] = await timed(() =>
-        writeSyntheticModel(join(work, `${id}.onnx`), bytes, { seed: 7 })
-      );
-      genInfo.set(id, { weightBytes: info.weightBytes, width: info.width, path: info.path });
-      Object.assign(figures, { weightBytes: info.weightBytes, width: info.width, ms });
-    });
+    await runner.step(
+      `generate ${id}`,
+      Math.max(30_000, (bytes / GB) * 15_000),
+      async (figures) => {
+        const [info, ms] = await timed(() =>
+          writeSyntheticModel(join(work, `${id}.onnx`), bytes, { seed: 7 })
+        );
+        genInfo.set(id, { weightBytes: info.weightBytes, width: info.width, path: info.path });
+        Object.assign(figures, { weightBytes: info.weightBytes, width: info.width, ms });
+      },
+    );
   }
 
   await runner.step("service", 60_000, async (figures) => {
@@ -323,12 +341,16 @@ async function main(): Promise<void> {
       figures,
     ));
 
-  await runner.step("silero vad", Math.min(modelLimitS, 90) * 1000, (figures) =>
-    realModel("silero-vad", () => ({
-      input: f32([1, 576], (i) => Math.sin(i * 0.05) * 0.3),
-      state: f32([2, 1, 128], () => 0),
-      sr: { type: "int64", dims: [], data: BigInt64Array.of(16000n) },
-    }), figures));
+  await runner.step(
+    "silero vad",
+    Math.min(modelLimitS, 90) * 1000,
+    (figures) =>
+      realModel("silero-vad", () => ({
+        input: f32([1, 576], (i) => Math.sin(i * 0.05) * 0.3),
+        state: f32([2, 1, 128], () => 0),
+        sr: { type: "int64", dims: [], data: BigInt64Array.of(16000n) },
+      }), figures),
+  );
 
   for (const [i, id] of genIds.entries()) {
     const bytes = sizes[i];
@@ -387,7 +409,7 @@ async function main(): Promise<void> {
       }
     });
     const tenant = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--cached-only", "-A", join(ROOT, "scripts/gpu_report/tenant.ts"), "--bytes", `${take}`],
+      args: ["run", "--cached-only", "-A", TENANT_SCRIPT, "--bytes", `${take}`],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -413,7 +435,9 @@ async function main(): Promise<void> {
       await tenant.status;
     }
     await post(`/api/v1/models/${id}/unload`);
-    if (evictions.length === 0) throw new Error("no eviction within 15 s of the tenant's allocation");
+    if (evictions.length === 0) {
+      throw new Error("no eviction within 15 s of the tenant's allocation");
+    }
   });
 
   await runner.step("buffer cache", 120_000, async (figures) => {

@@ -83,5 +83,10 @@ export async function compareBufferCache(
   };
   const headroom = await measure(WEBGPU_BUFFER_CACHE);
   const ortDefault = await measure(ORT_DEFAULT_BUFFER_CACHE);
-  return { model: { bytes: info.weightBytes, width }, batches: CACHE_BATCHES, headroom, ortDefault };
+  return {
+    model: { bytes: info.weightBytes, width },
+    batches: CACHE_BATCHES,
+    headroom,
+    ortDefault,
+  };
 }

@@ -5,7 +5,6 @@
  * @module
  */
 import type { Nvml, NvmlProcessList } from "../../ffi/nvml.ts";
-import { openCudart } from "../../ffi/cudart.ts";
 
 /** The adapter Deno's WebGPU gives this process, and the limits a big model meets. */
 export interface AdapterFigures {
@@ -97,15 +96,53 @@ export async function nvidiaSmiApps(): Promise<string | null> {
   }
 }
 
-/** `cudaMemGetInfo` on device 0 through the CUDA runtime (its library found as ffi/cudart.ts does). */
-export function cudartMemory(): MemoryFigures & { library: string } {
-  const cuda = openCudart();
+/** The tenant helper (tenant.ts), started with this Deno and the same flags. */
+export const TENANT_SCRIPT = new URL("./tenant.ts", import.meta.url).pathname;
+
+/**
+ * `cudaMemGetInfo` on device 0, read in a child process (tenant.ts with `--bytes 0`), so
+ * this process never creates a CUDA context of its own.
+ */
+export async function cudartMemory(): Promise<MemoryFigures & { library: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--cached-only", "-A", TENANT_SCRIPT, "--bytes", "0"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || !text) {
+    throw new Error(new TextDecoder().decode(out.stderr).trim().split("\n").at(-1) ?? "failed");
+  }
+  const { before } = JSON.parse(text);
+  return {
+    totalBytes: before.totalBytes,
+    freeBytes: before.freeBytes,
+    usedBytes: before.totalBytes - before.freeBytes,
+    library: before.library,
+  };
+}
+
+/**
+ * Finds a libcudart where ffi/cudart.ts's own search does not look: the CUDA runtime
+ * that PyTorch's wheels bring (`nvidia/cuda_runtime/lib` in site-packages). Null when
+ * there is none.
+ */
+export async function findPythonCudart(): Promise<string | null> {
+  const script = "import glob,site,sys\n" +
+    "dirs=site.getsitepackages()+[site.getusersitepackages()]\n" +
+    "hits=[p for d in dirs for p in sorted(glob.glob(d+'/nvidia/cuda_runtime/lib/libcudart.so*'))+sorted(glob.glob(d+'/nvidia/cu*/lib/libcudart.so*'))+sorted(glob.glob(d+'/torch/lib/libcudart*.so*'))]\n" +
+    "print(hits[0] if hits else '')";
   try {
-    cuda.setDevice(0);
-    const { freeBytes, totalBytes } = cuda.memGetInfo();
-    return { totalBytes, freeBytes, usedBytes: totalBytes - freeBytes, library: cuda.path };
-  } finally {
-    cuda.close();
+    const out = await new Deno.Command("python3", {
+      args: ["-c", script],
+      stdout: "piped",
+      stderr: "null",
+    })
+      .output();
+    const path = new TextDecoder().decode(out.stdout).trim();
+    return path || null;
+  } catch {
+    return null;
   }
 }
 
