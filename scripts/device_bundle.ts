@@ -148,7 +148,7 @@ exec "$work/bin/deno" run --cached-only --allow-all --v8-flags=--wasm-tiering-bu
 async function xz(source: string, target: string): Promise<void> {
   await run("sh", [
     "-c",
-    'xz -T2 -9 -c "$1" > "$2.part" && mv "$2.part" "$2"',
+    'xz -T2 -6 -c "$1" > "$2.part" && mv "$2.part" "$2"',
     "xz",
     source,
     target,
@@ -158,7 +158,7 @@ async function xz(source: string, target: string): Promise<void> {
 async function tarXz(dir: string, target: string): Promise<void> {
   await run("sh", [
     "-c",
-    'tar -C "$1" -cf - . | xz -T2 -9 > "$2.part" && mv "$2.part" "$2"',
+    'tar -C "$1" -cf - . | xz -T2 -6 > "$2.part" && mv "$2.part" "$2"',
     "tar",
     dir,
     target,

@@ -32,6 +32,7 @@ import {
   findPythonCudart,
   nvidiaSmiApps,
   nvidiaSmiMemory,
+  nvidiaSmiTable,
   nvmlMemory,
   ownProcessRows,
   readAdapter,
@@ -329,6 +330,7 @@ async function main(): Promise<void> {
     figures.reservedBytes = report.devices[0]?.reservedBytes ?? null;
     figures.reservedFrom = report.devices[0]?.reservedFrom ?? null;
     figures.nvidiaSmiComputeApps = await nvidiaSmiApps();
+    figures.nvidiaSmiTable = await nvidiaSmiTable();
     await post("/api/v1/models/silero-vad/unload");
     const from = (figures.reservedFrom as string[] | null) ?? [];
     return `this process is in the ${from.length ? from.join(" + ") : "neither"} list(s)`;

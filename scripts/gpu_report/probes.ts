@@ -52,48 +52,56 @@ export interface MemoryFigures {
   reservedBytes?: number | null;
 }
 
-/** `nvidia-smi --query-gpu` for device 0 (MiB, converted to bytes); null without nvidia-smi. */
-export async function nvidiaSmiMemory(): Promise<MemoryFigures & { raw: string } | null> {
-  let out: Deno.CommandOutput;
+/** Runs nvidia-smi; null when it is not installed. */
+async function nvidiaSmi(args: string[]): Promise<{ ok: boolean; text: string } | null> {
   try {
-    out = await new Deno.Command("nvidia-smi", {
-      args: [
-        "--query-gpu=memory.total,memory.used,memory.free,memory.reserved",
-        "--format=csv,noheader,nounits",
-        "--id=0",
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await new Deno.Command("nvidia-smi", { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const text = new TextDecoder().decode(out.success ? out.stdout : out.stderr).trim();
+    return { ok: out.success, text };
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
-  const raw = new TextDecoder().decode(out.success ? out.stdout : out.stderr).trim();
-  if (!out.success) throw new Error(`nvidia-smi failed: ${raw}`);
-  const mib = raw.split(",").map((v) => Number(v.trim()) * 2 ** 20);
+}
+
+/**
+ * `nvidia-smi --query-gpu` for device 0 (MiB, converted to bytes); null without
+ * nvidia-smi. `memory.reserved` is asked for first and left out where the driver's
+ * nvidia-smi does not know it.
+ */
+export async function nvidiaSmiMemory(): Promise<MemoryFigures & { raw: string } | null> {
+  const fields = ["memory.total", "memory.used", "memory.free", "memory.reserved"];
+  const query = (f: string[]) =>
+    nvidiaSmi([`--query-gpu=${f.join(",")}`, "--format=csv,noheader,nounits", "--id=0"]);
+  let result = await query(fields);
+  if (result === null) return null;
+  if (!result.ok) result = await query(fields.slice(0, 3));
+  if (result === null || !result.ok) throw new Error(`nvidia-smi failed: ${result?.text}`);
+  const mib = result.text.split(",").map((v) => Number(v.trim()) * 2 ** 20);
   const num = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? null : v);
   return {
     totalBytes: num(mib[0]),
     usedBytes: num(mib[1]),
     freeBytes: num(mib[2]),
     reservedBytes: num(mib[3]),
-    raw,
+    raw: result.text,
   };
 }
 
-/** `nvidia-smi`'s compute-app list (pid, used MiB); what it shows of the graphics list is not queryable. */
+/** `nvidia-smi`'s compute-app list (pid, used MiB); the graphics list has no query of its own. */
 export async function nvidiaSmiApps(): Promise<string | null> {
-  try {
-    const out = await new Deno.Command("nvidia-smi", {
-      args: ["--query-compute-apps=pid,used_memory,name", "--format=csv,noheader"],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return new TextDecoder().decode(out.stdout).trim();
-  } catch {
-    return null;
-  }
+  const result = await nvidiaSmi([
+    "--query-compute-apps=pid,used_memory,name",
+    "--format=csv,noheader",
+  ]).catch(() => null);
+  return result?.text ?? null;
+}
+
+/** Plain `nvidia-smi`: its process table shows each process's type (C, G, C+G). */
+export async function nvidiaSmiTable(): Promise<string | null> {
+  const result = await nvidiaSmi([]).catch(() => null);
+  return result?.text ?? null;
 }
 
 /** The tenant helper (tenant.ts), started with this Deno and the same flags. */
