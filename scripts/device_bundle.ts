@@ -18,7 +18,10 @@
  * is over {@link BUNDLE_LIMIT_BYTES} (the device machine takes 64 MiB a call, the repo
  * included).
  *
- *     deno task device-bundle [--out .dist/device]
+ *     deno task device-bundle [--out .dist/device] [--level 6] [--max-mib 60]
+ *
+ * `--level` is xz's preset (0 is fast and large: the rehearsal test uses it with a
+ * larger `--max-mib`, since the default level takes minutes on 2 cores).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -145,23 +148,25 @@ exec "$work/bin/deno" run --cached-only --allow-all --v8-flags=--wasm-tiering-bu
   scripts/gpu_report.ts "$@"
 `;
 
-async function xz(source: string, target: string): Promise<void> {
+async function xz(source: string, target: string, level: number): Promise<void> {
   await run("sh", [
     "-c",
-    'xz -T2 -6 -c "$1" > "$2.part" && mv "$2.part" "$2"',
+    'xz -T2 -"$3" -c "$1" > "$2.part" && mv "$2.part" "$2"',
     "xz",
     source,
     target,
+    `${level}`,
   ]);
 }
 
-async function tarXz(dir: string, target: string): Promise<void> {
+async function tarXz(dir: string, target: string, level: number): Promise<void> {
   await run("sh", [
     "-c",
-    'tar -C "$1" -cf - . | xz -T2 -6 > "$2.part" && mv "$2.part" "$2"',
+    'tar -C "$1" -cf - . | xz -T2 -"$3" > "$2.part" && mv "$2.part" "$2"',
     "tar",
     dir,
     target,
+    `${level}`,
   ]);
 }
 
@@ -191,9 +196,21 @@ async function sizeOf(path: string): Promise<number> {
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { out: { type: "string", default: join(ROOT, ".dist/device") } },
+    options: {
+      out: { type: "string", default: join(ROOT, ".dist/device") },
+      level: { type: "string", default: "6" },
+      "max-mib": { type: "string", default: String(BUNDLE_LIMIT_BYTES / 2 ** 20) },
+    },
   });
   const out = values.out!;
+  const level = Number(values.level);
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new Error(`--level: ${JSON.stringify(values.level)} is not an xz preset from 0 to 9`);
+  }
+  const limit = Number(values["max-mib"]) * 2 ** 20;
+  if (!(limit > 0)) {
+    throw new Error(`--max-mib: ${JSON.stringify(values["max-mib"])} is not a positive number`);
+  }
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     throw new Error(
       `The device machine is Linux x86-64; this Deno is ${Deno.build.os} ${Deno.build.arch}: ` +
@@ -207,27 +224,31 @@ async function main(): Promise<void> {
     const denoStat = await Deno.stat(deno);
     await unlessUnchanged(
       join(out, "deno.xz"),
-      `${deno} ${denoStat.size} ${denoStat.mtime?.getTime()} ${Deno.version.deno}`,
+      `${deno} ${denoStat.size} ${denoStat.mtime?.getTime()} ${Deno.version.deno} -${level}`,
       async () => {
         console.error(`compressing ${deno} (${(denoStat.size / 2 ** 20).toFixed(0)} MiB) …`);
-        await xz(deno, join(out, "deno.xz"));
+        await xz(deno, join(out, "deno.xz"), level);
       },
     );
     const lock = await Deno.readTextFile(join(ROOT, "deno.lock"));
     const self = await Deno.readTextFile(new URL(import.meta.url));
-    await unlessUnchanged(join(out, "modules.tar.xz"), await digest(lock + self), async () => {
-      console.error("compressing node_modules (the GPU path's parts) …");
-      const modules = join(stage, "modules");
-      await copyNodeModules(join(modules, "node_modules"));
-      await tarXz(modules, join(out, "modules.tar.xz"));
-    });
+    await unlessUnchanged(
+      join(out, "modules.tar.xz"),
+      await digest(`${lock}${self}-${level}`),
+      async () => {
+        console.error("compressing node_modules (the GPU path's parts) …");
+        const modules = join(stage, "modules");
+        await copyNodeModules(join(modules, "node_modules"));
+        await tarXz(modules, join(out, "modules.tar.xz"), level);
+      },
+    );
     console.error("compressing the project's files …");
     const app = join(stage, "app");
     for (const file of await trackedFiles()) {
       await Deno.mkdir(dirname(join(app, file)), { recursive: true });
       await Deno.copyFile(join(ROOT, file), join(app, file));
     }
-    await tarXz(app, join(out, "app.tar.xz"));
+    await tarXz(app, join(out, "app.tar.xz"), level);
     await Deno.writeTextFile(join(out, "run.sh"), RUN_SH, { mode: 0o755 });
     const sizes: Record<string, number> = {};
     for (const name of BUNDLE_FILES) sizes[name] = await sizeOf(join(out, name));
@@ -236,10 +257,10 @@ async function main(): Promise<void> {
       console.log(`${name.padEnd(11)} ${(bytes / 2 ** 20).toFixed(1).padStart(6)} MiB`);
     }
     console.log(`${"total".padEnd(11)} ${(total / 2 ** 20).toFixed(1).padStart(6)} MiB in ${out}`);
-    if (total > BUNDLE_LIMIT_BYTES) {
+    if (total > limit) {
       throw new Error(
         `The bundle is ${(total / 2 ** 20).toFixed(1)} MiB, over the ${
-          BUNDLE_LIMIT_BYTES / 2 ** 20
+          limit / 2 ** 20
         } MiB limit: drop files from KEEP in scripts/device_bundle.ts`,
       );
     }
