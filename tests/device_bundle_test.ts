@@ -113,7 +113,17 @@ Deno.test({
     };
     if (exists("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json")) env.DENO_WEBGPU_BACKEND = "vulkan";
     const run = await new Deno.Command("sh", {
-      args: [join(bundle, "run.sh"), "--out", out, "--sizes", "4MiB", "--budget", "400"],
+      args: [
+        join(bundle, "run.sh"),
+        "--out",
+        out,
+        "--sizes",
+        "4MiB",
+        "--budget",
+        "600",
+        "--model-limit",
+        "300",
+      ],
       clearEnv: true,
       env,
       cwd: tmp,
