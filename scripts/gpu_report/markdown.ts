@@ -68,9 +68,9 @@ export function renderMarkdown(report: GpuReport): string {
   );
   for (const s of report.steps) {
     lines.push(
-      `| ${s.name} | ${s.status} | ${(s.ms / 1000).toFixed(1)} s | ${s.limitMs / 1000} s | ${
-        value("", s.reason ?? "")
-      } |`,
+      `| ${s.name} | ${s.status} | ${(s.ms / 1000).toFixed(1)} s | ${
+        (s.limitMs / 1000).toFixed(0)
+      } s | ${value("", s.reason ?? "")} |`,
     );
   }
   for (const s of report.steps) {

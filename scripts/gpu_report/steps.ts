@@ -53,7 +53,14 @@ export class StepRunner {
     fn: (figures: Record<string, unknown>) => Promise<string | void>,
   ): Promise<StepRecord> {
     const figures: Record<string, unknown> = {};
-    const record: StepRecord = { name, status: "ran", reason: null, limitMs, ms: 0, figures };
+    const record: StepRecord = {
+      name,
+      status: "ran",
+      reason: null,
+      limitMs: Math.round(limitMs),
+      ms: 0,
+      figures,
+    };
     this.records.push(record);
     const label = `[${this.records.length}/${this.#total}] ${name}`;
     if (limitMs > this.leftMs) {
