@@ -16,6 +16,9 @@ export type VramSourceKind = "nvml" | "cudart" | "webgpu" | "none";
  */
 export type DeviceState = "ok" | "error" | "lost";
 
+/** A driver process list: "compute" (CUDA contexts) or "graphics" (Vulkan, so WebGPU). */
+export type GpuProcessList = "compute" | "graphics";
+
 /** One device's memory and load at one instant. Bytes are plain numbers (exact below 8 PiB). */
 export interface DeviceSnapshot {
   index: number;
@@ -24,10 +27,15 @@ export interface DeviceSnapshot {
   totalBytes: number;
   usedBytes: number;
   freeBytes: number;
-  /** What this process holds on the device, from NVML's process list (0 when unknown). */
+  /** What this process holds on the device, from NVML's process lists (0 when unknown). */
   reservedBytes: number;
   /** Why `reservedBytes` is unknown (no process list on this driver), when it is. */
   reservedUnknown?: string;
+  /**
+   * The NVML lists this process was found in (present with NVML): "compute" for CUDA,
+   * "graphics" for Vulkan, where a real driver lists WebGPU; empty when in neither.
+   */
+  reservedFrom?: GpuProcessList[];
   /** Bytes of live GPU buffers tracked inside the pipeline workers. */
   activeBytes: number;
   /** GPU busy percent, or null when the source cannot tell. */

@@ -1,7 +1,8 @@
 /**
  * Typed bindings to NVIDIA's NVML (libnvidia-ml) over `Deno.dlopen`: driver version,
- * devices, memory (v2 where the driver has it), utilization, temperature and running
- * compute processes. Every non-zero return code becomes an {@linkcode NvmlError}.
+ * devices, memory (v2 where the driver has it), utilization, temperature and the running
+ * processes of both lists: compute (CUDA) and graphics (Vulkan, OpenGL: Deno's WebGPU on
+ * NVIDIA is wgpu over Vulkan, so the driver lists Headroom's WebGPU sessions there). Every non-zero return code becomes an {@linkcode NvmlError}.
  *
  * All calls block: NVML queries take microseconds, and the API stays synchronous so a
  * snapshot is one uninterrupted read. `nvmlInit_v2` can take up to seconds on a driver
@@ -99,6 +100,56 @@ const symbols = {
       "pointer", /* nvmlDevice_t device */
       "buffer", /* unsigned int* infoCount */
       "buffer", /* nvmlProcessInfo_t* infos */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  /** nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int* infoCount, nvmlProcessInfo_t* infos); R470+ */
+  nvmlDeviceGetComputeRunningProcesses_v2: {
+    parameters: [
+      "pointer", /* nvmlDevice_t device */
+      "buffer", /* unsigned int* infoCount */
+      "buffer", /* nvmlProcessInfo_t* infos */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  /** nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int* infoCount, nvmlProcessInfo_v1_t* infos); the oldest */
+  nvmlDeviceGetComputeRunningProcesses: {
+    parameters: [
+      "pointer", /* nvmlDevice_t device */
+      "buffer", /* unsigned int* infoCount */
+      "buffer", /* nvmlProcessInfo_v1_t* infos */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  /** nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int* infoCount, nvmlProcessInfo_t* infos); R510+ */
+  nvmlDeviceGetGraphicsRunningProcesses_v3: {
+    parameters: [
+      "pointer", /* nvmlDevice_t device */
+      "buffer", /* unsigned int* infoCount */
+      "buffer", /* nvmlProcessInfo_t* infos */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  /** nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t device, unsigned int* infoCount, nvmlProcessInfo_t* infos); R470+ */
+  nvmlDeviceGetGraphicsRunningProcesses_v2: {
+    parameters: [
+      "pointer", /* nvmlDevice_t device */
+      "buffer", /* unsigned int* infoCount */
+      "buffer", /* nvmlProcessInfo_t* infos */
+    ],
+    result: "i32",
+    optional: true,
+  },
+  /** nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t device, unsigned int* infoCount, nvmlProcessInfo_v1_t* infos); the oldest */
+  nvmlDeviceGetGraphicsRunningProcesses: {
+    parameters: [
+      "pointer", /* nvmlDevice_t device */
+      "buffer", /* unsigned int* infoCount */
+      "buffer", /* nvmlProcessInfo_v1_t* infos */
     ],
     result: "i32",
     optional: true,
@@ -213,6 +264,9 @@ export const NVML_PROCESS_INFO = {
   computeInstanceId: 20,
 } as const;
 
+/** Byte layout of nvmlProcessInfo_v1_t (the unversioned symbols): pid, pad, u64 bytes. */
+export const NVML_PROCESS_INFO_V1 = { size: 16, pid: 0, usedGpuMemory: 8 } as const;
+
 /** NVML's "not available" value for a u64 field such as usedGpuMemory. */
 export const NVML_VALUE_NOT_AVAILABLE = 0xFFFFFFFFFFFFFFFFn;
 
@@ -248,6 +302,26 @@ export interface NvmlProcess {
   gpuInstanceId: number;
   /** MIG compute instance id; 0xFFFFFFFF outside MIG. */
   computeInstanceId: number;
+}
+
+/**
+ * The driver's two process lists: "compute" (CUDA contexts) and "graphics" (Vulkan and
+ * OpenGL contexts; `nvidia-smi` types C, G and C+G).
+ */
+export type NvmlProcessList = "compute" | "graphics";
+
+/** One process of the merged lists: its figures, and the lists it was found in. */
+export interface NvmlListedProcess extends NvmlProcess {
+  /** Every list the pid is in, compute first. */
+  lists: NvmlProcessList[];
+}
+
+/** Both process lists merged by pid, and the lists this driver could not read. */
+export interface NvmlProcessLists {
+  /** One entry per pid, in the order first seen (compute list first). */
+  processes: NvmlListedProcess[];
+  /** Each list that could not be read, with the driver's error (empty when both were). */
+  unavailable: Array<{ list: NvmlProcessList; error: NvmlError }>;
 }
 
 /** GPU and memory-controller busy time over the driver's last sample period, in percent. */
@@ -470,19 +544,87 @@ export class NvmlDevice {
   }
 
   /**
-   * Processes with a compute context on this device. Grows the buffer to the count NVML
-   * reports on NVML_ERROR_INSUFFICIENT_SIZE and retries a bounded number of times, since
-   * processes can start between two calls.
+   * Processes with a compute (CUDA) context on this device, through the newest symbol the
+   * driver exports (_v3, _v2, then the unversioned one).
    */
   computeProcesses(): NvmlProcess[] {
-    const fn = "nvmlDeviceGetComputeRunningProcesses_v3";
+    const s = this.#core.lib.symbols;
+    return this.#processList("Compute", [
+      [s.nvmlDeviceGetComputeRunningProcesses_v3, "_v3"],
+      [s.nvmlDeviceGetComputeRunningProcesses_v2, "_v2"],
+      [s.nvmlDeviceGetComputeRunningProcesses, ""],
+    ]);
+  }
+
+  /**
+   * Processes with a graphics context (Vulkan, OpenGL) on this device: where the driver
+   * lists a process that allocates through WebGPU, such as Headroom's GPU sessions.
+   */
+  graphicsProcesses(): NvmlProcess[] {
+    const s = this.#core.lib.symbols;
+    return this.#processList("Graphics", [
+      [s.nvmlDeviceGetGraphicsRunningProcesses_v3, "_v3"],
+      [s.nvmlDeviceGetGraphicsRunningProcesses_v2, "_v2"],
+      [s.nvmlDeviceGetGraphicsRunningProcesses, ""],
+    ]);
+  }
+
+  /**
+   * Both lists merged by pid. A process in both (`nvidia-smi` type C+G) is one entry
+   * whose bytes are the larger of the two figures, not their sum: the driver reports the
+   * process's device memory in each list it is in. A list the driver cannot give
+   * (an old driver without the symbol, NOT_SUPPORTED) lands in `unavailable`; a lost
+   * GPU throws.
+   */
+  processes(): NvmlProcessLists {
+    const byPid = new Map<number, NvmlListedProcess>();
+    const unavailable: NvmlProcessLists["unavailable"] = [];
+    const lists: Array<[NvmlProcessList, () => NvmlProcess[]]> = [
+      ["compute", () => this.computeProcesses()],
+      ["graphics", () => this.graphicsProcesses()],
+    ];
+    for (const [list, read] of lists) {
+      let found: NvmlProcess[];
+      try {
+        found = read();
+      } catch (error) {
+        if (!(error instanceof NvmlError) || isGpuLost(error)) throw error;
+        unavailable.push({ list, error });
+        continue;
+      }
+      for (const process of found) {
+        const seen = byPid.get(process.pid);
+        if (!seen) {
+          byPid.set(process.pid, { ...process, lists: [list] });
+          continue;
+        }
+        if (!seen.lists.includes(list)) seen.lists.push(list);
+        if (process.usedBytes !== null) {
+          seen.usedBytes = Math.max(seen.usedBytes ?? 0, process.usedBytes);
+        }
+      }
+    }
+    return { processes: [...byPid.values()], unavailable };
+  }
+
+  /** Reads one process list through the first of `calls` the driver exports. */
+  #processList(
+    kind: "Compute" | "Graphics",
+    calls: Array<[ProcessListCall | null, "_v3" | "_v2" | ""]>,
+  ): NvmlProcess[] {
     const h = this.handle();
     const c = this.#core;
-    const call = c.lib.symbols.nvmlDeviceGetComputeRunningProcesses_v3;
-    if (call === null) throw c.error(fn, NVML_ERROR.FUNCTION_NOT_FOUND);
+    const found = calls.find(([call]) => call !== null);
+    if (!found) {
+      const names = calls.map(([, v]) => `nvmlDeviceGet${kind}RunningProcesses${v}`);
+      throw c.error(names.join(", "), NVML_ERROR.FUNCTION_NOT_FOUND);
+    }
+    const [call, version] = found as [ProcessListCall, string];
+    const fn = `nvmlDeviceGet${kind}RunningProcesses${version}`;
+    const layout = version === "" ? NVML_PROCESS_INFO_V1 : NVML_PROCESS_INFO;
     let code = 0;
     for (let attempt = 0; attempt < PROCESS_LIST_ATTEMPTS; attempt++) {
-      const capacity = c.procs.length / NVML_PROCESS_INFO.size;
+      const capacity = Math.floor(c.procs.length / layout.size);
       c.count[0] = capacity;
       code = call(h, c.count, c.procs);
       if (code === NVML_ERROR.INSUFFICIENT_SIZE) {
@@ -491,27 +633,41 @@ export class NvmlDevice {
         continue;
       }
       this.#check(fn, code);
-      return readProcesses(c.procs, c.count[0]);
+      return readProcesses(c.procs, c.count[0], version === "");
     }
     throw c.error(fn, code);
   }
 }
 
-function readProcesses(bytes: Uint8Array, count: number): NvmlProcess[] {
+/** The C signature every nvmlDevice*RunningProcesses* symbol shares. */
+type ProcessListCall = (
+  device: Deno.PointerValue,
+  infoCount: Uint32Array,
+  infos: Uint8Array,
+) => number;
+
+/** Decodes `count` process structs; v1 structs have no MIG ids (read as not available). */
+function readProcesses(bytes: Uint8Array, count: number, v1: boolean): NvmlProcess[] {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const layout = v1 ? NVML_PROCESS_INFO_V1 : NVML_PROCESS_INFO;
   const list: NvmlProcess[] = [];
   for (let i = 0; i < count; i++) {
-    const at = i * NVML_PROCESS_INFO.size;
-    const used = v.getBigUint64(at + NVML_PROCESS_INFO.usedGpuMemory, true);
+    const at = i * layout.size;
+    const used = v.getBigUint64(at + layout.usedGpuMemory, true);
     list.push({
-      pid: v.getUint32(at + NVML_PROCESS_INFO.pid, true),
+      pid: v.getUint32(at + layout.pid, true),
       usedBytes: used === NVML_VALUE_NOT_AVAILABLE ? null : Number(used),
-      gpuInstanceId: v.getUint32(at + NVML_PROCESS_INFO.gpuInstanceId, true),
-      computeInstanceId: v.getUint32(at + NVML_PROCESS_INFO.computeInstanceId, true),
+      gpuInstanceId: v1 ? NO_MIG_ID : v.getUint32(at + NVML_PROCESS_INFO.gpuInstanceId, true),
+      computeInstanceId: v1
+        ? NO_MIG_ID
+        : v.getUint32(at + NVML_PROCESS_INFO.computeInstanceId, true),
     });
   }
   return list;
 }
+
+/** NVML's u32 "not available" value: the MIG ids outside MIG. */
+const NO_MIG_ID = 0xFFFFFFFF;
 
 /**
  * Opens NVML from `path`, else `$HEADROOM_NVML_LIBRARY`, else the usual sonames, and

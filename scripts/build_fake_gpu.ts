@@ -1,7 +1,8 @@
 /**
  * Builds the driver test double (tests/fake_gpu.c) into tests/.build/libfakegpu.so and
  * tests/.build/libfakegpu_nov2.so (an old driver: without nvmlDeviceGetMemoryInfo_v2 and
- * nvmlDeviceGetComputeRunningProcesses_v3). Skips a library
+ * the _v3 process lists) and tests/.build/libfakegpu_procs_v1.so (process lists only as
+ * the unversioned v1 symbols). Skips a library
  * that is newer than the source. Run it with `deno task build:fake-gpu`.
  *
  * @module
@@ -33,6 +34,8 @@ const targets: Target[] = [
   { file: "libfakegpu.so", flags: [] },
   // An old driver: no nvmlDeviceGetMemoryInfo_v2, no nvmlDeviceGetComputeRunningProcesses_v3.
   { file: "libfakegpu_nov2.so", flags: ["-DFAKE_NO_MEMINFO_V2", "-DFAKE_NO_PROCESSES_V3"] },
+  // A driver whose process lists are only the oldest, unversioned symbols (16-byte structs).
+  { file: "libfakegpu_procs_v1.so", flags: ["-DFAKE_NO_PROCESSES_V3", "-DFAKE_PROCESSES_V1"] },
 ];
 
 function mtime(path: string): number | null {

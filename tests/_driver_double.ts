@@ -1,8 +1,9 @@
 /**
  * A scheduler over the real PipelineManager (worker doubles) whose device is the NVIDIA
  * driver double read through NVML by the real VramMonitor and the service's device view:
- * the pipelines' bytes show in the double's used memory at once on a load and
- * `freeDelayMs` late on a release, as a real driver may. Time is a {@link FakeClock}: the
+ * the pipelines' bytes show in the double's used memory, as this process's row in the
+ * graphics list, at once on a load and `freeDelayMs` late on a release, as a real driver
+ * may. Time is a {@link FakeClock}: the
  * test takes the monitor's samples with `sample(n)` (one every 10 ms of the clock) instead
  * of sleeping against the sampling interval.
  */
@@ -38,7 +39,12 @@ export function onDriverDouble(
   });
   let tenant = 0;
   let shown = 0;
-  const show = () => fake.setOtherUsed(0, tenant + shown);
+  // The tenant is memory outside any list; our pipelines' bytes are this process's row in
+  // the graphics list, where NVIDIA's driver lists a WebGPU (Vulkan) process.
+  const show = () => {
+    fake.setOtherUsed(0, tenant);
+    fake.setGraphicsProcess(0, Deno.pid, shown);
+  };
   // Follow the host's tracked bytes into the double: up at once, down late.
   const follow = () => {
     const now = double.host.trackedBytes();

@@ -3,8 +3,10 @@
  *
  * Built by scripts/build_fake_gpu.ts into tests/.build/libfakegpu.so (and
  * libfakegpu_nov2.so with -DFAKE_NO_MEMINFO_V2 -DFAKE_NO_PROCESSES_V3: an old
- * driver that lacks nvmlDeviceGetMemoryInfo_v2 and
- * nvmlDeviceGetComputeRunningProcesses_v3). One .so serves as both HEADROOM_NVML_LIBRARY
+ * driver that lacks nvmlDeviceGetMemoryInfo_v2 and both _v3 process lists;
+ * libfakegpu_procs_v1.so with -DFAKE_NO_PROCESSES_V3 -DFAKE_PROCESSES_V1: a
+ * driver whose process lists are the oldest, unversioned symbols with the
+ * 16-byte nvmlProcessInfo_v1_t). One .so serves as both HEADROOM_NVML_LIBRARY
  * and HEADROOM_CUDART_LIBRARY: it exports the NVML and CUDA runtime symbols
  * Headroom binds, with the real signatures and struct layouts, plus fake_*
  * control functions that tests call to set the devices' figures and to inject
@@ -15,8 +17,11 @@
  *                                 + sum(live cudaMalloc allocations)
  *   free  = total - reserved - used        (clamped at 0)
  *   NVML v1 "used" = reserved + used       (v1 has no reserved field)
- * cudaMalloc'd bytes show up in the process list under the pid that
- * allocated them. Allocations of a pid that no longer exists are dropped,
+ * Each fake process is in the compute list, the graphics list or both (its
+ * `lists` bits), as a real driver lists a CUDA process under compute and a
+ * Vulkan one (Deno's WebGPU) under graphics, and a process in both with the same
+ * bytes in each. cudaMalloc'd bytes show up in the compute list under the pid
+ * that allocated them. Allocations of a pid that no longer exists are dropped,
  * as the driver frees a dead process's memory.
  *
  * State: process-local by default. When the env var FAKE_GPU_STATE names a
@@ -76,10 +81,16 @@ typedef struct {
   unsigned int gpuInstanceId, computeInstanceId;
 } nvmlProcessInfo_t;
 
+typedef struct {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+
 _Static_assert(sizeof(nvmlMemory_t) == 24, "nvmlMemory_t");
 _Static_assert(sizeof(nvmlMemory_v2_t) == 40, "nvmlMemory_v2_t");
 _Static_assert(sizeof(nvmlUtilization_t) == 8, "nvmlUtilization_t");
 _Static_assert(sizeof(nvmlProcessInfo_t) == 24, "nvmlProcessInfo_t");
+_Static_assert(sizeof(nvmlProcessInfo_v1_t) == 16, "nvmlProcessInfo_v1_t");
 
 enum {
   NVML_SUCCESS = 0,
@@ -105,8 +116,11 @@ enum {
 };
 
 /* ---- state ---- */
+#define LIST_COMPUTE 1u
+#define LIST_GRAPHICS 2u
+
 struct fake_proc {
-  uint32_t pid, gi, ci, _pad;
+  uint32_t pid, gi, ci, lists; /* lists: LIST_COMPUTE | LIST_GRAPHICS */
   uint64_t bytes;
 };
 
@@ -336,9 +350,10 @@ EXPORT void fake_set_temperature(unsigned int dev, unsigned int celsius) {
 EXPORT void fake_set_lost(unsigned int dev, int lost) {
   if (dev < MAX_DEVICES) st()->dev[dev].lost = lost != 0;
 }
-/* Adds a process with MIG ids; bytes = ~0 reads as "not available". */
-EXPORT int fake_add_process_ex(unsigned int dev, unsigned int pid, unsigned long long bytes,
-                               unsigned int gi, unsigned int ci) {
+/* Adds a process to the lists named by `lists` (LIST_COMPUTE, LIST_GRAPHICS or both)
+ * with MIG ids; bytes = ~0 reads as "not available". */
+EXPORT int fake_add_process_in(unsigned int dev, unsigned int pid, unsigned long long bytes,
+                               unsigned int gi, unsigned int ci, unsigned int lists) {
   if (dev >= MAX_DEVICES) return -1;
   struct fake_device *d = &st()->dev[dev];
   if (d->nprocs >= MAX_PROCS) return -1;
@@ -347,8 +362,34 @@ EXPORT int fake_add_process_ex(unsigned int dev, unsigned int pid, unsigned long
   p->bytes = bytes;
   p->gi = gi;
   p->ci = ci;
+  p->lists = lists;
   d->nprocs++;
   return 0;
+}
+/* Adds a compute process with MIG ids; bytes = ~0 reads as "not available". */
+EXPORT int fake_add_process_ex(unsigned int dev, unsigned int pid, unsigned long long bytes,
+                               unsigned int gi, unsigned int ci) {
+  return fake_add_process_in(dev, pid, bytes, gi, ci, LIST_COMPUTE);
+}
+/* Sets the bytes a process holds through the graphics API (Vulkan), adding it to the
+ * graphics list or updating its entry there; 0 bytes removes it, as the driver drops a
+ * process that freed its last allocation. The device's used memory follows. */
+EXPORT int fake_set_graphics_process(unsigned int dev, unsigned int pid, unsigned long long bytes) {
+  if (dev >= MAX_DEVICES) return -1;
+  struct fake_device *d = &st()->dev[dev];
+  for (uint32_t k = 0; k < d->nprocs && k < MAX_PROCS; k++) {
+    if (d->procs[k].pid != pid || d->procs[k].lists != LIST_GRAPHICS) continue;
+    if (bytes == 0) {
+      d->procs[k] = d->procs[d->nprocs - 1];
+      d->nprocs--;
+    } else {
+      d->procs[k].bytes = bytes;
+    }
+    return 0;
+  }
+  if (bytes == 0) return 0;
+  return fake_add_process_in(dev, pid, bytes, NVML_VALUE_NOT_AVAILABLE_U32,
+                             NVML_VALUE_NOT_AVAILABLE_U32, LIST_GRAPHICS);
 }
 /* Adds a process outside MIG (instance ids not available, as NVML reports). */
 EXPORT int fake_add_process(unsigned int dev, unsigned int pid, unsigned long long bytes) {
@@ -555,47 +596,77 @@ EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensorType
   return NVML_SUCCESS;
 }
 
-#ifndef FAKE_NO_PROCESSES_V3
-EXPORT nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
-                                                            nvmlProcessInfo_t *infos) {
-  DEVICE_ENTRY("nvmlDeviceGetComputeRunningProcesses_v3", device, i);
-  if (!infoCount) return NVML_ERROR_INVALID_ARGUMENT;
-  struct fake_state *s = st();
+/* Builds one process list of device i: the fake processes in `list`, then (compute only)
+ * one entry per pid holding cudaMalloc'd bytes. Returns the count. */
+__attribute__((unused)) static unsigned int build_list(struct fake_state *s, unsigned int i, unsigned int list,
+                               nvmlProcessInfo_t *out) {
   struct fake_device *d = &s->dev[i];
-  /* Build the list: fake processes, then one entry per pid holding cudaMalloc'd bytes. */
-  static nvmlProcessInfo_t list[MAX_PROCS + MAX_ALLOCS];
   unsigned int n = 0;
   for (uint32_t k = 0; k < d->nprocs && k < MAX_PROCS; k++) {
-    list[n].pid = d->procs[k].pid;
-    list[n].usedGpuMemory = d->procs[k].bytes;
-    list[n].gpuInstanceId = d->procs[k].gi;
-    list[n].computeInstanceId = d->procs[k].ci;
+    if (!(d->procs[k].lists & list)) continue;
+    out[n].pid = d->procs[k].pid;
+    out[n].usedGpuMemory = d->procs[k].bytes;
+    out[n].gpuInstanceId = d->procs[k].gi;
+    out[n].computeInstanceId = d->procs[k].ci;
     n++;
   }
+  if (list != LIST_COMPUTE) return n;
   alloc_bytes(s, i); /* drop dead pids first */
   for (int a = 0; a < MAX_ALLOCS; a++) {
     struct fake_alloc *al = &s->allocs[a];
     if (__atomic_load_n(&al->ptr, __ATOMIC_ACQUIRE) <= CLAIMED || al->dev != i) continue;
     unsigned int k = 0;
-    while (k < n && list[k].pid != al->pid) k++;
+    while (k < n && out[k].pid != al->pid) k++;
     if (k == n) {
-      list[n].pid = al->pid;
-      list[n].usedGpuMemory = 0;
-      list[n].gpuInstanceId = NVML_VALUE_NOT_AVAILABLE_U32;
-      list[n].computeInstanceId = NVML_VALUE_NOT_AVAILABLE_U32;
+      out[n].pid = al->pid;
+      out[n].usedGpuMemory = 0;
+      out[n].gpuInstanceId = NVML_VALUE_NOT_AVAILABLE_U32;
+      out[n].computeInstanceId = NVML_VALUE_NOT_AVAILABLE_U32;
       n++;
     }
-    if (list[k].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE_U64) list[k].usedGpuMemory += al->bytes;
+    if (out[k].usedGpuMemory != NVML_VALUE_NOT_AVAILABLE_U64) out[k].usedGpuMemory += al->bytes;
   }
+  return n;
+}
+
+__attribute__((unused)) static nvmlProcessInfo_t scratch[MAX_PROCS + MAX_ALLOCS];
+
+/* The body every nvmlDevice*RunningProcesses* symbol shares; `v1` writes the 16-byte structs. */
+__attribute__((unused)) static nvmlReturn_t running_processes(const char *fn, nvmlDevice_t device, unsigned int *infoCount,
+                                      void *infos, unsigned int list, int v1) {
+  DEVICE_ENTRY(fn, device, i);
+  if (!infoCount) return NVML_ERROR_INVALID_ARGUMENT;
+  unsigned int n = build_list(st(), i, list, scratch);
   if (*infoCount < n) {
     *infoCount = n;
     return NVML_ERROR_INSUFFICIENT_SIZE;
   }
   if (n > 0 && !infos) return NVML_ERROR_INVALID_ARGUMENT;
-  memcpy(infos, list, n * sizeof(nvmlProcessInfo_t));
+  if (v1) {
+    nvmlProcessInfo_v1_t *o = infos;
+    for (unsigned int k = 0; k < n; k++) {
+      o[k].pid = scratch[k].pid;
+      o[k].usedGpuMemory = scratch[k].usedGpuMemory;
+    }
+  } else {
+    memcpy(infos, scratch, n * sizeof(nvmlProcessInfo_t));
+  }
   *infoCount = n;
   return NVML_SUCCESS;
 }
+
+#define PROCESS_LIST(fn, list, v1)                                                    \
+  EXPORT nvmlReturn_t fn(nvmlDevice_t device, unsigned int *infoCount, void *infos) { \
+    return running_processes(#fn, device, infoCount, infos, list, v1);                \
+  }
+
+#ifndef FAKE_NO_PROCESSES_V3
+PROCESS_LIST(nvmlDeviceGetComputeRunningProcesses_v3, LIST_COMPUTE, 0)
+PROCESS_LIST(nvmlDeviceGetGraphicsRunningProcesses_v3, LIST_GRAPHICS, 0)
+#endif
+#ifdef FAKE_PROCESSES_V1
+PROCESS_LIST(nvmlDeviceGetComputeRunningProcesses, LIST_COMPUTE, 1)
+PROCESS_LIST(nvmlDeviceGetGraphicsRunningProcesses, LIST_GRAPHICS, 1)
 #endif
 
 /* ================= CUDA runtime ================= */

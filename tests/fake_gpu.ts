@@ -22,6 +22,10 @@ export const FAKE_GPU_PATH = new URL(".build/libfakegpu.so", import.meta.url).pa
 /** Absolute path of the variant without nvmlDeviceGetMemoryInfo_v2, for the v1 fallback. */
 export const FAKE_GPU_NOV2_PATH = new URL(".build/libfakegpu_nov2.so", import.meta.url).pathname;
 
+/** Absolute path of the variant whose process lists are only the unversioned (v1) symbols. */
+export const FAKE_GPU_PROCS_V1_PATH =
+  new URL(".build/libfakegpu_procs_v1.so", import.meta.url).pathname;
+
 /** Env var that makes the double keep its state in a shared file (read on first use). */
 export const FAKE_GPU_STATE_ENV = "FAKE_GPU_STATE";
 
@@ -64,6 +68,10 @@ const symbols = {
   fake_add_process: { parameters: ["u32", "u32", "u64"], result: "i32" },
   /** int fake_add_process_ex(unsigned int dev, unsigned int pid, unsigned long long bytes, unsigned int gi, unsigned int ci) */
   fake_add_process_ex: { parameters: ["u32", "u32", "u64", "u32", "u32"], result: "i32" },
+  /** int fake_add_process_in(unsigned int dev, unsigned int pid, unsigned long long bytes, unsigned int gi, unsigned int ci, unsigned int lists) */
+  fake_add_process_in: { parameters: ["u32", "u32", "u64", "u32", "u32", "u32"], result: "i32" },
+  /** int fake_set_graphics_process(unsigned int dev, unsigned int pid, unsigned long long bytes) */
+  fake_set_graphics_process: { parameters: ["u32", "u32", "u64"], result: "i32" },
   /** void fake_clear_processes(unsigned int dev) */
   fake_clear_processes: { parameters: ["u32"], result: "void" },
   /** void fake_fail_times(const char* fn, int code, int times) */
@@ -218,6 +226,35 @@ export class FakeGpu {
       computeInstanceId,
     );
     if (code !== 0) throw new Error(`Cannot add process ${pid} to fake device ${dev}: list full`);
+  }
+
+  /**
+   * Adds a process to the driver's compute list, graphics list or both (a CUDA process,
+   * a Vulkan one such as Deno's WebGPU, or `nvidia-smi`'s C+G), with the same bytes in each.
+   */
+  addListedProcess(
+    dev: number,
+    pid: number,
+    bytes: number | bigint,
+    lists: ReadonlyArray<"compute" | "graphics">,
+  ): void {
+    const bits = (lists.includes("compute") ? 1 : 0) | (lists.includes("graphics") ? 2 : 0);
+    const code = this.#lib.symbols.fake_add_process_in(
+      dev,
+      pid,
+      big(bytes),
+      0xFFFFFFFF,
+      0xFFFFFFFF,
+      bits,
+    );
+    if (code !== 0) throw new Error(`Cannot add process ${pid} to fake device ${dev}: list full`);
+  }
+
+  /** Sets what `pid` holds through Vulkan (the graphics list); 0 removes it from that list. */
+  setGraphicsProcess(dev: number, pid: number, bytes: number | bigint): void {
+    if (this.#lib.symbols.fake_set_graphics_process(dev, pid, big(bytes)) !== 0) {
+      throw new Error(`Cannot set graphics process ${pid} on fake device ${dev}: list full`);
+    }
   }
 
   /** Removes the processes added with addProcess (not cudaMalloc holders). */

@@ -12,11 +12,20 @@ import {
   NVML_MEMORY_V2,
   NVML_MEMORY_V2_VERSION,
   NVML_PROCESS_INFO,
+  NVML_PROCESS_INFO_V1,
   NVML_UTILIZATION,
   NvmlError,
   openNvml,
 } from "../ffi/nvml.ts";
-import { FAKE_GPU_NOV2_PATH, FAKE_GPU_PATH, FakeGpu, GiB, NOT_AVAILABLE } from "./fake_gpu.ts";
+import {
+  FAKE_GPU_NOV2_PATH,
+  FAKE_GPU_PATH,
+  FAKE_GPU_PROCS_V1_PATH,
+  FakeGpu,
+  GiB,
+  NOT_AVAILABLE,
+} from "./fake_gpu.ts";
+import { NvmlSource } from "../core/monitor/nvml_source.ts";
 import { catchError } from "./_assert.ts";
 import { need } from "./_requires.ts";
 
@@ -77,6 +86,7 @@ Deno.test({
   assert.equal(NVML_MEMORY_V2_VERSION, c.nvmlMemory_v2);
   assert.deepEqual(NVML_UTILIZATION, c.nvmlUtilization_t);
   assert.deepEqual(NVML_PROCESS_INFO, c.nvmlProcessInfo_t);
+  assert.deepEqual(NVML_PROCESS_INFO_V1, c.nvmlProcessInfo_v1_t);
 });
 
 Deno.test("openNvml - reads driver version, device count, names and UUIDs", () => {
@@ -196,6 +206,89 @@ Deno.test("NvmlDevice.computeProcesses - gives up after a bounded number of retr
   assert.ok(err instanceof NvmlError);
   assert.equal(err.nvmlName, "NVML_ERROR_INSUFFICIENT_SIZE");
   assert.equal(s.gpu.callCount("nvmlDeviceGetComputeRunningProcesses_v3"), 5);
+});
+
+const NO_MIG = 0xFFFFFFFF;
+
+Deno.test("NvmlDevice.graphicsProcesses - reads the graphics list, apart from the compute one", () => {
+  using s = open();
+  s.gpu.addListedProcess(0, 2001, 3 * GiB, ["graphics"]);
+  s.gpu.addListedProcess(0, 2002, GiB, ["compute"]);
+  const device = s.nvml.device(0);
+  assert.deepEqual(device.graphicsProcesses(), [
+    { pid: 2001, usedBytes: 3 * GiB, gpuInstanceId: NO_MIG, computeInstanceId: NO_MIG },
+  ]);
+  assert.deepEqual(device.computeProcesses().map((p) => p.pid), [2002]);
+  assert.equal(s.gpu.callCount("nvmlDeviceGetGraphicsRunningProcesses_v3"), 1);
+});
+
+Deno.test("NvmlDevice.processes - merges both lists by pid; a C+G process counts once", () => {
+  using s = open();
+  s.gpu.addListedProcess(0, 3001, 2 * GiB, ["compute"]);
+  s.gpu.addListedProcess(0, 3002, 5 * GiB, ["graphics"]);
+  s.gpu.addListedProcess(0, 3003, 7 * GiB, ["compute", "graphics"]);
+  const { processes, unavailable } = s.nvml.device(0).processes();
+  assert.deepEqual(unavailable, []);
+  assert.deepEqual(processes.map((p) => [p.pid, p.usedBytes, p.lists]), [
+    [3001, 2 * GiB, ["compute"]],
+    [3003, 7 * GiB, ["compute", "graphics"]],
+    [3002, 5 * GiB, ["graphics"]],
+  ]);
+  // The double's device memory counts the C+G process once, as the driver does.
+  assert.equal(s.nvml.device(0).memory().usedBytes, 14 * GiB);
+});
+
+Deno.test("NvmlDevice.processes - an unreadable graphics list is reported, the compute one kept", () => {
+  using s = open();
+  s.gpu.addListedProcess(0, 3101, GiB, ["compute"]);
+  s.gpu.failNext("nvmlDeviceGetGraphicsRunningProcesses_v3", NVML_ERROR.NOT_SUPPORTED);
+  const { processes, unavailable } = s.nvml.device(0).processes();
+  assert.deepEqual(processes.map((p) => p.pid), [3101]);
+  assert.deepEqual(unavailable.map((u) => [u.list, u.error.nvmlName]), [
+    ["graphics", "NVML_ERROR_NOT_SUPPORTED"],
+  ]);
+});
+
+Deno.test("NvmlDevice.processes - a driver with only the unversioned symbols reads their 16-byte structs", () => {
+  using s = open(FAKE_GPU_PROCS_V1_PATH);
+  s.gpu.addListedProcess(0, 3201, 3 * GiB + 1, ["compute"]);
+  s.gpu.addListedProcess(0, 3202, 4 * GiB + 2, ["graphics"]);
+  s.gpu.addListedProcess(0, 3203, 5 * GiB + 3, ["compute"]);
+  const device = s.nvml.device(0);
+  assert.deepEqual(device.computeProcesses(), [
+    { pid: 3201, usedBytes: 3 * GiB + 1, gpuInstanceId: NO_MIG, computeInstanceId: NO_MIG },
+    { pid: 3203, usedBytes: 5 * GiB + 3, gpuInstanceId: NO_MIG, computeInstanceId: NO_MIG },
+  ]);
+  assert.deepEqual(device.processes().processes.map((p) => [p.pid, p.lists]), [
+    [3201, ["compute"]],
+    [3203, ["compute"]],
+    [3202, ["graphics"]],
+  ]);
+  assert.equal(s.gpu.callCount("nvmlDeviceGetComputeRunningProcesses"), 2);
+});
+
+Deno.test("NvmlSource - this process's WebGPU (graphics list) memory is its reserved memory", () => {
+  using s = open();
+  s.gpu.setTotal(0, 80 * GiB);
+  s.gpu.addListedProcess(0, 999_999, GiB, ["compute"]); // another tenant
+  s.gpu.setGraphicsProcess(0, Deno.pid, 6 * GiB); // Headroom's sessions, through Vulkan
+  const source = new NvmlSource(s.nvml);
+  const [graphics] = source.read();
+  assert.ok(graphics.ok, JSON.stringify(graphics));
+  assert.equal(graphics.reading.reservedBytes, 6 * GiB);
+  assert.deepEqual(graphics.reading.reservedFrom, ["graphics"]);
+  assert.equal(graphics.reading.reservedUnknown, undefined);
+  // A CUDA allocation of the same process adds it to the compute list: one C+G entry.
+  s.gpu.addListedProcess(0, Deno.pid, 6 * GiB, ["compute"]);
+  const [both] = source.read();
+  assert.ok(both.ok);
+  assert.equal(both.reading.reservedBytes, 6 * GiB);
+  assert.deepEqual(both.reading.reservedFrom, ["compute", "graphics"]);
+  s.gpu.clearProcesses(0);
+  const [gone] = source.read();
+  assert.ok(gone.ok);
+  assert.equal(gone.reading.reservedBytes, 0);
+  assert.deepEqual(gone.reading.reservedFrom, []);
 });
 
 Deno.test("NvmlError - every call maps failure codes to name and NVML's text", () => {

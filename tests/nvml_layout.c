@@ -45,6 +45,12 @@ typedef struct nvmlProcessInfo_st {
   unsigned int computeInstanceId;
 } nvmlProcessInfo_t;
 
+/* nvml.h: nvmlProcessInfo_v1_t (the unversioned nvmlDevice*RunningProcesses) */
+typedef struct nvmlProcessInfo_v1_st {
+  unsigned int pid;
+  unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+
 #define FIELD(type, field) printf(", \"%s\": %zu", #field, offsetof(type, field))
 
 int main(void) {
@@ -66,6 +72,9 @@ int main(void) {
   FIELD(nvmlProcessInfo_t, usedGpuMemory);
   FIELD(nvmlProcessInfo_t, gpuInstanceId);
   FIELD(nvmlProcessInfo_t, computeInstanceId);
+  printf("},\n \"nvmlProcessInfo_v1_t\": {\"size\": %zu", sizeof(nvmlProcessInfo_v1_t));
+  FIELD(nvmlProcessInfo_v1_t, pid);
+  FIELD(nvmlProcessInfo_v1_t, usedGpuMemory);
   printf("},\n \"nvmlMemory_v2\": %u}\n", nvmlMemory_v2);
   return 0;
 }

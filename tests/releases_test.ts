@@ -125,6 +125,11 @@ Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a
   const t = onDriverDouble(OCR, 40);
   try {
     for (const p of OCR) await t.scheduler.load(p.id, "gpu");
+    await t.sample(1);
+    // Our pipelines' bytes are this process's, from the driver's graphics list.
+    const [loaded] = t.monitor.peek().devices;
+    assert.equal(loaded.reservedBytes, 70 * MiB);
+    assert.deepEqual(loaded.reservedFrom, ["graphics"]);
     // Every sample that changes starts a headroom pass, as in the service.
     const passes: Promise<number>[] = [];
     t.monitor.subscribe(() => passes.push(t.scheduler.enforceHeadroom()));

@@ -42,17 +42,19 @@ export class NvmlSource implements VramSource {
       this.#identity.set(index, identity);
     }
     const memory = device.memory();
-    // The process list is optional: an old driver without the _v3 symbol, or a board that
-    // does not support it, leaves what this process holds unknown, not the device lost.
-    let reservedBytes = 0;
-    let reservedUnknown: string | undefined;
-    try {
-      const own = device.computeProcesses().filter((p) => p.pid === Deno.pid);
-      reservedBytes = own.reduce((sum, p) => sum + (p.usedBytes ?? 0), 0);
-    } catch (error) {
-      if (isGpuLost(error)) throw error;
-      reservedUnknown = `process list unavailable (${describe(error)})`;
-    }
+    // What this process holds, from both lists: CUDA allocations are in the compute list,
+    // WebGPU's (Vulkan on NVIDIA) in the graphics list. A list the driver cannot give (an
+    // old driver, an unsupported board) leaves the figure partial or unknown, never the
+    // device lost.
+    const { processes, unavailable } = device.processes();
+    const own = processes.find((p) => p.pid === Deno.pid);
+    const reservedBytes = own?.usedBytes ?? 0;
+    const reservedFrom = own?.lists ?? [];
+    const reservedUnknown = unavailable.length === 2
+      ? `process list unavailable (${describe(unavailable[0].error)})`
+      : unavailable.length === 1
+      ? `${unavailable[0].list} process list unavailable (${describe(unavailable[0].error)})`
+      : undefined;
     return {
       index,
       ...identity,
@@ -61,6 +63,7 @@ export class NvmlSource implements VramSource {
       freeBytes: memory.freeBytes,
       reservedBytes,
       ...(reservedUnknown ? { reservedUnknown } : {}),
+      reservedFrom,
       utilizationPercent: optional(() => device.utilization().gpuPercent),
       temperatureC: optional(() => device.temperatureC()),
     };

@@ -197,6 +197,7 @@ function sameFigures(a: VramSample, b: VramSample): boolean {
     return device.index === other.index && device.usedBytes === other.usedBytes &&
       device.totalBytes === other.totalBytes && device.freeBytes === other.freeBytes &&
       device.reservedBytes === other.reservedBytes && device.activeBytes === other.activeBytes &&
+      String(device.reservedFrom) === String(other.reservedFrom) &&
       device.utilizationPercent === other.utilizationPercent &&
       device.temperatureC === other.temperatureC && device.state === other.state &&
       device.error === other.error && device.name === other.name;

@@ -67,6 +67,7 @@ export const deviceSnapshotSchema = z.object({
   freeBytes: z.number(),
   reservedBytes: z.number(),
   reservedUnknown: z.string().optional(),
+  reservedFrom: z.array(z.enum(["compute", "graphics"])).optional(),
   activeBytes: z.number(),
   utilizationPercent: z.number().nullable(),
   temperatureC: z.number().nullable(),
