@@ -10,7 +10,7 @@ import { type Config, CONFIG_HELP, ConfigError, parseConfig } from "./core/confi
 import { type Service, startService } from "./server/service.ts";
 import { CatalogError } from "./core/models/catalog.ts";
 import { CpuEngineError } from "./workers/engines/choose.ts";
-import { StorageError } from "./core/store/errors.ts";
+import { StorageError } from "./core/store/storage_error.ts";
 
 function readConfig(): Config {
   try {

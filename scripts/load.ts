@@ -12,7 +12,7 @@
 import { CONFIG_HELP, ConfigError } from "../core/config.ts";
 import { startHeadroom } from "../server/serve_headroom.ts";
 import type { TestLoadEvent } from "../core/placement/types.ts";
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import type { SessionDevice } from "../core/pipelines/protocol.ts";
 import { ApiError, sendApi } from "../api_client/mod.ts";
 import { readNdjson } from "../api_client/ndjson.ts";

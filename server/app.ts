@@ -12,7 +12,7 @@ import { cors } from "hono/cors";
 import { trimTrailingSlash } from "hono/trailing-slash";
 import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Method, RouteEntry, Services } from "./http/context.ts";
-import { errorResponse, errorShapeOf, handleError, handleNotFound } from "./http/errors.ts";
+import { errorResponse, errorShapeOf, handleError, handleNotFound } from "./http/http_error.ts";
 import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { requestValidator } from "./http/validate.ts";
 import { storageNotice } from "./http/storage_notice.ts";

@@ -31,7 +31,7 @@ const SERVER_PARTS = [
 
 /**
  * Where a module may import from, by the folder (or file) it lives in: the longest key
- * that contains it applies (`server/http/errors.ts` follows `server/http`, not `server`).
+ * that contains it applies (`server/http/http_error.ts` follows `server/http`, not `server`).
  * An entry allows that folder or file and everything under it.
  */
 export const LAYER_RULES: Readonly<Record<string, readonly string[]>> = {

@@ -14,7 +14,7 @@
  * {@link SimGpu.failGpuLoads} / {@link SimGpu.failGpuRuns}.
  * @module
  */
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import type { ModelFootprint } from "../core/placement/budget.ts";
 import type { DeviceView, Freshness, GpuReading } from "../core/placement/types.ts";
 import { Scheduler, type SchedulerOptions } from "../core/placement/scheduler.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startService } from "../server/service.ts";
 import { routes } from "../routes/_manifest.ts";
-import { errorShapeOf } from "../server/http/errors.ts";
+import { errorShapeOf } from "../server/http/http_error.ts";
 import { testConfig } from "./_service.ts";
 import { writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
 import { tempDirSync } from "./_temp.ts";

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
 import { NVML_ERROR, openNvml } from "../ffi/nvml.ts";
 import { FakeClock, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";

@@ -1,7 +1,7 @@
 /**
  * One vocabulary for failures: every pipeline error code has an HTTP answer in the one
  * table (server/http/pipeline_errors.ts), every worker error code becomes a pipeline error
- * in the one place (workers/manager/errors.ts), and a worker's error reaches an HTTP
+ * in the one place (workers/manager/worker_errors.ts), and a worker's error reaches an HTTP
  * client as the status and code it always did (the expected answers below are written
  * out, not read from the tables).
  */
@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { Catalog } from "../core/models/catalog.ts";
 import { EventLog } from "../core/events.ts";
-import { PIPELINE_ERROR_CODES, PipelineError } from "../core/pipelines/errors.ts";
+import { PIPELINE_ERROR_CODES, PipelineError } from "../core/pipelines/pipeline_error.ts";
 import {
   type ErrorReply,
   type RequestKind,
@@ -18,8 +18,8 @@ import {
   type WorkerStatus,
 } from "../core/pipelines/protocol.ts";
 import { PIPELINE_ERROR_HTTP } from "../server/http/pipeline_errors.ts";
-import { handleError } from "../server/http/errors.ts";
-import { WORKER_ERROR_MAP } from "../workers/manager/errors.ts";
+import { handleError } from "../server/http/http_error.ts";
+import { WORKER_ERROR_MAP } from "../workers/manager/worker_errors.ts";
 import { PipelineManager, type WorkerHandle } from "../workers/manager.ts";
 import { WorkerDiedError } from "../workers/client.ts";
 import { doubleCatalogModel } from "./_worker_double.ts";

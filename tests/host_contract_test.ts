@@ -10,7 +10,7 @@ import { EventLog } from "../core/events.ts";
 import { loadCatalog } from "../core/models/catalog.ts";
 import { parseSyntheticSize, planSyntheticModel } from "../core/models/synthetic.ts";
 import { PipelineManager } from "../workers/manager.ts";
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import type { PipelineHost } from "../core/placement/types.ts";
 import { QueueAbortedError } from "../core/serial_queue.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";

@@ -13,7 +13,7 @@ import { startService } from "../server/service.ts";
 import type { Config } from "../core/config.ts";
 import { testConfig } from "./_service.ts";
 import { requireWebGpu } from "./_requires.ts";
-import { fromWorkerError } from "../workers/manager/errors.ts";
+import { fromWorkerError } from "../workers/manager/worker_errors.ts";
 import { PIPELINE_ERROR_HTTP } from "../server/http/pipeline_errors.ts";
 
 const onnx = (protoRoot as unknown as { onnx: typeof OnnxNamespace }).onnx;

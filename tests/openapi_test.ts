@@ -3,7 +3,7 @@ import type { z } from "zod";
 import { routes } from "../routes/_manifest.ts";
 import type { Method } from "../server/http/context.ts";
 import { openApiPath } from "../server/http/openapi.ts";
-import { errorShapeOf } from "../server/http/errors.ts";
+import { errorShapeOf } from "../server/http/http_error.ts";
 import { errorBodySchema } from "../server/http/schemas.ts";
 import { startOnFakeGpu } from "./_service.ts";
 

@@ -23,7 +23,7 @@ const MODELS = SIZES.map((size, i) => ({ id: `load-${i}`, source: `synthetic:${s
 const WIDTHS = new Map(
   MODELS.map((m, i) => [m.id, planSyntheticModel(parseSyntheticSize(SIZES[i])).width]),
 );
-/** Statuses a request under overload may get, besides 200 (see core/pipelines/errors.ts). */
+/** Statuses a request under overload may get, besides 200 (see core/pipelines/pipeline_error.ts). */
 const DOCUMENTED = new Set([200, 429, 503]);
 
 function inferBody(id: string, random: () => number) {

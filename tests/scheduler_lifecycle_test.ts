@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { EventLog } from "../core/events.ts";
 import { ConfigError, parseConfig } from "../core/config.ts";
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import { startService } from "../server/service.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";
 import { FakeClock, GiB, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";

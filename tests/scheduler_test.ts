@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { writeArtifact } from "./fixtures/artifact.ts";
 import { EventLog } from "../core/events.ts";
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import { MAX_OOM_RETRIES, Scheduler } from "../core/placement/scheduler.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";

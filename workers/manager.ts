@@ -10,7 +10,7 @@
  * This file holds the queues and the public surface; each concern has its own module in
  * manager/: the state machine (transitions.ts), the moves (moves.ts), their measurement
  * (measure.ts), the parity check (parity.ts: a verdict the host reports, never a move),
- * the worker lifecycle (lifecycle.ts), worker → pipeline errors (errors.ts) and the
+ * the worker lifecycle (lifecycle.ts), worker → pipeline errors (worker_errors.ts) and the
  * report view (report.ts).
  * @module
  */
@@ -19,7 +19,7 @@ import type { EventLog } from "../core/events.ts";
 import type { CpuEngineReport, HostReport } from "../core/types.ts";
 import type { ProfileStore } from "../core/store/profiles.ts";
 import type { RunInput, SessionDevice, WorkerReply } from "../core/pipelines/protocol.ts";
-import { PipelineError } from "../core/pipelines/errors.ts";
+import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import type {
   HostRunOptions,
   HostRunResult,
@@ -28,7 +28,7 @@ import type {
   Meter,
   PipelineHost,
 } from "../core/placement/types.ts";
-import { fromThrown, fromWorkerError } from "./manager/errors.ts";
+import { fromThrown, fromWorkerError } from "./manager/worker_errors.ts";
 import { type LifecycleOptions, WorkerLifecycle } from "./manager/lifecycle.ts";
 import { HostMoves } from "./manager/moves.ts";
 import { ParityPolicy } from "./manager/parity.ts";
@@ -233,7 +233,7 @@ export class PipelineManager implements PipelineHost {
     pipeline.counted = now;
   }
 
-  /** Sends a request; what it throws becomes a pipeline error (see manager/errors.ts). */
+  /** Sends a request; what it throws becomes a pipeline error (see manager/worker_errors.ts). */
   async #call<R extends WorkerReply>(pipeline: Pipeline, send: () => Promise<R>): Promise<R> {
     try {
       const reply = await send();

@@ -199,7 +199,7 @@ export type RequestOf<K extends RequestKind> = Extract<WorkerRequest, { type: K 
 
 /**
  * Error codes a worker reports: the one list. "oom" means the GPU ran out of memory: the
- * caller may evict and retry. The pipeline error each becomes is in workers/manager/errors.ts.
+ * caller may evict and retry. The pipeline error each becomes is in workers/manager/worker_errors.ts.
  */
 export const WORKER_ERROR_CODES = [
   "oom",

@@ -24,7 +24,7 @@
  */
 import type { EventLog } from "../events.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { PipelineError } from "../pipelines/errors.ts";
+import { PipelineError } from "../pipelines/pipeline_error.ts";
 import type { RunInput, SessionDevice } from "../pipelines/protocol.ts";
 import { QueueAbortedError, SerialQueue } from "../serial_queue.ts";
 import type {

@@ -7,7 +7,7 @@
  * log only events built in events.ts.
  * @module
  */
-import { PipelineError } from "../pipelines/errors.ts";
+import { PipelineError } from "../pipelines/pipeline_error.ts";
 import { formatBytes } from "../units.ts";
 import type { SessionDevice } from "../pipelines/protocol.ts";
 import { type GpuState, type ModelFootprint, switchFits } from "./budget.ts";

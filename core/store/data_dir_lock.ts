@@ -5,7 +5,7 @@
  * stale and taken over.
  * @module
  */
-import { StorageError } from "./errors.ts";
+import { StorageError } from "./storage_error.ts";
 
 /** A held lock; {@link release} removes its file (safe to call twice). */
 export class DataDirLock {

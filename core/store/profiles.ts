@@ -9,7 +9,7 @@
 import type { HeadroomEvent, MemoryProfile, TransitionFigures } from "../types.ts";
 import type { Chain } from "../pipelines/chains.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
-import { StorageError } from "./errors.ts";
+import { StorageError } from "./storage_error.ts";
 
 export type { MemoryProfile };
 

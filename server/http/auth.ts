@@ -8,7 +8,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { Config } from "../../core/config.ts";
 import type { RouteAuth } from "./context.ts";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 
 /** The access settings the rule reads. */
 export type AccessSettings = Pick<Config, "token" | "tokenForReads" | "tokenForInfer">;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 
 /** The 413 for a body over `limit` bytes. */
 function tooLarge(limit: number): HttpError {

@@ -4,7 +4,7 @@
  * the process.
  * @module
  */
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 
 /** Counts open streams against a maximum. */
 export class StreamLimiter {

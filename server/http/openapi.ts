@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { Config } from "../../core/config.ts";
 import { tokenGuards } from "./auth.ts";
 import type { RouteEntry } from "./context.ts";
-import { errorShapeOf } from "./errors.ts";
+import { errorShapeOf } from "./http_error.ts";
 import { errorBodySchema, oipErrorBodySchema } from "./schemas.ts";
 
 /** A zod schema as JSON Schema (what it accepts for requests, what it gives for responses). */

@@ -15,7 +15,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { isLoopback, parseLoopbackHost, parseLoopbackOrigin } from "../../core/loopback.ts";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 
 /** The host name of a `Host` header value or URL host (port and IPv6 brackets kept apart). */
 function hostnameOf(host: string): string {

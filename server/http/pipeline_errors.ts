@@ -6,7 +6,7 @@
  * @module
  */
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { PipelineError, PipelineErrorCode } from "../../core/pipelines/errors.ts";
+import type { PipelineError, PipelineErrorCode } from "../../core/pipelines/pipeline_error.ts";
 
 /** How one pipeline error code is answered over HTTP. */
 export interface PipelineErrorAnswer {

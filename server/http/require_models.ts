@@ -5,7 +5,7 @@
  * @module
  */
 import type { Catalog } from "../../core/models/catalog.ts";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 
 /** The catalog ids among `ids` that `catalog` lacks. */
 export function missingModels(catalog: Catalog, ids: readonly string[]): string[] {

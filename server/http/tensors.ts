@@ -11,7 +11,7 @@ import {
   type TensorType,
   type WireTensor,
 } from "../../core/pipelines/protocol.ts";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 
 /** Most elements one request may send in all its tensors (64 Mi elements). */
 export const MAX_TENSOR_ELEMENTS = 64 * 2 ** 20;

@@ -8,7 +8,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import type { z } from "zod";
-import { HttpError } from "./errors.ts";
+import { HttpError } from "./http_error.ts";
 import { describeIssues } from "../../core/describe_issues.ts";
 import type { AppEnv, RouteConfig, Services } from "./context.ts";
 

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { WireTensor } from "../../core/pipelines/protocol.ts";
-import { HttpError } from "../http/errors.ts";
+import { HttpError } from "../http/http_error.ts";
 import { type JsonTensor, jsonToWire, wireToJson } from "../http/tensors.ts";
 import { describeIssues } from "../../core/describe_issues.ts";
 import { decodeTensorBytes, encodeTensorBytes, TensorBytesError } from "./binary.ts";

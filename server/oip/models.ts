@@ -10,7 +10,7 @@ import type { ModelRow, PipelineState } from "../../core/types.ts";
 import { isTensorType } from "../../core/pipelines/protocol.ts";
 import type { Catalog } from "../../core/models/catalog.ts";
 import { readModelSignature } from "../../core/models/signature.ts";
-import { HttpError } from "../http/errors.ts";
+import { HttpError } from "../http/http_error.ts";
 import { OIP_DATATYPES } from "./datatypes.ts";
 
 /** The server's version in `GET /v2`. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import { HttpError } from "../http/errors.ts";
+import { HttpError } from "../http/http_error.ts";
 
 /** One content part: text, or an image by URL. */
 const partSchema = z.discriminatedUnion("type", [

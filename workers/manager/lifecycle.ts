@@ -9,14 +9,14 @@ import { formatWriteProgress } from "../../core/models/synthetic.ts";
 import type { EventLog } from "../../core/events.ts";
 import type { CpuEngineReport } from "../../core/types.ts";
 import type { CpuEngine, PipelineSpec } from "../../core/pipelines/protocol.ts";
-import { PipelineError } from "../../core/pipelines/errors.ts";
+import { PipelineError } from "../../core/pipelines/pipeline_error.ts";
 import {
   ModelFileError,
   type OnnxFileInfo,
   scanOnnxFile,
 } from "../../core/models/external_data.ts";
 import { WorkerClient, type WorkerClientOptions } from "../client.ts";
-import { fromStartFailure } from "./errors.ts";
+import { fromStartFailure } from "./worker_errors.ts";
 import { PARITY_AT_LOAD_MAX_BYTES } from "./parity.ts";
 import type { Pipeline, WorkerHandle } from "./pipeline.ts";
 

@@ -9,12 +9,12 @@
 import type { EventLog } from "../../core/events.ts";
 import type { ProfileStore } from "../../core/store/profiles.ts";
 import type { SessionDevice, WorkerReply } from "../../core/pipelines/protocol.ts";
-import { PipelineError } from "../../core/pipelines/errors.ts";
+import { PipelineError } from "../../core/pipelines/pipeline_error.ts";
 import { SerialQueue } from "../../core/serial_queue.ts";
 import { engineLimit } from "../../core/models/limits.ts";
 import type { HostTransition, Meter } from "../../core/placement/types.ts";
 import { trimHeap } from "../../ffi/libc.ts";
-import { fromWorkerError } from "./errors.ts";
+import { fromWorkerError } from "./worker_errors.ts";
 import type { WorkerLifecycle } from "./lifecycle.ts";
 import { startTransition } from "./measure.ts";
 import type { ParityPolicy } from "./parity.ts";
@@ -87,7 +87,10 @@ export class HostMoves {
     } catch (error) {
       const refused = error instanceof PipelineError &&
         (error.code === "model_too_large" || error.code === "bad_model");
-      pipeline.state = thrownState(before, pipeline.client?.alive === true, refused);
+      pipeline.state = thrownState(before, {
+        workerAlive: pipeline.client?.alive === true,
+        refused,
+      });
       pipeline.error = (error as Error).message;
       events.emit({
         kind: "info",

@@ -55,10 +55,9 @@ export function refusedState(before: PipelineState, device: WorkerStatus["device
  */
 export function thrownState(
   before: PipelineState,
-  workerAlive: boolean,
-  refused: boolean,
+  how: { workerAlive: boolean; refused: boolean },
 ): PipelineState {
-  return workerAlive || refused ? before : "failed";
+  return how.workerAlive || how.refused ? before : "failed";
 }
 
 /** The placement a state implies (transitions count as where they start). */

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import { errorBodySchema, fitResultSchema, pipelineListSchema } from "@/server/http/schemas.ts";
 import { type Chain, createChain } from "@/core/pipelines/chains.ts";
 

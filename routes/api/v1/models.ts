@@ -10,7 +10,7 @@ export const config: RouteConfig = {
   responses: { GET: { 200: z.object({ models: z.array(modelRowSchema) }) } },
 };
 
-/** Answers `{models: ModelReport[]}` in catalog order. */
+/** Answers `{models: ModelRow[]}` in catalog order. */
 export const handler: Handlers = {
   GET: (c) => c.json({ models: c.var.services.scheduler.list() }),
 };

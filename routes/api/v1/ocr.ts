@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import { sniffImageType } from "@/plugins/_image.ts";
 import { requireOcrModels, runOcr } from "@/routes/(_lib)/ocr.ts";
 import type { OcrChainResult } from "@/plugins/ocr_chain.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import { preparePageAssets } from "@/runtime/server/bundle.ts";
 import { builtFileResponse } from "@/runtime/server/serve.ts";
 

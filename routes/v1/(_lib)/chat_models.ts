@@ -8,7 +8,7 @@
  * @module
  */
 import type { Services } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import type { ChatInputMessage } from "@/server/openai/messages.ts";
 import type { OpenAiModel } from "@/server/http/schemas.ts";
 import { OCR_MODELS, requireOcrModels, runOcr } from "@/routes/(_lib)/ocr.ts";

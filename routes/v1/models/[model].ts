@@ -1,6 +1,6 @@
 /** `GET /v1/models/{model}` (OpenAI-compatible): one entry of `GET /v1/models`, or a 404. */
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import { openAiModelSchema } from "@/server/http/schemas.ts";
 import { listOpenAiModels } from "@/routes/v1/(_lib)/chat_models.ts";
 

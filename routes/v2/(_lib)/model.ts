@@ -6,7 +6,7 @@
  * @module
  */
 import type { Handlers, RouteConfig, RouteContext } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import {
   answerResponse,
   HEADER_LENGTH_HEADER,

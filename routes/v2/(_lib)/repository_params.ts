@@ -4,7 +4,7 @@
  * file, so `config` and `file:…` overrides are refused).
  */
 import { z } from "zod";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import { parametersSchema } from "@/server/oip/infer.ts";
 
 /** `$repository_load_request` / `$repository_unload_request`. */

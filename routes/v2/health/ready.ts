@@ -1,7 +1,7 @@
 /** `GET /v2/health/ready`: the Open Inference Protocol's readiness probe. */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 
 /** A read. */
 export const config: RouteConfig = {

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { stream } from "hono/streaming";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 
 /** The request body. */
 export const bodySchema = z.object({

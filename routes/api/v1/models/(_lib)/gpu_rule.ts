@@ -6,7 +6,7 @@
  * @module
  */
 import type { ModelRow } from "@/core/types.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 
 /** 409 `no_gpu` before anything moves: no GPU is usable. */
 export function noGpuUsable(id: string, why: string): HttpError {

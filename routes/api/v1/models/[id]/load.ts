@@ -22,7 +22,7 @@ export const config = {
   responses: { POST: { 200: modelRowSchema } },
 } satisfies RouteConfig;
 
-/** Loads the model through the scheduler (the GPU: making room first) and answers its ModelReport. */
+/** Loads the model through the scheduler (the GPU: making room first) and answers its ModelRow. */
 export const handler: Handlers<"/api/v1/models/:id/load", typeof config> = {
   POST: async (c) => {
     const { scheduler, monitor } = c.var.services;

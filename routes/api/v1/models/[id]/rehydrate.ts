@@ -14,7 +14,7 @@ export const config: RouteConfig = {
   responses: { POST: { 200: modelRowSchema } },
 };
 
-/** Answers the model's ModelReport after the move. */
+/** Answers the model's ModelRow after the move. */
 export const handler: Handlers<"/api/v1/models/:id/rehydrate"> = {
   POST: async (c) => {
     const { scheduler, monitor } = c.var.services;

@@ -13,7 +13,7 @@ export const config: RouteConfig = {
   responses: { POST: { 200: releasedModelSchema } },
 };
 
-/** Answers the model's ModelReport after the move, with `release`. */
+/** Answers the model's ModelRow after the move, with `release`. */
 export const handler: Handlers<"/api/v1/models/:id/unload"> = {
   POST: async (c) => {
     const { model, release } = await c.var.services.scheduler.unload(c.req.param("id"));

@@ -9,7 +9,7 @@ export const config: RouteConfig = {
   responses: { POST: { 200: modelRowSchema } },
 };
 
-/** Unpins the pipeline; answers its ModelReport. */
+/** Unpins the pipeline; answers its ModelRow. */
 export const handler: Handlers<"/api/v1/models/:id/unpin"> = {
   POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id"), false)),
 };

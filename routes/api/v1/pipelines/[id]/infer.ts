@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import {
   jsonTensorSchema,
   jsonToWire,

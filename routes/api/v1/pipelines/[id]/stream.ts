@@ -10,9 +10,9 @@
 import type { Context } from "hono";
 import { upgradeWebSocket } from "hono/deno";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
-import { HttpError } from "@/server/http/errors.ts";
+import { HttpError } from "@/server/http/http_error.ts";
 import { pluginOutputToJson } from "@/server/http/plugin_json.ts";
-import { PipelineError } from "@/core/pipelines/errors.ts";
+import { PipelineError } from "@/core/pipelines/pipeline_error.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
 export const MAX_CHUNK_SAMPLES = 160_000;

@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ErrorBody } from "../../core/types.ts";
-import { PipelineError } from "../../core/pipelines/errors.ts";
+import { PipelineError } from "../../core/pipelines/pipeline_error.ts";
 import { pipelineErrorAnswer } from "./pipeline_errors.ts";
 
 /** An error meant for the caller: its status, a stable code, and a message that says the fix. */

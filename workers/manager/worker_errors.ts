@@ -6,7 +6,7 @@
  * @module
  */
 import type { WorkerError, WorkerErrorCode } from "../../core/pipelines/protocol.ts";
-import { PipelineError, type PipelineErrorCode } from "../../core/pipelines/errors.ts";
+import { PipelineError, type PipelineErrorCode } from "../../core/pipelines/pipeline_error.ts";
 import { QueueAbortedError } from "../../core/serial_queue.ts";
 import { WorkerDiedError, WorkerTimeoutError } from "../client.ts";
 
