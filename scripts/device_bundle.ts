@@ -24,8 +24,9 @@
  * larger `--max-mib`, since the default level takes minutes on 2 cores).
  * @module
  */
-import { parseArgs } from "node:util";
 import { dirname, join, relative } from "node:path";
+import { defineTool, flag } from "./_lib/tool.ts";
+import { UsageError } from "./_lib/cli.ts";
 
 /** The files the bundle folder holds (stamps beside them do not travel). */
 export const BUNDLE_FILES = ["run.sh", "deno.xz", "modules.tar.xz", "app.tar.xz"] as const;
@@ -193,24 +194,46 @@ async function sizeOf(path: string): Promise<number> {
   return (await Deno.stat(path)).size;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      out: { type: "string", default: join(ROOT, ".dist/device") },
-      level: { type: "string", default: "6" },
-      "max-mib": { type: "string", default: String(BUNDLE_LIMIT_BYTES / 2 ** 20) },
+const tool = defineTool({
+  name: "device-bundle",
+  usage: "deno task device-bundle [--out DIR] [--level N] [--max-mib N]",
+  about: "Writes the device bundle (run.sh, deno.xz, modules.tar.xz, app.tar.xz): everything\n" +
+    "a Linux x86-64 machine with an NVIDIA driver and no package registry needs to run\n" +
+    "`deno task gpu-report` (`sh run.sh [gpu-report flags]`).",
+  flags: {
+    out: {
+      arg: "DIR",
+      help: "the bundle folder (default .dist/device)",
+      schema: flag.custom((text) => text ?? join(ROOT, ".dist/device")),
     },
-  });
-  const out = values.out!;
-  const level = Number(values.level);
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new Error(`--level: ${JSON.stringify(values.level)} is not an xz preset from 0 to 9`);
-  }
-  const limit = Number(values["max-mib"]) * 2 ** 20;
-  if (!(limit > 0)) {
-    throw new Error(`--max-mib: ${JSON.stringify(values["max-mib"])} is not a positive number`);
-  }
+    level: {
+      arg: "N",
+      help: "xz's preset, 0 (fast, large) to 9 (default 6)",
+      schema: flag.custom((text) => {
+        if (text === undefined) return 6;
+        const level = Number(text);
+        if (text.trim() === "" || !Number.isInteger(level) || level < 0 || level > 9) {
+          throw new UsageError("", `${JSON.stringify(text)} is not an xz preset from 0 to 9`);
+        }
+        return level;
+      }),
+    },
+    "max-mib": {
+      arg: "N",
+      help: `the most the bundle may hold, in MiB (default ${BUNDLE_LIMIT_BYTES / 2 ** 20})`,
+      schema: flag.number(BUNDLE_LIMIT_BYTES / 2 ** 20, { above: 0 }),
+    },
+  },
+  notes: "The Deno binary and node_modules are compressed again only when they change.\n" +
+    "Exit status: 0 written; 1 not on Linux x86-64, a step failed or the bundle is over\n" +
+    "--max-mib; 2 a bad flag.",
+});
+
+async function main(): Promise<void> {
+  const { values } = tool.parse(Deno.args);
+  const out = values.out;
+  const level = values.level;
+  const limit = values["max-mib"] * 2 ** 20;
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     throw new Error(
       `The device machine is Linux x86-64; this Deno is ${Deno.build.os} ${Deno.build.arch}: ` +

@@ -7,9 +7,9 @@
  * Usage: deno task docs [--check] [--readme PATH]
  * @module
  */
-import { parseArgs } from "node:util";
 import { flagUsage, settingEntries } from "../core/config.ts";
 import { readSection, writeSection } from "./_lib/generated_section.ts";
+import { defineTool, flag } from "./_lib/tool.ts";
 
 /** The name of the README's generated configuration section. */
 export const SETTINGS_SECTION = "settings";
@@ -55,18 +55,23 @@ export function settingsTableIsCurrent(readme: string, path = "README.md"): bool
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      check: { type: "boolean", default: false },
-      readme: { type: "string", default: new URL("../README.md", import.meta.url).pathname },
-      help: { type: "boolean", short: "h", default: false },
+  const tool = defineTool({
+    name: "docs",
+    usage: "deno task docs [--check] [--readme PATH]",
+    about: "Writes the README's configuration table (between its settings markers) from\n" +
+      "SETTINGS in core/config.ts; with --check, writes nothing and says whether it is current.",
+    flags: {
+      check: { help: "write nothing; exit 1 when the committed table is stale" },
+      readme: {
+        arg: "PATH",
+        help: "the README to read and update (default README.md)",
+        schema: flag.custom((text) => text ?? new URL("../README.md", import.meta.url).pathname),
+      },
     },
+    notes: "Exit status: 0 written (or current with --check); 1 the table is stale, or the\n" +
+      "file is unreadable or has no settings markers; 2 a bad flag.",
   });
-  if (values.help) {
-    console.log("Usage: deno task docs [--check] [--readme PATH]");
-    Deno.exit(0);
-  }
+  const { values } = tool.parse(Deno.args);
   try {
     const readme = await Deno.readTextFile(values.readme);
     if (values.check) {

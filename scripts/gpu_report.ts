@@ -14,8 +14,9 @@
  *     deno task gpu-report [--out docs] [--sizes 1GiB,10GiB] [--budget 480]
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { defineTool, flag } from "./_lib/tool.ts";
+import { UsageError } from "./_lib/cli.ts";
 import { type Nvml, openNvml } from "../ffi/nvml.ts";
 import { NvmlSource } from "../core/monitor/nvml_source.ts";
 import {
@@ -44,35 +45,57 @@ import { type GpuReport, renderMarkdown } from "./gpu_report/markdown.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    out: { type: "string", default: join(ROOT, "docs") },
-    sizes: { type: "string", default: "1GiB,10GiB" },
-    budget: { type: "string", default: "480" },
-    work: { type: "string" },
-    "model-limit": { type: "string", default: "150" },
+const tool = defineTool({
+  name: "gpu-report",
+  usage: "deno task gpu-report [--out DIR] [--sizes LIST] [--budget S] [--model-limit S]\n" +
+    "                            [--work DIR]",
+  about: "Measures Headroom on whatever GPU this machine has and writes gpu.md and gpu.json\n" +
+    "(every figure) into --out; each step has a time limit, and the report says which ran,\n" +
+    "were skipped or failed, and why. The device bundle's run.sh runs this with its flags.",
+  flags: {
+    out: {
+      arg: "DIR",
+      help: "where gpu.md and gpu.json are written (default docs/)",
+      schema: flag.custom((text) => text ?? join(ROOT, "docs")),
+    },
+    sizes: {
+      arg: "LIST",
+      help: "the generated models' sizes, comma-separated (default 1GiB,10GiB)",
+      schema: flag.custom((text) =>
+        (text ?? "1GiB,10GiB").split(",").filter(Boolean).map((size) => {
+          try {
+            return parseSyntheticSize(size.trim());
+          } catch (error) {
+            throw new UsageError("", (error as Error).message);
+          }
+        })
+      ),
+    },
+    budget: {
+      arg: "S",
+      help: "the whole run's time limit, in seconds (default 480)",
+      schema: flag.number(480, { above: 0 }),
+    },
+    "model-limit": {
+      arg: "S",
+      help: "the OCR det step's time limit in seconds; Silero VAD's is at most 90\n(default 150)",
+      schema: flag.number(150, { above: 0 }),
+    },
+    work: {
+      arg: "DIR",
+      help: "where the generated models and the service's data go, kept afterwards\n" +
+        "(default a temporary folder, removed afterwards)",
+      schema: flag.text(),
+    },
   },
+  notes: "Exit status: 0 the report is written (whatever its steps did); 2 a bad flag.",
 });
 
-function usage(flag: string, problem: string): never {
-  console.error(`--${flag}: ${problem}`);
-  Deno.exit(2);
-}
-
-const sizes = values.sizes!.split(",").filter(Boolean).map((text) => {
-  try {
-    return parseSyntheticSize(text.trim());
-  } catch (error) {
-    usage("sizes", `${JSON.stringify(text)}: ${(error as Error).message}`);
-  }
-});
-const budgetS = Number(values.budget);
-if (!(budgetS > 0)) usage("budget", `${JSON.stringify(values.budget)} is not a number of seconds`);
-const modelLimitS = Number(values["model-limit"]);
-if (!(modelLimitS > 0)) {
-  usage("model-limit", `${JSON.stringify(values["model-limit"])} is not a number of seconds`);
-}
+const { values } = tool.parse(Deno.args);
+const sizes = values.sizes;
+const budgetS = values.budget;
+const modelLimitS = values["model-limit"];
+const out = values.out;
 
 const GB = 1e9;
 const MiB = 2 ** 20;
@@ -465,14 +488,14 @@ const report: GpuReport = {
   sizes: genIds,
   steps: runner.records,
 };
-await Deno.mkdir(values.out!, { recursive: true });
-await Deno.writeTextFile(join(values.out!, "gpu.json"), JSON.stringify(report, null, 2) + "\n");
-await Deno.writeTextFile(join(values.out!, "gpu.md"), renderMarkdown(report));
+await Deno.mkdir(out, { recursive: true });
+await Deno.writeTextFile(join(out, "gpu.json"), JSON.stringify(report, null, 2) + "\n");
+await Deno.writeTextFile(join(out, "gpu.md"), renderMarkdown(report));
 if (values.work === undefined) await Deno.remove(work, { recursive: true }).catch(() => {});
 const counts = runner.records.reduce<Record<string, number>>((acc, r) => {
   acc[r.status] = (acc[r.status] ?? 0) + 1;
   return acc;
 }, {});
-console.error(`wrote ${join(values.out!, "gpu.md")} and gpu.json: ${JSON.stringify(counts)}`);
+console.error(`wrote ${join(out, "gpu.md")} and gpu.json: ${JSON.stringify(counts)}`);
 // Workers and the WebGPU device can keep the event loop alive: the report is written.
 Deno.exit(0);

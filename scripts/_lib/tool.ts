@@ -1,6 +1,7 @@
 /**
  * The scaffold every terminal tool (`deno task stress`, `pressure`, `load`, `bench`,
- * `figures`, `gen-model`, `build`, `manifest`, `build:fake-gpu`) stands on: its flags
+ * `figures`, `gen-model`, `build`, `manifest`, `build:fake-gpu`, `docs`, `device-bundle`,
+ * `gpu-report`) stands on: its flags
  * declared once — how the command line reads each, the line
  * `--help` shows for it, and the zod schema that turns its text into a typed value —
  * so the help text and the parser cannot drift apart; every bad flag reported at once,
