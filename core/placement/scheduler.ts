@@ -60,12 +60,13 @@ import {
   placedOnGpu,
   preloadFailed,
   refusedGpu,
+  releaseUnshown,
   servesOnCpu,
   trackedLeak,
   unloaded,
 } from "./events.ts";
 import { KeepAliveTimers } from "./keep_alive.ts";
-import { RELEASE_CHECK_MIN_BYTES, Releases } from "./releases.ts";
+import { RELEASE_CHECK_MIN_BYTES, type ReleaseTracking, Releases } from "./releases.ts";
 import { SectionGate, type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
 import type {
   DeviceView,
@@ -643,14 +644,18 @@ export class Scheduler {
       const record = this.#record(candidate.id);
       if (record.activeCount > 0 || record.pinned) continue; // busy or pinned meanwhile
       if (this.#host.view(candidate.id)?.placement !== "gpu") continue;
+      let tracking: ReleaseTracking;
       try {
-        await this.#offload(candidate.id, reason, trigger, { log: false });
+        tracking = await this.#offload(candidate.id, reason, trigger, { log: false });
       } catch (error) {
         if (error instanceof PipelineError && error.code === "not_loaded") continue;
         throw error;
       }
       moved.push(candidate.id);
       this.#emit(evicted(candidate, reason, reasonCode, trigger));
+      // The driver cannot show this release: its bytes count as freed (Releases), so a
+      // later pass does not evict another pipeline for the same shortfall. Say so.
+      if (tracking === "unshown") this.#emit(releaseUnshown(candidate.id, candidate.bytes));
     }
     return moved;
   }
@@ -661,7 +666,10 @@ export class Scheduler {
   async #load(id: string, device: SessionDevice): Promise<void> {
     try {
       await this.#host.load(id, device);
-      if (device === "gpu") this.#record(id).leak = null; // a fresh session
+      if (device === "gpu") {
+        this.#record(id).leak = null; // a fresh session
+        this.#releases.forget(id); // its bytes are in use again
+      }
     } catch (error) {
       if (
         !(error instanceof PipelineError && (error.code === "oom" || error.code === "no_webgpu"))
@@ -682,7 +690,7 @@ export class Scheduler {
     reason: string,
     trigger: string,
     options: { log: boolean } = { log: true },
-  ): Promise<void> {
+  ): Promise<ReleaseTracking> {
     const record = this.#record(id);
     const before = this.#device.read("fresh");
     const transition = await this.#host.offload(id);
@@ -693,10 +701,11 @@ export class Scheduler {
         this.#emit(event);
       } else record.leak = null;
     }
-    this.#releases.track(record, transition.releasedBytes, before);
+    const tracking = this.#releases.track(record, transition.releasedBytes, before);
     if (options.log && transition.kind !== "none" && reason !== "requested") {
       this.#emit(movedToCpu(id, reason, transition.releasedBytes, trigger));
     }
+    return tracking;
   }
 
   /** Releases the session and ends the worker, counting the released bytes until the driver shows them. */
