@@ -756,6 +756,30 @@ export class Scheduler {
 
   // --- explicit actions (the API) ---------------------------------------------------------------
 
+  /**
+   * Throws not_offered (409) when `action` is not among the actions `id`'s row offers now
+   * ({@link modelActions}, the rule the dashboard's buttons show), naming the state: an
+   * explicit action a row does not offer is refused, never a silent no-op. Every explicit
+   * action route asks this first.
+   */
+  requireOffered(id: string, action: ModelAction): void {
+    const row = this.model(id);
+    if (row.actions.includes(action)) return;
+    const where = action === "pin" || action === "unpin"
+      ? (row.pinned ? "pinned already" : "not pinned")
+      : row.placement === "gpu"
+      ? `on the GPU (state "${row.state}")`
+      : row.placement === "cpu"
+      ? `on the CPU (state "${row.state}"${row.gpuMismatch ? `; ${MISMATCH_REASON}` : ""})`
+      : `not loaded (state "${row.state}")`;
+    throw new PipelineError(
+      "not_offered",
+      `Model "${id}" is ${where}: "${action}" is not offered now; it offers ${
+        row.actions.join(", ")
+      }`,
+    );
+  }
+
   /** Loads `id` on `device` (the GPU through the policy). */
   async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelRow> {
     this.#record(id);

@@ -33,6 +33,7 @@ export const handler: Handlers<"/api/v1/models/:id/load", typeof config> = {
         }); load on "cpu"`,
       );
     }
+    scheduler.requireOffered(id, device === "gpu" ? "load-gpu" : "load-cpu");
     return c.json(await scheduler.load(id, device));
   },
 };

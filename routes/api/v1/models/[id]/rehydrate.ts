@@ -26,6 +26,7 @@ export const handler: Handlers<"/api/v1/models/:id/rehydrate"> = {
         `No GPU is usable (${monitor.reason ?? "the device is lost"}): "${id}" stays where it is`,
       );
     }
+    scheduler.requireOffered(id, "load-gpu");
     return c.json(await scheduler.rehydrate(id));
   },
 };
