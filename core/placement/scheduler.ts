@@ -489,6 +489,22 @@ export class Scheduler {
    */
   async #place(id: string, want: SessionDevice, trigger: string): Promise<SessionDevice> {
     const record = this.#record(id);
+    try {
+      return await this.#placeOn(record, want, trigger);
+    } finally {
+      // Keep-alive counts from every placement (Ollama's starts at load), not only from a
+      // request: a model loaded and never used expires too. An active one is not armed.
+      this.#keepAlives.arm(record);
+    }
+  }
+
+  /** {@link #place}'s decision itself. */
+  async #placeOn(
+    record: PipelineRecord,
+    want: SessionDevice,
+    trigger: string,
+  ): Promise<SessionDevice> {
+    const id = record.id;
     const view = this.#view(id);
     if (want === "cpu") {
       if (view.placement === "gpu") await this.#offload(id, "requested", trigger);
@@ -527,7 +543,6 @@ export class Scheduler {
         record.lastUsedAt = this.#clock.now(); // just placed counts as just used
         record.cpuReason = null;
         this.#emit(placedOnGpu(id, estimate, trigger));
-        this.#keepAlives.arm(record);
         return "gpu";
       } catch (error) {
         if (error instanceof PipelineError && error.code === "no_webgpu") {
@@ -808,6 +823,7 @@ export class Scheduler {
       }
       bytes = view.gpuBytes;
       await this.#offload(id, "requested", "api");
+      this.#keepAlives.arm(this.#record(id)); // idleAction unload: the countdown goes on there
     });
     const release = await this.#releases.outcome(id, startedAt, bytes);
     return { model: this.model(id), release };
