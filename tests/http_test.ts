@@ -260,11 +260,12 @@ Deno.test("HTTP - mutating routes need the token when one is set", async () => {
     headers: { authorization: `Bearer ${"x".repeat(24)}` },
   });
   assert.equal(wrong.status, 401);
-  const right = await t.request("/api/v1/models/ocr-det/unload", {
+  const right = await t.request("/api/v1/models/ocr-det/load", {
     method: "POST",
-    headers: { authorization: `Bearer ${token}` },
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ device: "cpu" }),
   });
   assert.equal(right.status, 200);
-  assert.equal((await right.json()).state, "unloaded");
+  assert.equal((await right.json()).state, "cpu");
   assert.equal((await t.request("/api/v1/hardware/vram")).status, 200, "reads stay open");
 });
