@@ -277,6 +277,8 @@ export class Scheduler {
     const report = this.#host.report(id);
     const row: Omit<ModelRow, "actions"> = {
       ...report,
+      // Known from the files at start, so a restart (no load yet) keeps it in the row.
+      modelBytes: report.modelBytes ?? (this.#sizes.fileBytes(id) || null),
       pinned: record.pinned,
       lastUsedAt: record.lastUsedAt || null,
       leak: record.leak,
