@@ -100,7 +100,11 @@ Deno.test("explicit actions - one a row's actions do not offer answers 409 not_o
       /^Model "a" is on the CPU \(state "cpu"\): "offload" is not offered now; it offers unload, pin$/,
     ],
     ["/api/v1/models/a/load", { device: "cpu" }, /^Model "a" is on the CPU .*"load-cpu" is not/],
-    ["/api/v1/models/b/unload", undefined, /^Model "b" is not loaded \(state "unloaded"\): "unload"/],
+    [
+      "/api/v1/models/b/unload",
+      undefined,
+      /^Model "b" is not loaded \(state "unloaded"\): "unload"/,
+    ],
     ["/api/v1/models/b/unpin", undefined, /^Model "b" is not pinned: "unpin" is not offered/],
   ];
   for (const [path, body, message] of refusals) {

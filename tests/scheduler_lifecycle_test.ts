@@ -341,7 +341,11 @@ Deno.test("keep-alive - armed at every placement: an explicit load never used ex
   assert.equal(scheduler.model("a").keepAliveDeadline, loadedAt + 3_000, "idle since its load");
 
   // No GPU usable: the load lands on the CPU by policy, and is armed as well.
-  const none = new SimGpu({ totalBytes: 0, usable: false, pipelines: [{ id: "c", gpuBytes: MiB }] });
+  const none = new SimGpu({
+    totalBytes: 0,
+    usable: false,
+    pipelines: [{ id: "c", gpuBytes: MiB }],
+  });
   const cpuOnly = schedulerOnSim(none, {
     keepAlive: () => ({ ms: 3_000, idleAction: "unload" }),
   });

@@ -66,7 +66,7 @@ import {
   unloaded,
 } from "./events.ts";
 import { KeepAliveTimers } from "./keep_alive.ts";
-import { RELEASE_CHECK_MIN_BYTES, type ReleaseTracking, Releases } from "./releases.ts";
+import { RELEASE_CHECK_MIN_BYTES, Releases, type ReleaseTracking } from "./releases.ts";
 import { SectionGate, type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
 import type {
   DeviceView,

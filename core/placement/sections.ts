@@ -251,7 +251,9 @@ export async function testLoadLocked(
     ms: performance.now() - started,
     restored: back.restored,
     notRestored: back.notRestored,
-    message: `test load of ${ids.join(", ")}: ${ids.length - failed} measured, ${failed} failed; ${back.message}`,
+    message: `test load of ${ids.join(", ")}: ${
+      ids.length - failed
+    } measured, ${failed} failed; ${back.message}`,
   });
   return { failed };
 }
