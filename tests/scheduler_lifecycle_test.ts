@@ -332,6 +332,7 @@ Deno.test("keep-alive - armed at every placement: an explicit load never used ex
   await clock.tick(3_100);
   await scheduler.settled();
   assert.deepEqual([sim.placementOf("a"), sim.placementOf("b")], ["none", "none"]);
+  assert.equal(scheduler.model("a").keepAliveDeadline, null, "unloaded: no countdown left");
 
   // Offloaded explicitly to the CPU, with idleAction unload: the countdown goes on there.
   await scheduler.load("a", "gpu");

@@ -731,6 +731,7 @@ export class Scheduler {
     const before = this.#device.read("fresh");
     const transition = await this.#host.unload(id);
     if (transition.kind !== "none") record.leak = null; // the worker is gone
+    this.#keepAlives.cancel(record); // nothing left to expire
     this.#releases.track(record, transition.releasedBytes, before);
     record.cpuReason = null;
     if (transition.kind !== "none" && reason !== "requested") {
