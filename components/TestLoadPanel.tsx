@@ -73,7 +73,11 @@ export function TestLoadNotes({ test, ids }: TestLoadNotesProps) {
       {run.done && (
         <p class="panel-msg run-summary" role="status">
           Test load done in {formatMs(run.done.ms)}: {run.done.total - run.done.failed} measured
-          {run.done.failed > 0 ? `, ${run.done.failed} failed` : ""}.{" "}
+          {run.done.failed > 0 ? `, ${run.done.failed} failed` : ""}.
+          {run.done.restored.length ? ` Put back: ${run.done.restored.join(", ")}.` : ""}
+          {run.done.notRestored.length
+            ? ` Could not put back: ${run.done.notRestored.join(", ")}.`
+            : ""}{" "}
           <button type="button" class="btn-link" onClick={() => test.dismiss()}>Dismiss</button>
         </p>
       )}

@@ -281,7 +281,8 @@ export interface LeakEvent extends EventBase {
 /** The driver shows released bytes back. */
 export interface ReleaseEvent extends EventBase {
   kind: "release";
-  reason: "release confirmed";
+  /** Confirmed: the driver shows the bytes back. Not shown: it cannot, so they count as freed unseen. */
+  reason: "release confirmed" | "release not shown";
   bytes: number;
 }
 

@@ -29,7 +29,7 @@ export interface TestRun {
   /** The model being measured, counted from 1. */
   current: number;
   total: number;
-  done: { total: number; failed: number; ms: number } | null;
+  done: Omit<Extract<TestLoadEvent, { event: "done" }>, "event"> | null;
   error: string | null;
 }
 

@@ -39,12 +39,16 @@ Deno.test("stepRun() - marks each row as the test load's stream reports it", () 
   });
   assert.deepEqual([run.current, run.total, run.running], [2, 2, true]);
   run = stepRun(run, { event: "error", model: "b", index: 1, total: 2, message: "oom" });
-  run = stepRun(run, { event: "done", total: 2, failed: 1, ms: 900 });
-  assert.deepEqual(run.rows.b, { phase: "error", message: "oom" });
-  assert.deepEqual([run.running, run.done], [false, {
+  const done: TestLoadEvent = {
     event: "done",
     total: 2,
     failed: 1,
     ms: 900,
-  }]);
+    restored: [],
+    notRestored: [],
+    message: "",
+  };
+  run = stepRun(run, done);
+  assert.deepEqual(run.rows.b, { phase: "error", message: "oom" });
+  assert.deepEqual([run.running, run.done], [false, done]);
 });

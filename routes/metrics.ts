@@ -21,7 +21,8 @@ const metricsJsonSchema = z.object({
       device: z.enum(["gpu", "cpu"]),
       state: z.string(),
       vram_bytes: z.number(),
-      ram_bytes: z.number().nullable(),
+      ram_bytes: z.number(),
+      process_growth_bytes: z.number().nullable(),
       last_used_at: z.number().nullable(),
       last_known: z.object({
         gpu: memoryProfileSchema.nullable(),

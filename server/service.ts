@@ -186,19 +186,20 @@ function hostName(): string {
 /**
  * Each model's bytes for estimates: graph file + every external data file (synthetic
  * models: their weight size). A file that cannot be scanned counts its own size; loading
- * it reports why.
+ * it reports why. A generated model already on disk is scanned like any other.
  */
 async function modelSizes(catalog: Catalog): Promise<Map<string, number>> {
   const sizes = new Map<string, number>();
   for (const model of catalog.list()) {
-    if (model.syntheticBytes !== null) {
-      sizes.set(model.id, model.syntheticBytes);
-      continue;
-    }
     try {
+      // A generated model already on disk counts as what it is (the row's modelBytes
+      // after a restart), not as the size asked for.
       sizes.set(model.id, (await scanOnnxFile(model.path)).totalBytes);
     } catch {
-      sizes.set(model.id, await Deno.stat(model.path).then((s) => s.size, () => 0));
+      sizes.set(
+        model.id,
+        model.syntheticBytes ?? await Deno.stat(model.path).then((s) => s.size, () => 0),
+      );
     }
   }
   return sizes;

@@ -82,6 +82,11 @@ export interface SimGpuOptions {
   freeDelayMs?: number;
   /** Whether the device view confirms releases (a driver that reports used memory). */
   driver?: boolean;
+  /**
+   * False: the driver's figures leave out our pipelines' bytes (the NVML double while the
+   * sessions live on the software adapter): loads and releases never show in them.
+   */
+  driverSeesPipelines?: boolean;
 }
 
 /** The simulated device and pipeline manager. */
@@ -93,6 +98,7 @@ export class SimGpu implements PipelineHost, DeviceView {
   clock: FakeClock;
   freeDelayMs: number;
   driver: boolean;
+  driverSeesPipelines: boolean;
   /** Bytes released but not shown by the device yet, each with when it shows. */
   #late: Array<{ bytes: number; at: number }> = [];
   /** The last good reading (an errored device repeats it). */
@@ -119,6 +125,7 @@ export class SimGpu implements PipelineHost, DeviceView {
     this.clock = options.clock ?? new FakeClock();
     this.freeDelayMs = options.freeDelayMs ?? 0;
     this.driver = options.driver ?? false;
+    this.driverSeesPipelines = options.driverSeesPipelines ?? true;
     for (const spec of options.pipelines ?? []) this.add(spec);
   }
 
@@ -177,7 +184,8 @@ export class SimGpu implements PipelineHost, DeviceView {
 
   /** Free bytes on the device now, as its driver shows them (never below zero). */
   freeBytes(): number {
-    return Math.max(0, this.totalBytes - this.#ourBytes - this.otherTenantBytes - this.lateBytes());
+    const ours = this.driverSeesPipelines ? this.#ourBytes + this.lateBytes() : 0;
+    return Math.max(0, this.totalBytes - ours - this.otherTenantBytes);
   }
 
   /** Bytes released but not shown yet. */

@@ -86,7 +86,8 @@ Deno.test("auth - every mutating route needs the token; reads stay open", async 
         const text = await response.text();
         assert.notEqual(response.status, 401, `${method} ${path}: ${text}`);
         assert.ok(response.status < 500, `${method} ${path} with the token: ${text}`);
-        served[`${method} ${path}`] = response.status;
+        // The first answer with the token: a repeat may be refused as not offered (409).
+        served[`${method} ${path}`] ??= response.status;
         figures.servedWithToken++;
       }
     }

@@ -144,6 +144,12 @@ const availableCases: Array<{ name: string; state: GpuState; expected: number }>
     state: gpu({ deviceFreeBytes: 512 * MiB, headroomBytes: 1 * GiB }),
     expected: -512 * MiB,
   },
+  {
+    // issue 21 item 11: without a GPU the API and /metrics read −1,610,612,736 (−1.5 GiB).
+    name: "no GPU usable: 0, never the headroom as a shortfall",
+    state: gpu({ available: false, deviceFreeBytes: 0, budgetBytes: 0, headroomBytes: 1.5 * GiB }),
+    expected: 0,
+  },
 ];
 
 for (const c of availableCases) {

@@ -106,6 +106,11 @@ Deno.test("GET /api/v1/hardware/vram - without a driver the service runs and say
   assert.match(body.reason!, /NVML library not found: tried .*\/nonexistent\/libnvidia-ml\.so\.1/);
   assert.match(body.reason!, /CUDA runtime/);
   assert.match(body.reason!, /WebGPU: no budget/);
+  // No device, nothing to be short of: 0, not the headroom as a negative (−1.5 GiB), in the
+  // API and in /metrics (the fleet's recording rule sums it).
+  assert.equal(body.scheduler!.availableBytes, 0);
+  const metrics = await (await service.app.request("/metrics")).text();
+  assert.match(metrics, /^headroom_available_bytes\{Hostname="[^"]*"\} 0$/m);
   const cpu = await startService(testConfig({ gpu: "cpu" }));
   try {
     const cpuBody: VramReport = await (await cpu.app.request("/api/v1/hardware/vram")).json();
@@ -261,11 +266,12 @@ Deno.test("HTTP - mutating routes need the token when one is set", async () => {
     headers: { authorization: `Bearer ${"x".repeat(24)}` },
   });
   assert.equal(wrong.status, 401);
-  const right = await t.request("/api/v1/models/ocr-det/unload", {
+  const right = await t.request("/api/v1/models/ocr-det/load", {
     method: "POST",
-    headers: { authorization: `Bearer ${token}` },
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ device: "cpu" }),
   });
   assert.equal(right.status, 200);
-  assert.equal((await right.json()).state, "unloaded");
+  assert.equal((await right.json()).state, "cpu");
   assert.equal((await t.request("/api/v1/hardware/vram")).status, 200, "reads stay open");
 });

@@ -92,7 +92,12 @@ Deno.test("metrics - per-model series, loads and histograms follow the live stat
       scheduler.model("tiny").gpuBytes,
       "its tracked GPU bytes (0 on the CPU)",
     );
-    assert.ok(after.value("headroom_model_ram_bytes", { model: "tiny" })! >= 0);
+    // One meaning of RAM (issue 21 item 9): the session's, as the API's ramBytes; the
+    // process's growth across the load under its own name.
+    const ramBytes = scheduler.model("tiny").ramBytes;
+    assert.ok(ramBytes > 0, `${ramBytes}`);
+    assert.equal(after.value("headroom_model_ram_bytes", { model: "tiny" }), ramBytes);
+    assert.ok(after.value("headroom_model_process_growth_bytes", { model: "tiny" })! >= 0);
     assert.equal(after.value("headroom_loads_total", { device: "cpu", result: "success" }), 1);
     assert.equal(after.value("headroom_loads_total", { device: "cpu", result: "failure" }), 1);
     assert.equal(after.byName.get("headroom_load_duration_seconds")!.type, "HISTOGRAM");
@@ -123,6 +128,8 @@ Deno.test("metrics - per-model series, loads and histograms follow the live stat
     assert.equal(tiny.id, "tiny");
     assert.equal(tiny.device, where);
     assert.equal(tiny.vram_bytes, scheduler.model("tiny").gpuBytes);
+    assert.equal(tiny.ram_bytes, scheduler.model("tiny").ramBytes);
+    assert.ok(tiny.process_growth_bytes === null || tiny.process_growth_bytes >= 0);
     assert.ok(tiny.last_known.cpu, "the profile measured at its load");
     assert.equal(typeof tiny.last_known.cpu.loadMs, "number");
 

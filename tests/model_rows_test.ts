@@ -124,3 +124,41 @@ Deno.test("GET /api/v1/models, an action's answer, the VRAM report and its strea
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("model rows - modelBytes is known after a restart, before any load", async () => {
+  // issue 21 item 15: it read null after a restart until the model was loaded again.
+  const dir = await Deno.makeTempDir({ prefix: "headroom_rows_restart_" });
+  const models = `${dir}/models.json`;
+  await Deno.writeTextFile(
+    models,
+    JSON.stringify({ models: [{ id: "tiny", source: "synthetic:64KiB" }] }),
+  );
+  const start = async () => {
+    const result = parseConfig(["--gpu", "cpu", "--data-dir", dir, "--models", models], new Map());
+    if (!("config" in result)) throw new Error("parseConfig printed help");
+    return await startService(result.config);
+  };
+  const row = async (service: Awaited<ReturnType<typeof start>>): Promise<ModelRow> =>
+    await (await service.app.request("/api/v1/models/tiny")).json();
+  try {
+    const first = await start();
+    let loadedBytes: number | null;
+    try {
+      await first.services.scheduler.load("tiny", "cpu");
+      loadedBytes = (await row(first)).modelBytes;
+      assert.ok(loadedBytes !== null && loadedBytes > 0, `${loadedBytes}`);
+    } finally {
+      await first.close();
+    }
+    const second = await start();
+    try {
+      const after = await row(second);
+      assert.equal(after.state, "unloaded");
+      assert.equal(after.modelBytes, loadedBytes);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

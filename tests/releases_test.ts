@@ -157,3 +157,45 @@ Deno.test("settled releases - on the NVIDIA driver double read by the monitor, a
     t.close();
   }
 });
+
+Deno.test("settled releases - a driver that cannot show a release: one eviction for a 4 MiB shortfall, not a second one a second later", async () => {
+  // The README's demo (issue 21 item 5): the NVML double never sees the sessions (they
+  // live on the software adapter), so freeing synthetic-a never shows, and the next pass
+  // evicted synthetic-c for the same shortfall.
+  const clock = new FakeClock();
+  const sim = new SimGpu({
+    totalBytes: 1024 * MiB,
+    pipelines: [
+      { id: "synthetic-a", gpuBytes: 8 * MiB },
+      { id: "synthetic-c", gpuBytes: 16 * MiB },
+    ],
+    clock,
+    driver: true,
+    driverSeesPipelines: false,
+  });
+  const events = new EventLog(1000);
+  const scheduler = schedulerOnSim(sim, { events, headroomBytes: 100 * MiB });
+  for (const id of ["synthetic-a", "synthetic-c"]) {
+    assert.equal((await scheduler.load(id, "gpu")).placement, "gpu");
+    await clock.tick(10);
+  }
+  sim.otherTenantBytes = 928 * MiB; // free 96 MiB: 4 MiB short of the headroom
+  assert.equal(await scheduler.enforceHeadroom(), 1);
+  for (let i = 0; i < 5; i++) {
+    await clock.tick(1000);
+    assert.equal(await scheduler.enforceHeadroom(), 0, `pass ${i + 2} evicted again`);
+  }
+  const ofKind = (kind: HeadroomEvent["kind"]) =>
+    events.recent(1000).reverse().filter((e) => e.kind === kind);
+  assert.deepEqual(ofKind("eviction").map((e) => e.pipeline), ["synthetic-a"]);
+  assert.equal(scheduler.model("synthetic-c").placement, "gpu");
+  const [unshown] = events.recent(1000).filter((e) => e.kind === "release");
+  assert.equal(unshown?.kind === "release" && unshown.reason, "release not shown");
+  assert.match(unshown.message, /^synthetic-a: the driver cannot show its 8\.00 MiB release/);
+  // The device changes (the tenant takes 40 MiB more): a new shortfall evicts again.
+  sim.otherTenantBytes = 968 * MiB;
+  await clock.tick(1000);
+  assert.equal(await scheduler.enforceHeadroom(), 1);
+  assert.equal(scheduler.model("synthetic-c").placement, "cpu");
+  scheduler.close();
+});

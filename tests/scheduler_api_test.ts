@@ -83,3 +83,46 @@ Deno.test("POST /v1/models/switch - reject mode, no room: 507 naming the shortfa
     ["a=cpu", "b=unloaded"],
   );
 });
+
+Deno.test("explicit actions - one a row's actions do not offer answers 409 not_offered naming the state, and changes nothing", async () => {
+  using file = modelsFile();
+  await using t = await startOnFakeGpu({ gpu: "cpu", modelsFile: file.path, sampleMs: 60_000 });
+  const post = (path: string, body?: unknown) =>
+    t.request(path, body === undefined ? { method: "POST" } : json(body));
+  const loaded = await post("/api/v1/models/a/load", { device: "cpu" });
+  assert.equal(loaded.status, 200, await loaded.clone().text());
+  assert.deepEqual((await loaded.json()).actions, ["unload", "pin"]); // the GPU runs on the CPU here
+  const refusals: Array<[string, unknown, RegExp]> = [
+    // issue 21 item 17: offload of a model on the CPU answered 200 and did nothing.
+    [
+      "/api/v1/models/a/offload",
+      undefined,
+      /^Model "a" is on the CPU \(state "cpu"\): "offload" is not offered now; it offers unload, pin$/,
+    ],
+    ["/api/v1/models/a/load", { device: "cpu" }, /^Model "a" is on the CPU .*"load-cpu" is not/],
+    [
+      "/api/v1/models/b/unload",
+      undefined,
+      /^Model "b" is not loaded \(state "unloaded"\): "unload"/,
+    ],
+    ["/api/v1/models/b/unpin", undefined, /^Model "b" is not pinned: "unpin" is not offered/],
+  ];
+  for (const [path, body, message] of refusals) {
+    const answer = await post(path, body);
+    const error = (await answer.json()).error;
+    assert.equal(answer.status, 409, `${path}: ${JSON.stringify(error)}`);
+    assert.equal(error.code, "not_offered", path);
+    assert.match(error.message, message, path);
+  }
+  assert.equal((await post("/api/v1/models/a/pin")).status, 200);
+  const again = await post("/api/v1/models/a/pin");
+  assert.equal(again.status, 409);
+  assert.match((await again.json()).error.message, /^Model "a" is pinned already: "pin"/);
+  const { models } = await (await t.request("/api/v1/models")).json();
+  assert.deepEqual(
+    models.map((m: { id: string; state: string; pinned: boolean }) =>
+      `${m.id}=${m.state}${m.pinned ? " pinned" : ""}`
+    ),
+    ["a=cpu pinned", "b=unloaded"],
+  );
+});

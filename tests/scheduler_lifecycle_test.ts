@@ -320,3 +320,41 @@ Deno.test("events - the last events persisted in KV show after a restart", async
     gpu.close();
   }
 });
+
+Deno.test("keep-alive - armed at every placement: an explicit load never used expires too (GPU, CPU, no GPU)", async () => {
+  // issue 21 item 19: a model loaded with POST …/load and never used stayed loaded forever.
+  const { clock, sim, scheduler } = world({ keepAliveMs: 3_000, idleAction: "unload" });
+  await scheduler.load("a", "gpu");
+  await scheduler.load("b", "cpu");
+  for (const id of ["a", "b"]) {
+    assert.equal(scheduler.model(id).keepAliveDeadline, clock.now() + 3_000, id);
+  }
+  await clock.tick(3_100);
+  await scheduler.settled();
+  assert.deepEqual([sim.placementOf("a"), sim.placementOf("b")], ["none", "none"]);
+  assert.equal(scheduler.model("a").keepAliveDeadline, null, "unloaded: no countdown left");
+
+  // Offloaded explicitly to the CPU, with idleAction unload: the countdown goes on there.
+  await scheduler.load("a", "gpu");
+  const loadedAt = clock.now();
+  await clock.tick(1_000);
+  await scheduler.offload("a");
+  assert.equal(scheduler.model("a").keepAliveDeadline, loadedAt + 3_000, "idle since its load");
+
+  // No GPU usable: the load lands on the CPU by policy, and is armed as well.
+  const none = new SimGpu({
+    totalBytes: 0,
+    usable: false,
+    pipelines: [{ id: "c", gpuBytes: MiB }],
+  });
+  const cpuOnly = schedulerOnSim(none, {
+    keepAlive: () => ({ ms: 3_000, idleAction: "unload" }),
+  });
+  assert.equal((await cpuOnly.load("c", "gpu")).placement, "cpu");
+  assert.equal(cpuOnly.model("c").keepAliveDeadline, none.clock.now() + 3_000);
+  await none.clock.tick(3_100);
+  await cpuOnly.settled();
+  assert.equal(none.placementOf("c"), "none");
+  scheduler.close();
+  cpuOnly.close();
+});

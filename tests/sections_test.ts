@@ -130,7 +130,7 @@ Deno.test("sections - a switch fired during a test load waits for it; no measure
   const switched = await switching;
   assert.equal(switched.vram_mb, 300);
   assert.equal(switched.ram_mb, 30);
-  assert.deepEqual(switched.unloaded, [], "the test load left nothing loaded");
+  assert.deepEqual(switched.unloaded, ["a"], "the test load put a back; the switch unloads it");
   await request;
   assert.ok(loaded().includes("c"), "the switched model stays loaded after the test load");
 });
@@ -309,4 +309,29 @@ Deno.test("shared mode (default) - a request never switches", async () => {
   await scheduler.run("c", INPUT);
   assert.deepEqual(kinds("auto-switch"), []);
   assert.deepEqual(loaded(), ["a", "c"]);
+});
+
+Deno.test("sections - a test load puts back what was loaded before, placements and pins, and its last event says so", async () => {
+  // issue 21 item 13: it unloaded pinned models and left every model unloaded.
+  const { sim, scheduler } = world({
+    pipelines: [
+      { id: "a", gpuBytes: 100 * MB, placement: "gpu" },
+      { id: "b", gpuBytes: 200 * MB, placement: "cpu" },
+      { id: "c", gpuBytes: 300 * MB },
+    ],
+  });
+  scheduler.pin("a", true);
+  const events: TestLoadEvent[] = [];
+  assert.deepEqual(await scheduler.testLoad(["a", "b", "c"], "gpu", (e) => void events.push(e)), {
+    failed: 0,
+  });
+  assert.deepEqual(
+    ["a", "b", "c"].map((id) => [id, sim.placementOf(id), scheduler.model(id).pinned]),
+    [["a", "gpu", true], ["b", "cpu", false], ["c", "none", false]],
+  );
+  const done = events.at(-1)!;
+  assert.equal(done.event, "done");
+  if (done.event !== "done") return;
+  assert.deepEqual([done.restored, done.notRestored], [["a", "b"], []]);
+  assert.equal(done.message, "test load of a, b, c: 3 measured, 0 failed; put back: a, b");
 });

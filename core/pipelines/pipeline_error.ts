@@ -26,6 +26,8 @@ export const PIPELINE_ERROR_CODES = [
   "model_too_large",
   /** The model's file is not valid ONNX, or its external data is missing. */
   "bad_model",
+  /** An explicit action its row's `actions` does not offer where the model is now. */
+  "not_offered",
 ] as const;
 
 /** Why a pipeline operation failed. */

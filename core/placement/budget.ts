@@ -136,14 +136,16 @@ export interface FitResult {
 
 /**
  * Bytes usable now above the headroom, when `ourBytes` of ours are on the GPU: the smaller
- * of the device's free bytes and what the budget leaves us, minus the headroom. The one
- * copy of the product's defining rule; every figure of room (placing, evicting, a chain's
- * check, a switch's pre-flight, the status) comes from here.
+ * of the device's free bytes and what the budget leaves us, minus the headroom (negative:
+ * short of it); 0 when no GPU is usable (there is nothing to be short of). The one copy of
+ * the product's defining rule; every figure of room (placing, evicting, a chain's check, a
+ * switch's pre-flight, the status, `/metrics`) comes from here.
  */
 export function availableBytes(
-  room: Pick<GpuState, "deviceFreeBytes" | "budgetBytes" | "headroomBytes">,
+  room: Pick<GpuState, "available" | "deviceFreeBytes" | "budgetBytes" | "headroomBytes">,
   ourBytes: number,
 ): number {
+  if (!room.available) return 0;
   return Math.min(room.deviceFreeBytes, room.budgetBytes - ourBytes) - room.headroomBytes;
 }
 

@@ -151,6 +151,23 @@ export function releaseConfirmed(id: string, bytes: number, ms: number): New<Rel
   };
 }
 
+/**
+ * An eviction of `id` the driver cannot show (it never showed the pipeline's bytes arrive,
+ * or they are too few to check): its bytes count as freed, so no other pipeline is evicted
+ * for the same shortfall.
+ */
+export function releaseUnshown(id: string, bytes: number): New<ReleaseEvent> {
+  return {
+    kind: "release",
+    pipeline: id,
+    message: `${id}: the driver cannot show its ${
+      formatBytes(bytes)
+    } release (it never showed them arrive, or they are too few to check); counted as freed, so no other pipeline is evicted for the same shortfall`,
+    reason: "release not shown",
+    bytes,
+  };
+}
+
 /** The driver did not show a release of `id` in time. */
 export function releaseLeak(id: string, leak: string, bytes: number): New<LeakEvent> {
   return { kind: "leak", pipeline: id, message: `${id}: ${leak}`, reason: leak, bytes };

@@ -5,6 +5,12 @@
  * the free figure, so no later pass evicts again for the same shortfall; once shown, a
  * "release" event; past the wait (default 2 s) the pipeline's record is marked leaking, a
  * "leak" event, and the bytes stop counting.
+ *
+ * A release the driver cannot show (a driver that never showed the pipeline's bytes
+ * arrive, such as the NVML double while the sessions live on the software adapter, or one
+ * too small to check) is not waited for, but its bytes count as freed while the driver's
+ * free figure stays where it was: a later pass does not evict another pipeline for the same
+ * shortfall (issue 21 item 5).
  * @module
  */
 import type { Clock } from "../clock.ts";
@@ -36,9 +42,22 @@ interface PendingRelease {
   settle: (confirmed: boolean) => void;
 }
 
+/** A release the driver cannot show, counted as freed while its free figure stays put. */
+interface UnshownRelease {
+  bytes: number;
+  /** The driver's free bytes just before the release. */
+  baseFreeBytes: number;
+  /** As {@link PendingRelease.afterSeq}. */
+  afterSeq: number;
+}
+
+/** How {@link Releases.track} took a release: watched against the driver, counted as freed unseen, or neither. */
+export type ReleaseTracking = "watched" | "unshown" | "none";
+
 /** The releases in flight, each watched against the driver until confirmed or given up on. */
 export class Releases {
   readonly #pending = new Map<string, PendingRelease>();
+  readonly #unshown = new Map<string, UnshownRelease>();
   readonly #device: DeviceView;
   readonly #clock: Clock;
   readonly #emit: Emit;
@@ -75,24 +94,36 @@ export class Releases {
     for (const release of this.#pending.values()) {
       if (reading.seq > release.afterSeq) sum += unshown(release, reading.freeBytes);
     }
+    for (const [id, release] of this.#unshown) {
+      if (reading.seq <= release.afterSeq) continue;
+      // The driver's figure moved by half the bytes or more: it showed them, or the device
+      // changed since (a new shortfall); either way the credit ends.
+      if (Math.abs(reading.freeBytes - release.baseFreeBytes) * 2 >= release.bytes) {
+        this.#unshown.delete(id);
+      } else sum += release.bytes;
+    }
     return sum;
   }
 
   /**
    * Counts `bytes` given back by `record`'s pipeline as releasing until the driver shows
-   * them; `before` is the reading taken just before the move. Small releases, readings
-   * without a driver that shows releases, and pipelines whose loads the driver never saw
-   * are not watched.
+   * them; `before` is the reading taken just before the move. Readings without a driver
+   * that shows releases are not watched ("none"). Small releases and pipelines whose loads
+   * the driver never saw are not waited for: their bytes count as freed while the driver's
+   * free figure stays where it was ("unshown").
    */
-  track(record: PipelineRecord, bytes: number, before: GpuReading): void {
-    if (!before.confirmsReleases || bytes < RELEASE_CHECK_MIN_BYTES) return;
-    if (before.state !== "ok") return;
-    if (record.driverSeesLoads === false) return; // it never saw them arrive
+  track(record: PipelineRecord, bytes: number, before: GpuReading): ReleaseTracking {
     const id = record.id;
-    const clock = this.#clock;
+    this.#unshown.delete(id);
+    if (!before.confirmsReleases || before.state !== "ok" || bytes <= 0) return "none";
     // Readings up to this one were taken before our tracked bytes fell: their drift already
     // counts the release. Later ones do not, until the driver shows it.
     const after = this.#device.read("fresh");
+    if (bytes < RELEASE_CHECK_MIN_BYTES || record.driverSeesLoads === false) {
+      this.#unshown.set(id, { bytes, baseFreeBytes: before.freeBytes, afterSeq: after.seq });
+      return "unshown";
+    }
+    const clock = this.#clock;
     const release = this.#start(id, bytes, before.freeBytes, after.seq);
     const poll = () => {
       if (this.#closed) return release.settle(false);
@@ -115,6 +146,12 @@ export class Releases {
       clock.setTimeout(poll, this.#pollMs);
     };
     poll();
+    return "watched";
+  }
+
+  /** `id` holds GPU bytes again: a release of it the driver could not show counts no more. */
+  forget(id: string): void {
+    this.#unshown.delete(id);
   }
 
   /** Waits (bounded) until the releases of `ids` are confirmed or given up on. */
@@ -134,6 +171,7 @@ export class Releases {
   /** Gives up on every release in flight and watches no more (the service stops). */
   close(): void {
     this.#closed = true;
+    this.#unshown.clear();
     for (const release of [...this.#pending.values()]) release.settle(false);
   }
 

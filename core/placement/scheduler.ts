@@ -60,12 +60,13 @@ import {
   placedOnGpu,
   preloadFailed,
   refusedGpu,
+  releaseUnshown,
   servesOnCpu,
   trackedLeak,
   unloaded,
 } from "./events.ts";
 import { KeepAliveTimers } from "./keep_alive.ts";
-import { RELEASE_CHECK_MIN_BYTES, Releases } from "./releases.ts";
+import { RELEASE_CHECK_MIN_BYTES, Releases, type ReleaseTracking } from "./releases.ts";
 import { SectionGate, type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
 import type {
   DeviceView,
@@ -276,6 +277,8 @@ export class Scheduler {
     const report = this.#host.report(id);
     const row: Omit<ModelRow, "actions"> = {
       ...report,
+      // Known from the files at start, so a restart (no load yet) keeps it in the row.
+      modelBytes: report.modelBytes ?? (this.#sizes.fileBytes(id) || null),
       pinned: record.pinned,
       lastUsedAt: record.lastUsedAt || null,
       leak: record.leak,
@@ -497,6 +500,22 @@ export class Scheduler {
    */
   async #place(id: string, want: SessionDevice, trigger: string): Promise<SessionDevice> {
     const record = this.#record(id);
+    try {
+      return await this.#placeOn(record, want, trigger);
+    } finally {
+      // Keep-alive counts from every placement (Ollama's starts at load), not only from a
+      // request: a model loaded and never used expires too. An active one is not armed.
+      this.#keepAlives.arm(record);
+    }
+  }
+
+  /** {@link #place}'s decision itself. */
+  async #placeOn(
+    record: PipelineRecord,
+    want: SessionDevice,
+    trigger: string,
+  ): Promise<SessionDevice> {
+    const id = record.id;
     const view = this.#view(id);
     if (want === "cpu") {
       if (view.placement === "gpu") await this.#offload(id, "requested", trigger);
@@ -535,7 +554,6 @@ export class Scheduler {
         record.lastUsedAt = this.#clock.now(); // just placed counts as just used
         record.cpuReason = null;
         this.#emit(placedOnGpu(id, estimate, trigger));
-        this.#keepAlives.arm(record);
         return "gpu";
       } catch (error) {
         if (error instanceof PipelineError && error.code === "no_webgpu") {
@@ -652,14 +670,18 @@ export class Scheduler {
       const record = this.#record(candidate.id);
       if (record.activeCount > 0 || record.pinned) continue; // busy or pinned meanwhile
       if (this.#host.view(candidate.id)?.placement !== "gpu") continue;
+      let tracking: ReleaseTracking;
       try {
-        await this.#offload(candidate.id, reason, trigger, { log: false });
+        tracking = await this.#offload(candidate.id, reason, trigger, { log: false });
       } catch (error) {
         if (error instanceof PipelineError && error.code === "not_loaded") continue;
         throw error;
       }
       moved.push(candidate.id);
       this.#emit(evicted(candidate, reason, reasonCode, trigger));
+      // The driver cannot show this release: its bytes count as freed (Releases), so a
+      // later pass does not evict another pipeline for the same shortfall. Say so.
+      if (tracking === "unshown") this.#emit(releaseUnshown(candidate.id, candidate.bytes));
     }
     return moved;
   }
@@ -670,7 +692,10 @@ export class Scheduler {
   async #load(id: string, device: SessionDevice): Promise<void> {
     try {
       await this.#host.load(id, device);
-      if (device === "gpu") this.#record(id).leak = null; // a fresh session
+      if (device === "gpu") {
+        this.#record(id).leak = null; // a fresh session
+        this.#releases.forget(id); // its bytes are in use again
+      }
     } catch (error) {
       if (
         !(error instanceof PipelineError && (error.code === "oom" || error.code === "no_webgpu"))
@@ -691,7 +716,7 @@ export class Scheduler {
     reason: string,
     trigger: string,
     options: { log: boolean } = { log: true },
-  ): Promise<void> {
+  ): Promise<ReleaseTracking> {
     const record = this.#record(id);
     const before = this.#device.read("fresh");
     const transition = await this.#host.offload(id);
@@ -702,10 +727,11 @@ export class Scheduler {
         this.#emit(event);
       } else record.leak = null;
     }
-    this.#releases.track(record, transition.releasedBytes, before);
+    const tracking = this.#releases.track(record, transition.releasedBytes, before);
     if (options.log && transition.kind !== "none" && reason !== "requested") {
       this.#emit(movedToCpu(id, reason, transition.releasedBytes, trigger));
     }
+    return tracking;
   }
 
   /** Releases the session and ends the worker, counting the released bytes until the driver shows them. */
@@ -714,6 +740,7 @@ export class Scheduler {
     const before = this.#device.read("fresh");
     const transition = await this.#host.unload(id);
     if (transition.kind !== "none") record.leak = null; // the worker is gone
+    this.#keepAlives.cancel(record); // nothing left to expire
     this.#releases.track(record, transition.releasedBytes, before);
     record.cpuReason = null;
     if (transition.kind !== "none" && reason !== "requested") {
@@ -756,6 +783,30 @@ export class Scheduler {
 
   // --- explicit actions (the API) ---------------------------------------------------------------
 
+  /**
+   * Throws not_offered (409) when `action` is not among the actions `id`'s row offers now
+   * ({@link modelActions}, the rule the dashboard's buttons show), naming the state: an
+   * explicit action a row does not offer is refused, never a silent no-op. Every explicit
+   * action route asks this first.
+   */
+  requireOffered(id: string, action: ModelAction): void {
+    const row = this.model(id);
+    if (row.actions.includes(action)) return;
+    const where = action === "pin" || action === "unpin"
+      ? (row.pinned ? "pinned already" : "not pinned")
+      : row.placement === "gpu"
+      ? `on the GPU (state "${row.state}")`
+      : row.placement === "cpu"
+      ? `on the CPU (state "${row.state}"${row.gpuMismatch ? `; ${MISMATCH_REASON}` : ""})`
+      : `not loaded (state "${row.state}")`;
+    throw new PipelineError(
+      "not_offered",
+      `Model "${id}" is ${where}: "${action}" is not offered now; it offers ${
+        row.actions.join(", ")
+      }`,
+    );
+  }
+
   /** Loads `id` on `device` (the GPU through the policy). */
   async load(id: string, device: SessionDevice = this.defaultDevice): Promise<ModelRow> {
     this.#record(id);
@@ -784,6 +835,7 @@ export class Scheduler {
       }
       bytes = view.gpuBytes;
       await this.#offload(id, "requested", "api");
+      this.#keepAlives.arm(this.#record(id)); // idleAction unload: the countdown goes on there
     });
     const release = await this.#releases.outcome(id, startedAt, bytes);
     return { model: this.model(id), release };

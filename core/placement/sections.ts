@@ -149,7 +149,7 @@ export async function switchLocked(
       }
     }
   }
-  const previous = others.map((id) => ({ id, placement: ops.view(id).placement }));
+  const previous = others.map((id) => loadedBefore(ops, id));
   for (const { id } of previous) {
     await ops.unload(id, `${kind} to ${ids.join(", ")}`, options.trigger);
   }
@@ -166,24 +166,13 @@ export async function switchLocked(
     for (const id of ids) await ops.place(id, device, options.trigger);
   } catch (error) {
     // Put the previous models back, then say so.
-    const restored: string[] = [];
     for (const id of ids) {
       await ops.unload(id, "failed switch", options.trigger).catch(() => {});
     }
-    for (const { id, placement } of previous) {
-      try {
-        await ops.place(id, placement === "gpu" ? "gpu" : "cpu", options.trigger);
-        restored.push(id);
-      } catch { /* reported below */ }
-    }
-    const back = previous.length === 0
-      ? "nothing was loaded before"
-      : restored.length === previous.length
-      ? `put back: ${restored.join(", ")}`
-      : `put back: ${restored.join(", ") || "none"}; could not reload ${
-        previous.filter((p) => !restored.includes(p.id)).map((p) => p.id).join(", ")
-      }`;
-    const message = `${kind} to ${ids.join(", ")} failed: ${(error as Error).message}; ${back}`;
+    const back = await putBack(ops, previous, options.trigger);
+    const message = `${kind} to ${ids.join(", ")} failed: ${
+      (error as Error).message
+    }; ${back.message}`;
     ops.emit(switchFailed(ids, message, error as Error, options.trigger));
     const code = error instanceof PipelineError ? error.code : "load_failed";
     throw new PipelineError(code, message);
@@ -234,6 +223,9 @@ export async function testLoadLocked(
   onEvent: (event: TestLoadEvent) => void | Promise<void>,
 ): Promise<{ failed: number }> {
   const started = performance.now();
+  // What was loaded before (placements and pins), put back at the end as a failed switch does.
+  const previous = ops.host.ids().filter((id) => ops.view(id).placement !== "none")
+    .map((id) => loadedBefore(ops, id));
   let failed = 0;
   for (const [index, id] of ids.entries()) {
     const total = ids.length;
@@ -266,8 +258,62 @@ export async function testLoadLocked(
       });
     }
   }
-  await onEvent({ event: "done", total: ids.length, failed, ms: performance.now() - started });
+  const back = await putBack(ops, previous, "test-load");
+  await onEvent({
+    event: "done",
+    total: ids.length,
+    failed,
+    ms: performance.now() - started,
+    restored: back.restored,
+    notRestored: back.notRestored,
+    message: `test load of ${ids.join(", ")}: ${
+      ids.length - failed
+    } measured, ${failed} failed; ${back.message}`,
+  });
   return { failed };
+}
+
+/** A model loaded before a section moved it: where it was and whether it was pinned. */
+interface LoadedBefore {
+  id: string;
+  placement: "gpu" | "cpu";
+  pinned: boolean;
+}
+
+function loadedBefore(ops: SectionOps, id: string): LoadedBefore {
+  return {
+    id,
+    placement: ops.view(id).placement === "gpu" ? "gpu" : "cpu",
+    pinned: ops.record(id).pinned,
+  };
+}
+
+/**
+ * Puts `previous` back where they were (through the policy) with their pins, and says what
+ * came back: after a failed switch, and after every test load.
+ */
+async function putBack(
+  ops: SectionOps,
+  previous: LoadedBefore[],
+  trigger: string,
+): Promise<{ restored: string[]; notRestored: string[]; message: string }> {
+  const restored: string[] = [];
+  const notRestored: string[] = [];
+  for (const { id, placement, pinned } of previous) {
+    try {
+      if (ops.view(id).placement === "none") await ops.place(id, placement, trigger);
+      ops.record(id).pinned = pinned;
+      restored.push(id);
+    } catch {
+      notRestored.push(id);
+    }
+  }
+  const message = previous.length === 0
+    ? "nothing was loaded before"
+    : notRestored.length === 0
+    ? `put back: ${restored.join(", ")}`
+    : `put back: ${restored.join(", ") || "none"}; could not reload ${notRestored.join(", ")}`;
+  return { restored, notRestored, message };
 }
 
 /** Loads `id` alone and measures it against the baseline now. */

@@ -243,4 +243,15 @@ export type TestLoadEvent =
   | { event: "started"; model: string; index: number; total: number }
   | { event: "measured"; model: string; index: number; total: number; measurement: LoadMeasurement }
   | { event: "error"; model: string; index: number; total: number; message: string }
-  | { event: "done"; total: number; failed: number; ms: number };
+  | {
+    event: "done";
+    total: number;
+    failed: number;
+    ms: number;
+    /** The models loaded before it that are loaded again (placements and pins as they were). */
+    restored: string[];
+    /** The models loaded before it that could not be put back. */
+    notRestored: string[];
+    /** What it measured and what it put back, in a sentence. */
+    message: string;
+  };

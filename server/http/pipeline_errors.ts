@@ -34,6 +34,7 @@ export const PIPELINE_ERROR_HTTP: Readonly<Record<PipelineErrorCode, PipelineErr
   gpu_lost: { status: 503 },
   model_too_large: { status: 422 },
   bad_model: { status: 422 },
+  not_offered: { status: 409 },
 };
 
 /** The status and headers `error` answers with. */

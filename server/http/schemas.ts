@@ -145,7 +145,7 @@ const headroomEventSchema = z.discriminatedUnion("kind", [
   z.object({
     ...eventBase,
     kind: z.literal("release"),
-    reason: z.literal("release confirmed"),
+    reason: z.enum(["release confirmed", "release not shown"]),
     bytes: z.number(),
   }),
   z.object({

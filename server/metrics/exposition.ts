@@ -10,7 +10,7 @@
 import type { MetricFamily, Sample } from "../http/prometheus.ts";
 import type { DeviceSnapshot, ModelRow, SchedulerStatus, VramSample } from "../../core/types.ts";
 import { DEVICES, type EventCounters } from "./event_counters.ts";
-import { ramBytesOf } from "./loaded_models.ts";
+import { processGrowthBytesOf } from "./loaded_models.ts";
 
 /** What one scrape reads. */
 export interface ScrapeInput {
@@ -113,10 +113,15 @@ export function buildMetrics(input: ScrapeInput): MetricFamily[] {
     ),
     gauge(
       "headroom_model_ram_bytes",
-      "RSS growth measured across the model's last load, while it is loaded (0 when unloaded).",
+      "RAM the model's session holds now (the API's ramBytes; 0 when unloaded).",
+      perModel((m) => Math.max(0, m.ramBytes)),
+    ),
+    gauge(
+      "headroom_model_process_growth_bytes",
+      "The process's RSS growth measured across the model's last load, while it is loaded (0 when unloaded); workers share one process.",
       perModel((m) =>
         m.display === "loaded" && m.placement !== "none"
-          ? ramBytesOf(m, m.placement as "gpu" | "cpu") ?? 0
+          ? processGrowthBytesOf(m, m.placement as "gpu" | "cpu") ?? 0
           : 0
       ),
     ),

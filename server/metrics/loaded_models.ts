@@ -13,16 +13,21 @@ export interface LoadedModel {
   state: string;
   /** Tracked GPU bytes alive in its worker now. */
   vram_bytes: number;
-  /** RSS growth measured across its last load (workers share one process; null if unmeasured). */
-  ram_bytes: number | null;
+  /** RAM its session holds now: the API's `ramBytes` (one meaning of RAM everywhere). */
+  ram_bytes: number;
+  /** The process's RSS growth measured across its last load (workers share one process; null if unmeasured). */
+  process_growth_bytes: number | null;
   /** Milliseconds since the epoch of its last request, or null. */
   last_used_at: number | null;
   /** What was last measured of it on each device. */
   last_known: { gpu: MemoryProfile | null; cpu: MemoryProfile | null };
 }
 
-/** The RSS growth last measured for `model` loading on `device`, or null. */
-export function ramBytesOf(model: ModelRow, device: "gpu" | "cpu"): number | null {
+/**
+ * The process's RSS growth last measured across `model`'s load on `device`, or null: not
+ * its RAM (that is the session's `ramBytes`), the whole process's change around the load.
+ */
+export function processGrowthBytesOf(model: ModelRow, device: "gpu" | "cpu"): number | null {
   const profile = device === "gpu" ? model.gpuProfile : model.cpuProfile;
   const transition = model.lastTransition?.kind.startsWith("load:")
     ? model.lastTransition.rssDeltaBytes
@@ -40,7 +45,8 @@ export function loadedModels(models: ModelRow[]): LoadedModel[] {
       device,
       state: m.state,
       vram_bytes: m.gpuBytes,
-      ram_bytes: ramBytesOf(m, device),
+      ram_bytes: Math.max(0, m.ramBytes),
+      process_growth_bytes: processGrowthBytesOf(m, device),
       last_used_at: m.lastUsedAt,
       last_known: { gpu: m.gpuProfile, cpu: m.cpuProfile },
     };

@@ -31,6 +31,7 @@ export const handler: Handlers<"/api/v1/models/:id/load", typeof config> = {
     if (device === "gpu" && !scheduler.gpuUsable()) {
       throw noGpuUsable(id, monitor.reason ?? "the device is lost");
     }
+    scheduler.requireOffered(id, device === "gpu" ? "load-gpu" : "load-cpu");
     const row = await scheduler.load(id, device);
     return c.json(device === "gpu" ? requireOnGpu(row) : row);
   },

@@ -16,7 +16,10 @@ export const config: RouteConfig = {
 /** Answers the model's ModelRow after the move, with `release`. */
 export const handler: Handlers<"/api/v1/models/:id/offload"> = {
   POST: async (c) => {
-    const { model, release } = await c.var.services.scheduler.offload(c.req.param("id"));
+    const { scheduler } = c.var.services;
+    const id = c.req.param("id");
+    scheduler.requireOffered(id, "offload");
+    const { model, release } = await scheduler.offload(id);
     return c.json({ ...model, release });
   },
 };

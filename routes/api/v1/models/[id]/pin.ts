@@ -11,5 +11,10 @@ export const config: RouteConfig = {
 
 /** Pins the pipeline; answers its ModelRow. */
 export const handler: Handlers<"/api/v1/models/:id/pin"> = {
-  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id"), true)),
+  POST: (c) => {
+    const { scheduler } = c.var.services;
+    const id = c.req.param("id");
+    scheduler.requireOffered(id, "pin");
+    return c.json(scheduler.pin(id, true));
+  },
 };

@@ -21,6 +21,7 @@ export const handler: Handlers<"/api/v1/models/:id/rehydrate"> = {
     const id = c.req.param("id");
     scheduler.require(id);
     if (!scheduler.gpuUsable()) throw noGpuUsable(id, monitor.reason ?? "the device is lost");
+    scheduler.requireOffered(id, "load-gpu");
     return c.json(requireOnGpu(await scheduler.rehydrate(id)));
   },
 };

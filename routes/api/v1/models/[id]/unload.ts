@@ -16,7 +16,10 @@ export const config: RouteConfig = {
 /** Answers the model's ModelRow after the move, with `release`. */
 export const handler: Handlers<"/api/v1/models/:id/unload"> = {
   POST: async (c) => {
-    const { model, release } = await c.var.services.scheduler.unload(c.req.param("id"));
+    const { scheduler } = c.var.services;
+    const id = c.req.param("id");
+    scheduler.requireOffered(id, "unload");
+    const { model, release } = await scheduler.unload(id);
     return c.json({ ...model, release });
   },
 };

@@ -11,5 +11,10 @@ export const config: RouteConfig = {
 
 /** Unpins the pipeline; answers its ModelRow. */
 export const handler: Handlers<"/api/v1/models/:id/unpin"> = {
-  POST: (c) => c.json(c.var.services.scheduler.pin(c.req.param("id"), false)),
+  POST: (c) => {
+    const { scheduler } = c.var.services;
+    const id = c.req.param("id");
+    scheduler.requireOffered(id, "unpin");
+    return c.json(scheduler.pin(id, false));
+  },
 };
