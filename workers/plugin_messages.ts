@@ -5,11 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import {
-  type NumericTensorType,
-  TENSOR_ARRAYS,
-  type WireTensor,
-} from "../core/pipelines/protocol.ts";
+import { TENSOR_ARRAYS, TENSOR_TYPES, type WireTensor } from "../core/pipelines/protocol.ts";
 
 /** Host → plugin process. */
 export type ToPlugin =
@@ -35,27 +31,30 @@ export type FromPlugin =
 const dims = z.array(z.number().int().nonnegative().max(2 ** 31)).max(16);
 
 /**
- * A tensor from a plugin: a known numeric type (plugins exchange typed arrays; string
- * tensors are the HTTP routes' business), whole non-negative dims, data of its type's array
- * and size.
+ * A tensor a worker or plugin sends: a known type, whole non-negative dims, and data of its
+ * type's typed array (a string tensor: an array of strings) and size.
  */
 export const wireTensorSchema = z.object({
-  type: z.enum(Object.keys(TENSOR_ARRAYS) as [NumericTensorType, ...NumericTensorType[]]),
+  type: z.enum(TENSOR_TYPES),
   dims,
-  data: z.custom<WireTensor["data"]>((v) => ArrayBuffer.isView(v), "a typed array"),
+  data: z.custom<WireTensor["data"]>(
+    (v) => ArrayBuffer.isView(v) || Array.isArray(v),
+    "a typed array (an array of strings for a string tensor)",
+  ),
 }).superRefine((t, ctx) => {
-  if (!(t.data instanceof TENSOR_ARRAYS[t.type])) {
-    ctx.addIssue({
-      code: "custom",
-      message: `${t.type} data must be a ${TENSOR_ARRAYS[t.type].name}`,
-    });
+  const fits = t.type === "string"
+    ? Array.isArray(t.data) && t.data.every((item) => typeof item === "string")
+    : t.data instanceof TENSOR_ARRAYS[t.type];
+  if (!fits) {
+    const expected = t.type === "string" ? "an array of strings" : TENSOR_ARRAYS[t.type].name;
+    ctx.addIssue({ code: "custom", message: `${t.type} data must be ${expected}` });
     return;
   }
   const count = t.dims.reduce((a, b) => a * b, 1);
-  if ((t.data as { length: number }).length !== count) {
+  if (t.data.length !== count) {
     ctx.addIssue({
       code: "custom",
-      message: `${(t.data as { length: number }).length} elements for dims [${t.dims}] (${count})`,
+      message: `${t.data.length} elements for dims [${t.dims}] (${count})`,
     });
   }
 });
