@@ -9,7 +9,6 @@
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import { trimTrailingSlash } from "hono/trailing-slash";
 import { needsToken, requireToken } from "./http/auth.ts";
 import type { AppEnv, Method, RouteEntry, Services } from "./http/context.ts";
 import { errorResponse, errorShapeOf, handleError, handleNotFound } from "./http/http_error.ts";
@@ -45,8 +44,13 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
     app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
     app.use("/v2/*", allowListed); // browser Open Inference Protocol clients
   }
-  // The protocol's YAML names server metadata `/v2/`: send it to `/v2` (GET, only on a 404).
-  app.use("/v2/", trimTrailingSlash());
+  // The protocol's YAML names server metadata `/v2/`: send it to `/v2` (a bare redirect:
+  // Hono's trimTrailingSlash kept the 404's JSON content type on an empty 301).
+  app.get(
+    "/v2/",
+    (c) =>
+      new Response(null, { status: 301, headers: { Location: new URL("/v2", c.req.url).href } }),
+  );
   const token = requireToken(config.token);
   const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {
     c.set("services", services);

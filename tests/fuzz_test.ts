@@ -11,6 +11,7 @@ import { routes } from "../routes/_manifest.ts";
 import { testConfig } from "./_service.ts";
 import { jsonPost, writeArtifact, writeModelsFile } from "./fixtures/artifact.ts";
 import { prng } from "../core/random.ts";
+import { errorShapeOf } from "../server/http/http_error.ts";
 
 const HEAVY = Deno.env.get("HEADROOM_HEAVY") === "1";
 const TOKEN = "fuzz-token-0123456789abcdef";
@@ -504,13 +505,22 @@ async function judge(request: Case, response: Response): Promise<string | null> 
   if (!type.includes("application/json")) {
     return `error ${response.status} is ${type || "untyped"}, not JSON: ${text.slice(0, 200)}`;
   }
-  let body: { error?: { code?: unknown; message?: unknown } };
+  let body: { error?: { code?: unknown; message?: unknown } | string };
   try {
     body = JSON.parse(text);
   } catch {
     return `error ${response.status} body does not parse: ${text.slice(0, 200)}`;
   }
-  if (typeof body?.error?.code !== "string" || typeof body.error.message !== "string") {
+  // Under /v2 the Open Inference Protocol's own shape, `{"error": "…"}`.
+  if (errorShapeOf(new URL(request.url).pathname) === "oip") {
+    return typeof body?.error === "string" && body.error !== ""
+      ? null
+      : `error ${response.status} is not {error: message}: ${text.slice(0, 200)}`;
+  }
+  if (
+    typeof body?.error !== "object" || typeof body.error.code !== "string" ||
+    typeof body.error.message !== "string"
+  ) {
     return `error ${response.status} is not {error: {code, message}}: ${text.slice(0, 200)}`;
   }
   if (body.error.message.length === 0) return `error ${response.status} has an empty message`;
