@@ -313,7 +313,11 @@ Deno.test("pipeline worker - terminate during a run rejects it with WorkerDiedEr
   });
 });
 
-Deno.test("pipeline worker - a worker that crashes rejects its pending run", async () => {
+Deno.test("pipeline worker - a worker that crashes rejects its pending run; its log is one line", async () => {
+  // What the host echoes of the plugin's output: the uncaught error once, no stack after it.
+  const logged: string[] = [];
+  const consoleError = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args.join(" "));
   await withModel(64 * 1024, 4, async ({ spec }) => {
     const client = await WorkerClient.start(spec({ pluginUrl }));
     try {
@@ -328,7 +332,11 @@ Deno.test("pipeline worker - a worker that crashes rejects its pending run", asy
       );
       assert.match(await client.exited, /crashed on purpose/);
       assert.equal(client.lastStatus.device, "none");
+      const crashLines = logged.filter((line) => line.startsWith("[plugin "));
+      assert.equal(crashLines.length, 1, crashLines.join("\n"));
+      assert.match(crashLines[0], /error: Uncaught Error: double_sum_plugin crashed on purpose/);
     } finally {
+      console.error = consoleError;
       client.terminate();
     }
   });

@@ -122,6 +122,8 @@ export class PluginProcess {
   #gone: string | null = null;
   #killReason: string | null = null;
   #stderr = "";
+  /** True once the plugin printed its uncaught error: the stack after it is not echoed. */
+  #uncaught = false;
   #ready: PromiseWithResolvers<Extract<FromPlugin, { type: "ready" }>> = Promise.withResolvers();
   #nextId = 1;
   #current: {
@@ -267,7 +269,11 @@ export class PluginProcess {
         const text = decoder.decode(chunk, { stream: true });
         this.#stderr = (this.#stderr + text).slice(-STDERR_TAIL_BYTES);
         for (const line of text.split("\n")) {
-          if (line.trim()) console.error(`[plugin ${this.#options.modelId}] ${line}`);
+          // A plugin's own output is shown; its uncaught error in one line (the cause its
+          // pipeline fails with), not Deno's source excerpt and stack after it.
+          if (this.#uncaught || !line.trim()) continue;
+          if (line.startsWith("error: ")) this.#uncaught = true;
+          console.error(`[plugin ${this.#options.modelId}] ${line}`);
         }
       }
     } catch { /* the process ended */ }
