@@ -117,7 +117,7 @@ function listModels(sources: ReportSources): ModelRow[] | null {
   } catch (error) {
     const message = String(error);
     if (message !== lastListError) {
-      console.error("VRAM report: cannot list the models (sent without them):", error);
+      console.error(`VRAM report: cannot list the models (sent without them): ${message}`);
     }
     lastListError = message;
     return null;
