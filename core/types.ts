@@ -55,6 +55,20 @@ export interface VramSample {
   devices: DeviceSnapshot[];
 }
 
+/** What the store could not do since start: the service runs on, and says so. */
+export interface StoreHealth {
+  /** "degraded" while the last write failed (a full disk, a KV fault). */
+  state: "ok" | "degraded";
+  /** Writes (events, profiles, chains) that failed and were not kept. */
+  droppedWrites: number;
+  /** Events among those. */
+  droppedEvents: number;
+  /** Values read from KV that were not what this version writes (a `null` event), skipped. */
+  skippedValues: number;
+  /** The last write's error, or null. */
+  lastError: string | null;
+}
+
 /** The body of `GET /api/v1/hardware/vram` (scheduler, events and models are filled by later layers). */
 export interface VramReport {
   source: VramSourceKind;
@@ -74,6 +88,8 @@ export interface VramReport {
    * models could not be listed).
    */
   models?: ModelRow[];
+  /** What the store could keep (`degraded` after a failed write: a full disk); absent without a store. */
+  storage?: StoreHealth;
   takenAt: number;
 }
 

@@ -9,6 +9,7 @@ import type { CpuEngineReport, ModelRow, VramReport, VramSample } from "../core/
 import type { VramMonitor } from "../core/monitor/vram_monitor.ts";
 import type { Scheduler } from "../core/placement/scheduler.ts";
 import type { EventLog } from "../core/events.ts";
+import type { ProfileStore } from "../core/store/profiles.ts";
 
 /**
  * Longest a report is reused. It is rebuilt at once on a new sample or a new event; in
@@ -23,6 +24,8 @@ export interface ReportSources {
   scheduler: Pick<Scheduler, "status" | "list">;
   events: Pick<EventLog, "recent" | "lastSeq">;
   cpuEngine: CpuEngineReport | null;
+  /** The KV store, for its health (absent in tests that have none). */
+  store?: Pick<ProfileStore, "health">;
 }
 
 /** One build of the report, shared by every reader until the next change. */
@@ -50,6 +53,7 @@ export function buildVramReport(sources: ReportSources, sample?: VramSample): Vr
     events: sources.events.recent(20),
     ...(sources.cpuEngine ? { cpuEngine: sources.cpuEngine } : {}),
     ...(models ? { models } : {}),
+    ...(sources.store ? { storage: sources.store.health() } : {}),
     takenAt: current.takenAt,
   };
 }

@@ -146,7 +146,7 @@ export async function startService(config: Config): Promise<Service> {
     shutdown: shutdown.signal,
     counters,
     hostname: config.nodeName ?? hostName(),
-    reports: new ReportFeed({ monitor, scheduler, events, cpuEngine }),
+    reports: new ReportFeed({ monitor, scheduler, events, cpuEngine, store }),
   };
   const app = createApp(services, routes);
   let closed = false;

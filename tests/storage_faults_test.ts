@@ -77,6 +77,9 @@ Deno.test("storage - a full disk: the load answers 200 and says the event was no
     assert.equal(health.status, "degraded");
     assert.equal(health.storage.state, "degraded");
     assert.ok(health.storage.droppedEvents > 0, JSON.stringify(health.storage));
+    // The VRAM report (the dashboard's feed) says it too.
+    const report = await (await fetch(`${s.url}/api/v1/hardware/vram`)).json();
+    assert.equal(report.storage?.state, "degraded", JSON.stringify(report.storage));
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     const dropped = /^headroom_kv_dropped_events_total\{[^}]*\} (\d+)$/m.exec(metrics);
     assert.ok(dropped && Number(dropped[1]) > 0, "dropped events are counted on /metrics");

@@ -6,26 +6,12 @@
  * file (the default, under the data dir) or a remote KV by URL.
  * @module
  */
-import type { HeadroomEvent, MemoryProfile, TransitionFigures } from "../types.ts";
+import type { HeadroomEvent, MemoryProfile, StoreHealth, TransitionFigures } from "../types.ts";
 import type { Chain } from "../pipelines/chains.ts";
 import { DataDirLock } from "./data_dir_lock.ts";
 import { StorageError } from "./storage_error.ts";
 
 export type { MemoryProfile };
-
-/** What the store could not do since start: the service runs on, and says so. */
-export interface StoreHealth {
-  /** "degraded" while the last write failed (a full disk, a KV fault). */
-  state: "ok" | "degraded";
-  /** Writes (events, profiles, chains) that failed and were not kept. */
-  droppedWrites: number;
-  /** Events among those. */
-  droppedEvents: number;
-  /** Values read from KV that were not what this version writes (a `null` event), skipped. */
-  skippedValues: number;
-  /** The last write's error, or null. */
-  lastError: string | null;
-}
 
 /** Events kept in KV (the newest this many). */
 export const MAX_STORED_EVENTS = 2000;

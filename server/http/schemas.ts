@@ -255,6 +255,15 @@ export const modelRowSchema = z.object({
 }) satisfies z.ZodType<ModelRow>;
 
 /** The body of `GET /api/v1/hardware/vram` (and of each SSE `snapshot` event). */
+/** What the store could keep: `degraded` after a write failed (a full disk), with the counts. */
+export const storageHealthSchema = z.object({
+  state: z.enum(["ok", "degraded"]),
+  droppedWrites: z.number(),
+  droppedEvents: z.number(),
+  skippedValues: z.number(),
+  lastError: z.string().nullable(),
+});
+
 export const vramReportSchema = z.object({
   source: z.enum(["nvml", "cudart", "webgpu", "none"]),
   reason: z.string().nullable(),
@@ -264,6 +273,7 @@ export const vramReportSchema = z.object({
   events: z.array(headroomEventSchema).optional(),
   cpuEngine: cpuEngineSchema.optional(),
   models: z.array(modelRowSchema).optional(),
+  storage: storageHealthSchema.optional(),
   takenAt: z.number(),
 }) satisfies z.ZodType<VramReport>;
 

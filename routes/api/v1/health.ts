@@ -1,6 +1,7 @@
 /** `GET /api/v1/health`: is the service up, and what is it measuring with. */
 import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
+import { storageHealthSchema } from "@/server/http/schemas.ts";
 
 /** A read; answers whether the service is up and what it measures with. */
 export const config: RouteConfig = {
@@ -15,13 +16,7 @@ export const config: RouteConfig = {
         reason: z.string().nullable(),
         devices: z.number(),
         lostDevices: z.number(),
-        storage: z.object({
-          state: z.enum(["ok", "degraded"]),
-          droppedWrites: z.number(),
-          droppedEvents: z.number(),
-          skippedValues: z.number(),
-          lastError: z.string().nullable(),
-        }),
+        storage: storageHealthSchema,
       }),
     },
   },
