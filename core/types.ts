@@ -182,6 +182,11 @@ export interface HostReport {
    * the webgpu build's host side) its wasm memory size; 0 when unloaded.
    */
   ramBytes: number;
+  /**
+   * Resident memory of the pipeline's plugin process (its heap and off-heap buffers, which
+   * its heap cap does not bound), or null without a running plugin process.
+   */
+  pluginRssBytes: number | null;
   /** The engine its session runs on ("native", "wasm", "webgpu"), or null without a session. */
   engine: SessionEngineName | null;
   /** Graph file + external data bytes of its model, once known (the estimate's basis). */

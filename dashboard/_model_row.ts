@@ -19,6 +19,7 @@ export function modelRow(over: Partial<ModelRow> = {}): ModelRow {
     gpuPeakBytes: 0,
     rssBytes: 0,
     ramBytes: 0,
+    pluginRssBytes: null,
     engine: null,
     modelBytes: null,
     error: null,

@@ -329,6 +329,7 @@ export class SimGpu implements PipelineHost, DeviceView {
       gpuPeakBytes: view.gpuBytes,
       rssBytes: 0,
       ramBytes: view.placement === "none" ? 0 : p.spec.ramBytes ?? p.spec.gpuBytes / 10,
+      pluginRssBytes: null,
       engine: view.placement === "gpu" ? "webgpu" : view.placement === "cpu" ? "wasm" : null,
       modelBytes: null,
       error: null,

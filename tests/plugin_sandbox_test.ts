@@ -206,6 +206,20 @@ Deno.test("plugin sandbox - a plugin that exhausts its heap fails its own pipeli
   await hostileRecovers(service);
 });
 
+Deno.test("plugin sandbox - a plugin's off-heap buffers show in its row (pluginRssBytes)", async () => {
+  await using service = await hostileService([HOSTILE_MODEL]);
+  const held = 256 * 2 ** 20;
+  const response = await hostile(service, { offHeap: held });
+  assert.equal(response.status, 200, await response.text());
+  const row = await (await fetch(`${service.url}/api/v1/models/hostile`)).json();
+  assert.ok(
+    row.pluginRssBytes >= held,
+    `pluginRssBytes ${row.pluginRssBytes} should count the ${held} bytes the plugin holds`,
+  );
+  const bystander = await (await fetch(`${service.url}/api/v1/models/bystander`)).json();
+  assert.equal(bystander.pluginRssBytes, null, "a model without a plugin has no plugin process");
+});
+
 Deno.test("plugin sandbox - a plugin that hangs at import fails its load by the deadline; the bystander, offload, unload and switch answer", async () => {
   await using service = await hostileService(
     [{ id: "hang", source: "synthetic:64KiB", plugin: HANG }],

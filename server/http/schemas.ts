@@ -230,6 +230,7 @@ export const modelRowSchema = z.object({
   gpuPeakBytes: z.number(),
   rssBytes: z.number(),
   ramBytes: z.number(),
+  pluginRssBytes: z.number().nullable(),
   engine: sessionEngine.nullable(),
   modelBytes: z.number().nullable(),
   error: z.string().nullable(),

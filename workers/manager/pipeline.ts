@@ -11,20 +11,22 @@ import { SerialQueue } from "../../core/serial_queue.ts";
 import type { WorkerClient } from "../client.ts";
 
 /** The parts of a worker client the manager uses (a real WorkerClient, or a double in tests). */
-export type WorkerHandle = Pick<
-  WorkerClient,
-  | "lastStatus"
-  | "alive"
-  | "exited"
-  | "load"
-  | "run"
-  | "offload"
-  | "rehydrate"
-  | "unload"
-  | "parity"
-  | "onExit"
-  | "terminate"
->;
+export type WorkerHandle =
+  & Pick<
+    WorkerClient,
+    | "lastStatus"
+    | "alive"
+    | "exited"
+    | "load"
+    | "run"
+    | "offload"
+    | "rehydrate"
+    | "unload"
+    | "parity"
+    | "onExit"
+    | "terminate"
+  >
+  & Partial<Pick<WorkerClient, "pluginPid">>;
 
 /** One pipeline's record. */
 export interface Pipeline {

@@ -25,6 +25,19 @@ export function viewOf(p: Pipeline): HostView {
   };
 }
 
+/** Bytes of a page in /proc/PID/statm's counts (x86-64 and arm64 Linux). */
+const PAGE_BYTES = 4096;
+
+/** The resident memory of process `pid` (Linux /proc), or null without one or off Linux. */
+function processRssBytes(pid: number | null | undefined): number | null {
+  if (!pid) return null;
+  try {
+    return Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * PAGE_BYTES;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * One pipeline as the API shows it: live figures while its worker lives, else the last
  * transition and the saved profiles; the catalog's inputs and outputs until a session
@@ -48,6 +61,7 @@ export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): HostR
     gpuPeakBytes: status?.gpuPeakBytes ?? 0,
     rssBytes: status?.rssBytes ?? 0,
     ramBytes: status?.ramBytes ?? 0,
+    pluginRssBytes: processRssBytes(p.client?.alive ? p.client.pluginPid : null),
     engine: status ? engineOf(status) : null,
     modelBytes: p.files?.totalBytes ?? null,
     error: p.error,
