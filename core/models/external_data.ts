@@ -8,6 +8,16 @@
  * @module
  */
 import { dirname, isAbsolute, join, normalize, relative } from "node:path";
+import {
+  ENTRY_KEY,
+  ENTRY_VALUE,
+  GRAPH_INITIALIZER,
+  LOCATION_EXTERNAL,
+  MODEL_GRAPH,
+  MODEL_IR_VERSION,
+  TENSOR_DATA_LOCATION,
+  TENSOR_EXTERNAL_DATA,
+} from "./onnx_fields.ts";
 
 /** One external data file an ONNX model reads. */
 export interface ExternalDataFile {
@@ -41,15 +51,6 @@ export class ModelFileError extends Error {
 
 /** protobuf refuses messages of 2 GiB or more: the `.onnx` protobuf itself must be smaller. */
 export const PROTOBUF_LIMIT_BYTES = 2 ** 31 - 1;
-
-const MODEL_IR_VERSION = 1;
-const MODEL_GRAPH = 7;
-const GRAPH_INITIALIZER = 5;
-const TENSOR_EXTERNAL_DATA = 13;
-const TENSOR_DATA_LOCATION = 14;
-const ENTRY_KEY = 1;
-const ENTRY_VALUE = 2;
-const LOCATION_EXTERNAL = 1;
 
 /** Reads a file at arbitrary offsets through a small window (headers only, never payloads). */
 class Window {

@@ -7,6 +7,14 @@
 import protoRoot from "onnx-proto";
 import type { onnx as OnnxNamespace } from "onnx-proto";
 import type { TensorInfo, TensorType } from "../pipelines/protocol.ts";
+import {
+  GRAPH_INITIALIZER,
+  GRAPH_INPUT,
+  GRAPH_OUTPUT,
+  MODEL_GRAPH,
+  MODEL_IR_VERSION,
+  TENSOR_NAME,
+} from "./onnx_fields.ts";
 
 const onnx = (protoRoot as unknown as { onnx: typeof OnnxNamespace }).onnx;
 const T = onnx.TensorProto.DataType;
@@ -31,14 +39,6 @@ export const ONNX_ELEMENT_TYPES: Record<TensorType, number> = {
 const WIRE_TYPES = new Map<number, TensorType>(
   Object.entries(ONNX_ELEMENT_TYPES).map(([type, code]) => [code, type as TensorType]),
 );
-
-// Field numbers of onnx.proto.
-const MODEL_IR_VERSION = 1;
-const MODEL_GRAPH = 7;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_INPUT = 11;
-const GRAPH_OUTPUT = 12;
-const TENSOR_NAME = 8;
 
 /** A forward-only reader of a file that skips by seeking. */
 class Cursor {

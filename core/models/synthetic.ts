@@ -16,6 +16,7 @@ import type { onnx as OnnxNamespace } from "onnx-proto";
 import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { prng } from "../random.ts";
+import { GRAPH_INITIALIZER, MODEL_GRAPH, TENSOR_RAW_DATA } from "./onnx_fields.ts";
 
 // onnx-proto is CommonJS (`module.exports = $root`): the namespace lives on the default export.
 const onnx = (protoRoot as unknown as { onnx: typeof OnnxNamespace }).onnx;
@@ -146,9 +147,6 @@ const writer = () => onnx.OperatorSetIdProto.encode({});
 const frame = (field: number, length: number): Uint8Array =>
   writer().uint32((field << 3) | 2).uint64(length).finish();
 
-const MODEL_GRAPH = 7; // ModelProto.graph
-const GRAPH_INITIALIZER = 5; // GraphProto.initializer
-const TENSOR_RAW_DATA = 9; // TensorProto.raw_data
 /**
  * Tensors of at least this size start at a multiple of {@link DATA_ALIGN}, the page size,
  * so onnxruntime can map them straight from the file (onnx's own writer uses 64 KiB, for
