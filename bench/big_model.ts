@@ -121,16 +121,8 @@ async function main(): Promise<BigModelRun> {
     const vram: VramReport = await (await app.request("/api/v1/hardware/vram")).json();
     const model = async (): Promise<ModelRow> =>
       await (await app.request("/api/v1/models/big")).json();
-    const post = async (path: string, body?: unknown) => {
-      const response = await app.request(path, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await response.json();
-      if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const post = (path: string, body?: unknown) =>
+      headroom.post<Record<string, unknown>>(path, body);
     const input = {
       input: {
         type: "float32",

@@ -129,16 +129,7 @@ let software = false;
 
 const nvmlUsed = () => (nvml ? nvml.device(0).memory().usedBytes : null);
 
-async function post(path: string, body?: unknown): Promise<unknown> {
-  const response = await headroom!.app.request(path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const post = (path: string, body?: unknown): Promise<unknown> => headroom!.post(path, body);
 
 async function model(id: string): Promise<ModelRow> {
   return await (await headroom!.app.request(`/api/v1/models/${id}`)).json();

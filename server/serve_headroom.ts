@@ -67,6 +67,8 @@ export interface Headroom extends AsyncDisposable {
   tempDir: string | null;
   /** `app.request` shorthand: a request through the app without a socket. */
   request(path: string, init?: RequestInit): Promise<Response>;
+  /** POSTs `body` as JSON through the app; answers the parsed JSON, throws naming the status otherwise. */
+  post<T = unknown>(path: string, body?: unknown): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -145,6 +147,16 @@ export async function startHeadroom(options: HeadroomOptions = {}): Promise<Head
     config,
     tempDir,
     request: (path, init) => Promise.resolve(service.app.request(path, init)),
+    post: async <T = unknown>(path: string, body?: unknown): Promise<T> => {
+      const response = await service.app.request(path, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const json = await response.json();
+      if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${JSON.stringify(json)}`);
+      return json as T;
+    },
     close,
     [Symbol.asyncDispose]: close,
   };
