@@ -207,6 +207,16 @@ export interface HostReport {
 }
 
 /**
+ * How urgent a request is: higher runs first within a pipeline's queue, and a pipeline
+ * whose last requests were lower is evicted first. Set by `X-Headroom-Priority`, v2's
+ * `parameters.priority`, or the model's default in the models file; "normal" otherwise.
+ */
+export type Priority = "high" | "normal" | "low";
+
+/** The priorities, highest first: the one order every queue and eviction compares by. */
+export const PRIORITIES = ["high", "normal", "low"] as const satisfies readonly Priority[];
+
+/**
  * What may be asked of a model now, each a `POST /api/v1/models/{id}/…`: `load-gpu` is
  * `load` with `{"device": "gpu"}` (a load, or a move from the CPU), `load-cpu` the same on
  * the CPU; the others are their paths.

@@ -32,6 +32,7 @@ import type {
   HostReport,
   ModelAction,
   ModelRow,
+  Priority,
   SchedulerStatus,
 } from "../types.ts";
 import { formatBytes } from "../units.ts";
@@ -123,6 +124,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Models that travel together (OCR's det, cls, rec): in exclusive mode they are switched to as one. */
   group?: string[];
+  /** The request's priority ("normal" when absent): see {@link Priority}. */
+  priority?: Priority;
 }
 
 /** Where each member of a chain is after {@link Scheduler.placeChain}. */

@@ -10,6 +10,7 @@ import type {
   HostReport,
   PipelineState,
   Placement,
+  Priority,
   SessionEngineName,
   TransitionKind,
 } from "../types.ts";
@@ -60,6 +61,8 @@ export interface HostRunOptions {
    * (the pipeline is marked failed; others are untouched) and the run rejects with timeout.
    */
   deadline?: AbortSignal;
+  /** Where it goes in the pipeline's queue: higher first, FIFO within one priority ("normal" when absent). */
+  priority?: Priority;
 }
 
 /**
