@@ -93,7 +93,11 @@ Deno.test({
     const out = join(tmp, "out");
     await Deno.mkdir(home);
     const dead = `http://127.0.0.1:${closedPort()}`;
-    const mesaCache = join(ROOT, "tests/.build/mesa-cache");
+    // Mesa's own shader cache of this user (MESA_SHADER_CACHE_DIR names the folder that holds
+    // `mesa_shader_cache`), shared with the other webgpu tests: OCR det's shaders then compile
+    // once per machine, not once more for the rehearsal (a cold compile is ~2 min on 2 cores).
+    const mesaCache = Deno.env.get("MESA_SHADER_CACHE_DIR") ?? Deno.env.get("XDG_CACHE_HOME") ??
+      join(Deno.env.get("HOME") ?? ROOT, ".cache");
     await Deno.mkdir(mesaCache, { recursive: true });
     const env: Record<string, string> = {
       PATH: "/usr/local/bin:/usr/bin:/bin",

@@ -912,7 +912,8 @@ for (const hostKind of ["model", "manager"] as const) {
   const on = hostKind === "model" ? "the model host" : "the real PipelineManager (worker doubles)";
   Deno.test(`Scheduler - property (${on}): random operation sequences keep the budget, never evict active or pinned pipelines, and give every eviction a reason`, async () => {
     const fixed = Deno.env.get("HEADROOM_PROPERTY_SEED");
-    const sequences = fixed ? 1 : 200;
+    // 100 sequences in the suite (about a minute per host on 2 cores); 1,000 with HEADROOM_HEAVY.
+    const sequences = fixed ? 1 : Deno.env.get("HEADROOM_HEAVY") ? 1_000 : 100;
     const first = fixed ? Number(fixed) : 0x4ead;
     let evictions = 0;
     for (let i = 0; i < sequences; i++) {
@@ -929,7 +930,10 @@ for (const hostKind of ["model", "manager"] as const) {
     }
     // The sequences do exercise eviction.
     if (!fixed) {
-      assert.ok(evictions > 1_000, `only ${evictions} evictions in ${sequences} sequences`);
+      assert.ok(
+        evictions > 5 * sequences,
+        `only ${evictions} evictions in ${sequences} sequences`,
+      );
       // A failing sequence throws above: reaching here means none had a violation.
       await writeArtifact(`scheduler_property_${hostKind}`, {
         sequences,
