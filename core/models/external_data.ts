@@ -18,6 +18,7 @@ import {
   TENSOR_DATA_LOCATION,
   TENSOR_EXTERNAL_DATA,
 } from "./onnx_fields.ts";
+import { type Field, fields, Window } from "./protobuf_fields.ts";
 
 /** One external data file an ONNX model reads. */
 export interface ExternalDataFile {
@@ -51,93 +52,6 @@ export class ModelFileError extends Error {
 
 /** protobuf refuses messages of 2 GiB or more: the `.onnx` protobuf itself must be smaller. */
 export const PROTOBUF_LIMIT_BYTES = 2 ** 31 - 1;
-
-/** Reads a file at arbitrary offsets through a small window (headers only, never payloads). */
-class Window {
-  #file: Deno.FsFile;
-  #buf = new Uint8Array(0);
-  #start = 0;
-  constructor(file: Deno.FsFile, readonly size: number) {
-    this.#file = file;
-  }
-
-  async byte(at: number): Promise<number> {
-    if (at >= this.size) throw new RangeError("past the end");
-    if (at < this.#start || at >= this.#start + this.#buf.length) {
-      const length = Math.min(64 * 1024, this.size - at);
-      const buf = new Uint8Array(length);
-      await this.#file.seek(at, Deno.SeekMode.Start);
-      let got = 0;
-      while (got < length) {
-        const n = await this.#file.read(buf.subarray(got));
-        if (n === null) break;
-        got += n;
-      }
-      this.#buf = buf.subarray(0, got);
-      this.#start = at;
-      if (got === 0) throw new RangeError("past the end");
-    }
-    return this.#buf[at - this.#start];
-  }
-
-  async bytes(at: number, length: number): Promise<Uint8Array> {
-    const out = new Uint8Array(length);
-    for (let i = 0; i < length; i++) out[i] = await this.byte(at + i);
-    return out;
-  }
-}
-
-interface Field {
-  field: number;
-  wire: number;
-  /** Varint value (wire 0), or payload length (wire 2). */
-  value: number;
-  /** Where the payload starts (wire 2), or the next field (others). */
-  at: number;
-  /** Where the next field starts. */
-  next: number;
-}
-
-async function varint(w: Window, at: number): Promise<[number, number]> {
-  let value = 0;
-  let scale = 1;
-  for (let i = 0; i < 10; i++) {
-    const b = await w.byte(at + i);
-    value += (b & 0x7f) * scale;
-    scale *= 128;
-    if ((b & 0x80) === 0) return [value, at + i + 1];
-  }
-  throw new RangeError("varint longer than 10 bytes");
-}
-
-/** Yields the fields of the message in [start, end). Throws RangeError on malformed bytes. */
-async function* fields(w: Window, start: number, end: number): AsyncGenerator<Field> {
-  let at = start;
-  while (at < end) {
-    const [tag, afterTag] = await varint(w, at);
-    const field = Math.floor(tag / 8);
-    const wire = tag & 7;
-    if (field === 0) throw new RangeError("field number 0");
-    let value = 0;
-    let next: number;
-    if (wire === 0) {
-      [value, next] = await varint(w, afterTag);
-    } else if (wire === 1) next = afterTag + 8;
-    else if (wire === 5) next = afterTag + 4;
-    else if (wire === 2) {
-      let payload: number;
-      [value, payload] = await varint(w, afterTag);
-      next = payload + value;
-      if (next > end) throw new RangeError(`field ${field} runs past its message`);
-      yield { field, wire, value, at: payload, next };
-      at = next;
-      continue;
-    } else throw new RangeError(`wire type ${wire} (field ${field})`);
-    if (next > end) throw new RangeError(`field ${field} runs past its message`);
-    yield { field, wire, value, at: afterTag, next };
-    at = next;
-  }
-}
 
 const text = new TextDecoder("utf-8", { fatal: true });
 
