@@ -260,9 +260,10 @@ export const SETTINGS = {
     flag: "queue-limit",
     env: "HEADROOM_QUEUE_LIMIT",
     arg: "N",
-    default: "32",
+    default: "256",
     schema: count(1, 100_000),
-    help: "most requests waiting or running on one pipeline (429 with `Retry-After` past it)",
+    help: "most requests waiting or running on one pipeline (429 with `Retry-After` past it); " +
+      "high enough for 64 clients of one model to wait for their batch",
   }),
   dataDir: setting({
     flag: "data-dir",

@@ -204,6 +204,34 @@ export interface HostReport {
   /** Inputs as the loaded session reports them (else as the catalog states them). */
   inputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
   outputs: Array<{ name: string; type: string | null; dims: Array<number | string> }>;
+  /** Its dynamic batching and what it did, or null when it does not batch (`batch: false`, a plugin). */
+  batch: BatchFigures | null;
+}
+
+/**
+ * One pipeline's dynamic batching: the models file's settings, the cap an out-of-memory
+ * error set, and the runs so far (the `/metrics` histogram `headroom_batch_size` is
+ * built from `runsByRows`).
+ */
+export interface BatchFigures {
+  /** Most rows a run takes (the models file's `batch.max`, default 32). */
+  max: number;
+  /** How long a run waits for more rows after the first arrives (0: only what queued meanwhile). */
+  delayMs: number;
+  /** A lower limit on the GPU after a batch ran out of memory there, or null. */
+  capRows: number | null;
+  /**
+   * Whether the loaded session can batch (every input and output has a free first
+   * dimension); null until a session says.
+   */
+  active: boolean | null;
+  /** The largest batch that ran, in rows (0 before any). */
+  largestRows: number;
+  /** Tensor runs since the service started, and the rows they carried. */
+  runs: number;
+  rows: number;
+  /** Runs by their row count ("1", "16"…). */
+  runsByRows: Record<string, number>;
 }
 
 /**
@@ -365,6 +393,24 @@ export interface InfoEvent extends EventBase {
   attempt?: TransitionKind;
 }
 
+/**
+ * Dynamic batching news, never one per run: a pipeline ran a larger batch than before
+ * (`largest`, with its time and the GPU peak its worker saw, which the budget then
+ * uses), or ran out of memory at `rows` and is capped to `capRows` on the GPU (`capped`).
+ */
+export interface BatchEvent extends EventBase {
+  kind: "batch";
+  reason: "largest" | "capped";
+  /** Rows of the batch it concerns. */
+  rows: number;
+  /** The run's time in ms (0 for `capped`). */
+  ms: number;
+  /** The worker's GPU peak after the run, in bytes (0 off the GPU). */
+  gpuPeakBytes: number;
+  /** The new limit, for `capped`. */
+  capRows?: number;
+}
+
 /** A pipeline or device came back, or the device changed state. */
 export interface DeviceEvent extends EventBase {
   kind: "recovery" | "device";
@@ -387,6 +433,7 @@ export type HeadroomEvent =
   | MismatchEvent
   | FailureEvent
   | InfoEvent
+  | BatchEvent
   | DeviceEvent;
 
 /** An event before the log numbers and times it (one per kind, like {@link HeadroomEvent}). */

@@ -33,6 +33,7 @@ export function modelRow(over: Partial<ModelRow> = {}): ModelRow {
     pinned: false,
     inputs: [],
     outputs: [],
+    batch: null,
     keepAliveDeadline: null,
     cpuReason: null,
     activeCount: 0,

@@ -1,8 +1,8 @@
 /**
  * PaddleOCR v4 text recognition (the `ocr-rec` pipeline): for each text box of an image,
  * its text. Crops (turned 180° where the classifier is sure they are upside down) are
- * resized to 48 px high keeping their aspect, right-padded to the batch's width (at
- * least 320), normalized to [-1, 1], and the CTC output decoded greedily with the
+ * resized to 48 px high keeping their aspect, right-padded to the widest line's width (at
+ * least 320) so all the image's lines run as one batch, normalized to [-1, 1], and the CTC output decoded greedily with the
  * `keys` asset (ppocr_keys_v1.txt).
  * @module
  */
@@ -36,7 +36,12 @@ export interface OcrRecOutput {
   lines: OcrLine[];
 }
 
-const HEIGHT = 48, MIN_WIDTH = 320, MAX_WIDTH = 1920, BATCH = 6;
+const HEIGHT = 48, MIN_WIDTH = 320, MAX_WIDTH = 1920;
+/**
+ * Lines a recognizer run takes at most: an image's lines run as one batch up to this
+ * many (a 1920-px-wide batch of 64 is ~71 MB of input), the rest in more.
+ */
+const BATCH = 64;
 /** A crop is turned 180° when the classifier says so with more than this probability. */
 const FLIP_SCORE = 0.9;
 const HALF = [0.5, 0.5, 0.5] as const;
@@ -96,7 +101,8 @@ export async function recognize(input: OcrRecInput, infer: InferFn): Promise<Ocr
     );
   }
   const ratio = (b: Box) => isVertical(b) ? b.height / b.width : b.width / b.height;
-  // Like PaddleOCR, batch crops of similar aspect so padding stays small.
+  // Like PaddleOCR, crops sorted by aspect; every line of the image runs as one batch
+  // (the worker host batches no plugin call), padded to the widest, BATCH lines at most.
   const order = boxes.map((_, i) => i).sort((a, b) => ratio(boxes[a]) - ratio(boxes[b]));
   const lines: OcrLine[] = new Array(boxes.length);
   for (let start = 0; start < order.length; start += BATCH) {

@@ -340,6 +340,7 @@ export class SimGpu implements PipelineHost, DeviceView {
       cpuProfile: null,
       inputs: [],
       outputs: [],
+      batch: null,
     };
   }
 

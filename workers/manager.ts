@@ -11,7 +11,7 @@
  * manager/: the state machine (transitions.ts), the moves (moves.ts), their measurement
  * (measure.ts), the parity check (parity.ts: a verdict the host reports, never a move),
  * the worker lifecycle (lifecycle.ts), worker → pipeline errors (worker_errors.ts) and the
- * report view (report.ts).
+ * report view (report.ts), and the runs with their dynamic batching (batcher.ts).
  * @module
  */
 import type { Catalog } from "../core/models/catalog.ts";
@@ -28,13 +28,13 @@ import type {
   Meter,
   PipelineHost,
 } from "../core/placement/types.ts";
-import { fromThrown, fromWorkerError } from "./manager/worker_errors.ts";
+import { fromThrown } from "./manager/worker_errors.ts";
 import { type LifecycleOptions, WorkerLifecycle } from "./manager/lifecycle.ts";
 import { HostMoves } from "./manager/moves.ts";
+import { HostRuns } from "./manager/batcher.ts";
 import { ParityPolicy } from "./manager/parity.ts";
 import { liveStatus, newPipeline, type Pipeline } from "./manager/pipeline.ts";
 import { reportOf, viewOf } from "./manager/report.ts";
-import { isPlaced } from "./manager/transitions.ts";
 
 export type { WorkerHandle } from "./manager/pipeline.ts";
 export type { WorkerStarter } from "./manager/lifecycle.ts";
@@ -71,6 +71,7 @@ export class PipelineManager implements PipelineHost {
   readonly #pipelines = new Map<string, Pipeline>();
   readonly #lifecycle: WorkerLifecycle;
   readonly #moves: HostMoves;
+  readonly #runs: HostRuns;
   #trackedTotal = 0;
 
   constructor(options: PipelineManagerOptions) {
@@ -91,6 +92,12 @@ export class PipelineManager implements PipelineHost {
       parity: new ParityPolicy(options.parityTolerance, options.events),
       call: (pipeline, send) => this.#call(pipeline, send),
       recount: (pipeline) => this.#recount(pipeline),
+    });
+    this.#runs = new HostRuns({
+      events: options.events,
+      profiles: options.profiles,
+      call: (pipeline, send) => this.#call(pipeline, send),
+      replace: (pipeline, reason) => pipeline.client?.terminate(reason),
     });
   }
 
@@ -123,12 +130,14 @@ export class PipelineManager implements PipelineHost {
   /** Loads the pipeline on `device` (moving it if it is loaded on the other one). */
   load(id: string, device: SessionDevice = this.defaultDevice): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
+    pipeline.movesQueued++;
     return pipeline.queue.run(() => this.#moves.moveTo(pipeline, device));
   }
 
   /** GPU → CPU: frees the pipeline's GPU buffers; it keeps serving on the CPU. */
   offload(id: string): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
+    pipeline.movesQueued++;
     return pipeline.queue.run(async () => {
       if (pipeline.state === "cpu") {
         return { kind: "none", placement: "cpu", releasedBytes: 0, trackedAfterBytes: 0 };
@@ -146,37 +155,18 @@ export class PipelineManager implements PipelineHost {
   /** Releases the session and ends the worker (its memory goes back to the system). */
   unload(id: string): Promise<HostTransition> {
     const pipeline = this.#pipeline(id);
+    pipeline.movesQueued++;
     return pipeline.queue.run(() => this.#moves.unload(pipeline));
   }
 
   /**
-   * Runs a loaded pipeline where it is (not_loaded when it is not). Waits for any
-   * transition; dropped from the queue when `signal` fires first; past `deadline` while
-   * running, the worker is replaced and the run answers timeout.
+   * Runs a loaded pipeline where it is (not_loaded when it is not), alone or batched with
+   * other waiting runs (manager/batcher.ts). Waits for the moves queued before it; higher
+   * priorities go first; dropped when `signal` fires first; past `deadline` it answers
+   * timeout, and the worker is replaced when no caller in its run is left.
    */
   run(id: string, input: RunInput, options: HostRunOptions = {}): Promise<HostRunResult> {
-    const pipeline = this.#pipeline(id);
-    return pipeline.queue.run(async () => {
-      if (!isPlaced(pipeline.state) || !pipeline.client?.alive) {
-        throw new PipelineError(
-          "not_loaded",
-          `Pipeline "${id}" is ${pipeline.state}: load it before running it`,
-        );
-      }
-      const client = pipeline.client;
-      const reply = await this.#call(
-        pipeline,
-        () => this.#withDeadline(pipeline, client.run(input), options.deadline),
-      );
-      if (!reply.ok) {
-        throw fromWorkerError("run", reply.error, `Pipeline "${id}": ${reply.error.message}`);
-      }
-      return {
-        output: reply.output,
-        ms: reply.ms,
-        device: client.lastStatus.device as SessionDevice,
-      };
-    }, options.signal);
+    return this.#runs.run(this.#pipeline(id), input, options);
   }
 
   /**
@@ -194,25 +184,6 @@ export class PipelineManager implements PipelineHost {
       pipeline.client = null;
       client?.terminate("service stopped");
     }
-  }
-
-  /** Races a worker reply with the request's deadline: past it, the worker is replaced. */
-  #withDeadline<R>(
-    pipeline: Pipeline,
-    reply: Promise<R>,
-    deadline: AbortSignal | undefined,
-  ): Promise<R> {
-    if (!deadline) return reply;
-    return new Promise<R>((resolve, reject) => {
-      const onDeadline = () => {
-        const reason = deadline.reason instanceof Error ? deadline.reason.message : "deadline";
-        this.replace(pipeline.model.id, `stuck past the request timeout (${reason})`);
-        reject(deadline.reason);
-      };
-      if (deadline.aborted) return onDeadline();
-      deadline.addEventListener("abort", onDeadline, { once: true });
-      reply.then(resolve, reject).finally(() => deadline.removeEventListener("abort", onDeadline));
-    });
   }
 
   #pipeline(id: string): Pipeline {

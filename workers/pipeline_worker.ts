@@ -149,7 +149,7 @@ async function openSession(device: SessionDevice): Promise<Open> {
     if (engine === "native") {
       const ort = nativeOrt();
       return {
-        session: await createNativeSession(ort, spec.modelPath, spec.cpuThreads),
+        session: await createNativeSession(ort, spec.modelPath, spec.cpuThreads, spec.modelBytes),
         engine,
         api: ort,
       };

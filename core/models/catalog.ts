@@ -11,6 +11,7 @@ import { z } from "zod";
 import { describeIssues } from "../describe_issues.ts";
 import { ensureSyntheticModel, parseSyntheticSize } from "./synthetic.ts";
 import { parseDurationMs } from "../units.ts";
+import { type BatchConfig, DEFAULT_BATCH } from "../pipelines/batch.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -59,6 +60,18 @@ const modelSchema = z.object({
   idleAction: z.enum(["offload", "unload"], { error: "expected offload or unload" }).optional(),
   /** Load it when the service starts. */
   preload: z.boolean().optional(),
+  /**
+   * Dynamic batching: `false` runs each request alone; `{max, delayMs}` batches up to
+   * `max` rows a run, waiting up to `delayMs` for more. Default: on (32 rows, no added
+   * wait) when every input and output has a free first dimension.
+   */
+  batch: z.union([
+    z.literal(false),
+    z.object({
+      max: z.number().int().min(1).max(4096).optional(),
+      delayMs: z.number().int().min(0).max(10_000).optional(),
+    }).strict(),
+  ], { error: "expected false or {max, delayMs}" }).optional(),
 });
 
 /** The models file. */
@@ -90,6 +103,8 @@ export interface CatalogModel {
   idleAction?: "offload" | "unload";
   /** Loaded when the service starts. */
   preload: boolean;
+  /** Its dynamic batching, or null for `batch: false` (see {@link BatchConfig}). */
+  batch: BatchConfig | null;
 }
 
 /** Thrown for a bad models file; the message names the entry and field. */
@@ -269,6 +284,7 @@ function resolveEntry(entry: ModelEntry, base: string, dataDir: string): Catalog
       : parseDurationMs(entry.keepAlive),
     idleAction: entry.idleAction,
     preload: entry.preload ?? false,
+    batch: entry.batch === false ? null : { ...DEFAULT_BATCH, ...entry.batch },
   };
 }
 

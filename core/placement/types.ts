@@ -54,7 +54,10 @@ export interface HostRunResult {
 
 /** How a run may be cut short. */
 export interface HostRunOptions {
-  /** Drops the run if it fires while the run still waits in the pipeline's queue. */
+  /**
+   * The client's signal: a run it drops before its turn never runs; one it drops while
+   * running answers at once (its rows of a batch are dropped; the others go on).
+   */
   signal?: AbortSignal;
   /**
    * The request's deadline: if it fires while the worker runs, the worker is replaced

@@ -8,7 +8,14 @@
  * @module
  */
 import type { MetricFamily, Sample } from "../http/prometheus.ts";
-import type { DeviceSnapshot, ModelRow, SchedulerStatus, VramSample } from "../../core/types.ts";
+import type {
+  BatchFigures,
+  DeviceSnapshot,
+  ModelRow,
+  SchedulerStatus,
+  VramSample,
+} from "../../core/types.ts";
+import type { HistogramSeries } from "./histogram.ts";
 import { DEVICES, type EventCounters } from "./event_counters.ts";
 import { processGrowthBytesOf } from "./loaded_models.ts";
 
@@ -211,11 +218,35 @@ export function buildMetrics(input: ScrapeInput): MetricFamily[] {
         labels: { ...s.labels, ...node },
       })),
     },
+    {
+      name: "headroom_batch_size",
+      help: "Rows each tensor run of a model took (dynamic batching; 1 = alone).",
+      type: "histogram",
+      bounds: BATCH_BUCKETS,
+      series: models.flatMap((m) =>
+        m.batch ? [{ labels: { model: m.id, ...node }, ...batchSeries(m.batch) }] : []
+      ),
+    },
     gauge("headroom_start_time_seconds", "Unix time this Headroom process started.", [
       { labels: node, value: input.startedAt / 1000 },
     ]),
   );
   return families;
+}
+
+/** Bucket bounds of `headroom_batch_size`, in rows. */
+const BATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/** A model's runs by row count as cumulative histogram buckets. */
+function batchSeries(batch: BatchFigures): Omit<HistogramSeries, "labels"> {
+  const counts = Object.entries(batch.runsByRows).map(([rows, runs]) => [Number(rows), runs]);
+  return {
+    buckets: BATCH_BUCKETS.map((bound) =>
+      counts.reduce((sum, [rows, runs]) => rows <= bound ? sum + runs : sum, 0)
+    ),
+    sum: batch.rows,
+    count: batch.runs,
+  };
 }
 
 function gauge(name: string, help: string, samples: Sample[]): MetricFamily {

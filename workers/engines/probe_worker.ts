@@ -24,7 +24,7 @@ globalThis.addEventListener("message", async (event: Event) => {
   const started = performance.now();
   try {
     const ort = loadNativeOrt(ortNodeDir);
-    const session = await createNativeSession(ort, modelPath, 1);
+    const session = await createNativeSession(ort, modelPath, 1, 0);
     const input = new ort.Tensor("float32", new Float32Array(width).fill(0.5), [1, width]);
     await session.run({ input });
     await session.release();

@@ -6,7 +6,8 @@
 import type { CatalogModel } from "../../core/models/catalog.ts";
 import type { OnnxFileInfo } from "../../core/models/external_data.ts";
 import type { GpuMismatch, PipelineState, TransitionFigures } from "../../core/types.ts";
-import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
+import type { RunInput, WorkerStatus } from "../../core/pipelines/protocol.ts";
+import type { HostRunOptions, HostRunResult } from "../../core/placement/types.ts";
 import { SerialQueue } from "../../core/serial_queue.ts";
 import type { WorkerClient } from "../client.ts";
 
@@ -45,6 +46,50 @@ export interface Pipeline {
   parityChecked: boolean;
   /** The model's files as last scanned (graph + external data), or null before the first load. */
   files: OnnxFileInfo | null;
+  /** Runs waiting for their turn (see manager/batcher.ts), in arrival order. */
+  waiting: WaitingRun[];
+  /**
+   * Moves queued so far (load, offload, rehydrate, unload): a run waits for every move
+   * queued before it, and never runs before one queued after it.
+   */
+  movesQueued: number;
+  /** Wakes a batch that waits (`delayMs`) for more rows, when one arrives. */
+  onArrival: (() => void) | null;
+  /** What its batching did (the report's `batch`, less the models file's settings). */
+  batch: BatchCounts;
+}
+
+/** One run waiting in its pipeline's list, until a turn takes it (alone or in a batch). */
+export interface WaitingRun {
+  input: RunInput;
+  options: HostRunOptions;
+  /** Position of its priority in PRIORITIES (0 = high): lower runs first. */
+  rank: number;
+  /** Arrival order. */
+  seq: number;
+  /** {@link Pipeline.movesQueued} when it arrived. */
+  afterMoves: number;
+  arrivedAt: number;
+  /** Its rows and batch key, or null when it runs alone (a plugin payload, no shared first dimension). */
+  shape: { rows: number; key: string } | null;
+  /** True once a turn took it. */
+  taken: boolean;
+  /** True once answered (resolved, or rejected: an error, its client left, its deadline). */
+  settled: boolean;
+  resolve(result: HostRunResult): void;
+  reject(error: unknown): void;
+}
+
+/** Dynamic batching's running figures of one pipeline. */
+export interface BatchCounts {
+  /** The GPU limit set after a batch ran out of memory, or null. */
+  capRows: number | null;
+  largestRows: number;
+  runs: number;
+  rows: number;
+  runsByRows: Map<number, number>;
+  /** Why the first dimension turned out not to be a batch dimension (batching stops), or null. */
+  refused: string | null;
 }
 
 /** A record for `model`: unloaded, no worker yet. */
@@ -61,6 +106,17 @@ export function newPipeline(model: CatalogModel): Pipeline {
     gpuMismatch: null,
     parityChecked: false,
     files: null,
+    waiting: [],
+    movesQueued: 0,
+    onArrival: null,
+    batch: {
+      capRows: null,
+      largestRows: 0,
+      runs: 0,
+      rows: 0,
+      runsByRows: new Map(),
+      refused: null,
+    },
   };
 }
 

@@ -7,7 +7,8 @@
 import type { CatalogModel } from "../../core/models/catalog.ts";
 import type { HostView } from "../../core/placement/types.ts";
 import type { ProfileStore } from "../../core/store/profiles.ts";
-import type { HostReport, SessionEngineName } from "../../core/types.ts";
+import type { BatchFigures, HostReport, SessionEngineName } from "../../core/types.ts";
+import { canBatch } from "../../core/pipelines/batch.ts";
 import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
 import { liveStatus, type Pipeline } from "./pipeline.ts";
 import { placementOf } from "./transitions.ts";
@@ -76,6 +77,27 @@ export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): HostR
     cpuProfile,
     inputs: status?.inputs.length ? status.inputs : catalogInfo(p.model.inputs),
     outputs: status?.outputs.length ? status.outputs : catalogInfo(p.model.outputs),
+    batch: batchFiguresOf(p),
+  };
+}
+
+/** The row's `batch`: the models file's settings with what batching did (see manager/batcher.ts). */
+function batchFiguresOf(p: Pipeline): BatchFigures | null {
+  const config = p.model.batch;
+  if (!config || p.model.pluginUrl !== null) return null;
+  const counts = p.batch;
+  const status = liveStatus(p);
+  return {
+    max: config.max,
+    delayMs: config.delayMs,
+    capRows: counts.capRows,
+    active: status?.inputs.length
+      ? counts.refused === null && canBatch(status.inputs, status.outputs)
+      : null,
+    largestRows: counts.largestRows,
+    runs: counts.runs,
+    rows: counts.rows,
+    runsByRows: Object.fromEntries([...counts.runsByRows].map(([k, v]) => [String(k), v])),
   };
 }
 
