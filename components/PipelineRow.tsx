@@ -5,7 +5,7 @@
  * buttons of the actions the server allows on it now.
  * @module
  */
-import type { ModelAction } from "../core/types.ts";
+import type { ModelAction, ModelRow } from "../core/types.ts";
 import type { HeldRow } from "../dashboard/pipelines_store.ts";
 import type { RowRun } from "../dashboard/test_load.ts";
 import { actionButtons, type Figure, mismatchText, rowView } from "../dashboard/pipeline_view.ts";
@@ -45,6 +45,16 @@ function Flag({ kind, label, tip }: { kind: string; label: string; tip: string }
       {label}
     </Tipped>
   );
+}
+
+/** What the batch flag's tip says: the largest batch, the runs, the limit and any cap. */
+function batchText(batch: NonNullable<ModelRow["batch"]>): string {
+  const mean = batch.runs > 0 ? (batch.rows / batch.runs).toFixed(1) : "0";
+  const cap = batch.capRows === null
+    ? ""
+    : `; capped at ${batch.capRows} on the GPU after running out of memory`;
+  return `Dynamic batching: largest batch ${batch.largestRows} rows, ${batch.runs} runs ` +
+    `(${mean} rows a run), at most ${batch.max}${cap}`;
 }
 
 /** A row's test load mark: queued, a spinner, ✓ with the figures, or ✗ with the error. */
@@ -100,6 +110,13 @@ export function PipelineRow(
           {model.leak && <Flag kind="leak" label="leak" tip={model.leak} />}
           {model.gpuMismatch && (
             <Flag kind="mismatch" label="GPU≠CPU" tip={mismatchText(model.gpuMismatch)} />
+          )}
+          {model.batch && model.batch.largestRows > 1 && (
+            <Flag
+              kind="batch"
+              label={`batch ${model.batch.largestRows}`}
+              tip={batchText(model.batch)}
+            />
           )}
           {model.error && <Flag kind="error" label="error" tip={model.error} />}
         </span>
