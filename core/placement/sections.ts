@@ -367,7 +367,7 @@ export class SectionGate {
   #section: Section | null = null;
   #running = 0;
   #drainWaiters: Array<() => void> = [];
-  /** Told when a section ends and when the last running request leaves (the exclusive line looks again). */
+  /** Told when a section ends and when a running request leaves (the exclusive line looks again). */
   onChange: () => void = () => {};
 
   constructor(decide: Decide) {
@@ -402,10 +402,8 @@ export class SectionGate {
   /** A request stopped running: the last one out lets a waiting section in. */
   leave(): void {
     this.#running--;
-    if (this.#running === 0) {
-      for (const wake of this.#drainWaiters.splice(0)) wake();
-      this.onChange();
-    }
+    if (this.#running === 0) { for (const wake of this.#drainWaiters.splice(0)) wake(); }
+    this.onChange();
   }
 
   /**
@@ -443,6 +441,13 @@ export class SectionGate {
 
 // --- the exclusive line -------------------------------------------------------------------
 
+/**
+ * Most requests for the loaded models let run at once while a request for another model
+ * waits in exclusive mode: bounds the slack past the fairness limit to what this many runs
+ * take (they finish before the switch), and leaves the pipeline's queue enough to batch.
+ */
+export const EXCLUSIVE_AHEAD = 8;
+
 /** What a waiting request is told to do: run on the models loaded now, or switch to its own. */
 export type Turn = "run" | "switch";
 
@@ -470,7 +475,8 @@ export interface Waiter {
  * arrival). So the loaded model's queue is served before switching away, and a switch
  * happens at most once per `maxWaitMs` while both keep coming; with `maxWaitMs` 0 it is
  * first come, first served (a switch per alternation). A request past the limit still
- * waits for the loaded model's requests already running to finish (the slack).
+ * waits for the loaded model's requests already running to finish (the slack): at most
+ * {@link EXCLUSIVE_AHEAD} of them run at once while another model's request waits.
  */
 export class ExclusiveLine {
   readonly #gate: SectionGate;
@@ -519,33 +525,48 @@ export class ExclusiveLine {
     this.#timer = null;
     if (this.#gate.closed || this.#waiters.length === 0) return;
     const now = this.#clock.now();
-    const due = (w: Waiter) => now - w.arrivedAt >= this.#maxWaitMs;
-    // Requests for the loaded models run, unless one for another model past the limit came first.
+    const contended = this.#waiters.some((w) => !this.#loaded(w.group));
+    // Requests for the loaded models run, unless one for another model past the limit came
+    // first; while another model's request waits, only EXCLUSIVE_AHEAD of them at a time.
     let overdue: Waiter | null = null;
+    let heldBeforeOverdue = false;
+    let running = this.#gate.running;
     const left: Waiter[] = [];
-    const run: Waiter[] = [];
+    const go: Waiter[] = [];
     for (const waiter of this.#waiters) {
-      if (overdue === null && this.#loaded(waiter.group)) run.push(waiter);
-      else {
-        if (overdue === null && due(waiter)) overdue = waiter;
+      if (!this.#loaded(waiter.group)) {
+        if (overdue === null && now - waiter.arrivedAt >= this.#maxWaitMs) overdue = waiter;
+        left.push(waiter);
+      } else if (overdue === null && (!contended || running < EXCLUSIVE_AHEAD)) {
+        go.push(waiter);
+        running++;
+      } else {
+        if (overdue === null) heldBeforeOverdue = true;
         left.push(waiter);
       }
     }
     this.#waiters = left;
-    for (const waiter of run) waiter.go("run");
-    if (left.length === 0) return;
-    // Without one past the limit, every request left is for another model.
-    let next = overdue;
-    if (next === null && this.#gate.running === 0) {
-      next = left.reduce((best, w) => moreUrgent(w, best) ? w : best);
+    for (const waiter of go) waiter.go("run");
+    const others = left.filter((w) => !this.#loaded(w.group));
+    if (others.length === 0) return;
+    // A switch: for the first request past the limit once nothing for the loaded models is
+    // left ahead of it; before any is past it, once the loaded models have nothing waiting
+    // or running, for the most urgent request.
+    let next: Waiter | null = null;
+    if (overdue !== null && !heldBeforeOverdue) next = overdue;
+    else if (overdue === null && others.length === left.length && this.#gate.running === 0) {
+      next = others.reduce((best, w) => moreUrgent(w, best) ? w : best);
     }
     if (next !== null) {
-      this.#waiters = this.#waiters.filter((w) => w !== next);
-      next.go("switch");
+      const chosen = next;
+      this.#waiters = this.#waiters.filter((w) => w !== chosen);
+      chosen.go("switch");
       return;
     }
-    // Nothing may switch yet: look again when the first waiting request comes due.
-    const first = Math.min(...left.map((w) => w.arrivedAt)) + this.#maxWaitMs;
+    // Nothing may switch yet: look again when the first waiting request comes due (a
+    // request finishing looks again too, through the gate).
+    if (overdue !== null) return;
+    const first = Math.min(...others.map((w) => w.arrivedAt)) + this.#maxWaitMs;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = null;
       this.pump();
