@@ -210,7 +210,9 @@ Deno.test("Scheduler - a request to a model loaded on the CPU answers while anot
   await settle();
   assert.ok(answered, "a's request waited behind b's load");
   assert.equal((await a).device, "cpu", "a ran where it was, at once");
-  assert.deepEqual(sim.trace().filter((line) => line.startsWith("load b")), ["load b:gpu=undefined"]);
+  assert.deepEqual(sim.trace().filter((line) => line.startsWith("load b")), [
+    "load b:gpu=undefined",
+  ]);
   hold.resolve();
   assert.equal((await b).device, "gpu");
   await offloader.settled();

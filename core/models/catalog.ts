@@ -11,6 +11,7 @@ import { z } from "zod";
 import { describeIssues } from "../describe_issues.ts";
 import { ensureSyntheticModel, parseSyntheticSize } from "./synthetic.ts";
 import { parseDurationMs } from "../units.ts";
+import { PRIORITIES, type Priority } from "../types.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -59,6 +60,8 @@ const modelSchema = z.object({
   idleAction: z.enum(["offload", "unload"], { error: "expected offload or unload" }).optional(),
   /** Load it when the service starts. */
   preload: z.boolean().optional(),
+  /** Its requests' priority when they name none (and its pipeline's before any request). */
+  priority: z.enum(PRIORITIES, { error: "expected high, normal or low" }).optional(),
 });
 
 /** The models file. */
@@ -90,6 +93,8 @@ export interface CatalogModel {
   idleAction?: "offload" | "unload";
   /** Loaded when the service starts. */
   preload: boolean;
+  /** Its default priority, or undefined for "normal". */
+  priority?: Priority;
 }
 
 /** Thrown for a bad models file; the message names the entry and field. */
@@ -269,6 +274,7 @@ function resolveEntry(entry: ModelEntry, base: string, dataDir: string): Catalog
       : parseDurationMs(entry.keepAlive),
     idleAction: entry.idleAction,
     preload: entry.preload ?? false,
+    priority: entry.priority,
   };
 }
 

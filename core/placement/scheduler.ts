@@ -278,6 +278,7 @@ export class Scheduler {
         idleMs: record.lastUsedAt ? Math.max(0, state.now - record.lastUsedAt) : 0,
         keepAliveDeadline: record.keepAliveDeadline,
         idleAction: this.#keepAlives.policy(record.id).idleAction,
+        priority: record.priority,
       });
     }
     return {
@@ -408,7 +409,11 @@ export class Scheduler {
         throw error;
       }
       try {
-        return await this.#runAdmitted(record, input, { signal, deadline: deadline.signal, priority });
+        return await this.#runAdmitted(record, input, {
+          signal,
+          deadline: deadline.signal,
+          priority,
+        });
       } finally {
         record.activeCount = Math.max(0, record.activeCount - 1);
         record.lastUsedAt = this.#clock.now();
