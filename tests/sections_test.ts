@@ -11,7 +11,13 @@ import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import type { TestLoadEvent } from "../core/placement/types.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";
-import { FakeClock, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import {
+  exclusivePair,
+  FakeClock,
+  schedulerOnSim,
+  SimGpu,
+  type SimPipelineSpec,
+} from "./_sim_gpu.ts";
 import { settle } from "./_fake_clock.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };
@@ -338,47 +344,8 @@ Deno.test("sections - a test load puts back what was loaded before, placements a
 
 // --- exclusive mode's line: the loaded model's queue first, within HEADROOM_MAX_WAIT -----------
 
-/**
- * Two models that cannot both be loaded (600 MB each on 1000 MB), `a` loaded, in exclusive
- * mode, with loads and runs that take time on the fake clock: each switch is a load.
- */
-function alternating(maxWaitMs: number, times = { runMs: 10, loadMs: 100 }) {
-  const clock = new FakeClock();
-  const wait = (ms: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
-  const sim = new SimGpu({
-    totalBytes: 1000 * MB,
-    pipelines: [
-      { id: "a", gpuBytes: 600 * MB, placement: "gpu" },
-      { id: "b", gpuBytes: 600 * MB },
-      { id: "c", gpuBytes: 600 * MB },
-    ],
-    clock,
-    delay: (op) =>
-      op === "run" ? wait(times.runMs) : op === "load" ? wait(times.loadMs) : Promise.resolve(),
-  });
-  const scheduler = schedulerOnSim(sim, { mode: "exclusive", maxWaitMs });
-  const switches = () => sim.calls.filter((call) => call.op === "load").length;
-  /** Each request's answer: its model and how long it waited and ran, on the fake clock. */
-  const answers: Array<Promise<{ id: string; at: number; ms: number }>> = [];
-  const request = (id: string, priority?: "high" | "normal" | "low") => {
-    const at = clock.now();
-    answers.push(
-      scheduler.run(id, INPUT, { priority }).then(() => ({ id, at, ms: clock.now() - at })),
-    );
-  };
-  /** Moves the fake clock until every request has answered (bounded). */
-  const drain = async () => {
-    let done = false;
-    const all = Promise.all(answers).finally(() => (done = true));
-    for (let i = 0; i < 1_000 && !done; i++) await clock.tick(1_000);
-    assert.ok(done, "the requests did not all answer");
-    return await all;
-  };
-  return { clock, sim, scheduler, switches, request, drain };
-}
-
 Deno.test("exclusive line - 200 alternating requests arriving together: the loaded model's queue is served first, one switch instead of one per request", async () => {
-  const { switches, request, drain, clock } = alternating(2_000);
+  const { switches, request, drain, clock } = exclusivePair(2_000);
   const start = clock.now();
   for (let i = 0; i < 200; i++) request(i % 2 === 0 ? "a" : "b");
   const answers = await drain();
@@ -390,7 +357,7 @@ Deno.test("exclusive line - 200 alternating requests arriving together: the load
 });
 
 Deno.test("exclusive line - with HEADROOM_MAX_WAIT=0 it is first come, first served: a switch per alternation", async () => {
-  const { switches, request, drain } = alternating(0);
+  const { switches, request, drain } = exclusivePair(0);
   for (let i = 0; i < 40; i++) request(i % 2 === 0 ? "a" : "b");
   await drain();
   assert.equal(switches(), 39);
@@ -399,7 +366,7 @@ Deno.test("exclusive line - with HEADROOM_MAX_WAIT=0 it is first come, first ser
 Deno.test("exclusive line - while the loaded model's requests keep coming, another model's request waits the limit and no more than a small slack", async () => {
   const runMs = 20;
   const loadMs = 100;
-  const { clock, switches, request, drain } = alternating(2_000, { runMs, loadMs });
+  const { clock, switches, request, drain } = exclusivePair(2_000, { runMs, loadMs });
   // a's requests come every 16 ms for 2.4 s (more than a can serve: its queue never
   // empties); b's one request comes at 20 ms.
   for (let t = 0; t < 2_400; t += 16) clock.setTimeout(() => request("a"), t);
@@ -421,7 +388,7 @@ Deno.test("exclusive line - while the loaded model's requests keep coming, anoth
 });
 
 Deno.test("exclusive line - among requests for other models, the higher priority is switched to first", async () => {
-  const { request, drain } = alternating(2_000);
+  const { request, drain } = exclusivePair(2_000);
   request("a");
   request("b", "low");
   request("c", "high");
