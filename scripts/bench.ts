@@ -390,17 +390,15 @@ async function switchRows(): Promise<BenchRow[]> {
     await Deno.readTextFile(`${root}bench/ab_switch.json`),
   ) as import("../bench/ab_switch.ts").SwitchBench;
   return report.runs.flatMap((r) => {
-    const mode = r.maxWaitMs === 0
-      ? "first come first served (max wait 0)"
-      : `exclusive line (max wait ${r.maxWaitMs / 1000} s)`;
+    const limit = r.maxWaitMs === 0 ? "max wait 0 (FIFO)" : `max wait ${r.maxWaitMs / 1000} s`;
     const where = r.leg === "sim"
-      ? `simulated GPU on a fake clock: load ${report.sim.loadMs} ms, run ${report.sim.runMs} ms`
-      : `the service in process, --gpu cpu, two synthetic:${report.service.size} models (${report.service.engine}), real workers; wall time`;
-    const name = `exclusive A/B, ${r.requests} alternating requests, ${r.leg}, ${mode}`;
+      ? `simulated GPU, fake clock: load ${report.sim.loadMs} ms, run ${report.sim.runMs} ms`
+      : `in-process service, --gpu cpu, 2 × synthetic:${report.service.size} (${report.service.engine}); wall time`;
+    const name = `switch - A/B ×${r.requests}, ${r.leg}, ${limit}`;
     return [
       { name: `${name}: switches`, value: r.switches, unit: "switches", note: where },
       {
-        name: `${name}: time to the last answer`,
+        name: `${name}: last answer`,
         value: r.totalMs,
         unit: "ms",
         note: `${where}; longest wait ${r.maxWaitedMs} ms`,
