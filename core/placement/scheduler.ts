@@ -369,12 +369,12 @@ export class Scheduler {
    * while it runs, goes to the GPU when it can (making room first), else the CPU or a
    * refusal; an out-of-memory error evicts one more and retries (the one OOM policy). A
    * client that disconnects leaves its queue; past the request timeout it answers 504 and
-   * a stuck worker is replaced.
+   * a stuck worker is replaced. It runs at its priority (the request's, else its model's
+   * default), which becomes the pipeline's (eviction takes lower ones first) and orders
+   * the pipeline's queue on the host; in exclusive mode it waits in the line.
    */
   async run(id: string, input: RunInput, options: RunOptions = {}): Promise<HostRunResult> {
     const record = this.#record(id);
-    const priority = options.priority ?? this.#defaultPriority(id);
-    record.priority = priority; // a pipeline's priority is its last request's
     const limit = this.#queueLimit;
     const queued = record.waiting + record.activeCount - record.holds;
     if (limit !== undefined && queued >= limit) {
@@ -384,6 +384,8 @@ export class Scheduler {
         this.#gate.closed ? 2 : 1,
       );
     }
+    const priority = options.priority ?? this.#defaultPriority(id);
+    record.priority = priority; // a pipeline's priority is its last admitted request's
     const deadline = new AbortController();
     const timeoutMs = this.#requestTimeoutMs;
     const timer = this.#clock.setTimeout(
