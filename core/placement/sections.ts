@@ -501,11 +501,6 @@ export class ExclusiveLine {
     this.#gate.onChange = () => this.pump();
   }
 
-  /** Requests waiting now. */
-  get length(): number {
-    return this.#waiters.length;
-  }
-
   /** Joins the line; `go` may be called at once (within this call). */
   join(waiter: Waiter): void {
     this.#waiters.push(waiter);
