@@ -89,6 +89,7 @@ const state: GpuState = {
     lastUsedAt: 1_000 + i * 7,
     activeCount: 0,
     pinned: false,
+    priority: "normal" as const,
   })),
 };
 const footprint = (id: string) => ({ id, fileBytes: 0, trackedBytes: null, profileBytes: SIZE });

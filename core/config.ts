@@ -411,6 +411,16 @@ export const SETTINGS = {
     schema: duration(100, 86_400_000),
     help: "a request past it (queue included) answers 504; a worker stuck past it is replaced",
   }),
+  maxWaitMs: setting({
+    flag: "max-wait",
+    env: "HEADROOM_MAX_WAIT",
+    arg: "DURATION",
+    default: "2s",
+    schema: duration(0, 3_600_000),
+    help: "exclusive mode's fairness limit: the loaded model's queued requests are served " +
+      "before switching away, but no request waits longer than this for its model because " +
+      "others kept coming; `0` serves first come, first served (a switch per alternation)",
+  }),
   cpuEngine: setting({
     flag: "cpu-engine",
     env: "HEADROOM_CPU_ENGINE",

@@ -485,5 +485,7 @@ export interface SchedulerStatus {
     /** When keep-alive will offload or unload it (ms since the epoch), or null. */
     keepAliveDeadline: number | null;
     idleAction: Config["idleAction"];
+    /** Its last request's priority, or its model's default: eviction takes lower ones first. */
+    priority: Priority;
   }>;
 }

@@ -138,6 +138,7 @@ if (!values.only || "http".includes(values.only)) {
 // 3. Dashboard in chromium: device change to screen, and JavaScript shipped.
 rows.push(...decisionRateRows());
 if (!values.only || "release".includes(values.only)) rows.push(...await releaseRows());
+if (!values.only || "switch".includes(values.only)) rows.push(...await switchRows());
 if (!values.only || "dashboard".includes(values.only)) rows.push(...await dashboardRows());
 
 // 4. Pipelines: worker over main thread (from the Deno.bench rows above), and one-shot
@@ -366,6 +367,44 @@ function decisionRateRows(): BenchRow[] {
     });
   }
   return out;
+}
+
+/**
+ * Runs bench/ab_switch.ts (exclusive mode, 200 alternating requests to two models that
+ * cannot both be loaded, first come first served against the exclusive line) and turns it
+ * into rows: switches and time to the last answer, on the simulated GPU and on the service.
+ */
+async function switchRows(): Promise<BenchRow[]> {
+  log("[switch] exclusive mode A/B: HEADROOM_MAX_WAIT=0 against the default 2 s");
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", V8_FLAGS, "--allow-all", "bench/ab_switch.ts"],
+    cwd: root,
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!run.success) {
+    console.error(`bench/ab_switch.ts failed (exit ${run.code})`);
+    return [];
+  }
+  const report = JSON.parse(
+    await Deno.readTextFile(`${root}bench/ab_switch.json`),
+  ) as import("../bench/ab_switch.ts").SwitchBench;
+  return report.runs.flatMap((r) => {
+    const limit = r.maxWaitMs === 0 ? "max wait 0 (FIFO)" : `max wait ${r.maxWaitMs / 1000} s`;
+    const where = r.leg === "sim"
+      ? `simulated GPU, fake clock: load ${report.sim.loadMs} ms, run ${report.sim.runMs} ms`
+      : `in-process service, --gpu cpu, 2 × synthetic:${report.service.size} (${report.service.engine}); wall time`;
+    const name = `switch - A/B ×${r.requests}, ${r.leg}, ${limit}`;
+    return [
+      { name: `${name}: switches`, value: r.switches, unit: "switches", note: where },
+      {
+        name: `${name}: last answer`,
+        value: r.totalMs,
+        unit: "ms",
+        note: `${where}; longest wait ${r.maxWaitedMs} ms`,
+      },
+    ];
+  });
 }
 
 /** Runs bench/release_confirm.ts (offload → release confirmed on the driver double) and turns it into rows. */

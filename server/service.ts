@@ -112,6 +112,8 @@ export async function startService(config: Config): Promise<Service> {
     mode: config.mode,
     queueLimit: config.queueLimit,
     requestTimeoutMs: config.requestTimeoutMs,
+    maxWaitMs: config.maxWaitMs,
+    defaultPriority: (id) => catalog.find(id)?.priority,
     keepAlive: (id) => {
       const model = catalog.find(id);
       return {

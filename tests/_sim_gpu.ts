@@ -443,3 +443,50 @@ export function schedulerOnSim(sim: SimGpu, options: Partial<SchedulerOptions> =
     ...options,
   });
 }
+
+/**
+ * Exclusive mode's workload (the thrash case): models that cannot both be loaded (`a`,
+ * `b`, `c`, 600 MB each on a 1000 MB device, `a` loaded), loads and runs that take
+ * `loadMs` and `runMs` on a fake clock (each switch is a load), and the fairness limit
+ * `maxWaitMs`. `request(id)` sends one now; `drain()` moves the clock until every request
+ * has answered and gives each one's model, arrival and time to answer. For the exclusive
+ * line's tests and bench/ab_switch.ts.
+ */
+export function exclusivePair(
+  maxWaitMs: number,
+  times: { runMs: number; loadMs: number } = { runMs: 10, loadMs: 100 },
+) {
+  const MB = 1e6;
+  const clock = new FakeClock();
+  const wait = (ms: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
+  const sim = new SimGpu({
+    totalBytes: 1000 * MB,
+    pipelines: [
+      { id: "a", gpuBytes: 600 * MB, placement: "gpu" },
+      { id: "b", gpuBytes: 600 * MB },
+      { id: "c", gpuBytes: 600 * MB },
+    ],
+    clock,
+    delay: (op) =>
+      op === "run" ? wait(times.runMs) : op === "load" ? wait(times.loadMs) : Promise.resolve(),
+  });
+  const scheduler = schedulerOnSim(sim, { mode: "exclusive", maxWaitMs });
+  /** Switches so far (each is one load). */
+  const switches = () => sim.calls.filter((call) => call.op === "load").length;
+  const answers: Array<Promise<{ id: string; at: number; ms: number }>> = [];
+  const input: RunInput = { kind: "tensors", tensors: {} };
+  const request = (id: string, priority?: "high" | "normal" | "low") => {
+    const at = clock.now();
+    answers.push(
+      scheduler.run(id, input, { priority }).then(() => ({ id, at, ms: clock.now() - at })),
+    );
+  };
+  const drain = async () => {
+    let done = false;
+    const all = Promise.all(answers).finally(() => (done = true));
+    for (let i = 0; i < 1_000 && !done; i++) await clock.tick(1_000);
+    if (!done) throw new Error("exclusivePair: the requests did not all answer in 1,000 s");
+    return await all;
+  };
+  return { clock, sim, scheduler, switches, request, drain };
+}

@@ -29,6 +29,7 @@ function onGpu(id: string, bytes: number, extra: Partial<PlacedPipeline> = {}): 
     lastUsedAt: NOW - 60_000,
     activeCount: 0,
     pinned: false,
+    priority: "normal",
     ...extra,
   };
 }
@@ -184,6 +185,27 @@ Deno.test("chooseEvictions - least recently used first, ties by id, only as many
     "c",
     "d",
   ]);
+});
+
+Deno.test("chooseEvictions - lower priority first, then least recently used: a low one used just now goes before a normal one idle for long", () => {
+  const state = gpu({
+    pipelines: [
+      onGpu("high-old", 1 * GiB, { priority: "high", lastUsedAt: NOW - 90_000 }),
+      onGpu("normal-old", 1 * GiB, { lastUsedAt: NOW - 60_000 }),
+      onGpu("low-new", 1 * GiB, { priority: "low", lastUsedAt: NOW - 1_000 }),
+      onGpu("low-old", 1 * GiB, { priority: "low", lastUsedAt: NOW - 2_000 }),
+      onGpu("normal-new", 1 * GiB, { lastUsedAt: NOW - 10 }),
+    ],
+  });
+  assert.deepEqual(chooseEvictions(state, 5 * GiB, new Set()).map((e) => e.id), [
+    "low-old",
+    "low-new",
+    "normal-old",
+    "normal-new",
+    "high-old",
+  ]);
+  // Only the shortfall: one low one is enough.
+  assert.deepEqual(chooseEvictions(state, 1, new Set()).map((e) => e.id), ["low-old"]);
 });
 
 Deno.test("chooseEvictions - nothing when the shortfall is zero or negative", () => {

@@ -73,8 +73,26 @@ Deno.test("loadCatalog - a bad models file names the entry and field", async () 
     JSON.stringify({ models: [{ id: "a", source: "synthetic:1MiB", plugin: "builtin:nope" }] }),
     /unknown plugin "builtin:nope"; built-in plugins are builtin:ocr-det/,
   );
+  await rejects(
+    JSON.stringify({ models: [{ id: "a", source: "synthetic:1MiB", priority: "urgent" }] }),
+    /field "models.0.priority": expected high, normal or low/,
+  );
   await assert.rejects(
     () => loadCatalog("/nonexistent/models.json", dataDir()),
     /Cannot read the models file/,
   );
+});
+
+Deno.test("loadCatalog - a model's default priority is read from the models file (absent: none, the service's normal)", async () => {
+  const catalog = await loadCatalog(
+    fileWith(JSON.stringify({
+      models: [
+        { id: "batch", source: "synthetic:1MiB", priority: "low" },
+        { id: "plain", source: "synthetic:1MiB" },
+      ],
+    })),
+    dataDir(),
+  );
+  assert.equal(catalog.find("batch")!.priority, "low");
+  assert.equal(catalog.find("plain")!.priority, undefined);
 });

@@ -201,6 +201,16 @@ Deno.test("openai - errors come in OpenAI's shape and name the field", async () 
     400,
     (e) => assert.match(e.message, /neither a PNG nor a JPEG/),
   );
+  // A bad priority header: 400 in OpenAI's shape, naming the header.
+  const urgent = await fetch(`${s.baseURL}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-headroom-priority": "soon" },
+    body: JSON.stringify({ model: "ocr", messages: [{ role: "user", content: "hi" }] }),
+  });
+  assert.equal(urgent.status, 400);
+  const refused = await urgent.json();
+  assert.equal(refused.error.code, "bad_header");
+  assert.match(refused.error.message, /header "X-Headroom-Priority": expected high, normal or low/);
   // An unknown /v1 path answers in the same shape.
   const missing = await fetch(`${s.baseURL}/embeddings`, { method: "POST" });
   assert.equal(missing.status, 404);

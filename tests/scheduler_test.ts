@@ -15,6 +15,7 @@ import {
   type SimPipelineSpec,
 } from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
+import { settle } from "./_fake_clock.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };
 
@@ -150,6 +151,72 @@ Deno.test("Scheduler - a pipeline never used goes before one used a while ago", 
   clock.advance(3_600_000);
   await offloader.place("x");
   assert.deepEqual(log("eviction").map((e) => e.pipeline), ["p1"]);
+});
+
+Deno.test("Scheduler - priority: a low-priority idle pipeline is evicted before a normal one used longer ago, and a model's default counts until its first request", async () => {
+  const clock = new FakeClock();
+  const sim = new SimGpu({
+    totalBytes: 3 * GiB,
+    pipelines: [...gpuPipelines(2, 1 * GiB), { id: "x", gpuBytes: 1 * GiB }, {
+      id: "y",
+      gpuBytes: 1 * GiB,
+    }],
+    clock,
+  });
+  const events = new EventLog(1000);
+  // p0's model defaults to high (the models file's `priority`); p1's to normal.
+  const offloader = schedulerOnSim(sim, {
+    events,
+    defaultPriority: (id) => id === "p0" ? "high" : undefined,
+  });
+  const evictions = () =>
+    events.recent(1000).reverse().filter((e) => e.kind === "eviction").map((e) => e.pipeline);
+  await offloader.run("p1", INPUT, { priority: "low" }); // p1: used last, but low
+  clock.advance(60_000);
+  await offloader.place("x"); // 1 GiB free: x fits without evicting
+  clock.advance(60_000);
+  // y needs room: p1 (low) goes, though p0 (high, never used) was idle longer.
+  await offloader.place("y");
+  assert.deepEqual(evictions(), ["p1"]);
+  // p0's own request at low priority makes it low: it goes before x (normal), idle longer.
+  await offloader.run("p0", INPUT, { priority: "low" });
+  clock.advance(60_000);
+  await offloader.place("p1");
+  assert.deepEqual(evictions(), ["p1", "p0"]);
+});
+
+Deno.test("Scheduler - a request to a model loaded on the CPU answers while another model's slow GPU load runs (its move to the GPU waits behind it)", async () => {
+  const { sim, offloader, onGpu } = setup({
+    totalBytes: 4 * GiB,
+    headroomBytes: 0,
+    pipelines: [
+      { id: "a", gpuBytes: 1 * GiB, placement: "cpu" },
+      { id: "b", gpuBytes: 1 * GiB },
+    ],
+  });
+  const started = deferred();
+  const hold = deferred();
+  sim.delay = (op, which) => {
+    if (op === "load" && which === "b") {
+      started.resolve();
+      return hold.promise;
+    }
+    return Promise.resolve();
+  };
+  const b = offloader.run("b", INPUT);
+  await started.promise; // b's load holds the decision queue
+  let answered = false;
+  const a = offloader.run("a", INPUT).finally(() => (answered = true));
+  await settle();
+  assert.ok(answered, "a's request waited behind b's load");
+  assert.equal((await a).device, "cpu", "a ran where it was, at once");
+  assert.deepEqual(sim.trace().filter((line) => line.startsWith("load b")), [
+    "load b:gpu=undefined",
+  ]);
+  hold.resolve();
+  assert.equal((await b).device, "gpu");
+  await offloader.settled();
+  assert.deepEqual(onGpu(), ["a", "b"], "a's move to the GPU came after b's load, by the policy");
 });
 
 Deno.test("Scheduler - asking for 1 GiB on a full device with 10 idle 1 GiB pipelines evicts exactly one", async () => {

@@ -11,7 +11,13 @@ import { PipelineError } from "../core/pipelines/pipeline_error.ts";
 import type { TestLoadEvent } from "../core/placement/types.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import type { RunInput } from "../core/pipelines/protocol.ts";
-import { FakeClock, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
+import {
+  exclusivePair,
+  FakeClock,
+  schedulerOnSim,
+  SimGpu,
+  type SimPipelineSpec,
+} from "./_sim_gpu.ts";
 import { settle } from "./_fake_clock.ts";
 
 const INPUT: RunInput = { kind: "tensors", tensors: {} };
@@ -334,4 +340,59 @@ Deno.test("sections - a test load puts back what was loaded before, placements a
   if (done.event !== "done") return;
   assert.deepEqual([done.restored, done.notRestored], [["a", "b"], []]);
   assert.equal(done.message, "test load of a, b, c: 3 measured, 0 failed; put back: a, b");
+});
+
+// --- exclusive mode's line: the loaded model's queue first, within HEADROOM_MAX_WAIT -----------
+
+Deno.test("exclusive line - 200 alternating requests arriving together: the loaded model's queue is served first, one switch instead of one per request", async () => {
+  const { switches, request, drain, clock } = exclusivePair(2_000);
+  const start = clock.now();
+  for (let i = 0; i < 200; i++) request(i % 2 === 0 ? "a" : "b");
+  const answers = await drain();
+  assert.equal(switches(), 1, "a's 100 requests, one switch to b, b's 100");
+  // a's 100 runs, one load, b's 100 runs (10 ms each, the load 100 ms), nothing else.
+  assert.equal(Math.max(...answers.map((x) => x.at + x.ms)) - start, 100 * 10 + 100 + 100 * 10);
+  // b's first request waited for a's queue (1 s), under the 2 s limit.
+  assert.ok(Math.max(...answers.map((x) => x.ms)) <= 2_000 + 200);
+});
+
+Deno.test("exclusive line - with HEADROOM_MAX_WAIT=0 it is first come, first served: a switch per alternation", async () => {
+  const { switches, request, drain } = exclusivePair(0);
+  for (let i = 0; i < 40; i++) request(i % 2 === 0 ? "a" : "b");
+  await drain();
+  assert.equal(switches(), 39);
+});
+
+Deno.test("exclusive line - while the loaded model's requests keep coming, another model's request waits the limit and no more than a small slack", async () => {
+  const runMs = 20;
+  const loadMs = 100;
+  const { clock, switches, request, drain } = exclusivePair(2_000, { runMs, loadMs });
+  // a's requests come every 16 ms for 2.4 s (more than a can serve: its queue never
+  // empties); b's one request comes at 20 ms.
+  for (let t = 0; t < 2_400; t += 16) clock.setTimeout(() => request("a"), t);
+  clock.setTimeout(() => request("b"), 20);
+  await clock.tick(2_400); // every request has arrived
+  const answers = await drain();
+  const b = answers.find((x) => x.id === "b")!;
+  // It waited for the limit (a kept coming: no early switch), then at most the a requests
+  // already let through (EXCLUSIVE_AHEAD = 8 runs), its switch and its own run.
+  assert.ok(b.ms >= 2_000, `b answered after ${b.ms} ms: it switched before the limit`);
+  assert.ok(b.ms <= 2_000 + 8 * runMs + loadMs + runMs, `b waited ${b.ms} ms`);
+  // a → b once, b → a once.
+  assert.equal(switches(), 2);
+  // a's requests that came after b's limit passed waited behind it, not in front of it.
+  const cutIn = answers.filter((x) =>
+    x.id === "a" && x.at > b.at + 2_000 && x.at + x.ms < b.at + b.ms
+  );
+  assert.deepEqual(cutIn, []);
+});
+
+Deno.test("exclusive line - among requests for other models, the higher priority is switched to first", async () => {
+  const { request, drain } = exclusivePair(2_000);
+  request("a");
+  request("b", "low");
+  request("c", "high");
+  const answers = await drain();
+  const done = (id: string) => answers.find((x) => x.id === id)!;
+  assert.ok(done("c").ms < done("b").ms, "c (high) before b (low), though b came first");
 });

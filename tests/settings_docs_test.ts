@@ -93,6 +93,7 @@ const SAMPLES: Record<SettingName, string> = {
   keepAliveMs: "5m",
   idleAction: "unload",
   requestTimeoutMs: "30s",
+  maxWaitMs: "500ms",
   cpuEngine: "wasm",
   cpuThreads: "3",
   ortNodeDir: "/opt/onnxruntime-node",

@@ -12,6 +12,7 @@ import { describeIssues } from "../describe_issues.ts";
 import { ensureSyntheticModel, parseSyntheticSize } from "./synthetic.ts";
 import { parseDurationMs } from "../units.ts";
 import { type BatchConfig, DEFAULT_BATCH } from "../pipelines/batch.ts";
+import { PRIORITIES, type Priority } from "../types.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -72,6 +73,8 @@ const modelSchema = z.object({
       delayMs: z.number().int().min(0).max(10_000).optional(),
     }).strict(),
   ], { error: "expected false or {max, delayMs}" }).optional(),
+  /** Its requests' priority when they name none (and its pipeline's before any request). */
+  priority: z.enum(PRIORITIES, { error: "expected high, normal or low" }).optional(),
 });
 
 /** The models file. */
@@ -105,6 +108,8 @@ export interface CatalogModel {
   preload: boolean;
   /** Its dynamic batching, or null for `batch: false` (see {@link BatchConfig}). */
   batch: BatchConfig | null;
+  /** Its default priority, or undefined for "normal". */
+  priority?: Priority;
 }
 
 /** Thrown for a bad models file; the message names the entry and field. */
@@ -285,6 +290,7 @@ function resolveEntry(entry: ModelEntry, base: string, dataDir: string): Catalog
     idleAction: entry.idleAction,
     preload: entry.preload ?? false,
     batch: entry.batch === false ? null : { ...DEFAULT_BATCH, ...entry.batch },
+    priority: entry.priority,
   };
 }
 

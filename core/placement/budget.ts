@@ -6,6 +6,7 @@
  * @module
  */
 import type { Config } from "../config.ts";
+import { PRIORITIES, type Priority } from "../types.ts";
 import { formatBytes } from "../units.ts";
 import type { HostView } from "./types.ts";
 
@@ -94,6 +95,8 @@ export interface PlacedPipeline {
   /** In-flight requests and open streams. */
   activeCount: number;
   pinned: boolean;
+  /** Its last request's priority, or its model's default: lower goes first when room is made. */
+  priority: Priority;
 }
 
 /** The GPU as the budget sees it at one instant. */
@@ -129,7 +132,7 @@ export interface FitResult {
   /** Bytes free for it now, above the headroom. */
   availableBytes: number;
   headroomBytes: number;
-  /** Idle pipelines to move to the CPU, least recently used first, only as many as the shortfall needs. */
+  /** Idle pipelines to move to the CPU, in {@link evictionOrder}, only as many as the shortfall needs. */
   wouldEvict: EvictionCandidate[];
   estimates: ModelEstimate[];
 }
@@ -157,8 +160,19 @@ export function gpuBytesOf(state: GpuState): number {
 }
 
 /**
- * Idle, unpinned GPU pipelines outside `exclude`, least recently used first, taken
- * until their bytes cover `shortfall` (none when it is ≤ 0).
+ * The eviction order, the one rule every eviction follows: lower priority first (a
+ * pipeline's priority is its last request's, or its model's default), then least recently
+ * used, then by id (a stable order for equal use times).
+ */
+export function evictionOrder(a: PlacedPipeline, b: PlacedPipeline): number {
+  return PRIORITIES.indexOf(b.priority) - PRIORITIES.indexOf(a.priority) ||
+    a.lastUsedAt - b.lastUsedAt || a.id.localeCompare(b.id);
+}
+
+/**
+ * Idle, unpinned GPU pipelines outside `exclude`, in {@link evictionOrder} (lower priority,
+ * then least recently used, first), taken until their bytes cover `shortfall` (none when
+ * it is ≤ 0).
  */
 export function chooseEvictions(
   state: GpuState,
@@ -173,7 +187,7 @@ export function chooseEvictions(
       !exclude.has(p.id)
     ) idle.push(p);
   }
-  idle.sort((a, b) => a.lastUsedAt - b.lastUsedAt || a.id.localeCompare(b.id));
+  idle.sort(evictionOrder);
   const chosen: EvictionCandidate[] = [];
   let freed = 0;
   for (const p of idle) {

@@ -68,10 +68,18 @@ import {
 } from "./events.ts";
 import { KeepAliveTimers } from "./keep_alive.ts";
 import { RELEASE_CHECK_MIN_BYTES, Releases, type ReleaseTracking } from "./releases.ts";
-import { SectionGate, type SectionOps, switchLocked, testLoadLocked } from "./sections.ts";
+import {
+  ExclusiveLine,
+  SectionGate,
+  type SectionOps,
+  switchLocked,
+  testLoadLocked,
+  type Waiter,
+} from "./sections.ts";
 import type {
   DeviceView,
   GpuReading,
+  HostRunOptions,
   HostRunResult,
   HostView,
   KeepAlive,
@@ -112,6 +120,14 @@ export interface SchedulerOptions {
   /** How often a release is checked against the driver (default 20 ms). */
   releasePollMs?: number;
   keepAlive?: (id: string) => KeepAlive;
+  /** Each model's default priority (the models file's `priority`); "normal" when absent. */
+  defaultPriority?: (id: string) => Priority | undefined;
+  /**
+   * Exclusive mode's fairness limit (HEADROOM_MAX_WAIT): the loaded model's requests are
+   * served before switching away, but none waits longer than this for its model because
+   * others kept coming (see {@link ExclusiveLine}). Absent: 0, first come, first served.
+   */
+  maxWaitMs?: number;
   meter?: Meter;
   clock?: Clock;
 }
@@ -158,6 +174,9 @@ export class Scheduler {
   /** Each group's last measured switch, for a switch to models already loaded alone. */
   readonly #lastSwitch = new Map<string, SwitchResult>();
   readonly #sectionOps: SectionOps;
+  /** Exclusive mode's order of waiting requests (the fairness limit). */
+  readonly #line: ExclusiveLine;
+  readonly #defaultPriority: (id: string) => Priority;
 
   constructor(options: SchedulerOptions) {
     this.#host = options.host;
@@ -175,7 +194,11 @@ export class Scheduler {
     this.#emit = (event) => {
       events.emit(event);
     };
-    for (const id of this.#host.ids()) this.#records.set(id, newRecord(id));
+    const defaultPriority = options.defaultPriority;
+    this.#defaultPriority = (id) => defaultPriority?.(id) ?? "normal";
+    for (const id of this.#host.ids()) {
+      this.#records.set(id, newRecord(id, this.#defaultPriority(id)));
+    }
     this.#releases = new Releases(this.#device, this.#clock, this.#emit, {
       waitMs: options.releaseWaitMs,
       pollMs: options.releasePollMs,
@@ -189,6 +212,12 @@ export class Scheduler {
         this.#decisions.run(() => this.#expireIdle(record, action, idleMs, ms)),
     );
     this.#gate = new SectionGate((op) => this.#decisions.run(op));
+    this.#line = new ExclusiveLine({
+      gate: this.#gate,
+      clock: this.#clock,
+      maxWaitMs: options.maxWaitMs ?? 0,
+      loaded: (group) => group.every((id) => this.#view(id).placement !== "none"),
+    });
     this.#sectionOps = {
       host: this.#host,
       view: (id) => this.#view(id),
@@ -249,6 +278,7 @@ export class Scheduler {
         idleMs: record.lastUsedAt ? Math.max(0, state.now - record.lastUsedAt) : 0,
         keepAliveDeadline: record.keepAliveDeadline,
         idleAction: this.#keepAlives.policy(record.id).idleAction,
+        priority: record.priority,
       });
     }
     return {
@@ -323,6 +353,7 @@ export class Scheduler {
         lastUsedAt: 0,
         activeCount: 1,
         pinned: true,
+        priority: "high",
       });
     }
     const quick = canFitChain(footprints, small);
@@ -338,7 +369,9 @@ export class Scheduler {
    * while it runs, goes to the GPU when it can (making room first), else the CPU or a
    * refusal; an out-of-memory error evicts one more and retries (the one OOM policy). A
    * client that disconnects leaves its queue; past the request timeout it answers 504 and
-   * a stuck worker is replaced.
+   * a stuck worker is replaced. It runs at its priority (the request's, else its model's
+   * default), which becomes the pipeline's (eviction takes lower ones first) and orders
+   * the pipeline's queue on the host; in exclusive mode it waits in the line.
    */
   async run(id: string, input: RunInput, options: RunOptions = {}): Promise<HostRunResult> {
     const record = this.#record(id);
@@ -351,6 +384,8 @@ export class Scheduler {
         this.#gate.closed ? 2 : 1,
       );
     }
+    const priority = options.priority ?? this.#defaultPriority(id);
+    record.priority = priority; // a pipeline's priority is its last admitted request's
     const deadline = new AbortController();
     const timeoutMs = this.#requestTimeoutMs;
     const timer = this.#clock.setTimeout(
@@ -370,13 +405,17 @@ export class Scheduler {
       // Waiting until admitted; #claim moves it from waiting to active in one step.
       record.waiting++;
       try {
-        await this.#admit(record, options, signal);
+        await this.#admit(record, { ...options, priority }, signal);
       } catch (error) {
         record.waiting--;
         throw error;
       }
       try {
-        return await this.#runAdmitted(record, input, signal, deadline.signal);
+        return await this.#runAdmitted(record, input, {
+          signal,
+          deadline: deadline.signal,
+          priority,
+        });
       } finally {
         record.activeCount = Math.max(0, record.activeCount - 1);
         record.lastUsedAt = this.#clock.now();
@@ -390,27 +429,49 @@ export class Scheduler {
     }
   }
 
-  /** Waits for the gate, switches in exclusive mode, then counts the request as running. */
+  /**
+   * Waits for the gate, then counts the request as running; in exclusive mode it waits in
+   * the line instead ({@link ExclusiveLine}: the loaded model's requests first, within the
+   * fairness limit), which either claims it or has it switch to its model.
+   */
   async #admit(record: PipelineRecord, options: RunOptions, signal: AbortSignal): Promise<void> {
-    for (;;) {
-      signal.throwIfAborted();
-      if (this.#gate.closed) {
-        await this.#gate.opened(signal);
-        continue;
-      }
-      const group = options.group ?? [record.id];
-      if (this.#mode === "exclusive" && !group.every((id) => this.#view(id).placement !== "none")) {
-        await this.#switch(group, {
-          trigger: options.trigger ?? "request",
-          auto: true,
-          signal,
-          claim: () => this.#claim(record),
-        });
-        return;
-      }
-      this.#claim(record);
-      return;
-    }
+    signal.throwIfAborted();
+    if (this.#mode === "exclusive") return await this.#queueExclusive(record, options, signal);
+    while (this.#gate.closed) await this.#gate.opened(signal);
+    this.#claim(record);
+  }
+
+  /** Exclusive mode: waits in the line until it runs on the loaded models or switches to its own. */
+  #queueExclusive(record: PipelineRecord, options: RunOptions, signal: AbortSignal): Promise<void> {
+    const group = options.group ?? [record.id];
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        group,
+        priority: options.priority ?? "normal",
+        arrivedAt: this.#clock.now(),
+        go: (turn) => {
+          signal.removeEventListener("abort", onAbort);
+          if (turn === "run") {
+            this.#claim(record);
+            resolve();
+            return;
+          }
+          const switched = this.#switch(group, {
+            trigger: options.trigger ?? "request",
+            auto: true,
+            signal,
+            claim: () => this.#claim(record),
+          });
+          switched.then(() => resolve(), reject);
+        },
+      };
+      const onAbort = () => {
+        this.#line.leave(waiter);
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#line.join(waiter);
+    });
   }
 
   /** Moves an admitted request from waiting to running, in one step. */
@@ -426,26 +487,27 @@ export class Scheduler {
   async #runAdmitted(
     record: PipelineRecord,
     input: RunInput,
-    signal: AbortSignal,
-    deadline: AbortSignal,
+    run: Required<Pick<HostRunOptions, "signal" | "deadline" | "priority">>,
   ): Promise<HostRunResult> {
     const id = record.id;
-    let device: SessionDevice = await this.#ensure(id, signal);
+    const signal = run.signal;
+    await this.#ensure(id, signal);
     let reloads = 0;
     for (let attempt = 1;; attempt++) {
       try {
-        return await this.#host.run(id, input, { signal, deadline });
+        return await this.#host.run(id, input, run);
       } catch (error) {
         if (error instanceof PipelineError && error.code === "not_loaded" && reloads++ < 3) {
           // Unloaded between its placement and its turn (an explicit unload): place again.
-          device = await this.#ensure(id, signal);
+          await this.#ensure(id, signal);
           attempt--;
           continue;
         }
-        if (!(error instanceof PipelineError && error.code === "oom") || device === "cpu") {
-          throw error;
-        }
-        device = await this.#decisions.run(() => this.#afterOom(id, attempt, error), signal);
+        // Out of memory on the GPU: the one OOM policy. Where it ran is where it is now (a
+        // move to the GPU asked for in the background may have landed before its turn).
+        const onGpu = this.#view(id).placement === "gpu";
+        if (!(error instanceof PipelineError && error.code === "oom") || !onGpu) throw error;
+        await this.#decisions.run(() => this.#afterOom(id, attempt, error), signal);
       }
     }
   }
@@ -483,17 +545,42 @@ export class Scheduler {
 
   /**
    * {@link place} as one decision, unless `id` is on the GPU already (an active pipeline is
-   * never evicted) or on the CPU with no GPU to go to.
+   * never evicted) or on the CPU with no GPU to go to. Loads of one model never hold
+   * requests to a model already loaded: on the CPU while another decision runs (a slow
+   * load, a switch's unload), it runs there at once, and its move to the GPU is asked for
+   * behind that decision ({@link #promoteLater}). In reject mode a request on the CPU goes
+   * to the GPU or is refused, so it waits for its decision.
    */
   #ensure(id: string, signal?: AbortSignal): Promise<SessionDevice> {
     const placement = this.#view(id).placement;
     if (placement === "gpu") return Promise.resolve("gpu");
-    // On the CPU with no GPU to move to: nothing to decide, so nothing to wait for (a load
-    // of another model, which can take long, never holds it).
-    if (placement === "cpu" && this.#device.read("sampled").state === "none") {
-      return Promise.resolve("cpu");
+    if (placement === "cpu") {
+      // No GPU to move to: nothing to decide, so nothing to wait for.
+      if (this.#device.read("sampled").state === "none") return Promise.resolve("cpu");
+      // With the CPU fallback (in reject mode the request itself waits for the GPU or a refusal).
+      if (this.#decisions.pending > 0 && this.#onInsufficientVram === "cpu") {
+        this.#promoteLater(id);
+        return Promise.resolve("cpu");
+      }
     }
     return this.#decisions.run(() => this.#place(id, "gpu", "request"), signal);
+  }
+
+  /** Ids whose move to the GPU is queued behind a running decision (one each). */
+  readonly #promotions = new Set<string>();
+
+  /**
+   * Queues `id`'s move to the GPU (the policy's placement, as a request would ask) behind
+   * the decisions running now, once however many requests ask. A failure is logged by the
+   * move itself (a `load-failed` or `oom` event), and the next request asks again.
+   */
+  #promoteLater(id: string): void {
+    if (this.#promotions.has(id)) return;
+    this.#promotions.add(id);
+    this.#decisions.run(async () => {
+      this.#promotions.delete(id);
+      if (this.#view(id).placement === "cpu") await this.#place(id, "gpu", "request");
+    }).catch(() => {});
   }
 
   /**
@@ -986,6 +1073,7 @@ export class Scheduler {
 
   /** Stops timers and gives up on releases in flight. */
   close(): void {
+    this.#line.close();
     this.#keepAlives.close();
     for (const record of this.#records.values()) this.#keepAlives.cancel(record);
     this.#releases.close();
@@ -1002,7 +1090,7 @@ export class Scheduler {
   #record(id: string): PipelineRecord {
     let record = this.#records.get(id);
     if (!record && this.#host.view(id)) {
-      record = newRecord(id); // a pipeline the host took on after start
+      record = newRecord(id, this.#defaultPriority(id)); // a pipeline the host took on after start
       this.#records.set(id, record);
     }
     if (!record) {
@@ -1105,11 +1193,12 @@ function placed(record: PipelineRecord, view: HostView): PlacedPipeline {
     lastUsedAt: record.lastUsedAt,
     activeCount: record.activeCount,
     pinned: record.pinned,
+    priority: record.priority,
   };
 }
 
-/** A record of a pipeline nothing has touched yet. */
-function newRecord(id: string): PipelineRecord {
+/** A record of a pipeline nothing has touched yet, at its model's default priority. */
+function newRecord(id: string, priority: Priority): PipelineRecord {
   return {
     id,
     activeCount: 0,
@@ -1117,6 +1206,7 @@ function newRecord(id: string): PipelineRecord {
     waiting: 0,
     lastUsedAt: 0,
     pinned: false,
+    priority,
     leak: null,
     cpuReason: null,
     driverSeesLoads: null,

@@ -1,13 +1,16 @@
 /**
  * Exclusive sections (a switch, a test load): the gate that holds new requests while one
- * runs, and what runs inside: the switch that cannot lose (pre-flight with the budget's
+ * runs, the line that decides in exclusive mode which waiting request goes next (served on
+ * the loaded model, or switched to, within the fairness limit), and what runs inside: the switch that cannot lose (pre-flight with the budget's
  * `switchFits`, unload the others, load, measure alone; put the previous models back on
  * a failure) and the test load (each model alone, measured). Sections move pipelines only
  * through the {@link SectionOps} the Scheduler lends them while it holds the section, and
  * log only events built in events.ts.
  * @module
  */
+import type { Clock, TimerHandle } from "../clock.ts";
 import { PipelineError } from "../pipelines/pipeline_error.ts";
+import { PRIORITIES, type Priority } from "../types.ts";
 import { formatBytes } from "../units.ts";
 import type { SessionDevice } from "../pipelines/protocol.ts";
 import { type GpuState, type ModelFootprint, switchFits } from "./budget.ts";
@@ -364,9 +367,16 @@ export class SectionGate {
   #section: Section | null = null;
   #running = 0;
   #drainWaiters: Array<() => void> = [];
+  /** Told when a section ends and when a running request leaves (the exclusive line looks again). */
+  onChange: () => void = () => {};
 
   constructor(decide: Decide) {
     this.#decide = decide;
+  }
+
+  /** Requests running now. */
+  get running(): number {
+    return this.#running;
   }
 
   /** The label of the section holding the gate, or null when it is open. */
@@ -393,6 +403,7 @@ export class SectionGate {
   leave(): void {
     this.#running--;
     if (this.#running === 0) { for (const wake of this.#drainWaiters.splice(0)) wake(); }
+    this.onChange();
   }
 
   /**
@@ -423,8 +434,151 @@ export class SectionGate {
     } finally {
       this.#section = null;
       open();
+      this.onChange();
     }
   }
+}
+
+// --- the exclusive line -------------------------------------------------------------------
+
+/**
+ * Most requests for the loaded models let run at once while a request for another model
+ * waits in exclusive mode: bounds the slack past the fairness limit to what this many runs
+ * take (they finish before the switch), and leaves the pipeline's queue enough to batch.
+ */
+export const EXCLUSIVE_AHEAD = 8;
+
+/** What a waiting request is told to do: run on the models loaded now, or switch to its own. */
+export type Turn = "run" | "switch";
+
+/** One request waiting in exclusive mode. */
+export interface Waiter {
+  /** The models it needs loaded (OCR's group switches as one). */
+  group: string[];
+  priority: Priority;
+  /** When it arrived, on the Scheduler's clock. */
+  arrivedAt: number;
+  /**
+   * Called once, inside the line's pass, when it may go: "run" claims the request on the
+   * spot, "switch" starts its switch (which closes the gate) before the pass goes on.
+   */
+  go(turn: Turn): void;
+}
+
+/**
+ * The order of exclusive mode, which avoids swap thrash (A, B, A, B… each paying a switch)
+ * within a fairness limit. Requests for the models loaded now run at once, unless a request
+ * for another model that came before them has waited past `maxWaitMs`: the loaded model's
+ * new requests never cut in front of one that waited past the limit. A switch starts for
+ * the first request past the limit; before any is past it, only once the loaded models
+ * have nothing waiting or running, for the most urgent waiting request (priority, then
+ * arrival). So the loaded model's queue is served before switching away, and a switch
+ * happens at most once per `maxWaitMs` while both keep coming; with `maxWaitMs` 0 it is
+ * first come, first served (a switch per alternation). A request past the limit still
+ * waits for the loaded model's requests already running to finish (the slack): at most
+ * {@link EXCLUSIVE_AHEAD} of them run at once while another model's request waits.
+ */
+export class ExclusiveLine {
+  readonly #gate: SectionGate;
+  readonly #clock: Clock;
+  readonly #maxWaitMs: number;
+  readonly #loaded: (group: string[]) => boolean;
+  /** Waiting requests, in arrival order. */
+  #waiters: Waiter[] = [];
+  #timer: TimerHandle | null = null;
+
+  constructor(options: {
+    gate: SectionGate;
+    clock: Clock;
+    maxWaitMs: number;
+    /** True when every model of `group` is loaded now. */
+    loaded: (group: string[]) => boolean;
+  }) {
+    this.#gate = options.gate;
+    this.#clock = options.clock;
+    this.#maxWaitMs = options.maxWaitMs;
+    this.#loaded = options.loaded;
+    this.#gate.onChange = () => this.pump();
+  }
+
+  /** Joins the line; `go` may be called at once (within this call). */
+  join(waiter: Waiter): void {
+    this.#waiters.push(waiter);
+    this.pump();
+  }
+
+  /** Leaves the line without going (its client left or its deadline passed). */
+  leave(waiter: Waiter): void {
+    const before = this.#waiters.length;
+    this.#waiters = this.#waiters.filter((w) => w !== waiter);
+    if (this.#waiters.length !== before) this.pump();
+  }
+
+  /** Looks at the line: lets through whoever may go now, and sets a timer for when the next comes due. */
+  pump(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#gate.closed || this.#waiters.length === 0) return;
+    const now = this.#clock.now();
+    const contended = this.#waiters.some((w) => !this.#loaded(w.group));
+    // Requests for the loaded models run, unless one for another model past the limit came
+    // first; while another model's request waits, only EXCLUSIVE_AHEAD of them at a time.
+    let overdue: Waiter | null = null;
+    let heldBeforeOverdue = false;
+    let running = this.#gate.running;
+    const left: Waiter[] = [];
+    const go: Waiter[] = [];
+    for (const waiter of this.#waiters) {
+      if (!this.#loaded(waiter.group)) {
+        if (overdue === null && now - waiter.arrivedAt >= this.#maxWaitMs) overdue = waiter;
+        left.push(waiter);
+      } else if (overdue === null && (!contended || running < EXCLUSIVE_AHEAD)) {
+        go.push(waiter);
+        running++;
+      } else {
+        if (overdue === null) heldBeforeOverdue = true;
+        left.push(waiter);
+      }
+    }
+    this.#waiters = left;
+    for (const waiter of go) waiter.go("run");
+    const others = left.filter((w) => !this.#loaded(w.group));
+    if (others.length === 0) return;
+    // A switch: for the first request past the limit once nothing for the loaded models is
+    // left ahead of it; before any is past it, once the loaded models have nothing waiting
+    // or running, for the most urgent request.
+    let next: Waiter | null = null;
+    if (overdue !== null && !heldBeforeOverdue) next = overdue;
+    else if (overdue === null && others.length === left.length && this.#gate.running === 0) {
+      next = others.reduce((best, w) => moreUrgent(w, best) ? w : best);
+    }
+    if (next !== null) {
+      const chosen = next;
+      this.#waiters = this.#waiters.filter((w) => w !== chosen);
+      chosen.go("switch");
+      return;
+    }
+    // Nothing may switch yet: look again when the first waiting request comes due (a
+    // request finishing looks again too, through the gate).
+    if (overdue !== null) return;
+    const first = Math.min(...others.map((w) => w.arrivedAt)) + this.#maxWaitMs;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = null;
+      this.pump();
+    }, Math.max(0, first - now));
+  }
+
+  /** Stops the timer (the Scheduler closes). */
+  close(): void {
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+/** True when `a` goes before `b`: a higher priority (earlier in {@link PRIORITIES}), then an earlier arrival. */
+function moreUrgent(a: Waiter, b: Waiter): boolean {
+  const order = PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority);
+  return order < 0 || (order === 0 && a.arrivedAt < b.arrivedAt);
 }
 
 /** Waits for `promise`, or rejects with the signal's reason when it fires first. */

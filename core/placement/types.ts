@@ -152,6 +152,8 @@ export interface PipelineRecord {
   waiting: number;
   lastUsedAt: number;
   pinned: boolean;
+  /** Its last request's priority (its model's default before any): eviction takes lower ones first. */
+  priority: Priority;
   /** Why its GPU memory was not fully given back after a release (tracked bytes left, or the driver never showed them), or null. */
   leak: string | null;
   /** Why it is on the CPU when the policy put it there, or null. */

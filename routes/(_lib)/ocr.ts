@@ -8,6 +8,7 @@ import type { Services } from "@/server/http/context.ts";
 import { requireModels } from "@/server/http/require_models.ts";
 import { type OcrChainResult, runOcrChain } from "@/plugins/ocr_chain.ts";
 import type { RunOptions } from "@/core/placement/scheduler.ts";
+import type { Priority } from "@/core/types.ts";
 
 /** The pipelines the chain runs, in order. */
 export const OCR_MODELS = ["ocr-det", "ocr-cls", "ocr-rec"] as const;
@@ -19,12 +20,13 @@ export function requireOcrModels(services: Services, what: string, param?: strin
 
 /**
  * Reads one PNG/JPEG image's text, line by line. `trigger` names the route for events;
- * in exclusive mode the three models are switched to as one group.
+ * in exclusive mode the three models are switched to as one group; every stage runs at
+ * the request's `priority`.
  */
 export function runOcr(
   services: Services,
   image: Uint8Array,
-  options: { trigger: string; signal?: AbortSignal },
+  options: { trigger: string; signal?: AbortSignal; priority?: Priority },
 ): Promise<OcrChainResult> {
   const runOptions: RunOptions = { ...options, group: [...OCR_MODELS] };
   const run = async <T>(id: string, payload: unknown): Promise<T> => {

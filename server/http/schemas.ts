@@ -22,6 +22,7 @@ import type {
   VramReport,
   VramSample,
 } from "../../core/types.ts";
+import { PRIORITIES } from "../../core/types.ts";
 import type { FitResult } from "../../core/placement/budget.ts";
 import type { ReleaseOutcome } from "../../core/placement/types.ts";
 
@@ -110,6 +111,7 @@ const schedulerStatusSchema = z.object({
     idleMs: z.number(),
     keepAliveDeadline: z.number().nullable(),
     idleAction: SETTINGS.idleAction.schema,
+    priority: z.enum(PRIORITIES),
   })),
 }) satisfies z.ZodType<SchedulerStatus>;
 

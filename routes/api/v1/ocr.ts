@@ -8,6 +8,7 @@ import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/http_error.ts";
 import { sniffImageType } from "@/plugins/_image.ts";
 import { requireOcrModels, runOcr } from "@/routes/(_lib)/ocr.ts";
+import { headerPriority } from "@/server/http/priority.ts";
 import type { OcrChainResult } from "@/plugins/ocr_chain.ts";
 
 /** Largest image accepted, in bytes (larger gets 413). */
@@ -46,9 +47,10 @@ export const config: RouteConfig = {
 export const handler: Handlers = {
   POST: async (c) => {
     requireOcrModels(c.var.services, "POST /api/v1/ocr"); // before reading a large body
+    const priority = headerPriority(c);
     const bytes = await readImage(c.req.raw);
     return c.json(
-      await runOcr(c.var.services, bytes, { trigger: "ocr", signal: c.req.raw.signal }),
+      await runOcr(c.var.services, bytes, { trigger: "ocr", signal: c.req.raw.signal, priority }),
     );
   },
 };

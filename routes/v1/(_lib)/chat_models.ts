@@ -12,6 +12,7 @@ import { HttpError } from "@/server/http/http_error.ts";
 import type { ChatInputMessage } from "@/server/openai/messages.ts";
 import type { OpenAiModel } from "@/server/http/schemas.ts";
 import { OCR_MODELS, requireOcrModels, runOcr } from "@/routes/(_lib)/ocr.ts";
+import type { Priority } from "@/core/types.ts";
 
 /** The id of the built-in OCR chat model. */
 export const OCR_CHAT_MODEL = "ocr";
@@ -46,12 +47,13 @@ export function chatModels(services: Services): ChatModelInfo[] {
   return models;
 }
 
-/** Runs `model` on the conversation; 404/400 naming the model or the field otherwise. */
+/** Runs `model` on the conversation (at `priority`); 404/400 naming the model or the field otherwise. */
 export async function answerChat(
   services: Services,
   model: string,
   messages: ChatInputMessage[],
   signal?: AbortSignal,
+  priority?: Priority,
 ): Promise<ChatAnswer> {
   if (model === OCR_CHAT_MODEL) {
     requireOcrModels(services, `The chat model "${OCR_CHAT_MODEL}"`, "model");
@@ -68,7 +70,7 @@ export async function answerChat(
     }
     const texts: string[] = [];
     for (const image of images) {
-      texts.push((await runOcr(services, image, { trigger: "chat", signal })).text);
+      texts.push((await runOcr(services, image, { trigger: "chat", signal, priority })).text);
     }
     return { text: texts.join("\n\n") };
   }
@@ -90,7 +92,7 @@ export async function answerChat(
   const result = await services.scheduler.run(model, {
     kind: "plugin",
     payload: { messages },
-  }, { trigger: "chat", signal });
+  }, { trigger: "chat", signal, priority });
   const output = result.output.kind === "plugin" ? result.output.payload : null;
   const text = typeof output === "string"
     ? output

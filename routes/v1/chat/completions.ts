@@ -19,6 +19,7 @@ import {
   readMessages,
 } from "@/server/openai/messages.ts";
 import { answerChat } from "@/routes/v1/(_lib)/chat_models.ts";
+import { headerPriority } from "@/server/http/priority.ts";
 
 /** The request body's schema (for the OpenAPI document). */
 export const bodySchema = chatRequestSchema;
@@ -75,6 +76,7 @@ export const handler: Handlers<"/v1/chat/completions", typeof config> = {
       request.model,
       messages,
       c.req.raw.signal,
+      headerPriority(c),
     );
     const id = `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`;
     const created = Math.floor(Date.now() / 1000);

@@ -7,6 +7,7 @@
  */
 import type { Handlers, RouteConfig, RouteContext } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/http_error.ts";
+import { headerPriority, parameterPriority } from "@/server/http/priority.ts";
 import {
   answerResponse,
   HEADER_LENGTH_HEADER,
@@ -93,6 +94,7 @@ export const inferHandler: Handlers = {
     const result = await c.var.services.scheduler.run(row.id, { kind: "tensors", tensors }, {
       trigger: "infer",
       signal: c.req.raw.signal,
+      priority: parameterPriority(request.parameters?.priority) ?? headerPriority(c),
     });
     if (result.output.kind !== "tensors") {
       throw new Error(`model "${row.id}" answered a plugin payload to a tensor request`);

@@ -13,6 +13,7 @@ import {
   wireToJson,
 } from "@/server/http/tensors.ts";
 import { pluginOutputToJson } from "@/server/http/plugin_json.ts";
+import { headerPriority } from "@/server/http/priority.ts";
 import type { RunInput } from "@/core/pipelines/protocol.ts";
 
 /** The request body. */
@@ -54,6 +55,7 @@ export const handler: Handlers<"/api/v1/pipelines/:id/infer", typeof config> = {
     const id = c.req.param("id");
     const { scheduler } = c.var.services;
     const body = c.req.valid("json");
+    const priority = headerPriority(c);
     let input: RunInput;
     if (body.inputs) {
       if (Object.keys(body.inputs).length === 0) {
@@ -70,7 +72,11 @@ export const handler: Handlers<"/api/v1/pipelines/:id/infer", typeof config> = {
       }
       input = { kind: "plugin", payload: body.payload };
     }
-    const result = await scheduler.run(id, input, { trigger: "infer", signal: c.req.raw.signal });
+    const result = await scheduler.run(id, input, {
+      trigger: "infer",
+      signal: c.req.raw.signal,
+      priority,
+    });
     const output = result.output.kind === "tensors"
       ? { outputs: wireToJson(result.output.tensors) }
       : { output: pluginOutputToJson(result.output.payload) };

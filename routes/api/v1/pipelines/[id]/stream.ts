@@ -12,6 +12,7 @@ import { upgradeWebSocket } from "hono/deno";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/http_error.ts";
 import { pluginOutputToJson } from "@/server/http/plugin_json.ts";
+import { headerPriority } from "@/server/http/priority.ts";
 import { PipelineError } from "@/core/pipelines/pipeline_error.ts";
 
 /** Largest chunk accepted, in samples (10 s of 16 kHz audio). */
@@ -41,6 +42,7 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
     const id = c.req.param("id");
     const { scheduler } = c.var.services;
     const model = scheduler.model(id); // 404 before upgrading
+    const priority = headerPriority(c); // 400 before upgrading
     if (!model.plugin) {
       return c.json({
         error: { code: "bad_request", message: `Model "${id}" has no plugin to stream to` },
@@ -56,7 +58,10 @@ export const handler: Handlers<"/api/v1/pipelines/:id/stream"> = {
     // Out of GPU memory on a chunk: the scheduler's one policy (evict one more and retry,
     // then the CPU or a refusal, as configured), the same as every other route's.
     const process = async (payload: unknown) => {
-      const result = await scheduler.run(id, { kind: "plugin", payload }, { trigger: "stream" });
+      const result = await scheduler.run(id, { kind: "plugin", payload }, {
+        trigger: "stream",
+        priority,
+      });
       return {
         output: result.output.kind === "plugin" ? result.output.payload : null,
         device: result.device,
