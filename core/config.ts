@@ -410,6 +410,16 @@ export const SETTINGS = {
     schema: duration(100, 86_400_000),
     help: "a request past it (queue included) answers 504; a worker stuck past it is replaced",
   }),
+  pluginMemoryBytes: setting({
+    flag: "plugin-memory",
+    env: "HEADROOM_PLUGIN_MEMORY",
+    arg: "SIZE",
+    default: "2GiB",
+    schema: bytes.refine((n) => n >= 64 * 2 ** 20, "must be at least 64MiB"),
+    help: "resident memory one plugin process may hold, heap and off-heap buffers together " +
+      "(checked while it runs and after each reply, on Linux); past it the process is ended " +
+      "and only its pipeline fails, naming the figure",
+  }),
   cpuEngine: setting({
     flag: "cpu-engine",
     env: "HEADROOM_CPU_ENGINE",

@@ -93,6 +93,7 @@ const SAMPLES: Record<SettingName, string> = {
   keepAliveMs: "5m",
   idleAction: "unload",
   requestTimeoutMs: "30s",
+  pluginMemoryBytes: "512MiB",
   cpuEngine: "wasm",
   cpuThreads: "3",
   ortNodeDir: "/opt/onnxruntime-node",
