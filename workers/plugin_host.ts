@@ -17,6 +17,7 @@ import { type FromPlugin, fromPluginSchema, type ToPlugin } from "./plugin_messa
 import { encodeFrame, readFrames } from "./plugin_wire.ts";
 import { processRssBytes } from "./process_rss.ts";
 import { SETTINGS } from "../core/config.ts";
+import { systemClock, type TimerHandle } from "../core/clock.ts";
 
 /** Heap cap of a plugin process by default (V8's old space, in MiB). */
 export const DEFAULT_PLUGIN_HEAP_MIB = 1024;
@@ -159,7 +160,7 @@ export class PluginProcess {
   #probe = false;
   /** True until it said it is ready: an import or init is work, watched like a request. */
   #starting = true;
-  #memoryTimer: number | null = null;
+  #memoryTimer: TimerHandle | null = null;
 
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
@@ -255,7 +256,7 @@ export class PluginProcess {
       this.#current = { id, infer, settle };
       this.#send(probe ? { type: "process", id, probe: true } : { type: "process", id, input });
       // Busy now: the watch reads its memory at the busy interval from here.
-      if (this.#memoryTimer !== null) clearTimeout(this.#memoryTimer);
+      if (this.#memoryTimer !== null) systemClock.clearTimeout(this.#memoryTimer);
       this.#watchMemory();
       return settle.promise.finally(() => {
         if (this.#current?.id === id) this.#current = null;
@@ -293,11 +294,11 @@ export class PluginProcess {
     if (this.#options.memoryBytes === undefined || this.#gone !== null) return;
     if (this.#overMemory()) return;
     const busy = this.#starting || this.#current !== null;
-    this.#memoryTimer = setTimeout(
+    // Unref'd: the watch never keeps the service running.
+    this.#memoryTimer = systemClock.setTimeout(
       () => this.#watchMemory(),
       busy ? MEMORY_CHECK_BUSY_MS : MEMORY_CHECK_IDLE_MS,
     );
-    Deno.unrefTimer(this.#memoryTimer); // the watch never keeps the service running
   }
 
   #send(message: ToPlugin): void {
@@ -391,7 +392,7 @@ export class PluginProcess {
   #end(cause: string): void {
     if (this.#gone !== null) return;
     this.#gone = cause;
-    if (this.#memoryTimer !== null) clearTimeout(this.#memoryTimer);
+    if (this.#memoryTimer !== null) systemClock.clearTimeout(this.#memoryTimer);
     this.#ready.reject(new PluginGoneError(cause));
     this.#current?.settle.reject(new PluginGoneError(cause));
     this.#current = null;
