@@ -175,6 +175,12 @@ Deno.test("json body - a large infer or chat body is parsed and decoded in a bod
         "invalid_image_url",
         /messages\.0\.content\.0\.image_url\.url: expected a base64 data URL of a PNG or JPEG/,
       ],
+      [
+        "/infer",
+        `{"payload":${"[".repeat(150_000)}1${"]".repeat(150_000)}}`,
+        "bad_body",
+        /nests arrays or objects too deeply to be read; send flatter JSON/,
+      ],
     ];
     for (const [path, body, code, message] of refused) {
       const response = await post(path, body);

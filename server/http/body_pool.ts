@@ -10,6 +10,7 @@
  */
 import type { BodyJob, BodyJobResult } from "./body_worker.ts";
 import type { LiftPaths } from "./json_body.ts";
+import { HttpError } from "./http_error.ts";
 import { systemClock, type TimerHandle } from "../../core/clock.ts";
 
 /** A JSON body at least this large is parsed in a body worker. */
@@ -115,11 +116,17 @@ export const bodyPool: BodyPool = new BodyPool();
 /**
  * Parses a large JSON body in a body worker (server/http/json_body.ts's rule, the long
  * values at `lift` converted there); its parts move there (the caller loses them). Throws
- * a SyntaxError with the parser's message when the text is not JSON.
+ * a SyntaxError with the parser's message when the text is not JSON, a 400 HttpError when
+ * it nests too deeply to be handed back.
  */
 export async function parseJsonOffThread(parts: Uint8Array[], lift: LiftPaths): Promise<unknown> {
   const buffers = [...new Set(parts.map((part) => part.buffer))];
   const result = await bodyPool.run({ parts, lift }, buffers);
-  if (!result.ok) throw new SyntaxError(result.message);
-  return result.value;
+  if (result.ok) return result.value;
+  if (result.reason === "syntax") throw new SyntaxError(result.message);
+  throw new HttpError(
+    400,
+    "bad_body",
+    "The body nests arrays or objects too deeply to be read; send flatter JSON",
+  );
 }

@@ -15,10 +15,13 @@ export interface BodyJob {
   lift: LiftPaths;
 }
 
-/** Its answer: the parsed value, or the parser's own message. */
+/**
+ * Its answer: the parsed value, or why not: the parser's own message (`syntax`), or a
+ * value nested too deeply to hand back (`depth`: the structured clone recurses).
+ */
 export type BodyJobResult =
   | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; message: string };
+  | { id: number; ok: false; reason: "syntax" | "depth"; message: string };
 
 /** Runs one job; answers its result and the buffers to transfer back. */
 function run(job: BodyJob): [BodyJobResult, Transferable[]] {
@@ -26,7 +29,7 @@ function run(job: BodyJob): [BodyJobResult, Transferable[]] {
     const { value, buffers } = parseJsonBytes(job.parts, job.lift);
     return [{ id: job.id, ok: true, value }, buffers];
   } catch (error) {
-    return [{ id: job.id, ok: false, message: (error as Error).message }, []];
+    return [{ id: job.id, ok: false, reason: "syntax", message: (error as Error).message }, []];
   }
 }
 
@@ -34,6 +37,12 @@ function run(job: BodyJob): [BodyJobResult, Transferable[]] {
 if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined") {
   self.onmessage = (event: MessageEvent<BodyJob>) => {
     const [result, transfer] = run(event.data);
-    self.postMessage(result, { transfer });
+    try {
+      self.postMessage(result, { transfer });
+    } catch (error) {
+      // Valid JSON nested deeper than the clone's stack (a 100,000-deep array, say).
+      const message = (error as Error).message;
+      self.postMessage({ id: result.id, ok: false, reason: "depth", message });
+    }
   };
 }
