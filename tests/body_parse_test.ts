@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createApp } from "../server/app.ts";
 import { type Handlers, route, type RouteConfig } from "../server/http/context.ts";
-import { bodyPool, OFF_THREAD_MIN_BYTES } from "../server/http/body_pool.ts";
+import { bodyPool, OFF_THREAD_MIN_BYTES, readMultipartFile } from "../server/http/body_pool.ts";
 import { LIFT_MIN_ELEMENTS, parseJsonBytes } from "../server/http/json_body.ts";
 import { jsonToWire } from "../server/http/tensors.ts";
 import { bodySchema as inferBody } from "../routes/api/v1/pipelines/[id]/infer.ts";
@@ -39,7 +39,10 @@ Deno.test("json body - long number arrays are lifted at the route's paths only; 
   assert.deepEqual(body.inputs.b.data, [1, 2], "a short array stays an array");
   assert.ok(Array.isArray(body.inputs.c.data), "an array with a string stays for the schema");
   assert.deepEqual(body.payload.data, long, "a plugin's payload is never rewritten");
-  const decoded = body.messages[0].content[0].image_url.url as { header: string; bytes: Uint8Array };
+  const decoded = body.messages[0].content[0].image_url.url as {
+    header: string;
+    bytes: Uint8Array;
+  };
   assert.equal(decoded.header, "data:image/png;base64,");
   assert.deepEqual(decoded.bytes, image);
   assert.equal(typeof body.messages[0].content[1].image_url.url, "string", "bad base64 stays");
@@ -123,7 +126,9 @@ Deno.test("json body - a large infer or chat body is parsed and decoded in a bod
     app.request(path, { method: "POST", headers: { "content-type": "application/json" }, body });
   const tensor = (n: number) =>
     JSON.stringify({
-      inputs: { x: { type: "float32", dims: [n], data: Array.from({ length: n }, (_, i) => Math.sqrt(i)) } },
+      inputs: {
+        x: { type: "float32", dims: [n], data: Array.from({ length: n }, (_, i) => Math.sqrt(i)) },
+      },
     });
   try {
     // 1 MiB of tensor data: parsed in a worker, data handed over as a Float64Array.
@@ -144,7 +149,10 @@ Deno.test("json body - a large infer or chat body is parsed and decoded in a bod
     // Three 2 MiB chat images: decoded in the worker, checked on the main thread.
     const image = new Uint8Array(2 * 2 ** 20);
     image.set([0x89, 0x50, 0x4e, 0x47]);
-    const part = { type: "image_url", image_url: { url: `data:image/png;base64,${image.toBase64()}` } };
+    const part = {
+      type: "image_url",
+      image_url: { url: `data:image/png;base64,${image.toBase64()}` },
+    };
     const chat = JSON.stringify({
       model: "echo",
       messages: [{ role: "user", content: [part, part, part] }],
@@ -191,6 +199,53 @@ Deno.test("json body - a large infer or chat body is parsed and decoded in a bod
       assert.match(error.message, message);
     }
   } finally {
+    bodyPool.close();
+  }
+});
+
+Deno.test("multipart - a large upload's file is read in a body worker, never on the main thread; small ones here; a broken body says why", async () => {
+  const upload = async (bytes: Uint8Array<ArrayBuffer>, name = "image") => {
+    const form = new FormData();
+    form.append(name, new File([bytes], "a.png", { type: "image/png" }));
+    const request = new Request("http://x/", { method: "POST", body: form });
+    return {
+      body: new Uint8Array(await request.arrayBuffer()),
+      type: request.headers.get("content-type")!,
+    };
+  };
+  const formData = Request.prototype.formData;
+  let mainThreadParses = 0;
+  Request.prototype.formData = function (this: Request) {
+    mainThreadParses++;
+    return formData.call(this);
+  };
+  try {
+    const image = Uint8Array.from({ length: 2 ** 20 }, (_, i) => i % 251);
+    const jobs = bodyPool.jobs;
+    const large = await upload(image);
+    const read = await readMultipartFile(large.body, large.type, "image");
+    assert.deepEqual(read, { ok: true, bytes: image });
+    assert.equal(bodyPool.jobs, jobs + 1, "the upload went to a body worker");
+    assert.equal(mainThreadParses, 0, "the main thread parsed no large form");
+
+    const small = await upload(image.slice(0, 1000));
+    assert.deepEqual(await readMultipartFile(small.body, small.type, "image"), {
+      ok: true,
+      bytes: image.slice(0, 1000),
+    });
+    assert.equal(mainThreadParses, 1, "a small form is read here");
+
+    const other = await upload(image, "picture");
+    assert.deepEqual(await readMultipartFile(other.body, other.type, "image"), {
+      ok: true,
+      bytes: null,
+    });
+    // The large body moved to the worker (detached here); a fresh one, cut short.
+    const cut = (await upload(image)).body.slice(0, 500_000);
+    const broken = await readMultipartFile(cut, large.type, "image");
+    assert.equal(broken.ok, false);
+  } finally {
+    Request.prototype.formData = formData;
     bodyPool.close();
   }
 });

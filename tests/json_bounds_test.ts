@@ -200,7 +200,10 @@ Deno.test("json - large in-limit bodies (a 64 MiB infer body, three 20 MiB chat 
       model: "echo",
       messages: [{
         role: "user",
-        content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${image.toBase64()}` } }],
+        content: [{
+          type: "image_url",
+          image_url: { url: `data:image/png;base64,${image.toBase64()}` },
+        }],
       }],
     }));
     const idle = healthPoller(headroom.url);
@@ -224,7 +227,10 @@ Deno.test("json - large in-limit bodies (a 64 MiB infer body, three 20 MiB chat 
     const worst = await busy.stop();
     const inferBody = await inferred.json();
     assert.equal(inferred.status, 400, JSON.stringify(inferBody));
-    assert.match(inferBody.error.message, /input "x": dims \[\d+\] hold \d+ elements but data has 6700000/);
+    assert.match(
+      inferBody.error.message,
+      /input "x": dims \[\d+\] hold \d+ elements but data has 6700000/,
+    );
     for (const answer of chats) {
       const body = await answer.json();
       assert.equal(answer.status, 200, JSON.stringify(body));

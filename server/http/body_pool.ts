@@ -1,9 +1,10 @@
 /**
  * The main side of the body workers (./body_worker.ts): at most {@link BODY_WORKERS}
  * workers, started on the first large body and ended after {@link BODY_WORKER_IDLE_MS}
- * without work, that parse large JSON bodies (and decode the base64 images in them). On
- * the main thread a 64 MiB infer body's parse and validation with three 20 MiB chat images
- * held `/api/v1/health` for ~2.8 s (tests/json_bounds_test.ts). A body below
+ * without work, that parse large JSON bodies (and decode the base64 images in them) and
+ * read large multipart uploads. On the main thread a 64 MiB infer body's parse and
+ * validation with three 20 MiB chat images held `/api/v1/health` for ~2 s
+ * (tests/json_bounds_test.ts), a 20 MiB multipart image 250–400 ms. A body below
  * {@link OFF_THREAD_MIN_BYTES} stays on the main thread: the hop would cost more than the
  * parse.
  * @module
@@ -11,17 +12,20 @@
 import type { BodyJob, BodyJobResult } from "./body_worker.ts";
 import type { LiftPaths } from "./json_body.ts";
 import { HttpError } from "./http_error.ts";
+import { type MultipartField, multipartFile } from "./multipart.ts";
 import { systemClock, type TimerHandle } from "../../core/clock.ts";
 
-/** A JSON body at least this large is parsed in a body worker. */
+/** A body at least this large is parsed in a body worker. */
 export const OFF_THREAD_MIN_BYTES = 256 * 1024;
+
+/** A job as the caller writes it: the pool adds the id. */
+type JobBody = BodyJob extends infer J ? J extends BodyJob ? Omit<J, "id"> : never : never;
 
 /** Most body workers at once: the parse of one large body never waits on another's. */
 export const BODY_WORKERS = 2;
 
 /** A body worker without work for this long is ended (the next large body starts one). */
 export const BODY_WORKER_IDLE_MS = 10_000;
-
 
 // Deno's own Worker, from before onnxruntime-web's glue (if loaded on the main thread)
 // replaces it with node's worker_threads.Worker.
@@ -46,7 +50,7 @@ class BodyPool {
   }
 
   /** Runs `job` in the least busy body worker; `transfer` moves its buffers there. */
-  run(job: Omit<BodyJob, "id">, transfer: Transferable[] = []): Promise<BodyJobResult> {
+  run(job: JobBody, transfer: Transferable[] = []): Promise<BodyJobResult> {
     const slot = this.#slot();
     const id = this.#nextId++;
     const settle = Promise.withResolvers<BodyJobResult>();
@@ -121,7 +125,7 @@ export const bodyPool: BodyPool = new BodyPool();
  */
 export async function parseJsonOffThread(parts: Uint8Array[], lift: LiftPaths): Promise<unknown> {
   const buffers = [...new Set(parts.map((part) => part.buffer))];
-  const result = await bodyPool.run({ parts, lift }, buffers);
+  const result = await bodyPool.run({ kind: "json", parts, lift }, buffers);
   if (result.ok) return result.value;
   if (result.reason === "syntax") throw new SyntaxError(result.message);
   throw new HttpError(
@@ -129,4 +133,19 @@ export async function parseJsonOffThread(parts: Uint8Array[], lift: LiftPaths): 
     "bad_body",
     "The body nests arrays or objects too deeply to be read; send flatter JSON",
   );
+}
+
+/**
+ * The file field `field` of a multipart `body` (a large one read in a body worker, which
+ * takes the bytes: the caller loses them), or why the body could not be read.
+ */
+export async function readMultipartFile(
+  body: Uint8Array<ArrayBuffer>,
+  contentType: string,
+  field: string,
+): Promise<MultipartField> {
+  if (body.length < OFF_THREAD_MIN_BYTES) return await multipartFile(body, contentType, field);
+  const result = await bodyPool.run({ kind: "multipart", body, contentType, field }, [body.buffer]);
+  if (!result.ok) return { ok: false, message: result.message };
+  return result.value as MultipartField;
 }
