@@ -6,9 +6,10 @@
  * the registry, FFI through any library a worker may load). The child gets no env, FFI,
  * net, run, write or sys permission, may read only its own file and declared assets,
  * loads no remote module and no npm package that is not cached, has a capped heap, a
- * capped resident memory (off-heap buffers included: {@link PluginProcessOptions.memoryBytes},
- * watched through /proc while it works and after each reply) and an empty environment. Every message it sends is checked (plugin_messages.ts); one that is
- * not part of the protocol ends it. Its exit is noticed at once, with the cause.
+ * capped resident memory (off-heap buffers included: `memoryBytes`, read from /proc while
+ * it works and after each reply) and an empty environment. Every message it sends is
+ * checked (plugin_messages.ts); one that is not part of the protocol ends it. Its exit is
+ * noticed at once, with the cause.
  * @module
  */
 import { fileURLToPath } from "node:url";
@@ -23,7 +24,7 @@ import { systemClock, type TimerHandle } from "../core/clock.ts";
 export const DEFAULT_PLUGIN_HEAP_MIB = 1024;
 
 /** How often a plugin's resident memory is read while it imports, initialises or runs a request. */
-export const MEMORY_CHECK_BUSY_MS = 100;
+const MEMORY_CHECK_BUSY_MS = 100;
 
 /** How often it is read while the plugin is idle (timers of its own could still allocate). */
 const MEMORY_CHECK_IDLE_MS = 1_000;
@@ -31,7 +32,7 @@ const MEMORY_CHECK_IDLE_MS = 1_000;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
 /** The cause a plugin over its memory cap is ended with: the figure, the cap, the setting to raise. */
-export function overMemoryCause(rssBytes: number, capBytes: number): string {
+function overMemoryCause(rssBytes: number, capBytes: number): string {
   const { flag, env } = SETTINGS.pluginMemoryBytes;
   return `held ${mib(rssBytes)} MiB resident, over its ${mib(capBytes)} MiB memory cap ` +
     `(heap and off-heap buffers); raise --${flag} or ${env} if the plugin needs more`;

@@ -39,7 +39,7 @@ export type JsonTensor = z.infer<typeof jsonTensorSchema>;
 
 /**
  * A tensor as a request gives it: {@link jsonTensorSchema}, whose long number `data` may
- * arrive as a Float64Array (a route's `largeArrays` path, server/http/json_body.ts).
+ * arrive as a Float64Array (the route's `lift.numbers`, server/http/json_body.ts).
  */
 export const jsonTensorInputSchema = jsonTensorSchema.extend({
   data: z.union([jsonTensorSchema.shape.data, z.instanceof(Float64Array)]),
@@ -108,11 +108,11 @@ function toTypedArray(name: string, tensor: JsonTensorInput): WireTensor["data"]
       return Uint8Array.from(values, (value) => (value === true || value === 1 ? 1 : 0));
     default: {
       const data = new TENSOR_ARRAYS[tensor.type](values.length);
-      const finite = tensor.type !== "float32"; // JSON's 1e999 reads as Infinity
+      const mustBeFinite = tensor.type !== "float32"; // JSON's 1e999 reads as Infinity
       if (values instanceof Float64Array) {
         // Numbers already (lifted while parsing): one check, one native copy.
         for (let i = 0; i < values.length; i++) {
-          if (finite && !Number.isFinite(values[i])) {
+          if (mustBeFinite && !Number.isFinite(values[i])) {
             throw bad(i, `is not a number for type ${tensor.type}`);
           }
         }
@@ -121,7 +121,7 @@ function toTypedArray(name: string, tensor: JsonTensorInput): WireTensor["data"]
       }
       for (let i = 0; i < values.length; i++) {
         const value = values[i];
-        if (typeof value !== "number" || finite && !Number.isFinite(value)) {
+        if (typeof value !== "number" || mustBeFinite && !Number.isFinite(value)) {
           throw bad(i, `is not a number for type ${tensor.type}`);
         }
         data[i] = value;

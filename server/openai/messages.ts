@@ -10,6 +10,13 @@ import { z } from "zod";
 import { HttpError } from "../http/http_error.ts";
 import type { LiftedDataUrl } from "../http/json_body.ts";
 
+/** A `data:` URL decoded while its body was parsed (it cannot come from JSON itself). */
+const liftedDataUrlSchema = z.object({
+  header: z.string(),
+  base64Chars: z.number(),
+  bytes: z.instanceof(Uint8Array),
+}) satisfies z.ZodType<LiftedDataUrl>;
+
 /** One content part: text, or an image by URL. */
 const partSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("text"), text: z.string() }),
@@ -17,10 +24,7 @@ const partSchema = z.discriminatedUnion("type", [
     type: z.literal("image_url"),
     image_url: z.object({
       // A large data: URL arrives decoded (the route's `lift`, off the main thread).
-      url: z.union([
-        z.string().min(1),
-        z.object({ header: z.string(), base64Chars: z.number(), bytes: z.instanceof(Uint8Array) }),
-      ]),
+      url: z.union([z.string().min(1), liftedDataUrlSchema]),
       detail: z.string().optional(),
     }),
   }),
