@@ -239,7 +239,8 @@ Deno.test("plugin sandbox - a plugin past its memory cap (HEADROOM_PLUGIN_MEMORY
   assert.match(row.error, cause);
   await healthy(service);
   await service.bystanderAnswers();
-  // Held and answered: the check after the reply fails that request, in a fresh process.
+  // Held and answered, in a fresh process: the check after the reply (or the watch, if it
+  // reads first) fails that request too.
   const answered = await hostile(service, { offHeap: held }, 20_000);
   const answeredBody = await answered.json();
   assert.equal(answered.status, 503, JSON.stringify(answeredBody));
