@@ -421,6 +421,16 @@ export const SETTINGS = {
       "before switching away, but no request waits longer than this for its model because " +
       "others kept coming; `0` serves first come, first served (a switch per alternation)",
   }),
+  pluginMemoryBytes: setting({
+    flag: "plugin-memory",
+    env: "HEADROOM_PLUGIN_MEMORY",
+    arg: "SIZE",
+    default: "2GiB",
+    schema: bytes.refine((n) => n >= 64 * 2 ** 20, "must be at least 64MiB"),
+    help: "resident memory one plugin process may hold, heap and off-heap buffers together " +
+      "(checked while it runs and after each reply, on Linux); past it the process is ended " +
+      "and only its pipeline fails, naming the figure",
+  }),
   cpuEngine: setting({
     flag: "cpu-engine",
     env: "HEADROOM_CPU_ENGINE",

@@ -78,6 +78,7 @@ export async function startService(config: Config): Promise<Service> {
     meter,
     // Every worker step (start, load, move, run, unload) has the request's deadline.
     stepTimeoutMs: config.requestTimeoutMs,
+    pluginMemoryBytes: config.pluginMemoryBytes,
   });
   const host = manager;
   monitor.start();

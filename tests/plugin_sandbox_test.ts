@@ -220,6 +220,35 @@ Deno.test("plugin sandbox - a plugin's off-heap buffers show in its row (pluginR
   assert.equal(bystander.pluginRssBytes, null, "a model without a plugin has no plugin process");
 });
 
+Deno.test("plugin sandbox - a plugin past its memory cap (HEADROOM_PLUGIN_MEMORY) is ended: 503 naming the cap, its row says why, a bystander answers", async () => {
+  await using service = await hostileService([HOSTILE_MODEL], {
+    env: { HEADROOM_PLUGIN_MEMORY: "192MiB" },
+  });
+  const held = 256 * 2 ** 20;
+  const cause = /held \d+ MiB resident, over its 192 MiB memory cap .*HEADROOM_PLUGIN_MEMORY/;
+  // Held while the request runs (it never answers): the watch on an interval ends it.
+  const started = performance.now();
+  const waiting = await hostile(service, { offHeap: held, thenWait: true }, 20_000);
+  const waitingBody = await waiting.json();
+  assert.equal(waiting.status, 503, JSON.stringify(waitingBody));
+  assert.equal(waitingBody.error.code, "worker_died");
+  assert.match(waitingBody.error.message, cause);
+  assert.ok(performance.now() - started < 10_000, "ended while it ran, not at the request timeout");
+  const row = await (await fetch(`${service.url}/api/v1/models/hostile`)).json();
+  assert.equal(row.state, "failed", JSON.stringify(row));
+  assert.match(row.error, cause);
+  await healthy(service);
+  await service.bystanderAnswers();
+  // Held and answered, in a fresh process: the check after the reply (or the watch, if it
+  // reads first) fails that request too.
+  const answered = await hostile(service, { offHeap: held }, 20_000);
+  const answeredBody = await answered.json();
+  assert.equal(answered.status, 503, JSON.stringify(answeredBody));
+  assert.match(answeredBody.error.message, cause);
+  await service.bystanderAnswers();
+  await hostileRecovers(service);
+});
+
 Deno.test("plugin sandbox - a plugin that hangs at import fails its load by the deadline; the bystander, offload, unload and switch answer", async () => {
   await using service = await hostileService(
     [{ id: "hang", source: "synthetic:64KiB", plugin: HANG }],

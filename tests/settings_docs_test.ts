@@ -94,6 +94,7 @@ const SAMPLES: Record<SettingName, string> = {
   idleAction: "unload",
   requestTimeoutMs: "30s",
   maxWaitMs: "500ms",
+  pluginMemoryBytes: "512MiB",
   cpuEngine: "wasm",
   cpuThreads: "3",
   ortNodeDir: "/opt/onnxruntime-node",

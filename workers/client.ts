@@ -66,6 +66,8 @@ export interface WorkerClientOptions {
   stepTimeoutMs?: number;
   /** Heap cap of the plugin process, in MiB (default: plugin_host.ts's). */
   pluginHeapMiB?: number;
+  /** Resident-memory cap of the plugin process, in bytes (default: none). */
+  pluginMemoryBytes?: number;
 }
 
 const EMPTY_STATUS: WorkerStatus = {
@@ -205,6 +207,7 @@ export class WorkerClient {
         pluginUrl: spec.pluginUrl,
         assets: spec.assets,
         heapMiB: opts.pluginHeapMiB,
+        memoryBytes: opts.pluginMemoryBytes,
         startTimeoutMs: client.#stepMs,
       })
       : null;

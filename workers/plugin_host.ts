@@ -5,18 +5,38 @@
  * exhaustion that aborts the whole process, an `npm:` import that makes the process ask
  * the registry, FFI through any library a worker may load). The child gets no env, FFI,
  * net, run, write or sys permission, may read only its own file and declared assets,
- * loads no remote module and no npm package that is not cached, has a capped heap and an
- * empty environment. Every message it sends is checked (plugin_messages.ts); one that is
- * not part of the protocol ends it. Its exit is noticed at once, with the cause.
+ * loads no remote module and no npm package that is not cached, has a capped heap, a
+ * capped resident memory (off-heap buffers included: `memoryBytes`, read from /proc while
+ * it works and after each reply) and an empty environment. Every message it sends is
+ * checked (plugin_messages.ts); one that is not part of the protocol ends it. Its exit is
+ * noticed at once, with the cause.
  * @module
  */
 import { fileURLToPath } from "node:url";
 import type { WireTensor } from "../core/pipelines/protocol.ts";
 import { type FromPlugin, fromPluginSchema, type ToPlugin } from "./plugin_messages.ts";
 import { encodeFrame, readFrames } from "./plugin_wire.ts";
+import { processRssBytes } from "./process_rss.ts";
+import { SETTINGS } from "../core/config.ts";
+import { systemClock, type TimerHandle } from "../core/clock.ts";
 
 /** Heap cap of a plugin process by default (V8's old space, in MiB). */
 export const DEFAULT_PLUGIN_HEAP_MIB = 1024;
+
+/** How often a plugin's resident memory is read while it imports, initialises or runs a request. */
+const MEMORY_CHECK_BUSY_MS = 100;
+
+/** How often it is read while the plugin is idle (timers of its own could still allocate). */
+const MEMORY_CHECK_IDLE_MS = 1_000;
+
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+
+/** The cause a plugin over its memory cap is ended with: the figure, the cap, the setting to raise. */
+function overMemoryCause(rssBytes: number, capBytes: number): string {
+  const { flag, env } = SETTINGS.pluginMemoryBytes;
+  return `held ${mib(rssBytes)} MiB resident, over its ${mib(capBytes)} MiB memory cap ` +
+    `(heap and off-heap buffers); raise --${flag} or ${env} if the plugin needs more`;
+}
 
 /** Rejects a plugin call whose process is gone (exited, crashed, killed or stopped). */
 export class PluginGoneError extends Error {
@@ -40,6 +60,12 @@ export interface PluginProcessOptions {
   assets: Record<string, string>;
   /** V8 heap cap in MiB (default {@link DEFAULT_PLUGIN_HEAP_MIB}). */
   heapMiB?: number;
+  /**
+   * Most resident memory the process may hold, in bytes (absent: no cap). Past it the
+   * process is ended with {@link overMemoryCause}: a heap cap does not bound the
+   * ArrayBuffers a plugin keeps off its heap. Read from /proc, so enforced on Linux only.
+   */
+  memoryBytes?: number;
   /** How long the import and init may take before the process is killed. */
   startTimeoutMs: number;
 }
@@ -133,6 +159,9 @@ export class PluginProcess {
   } | null = null;
   #turn: Promise<unknown> = Promise.resolve();
   #probe = false;
+  /** True until it said it is ready: an import or init is work, watched like a request. */
+  #starting = true;
+  #memoryTimer: TimerHandle | null = null;
 
   private constructor(options: PluginProcessOptions) {
     this.#options = options;
@@ -147,6 +176,7 @@ export class PluginProcess {
     this.#child = child;
     this.#writer = child.stdin.getWriter();
     this.#ready.promise.catch(() => {});
+    this.#watchMemory();
     const stderrDone = this.#readStderr();
     const framesDone = this.#readFrames();
     this.exited = (async () => {
@@ -226,6 +256,9 @@ export class PluginProcess {
       const settle = Promise.withResolvers<unknown>();
       this.#current = { id, infer, settle };
       this.#send(probe ? { type: "process", id, probe: true } : { type: "process", id, input });
+      // Busy now: the watch reads its memory at the busy interval from here.
+      if (this.#memoryTimer !== null) systemClock.clearTimeout(this.#memoryTimer);
+      this.#watchMemory();
       return settle.promise.finally(() => {
         if (this.#current?.id === id) this.#current = null;
       });
@@ -242,6 +275,31 @@ export class PluginProcess {
     try {
       this.#child.kill("SIGKILL");
     } catch { /* already exited */ }
+  }
+
+  /**
+   * Reads the process's resident memory; past the cap it ends the process with the cause
+   * and answers true. Without a cap, or off Linux, it answers false.
+   */
+  #overMemory(): boolean {
+    const cap = this.#options.memoryBytes;
+    if (cap === undefined || this.#gone !== null) return false;
+    const rss = processRssBytes(this.#child.pid);
+    if (rss === null || rss <= cap) return false;
+    this.kill(overMemoryCause(rss, cap));
+    return true;
+  }
+
+  /** Checks the memory cap every {@link MEMORY_CHECK_BUSY_MS} while it works, less often idle. */
+  #watchMemory(): void {
+    if (this.#options.memoryBytes === undefined || this.#gone !== null) return;
+    if (this.#overMemory()) return;
+    const busy = this.#starting || this.#current !== null;
+    // Unref'd: the watch never keeps the service running.
+    this.#memoryTimer = systemClock.setTimeout(
+      () => this.#watchMemory(),
+      busy ? MEMORY_CHECK_BUSY_MS : MEMORY_CHECK_IDLE_MS,
+    );
   }
 
   #send(message: ToPlugin): void {
@@ -299,12 +357,20 @@ export class PluginProcess {
   }
 
   #dispatch(message: FromPlugin): void {
-    if (message.type === "ready") return this.#ready.resolve(message);
+    if (message.type === "ready") {
+      this.#starting = false;
+      // What it holds once initialised counts like what it holds after a reply.
+      if (this.#overMemory()) return;
+      return this.#ready.resolve(message);
+    }
     const current = this.#current;
     if (message.type === "done") {
       if (current?.id !== message.id) {
         return this.kill(`answered request ${message.id}, which it was not running`);
       }
+      // After each reply: a plugin over its cap fails this request with the cause (its exit
+      // settles it), not only the next one.
+      if (this.#overMemory()) return;
       if (message.ok) current.settle.resolve(message.output);
       else current.settle.reject(new PluginFailure(message.message, message.inputError));
       return;
@@ -327,6 +393,7 @@ export class PluginProcess {
   #end(cause: string): void {
     if (this.#gone !== null) return;
     this.#gone = cause;
+    if (this.#memoryTimer !== null) systemClock.clearTimeout(this.#memoryTimer);
     this.#ready.reject(new PluginGoneError(cause));
     this.#current?.settle.reject(new PluginGoneError(cause));
     this.#current = null;

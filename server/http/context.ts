@@ -14,6 +14,7 @@ import type { EventLog } from "../../core/events.ts";
 import type { Scheduler } from "../../core/placement/scheduler.ts";
 import type { ProfileStore } from "../../core/store/profiles.ts";
 import type { StreamLimiter } from "./limits.ts";
+import type { LiftPaths } from "./json_body.ts";
 import type { CpuEngineReport } from "../../core/types.ts";
 import type { EventCounters } from "../metrics/event_counters.ts";
 import type { ReportFeed } from "../report.ts";
@@ -146,6 +147,13 @@ export interface RouteConfig {
   params?: Readonly<Record<string, "model">>;
   /** The JSON body's schema: the app validates every non-GET body with it (a 400 names the field). */
   body?: z.ZodType;
+  /**
+   * Where the JSON body holds long values to convert while it is parsed (server/http/json_body.ts):
+   * number arrays as a `Float64Array`, base64 `data:` URLs as their bytes, which the schema
+   * then takes. A large body is parsed in a body worker, and what it converted comes back
+   * by transfer: the main thread never walks millions of JSON numbers or base64 characters.
+   */
+  lift?: LiftPaths;
   /** The body is an image (PNG/JPEG or multipart), not JSON. */
   image?: boolean;
   /**

@@ -11,9 +11,19 @@ import type { RouteEntry } from "./context.ts";
 import { errorShapeOf } from "./http_error.ts";
 import { errorBodySchema, oipErrorBodySchema } from "./schemas.ts";
 
-/** A zod schema as JSON Schema (what it accepts for requests, what it gives for responses). */
+/**
+ * A zod schema as JSON Schema (what it accepts for requests, what it gives for responses).
+ * A typed-array check (`z.instanceof`: a value the body parser lifts, server/http/json_body.ts)
+ * matches no JSON value, so it is written as `{not: {}}`, not as "anything".
+ */
 function jsonSchema(schema: z.ZodType, io: "input" | "output"): Record<string, unknown> {
-  const { $schema: _, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" });
+  const { $schema: _, ...rest } = z.toJSONSchema(schema, {
+    io,
+    unrepresentable: "any",
+    override: (ctx) => {
+      if (ctx.zodSchema._zod.def.type === "custom") ctx.jsonSchema.not = {};
+    },
+  });
   return rest;
 }
 

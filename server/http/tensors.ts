@@ -37,8 +37,21 @@ export const jsonTensorSchema = z.object({
 /** A tensor as JSON. */
 export type JsonTensor = z.infer<typeof jsonTensorSchema>;
 
+/**
+ * A tensor as a request gives it: {@link jsonTensorSchema}, whose long number `data` may
+ * arrive as a Float64Array (the route's `lift.numbers`, server/http/json_body.ts).
+ */
+export const jsonTensorInputSchema = jsonTensorSchema.extend({
+  data: z.union([jsonTensorSchema.shape.data, z.instanceof(Float64Array)]),
+});
+
+/** A tensor as a request gives it. */
+export type JsonTensorInput = z.infer<typeof jsonTensorInputSchema>;
+
 /** Turns JSON tensors into wire tensors; throws a 400 naming the tensor that is wrong. */
-export function jsonToWire(inputs: Record<string, JsonTensor>): Record<string, WireTensor> {
+export function jsonToWire(
+  inputs: Record<string, JsonTensorInput>,
+): Record<string, WireTensor> {
   const out: Record<string, WireTensor> = {};
   let total = 0;
   for (const [name, tensor] of Object.entries(inputs)) {
@@ -65,12 +78,13 @@ export function jsonToWire(inputs: Record<string, JsonTensor>): Record<string, W
   return out;
 }
 
-function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
+function toTypedArray(name: string, tensor: JsonTensorInput): WireTensor["data"] {
   const bad = (i: number, what: string) =>
     new HttpError(400, "bad_tensor", `input "${name}": data[${i}] ${what}`);
+  const values: ArrayLike<number | string | boolean> = tensor.data;
   switch (tensor.type) {
     case "string":
-      return tensor.data.map((value, i) => {
+      return Array.from(values, (value, i) => {
         if (typeof value !== "string") throw bad(i, "is not a string for type string");
         // onnxruntime-node cuts a string tensor's element at a NUL character.
         if (value.includes("\0")) throw bad(i, "holds a NUL character, which the engine cuts off");
@@ -78,27 +92,40 @@ function toTypedArray(name: string, tensor: JsonTensor): WireTensor["data"] {
       });
     case "int64":
     case "uint64": {
-      const data = new TENSOR_ARRAYS[tensor.type](tensor.data.length);
-      tensor.data.forEach((value, i) => {
+      const data = new TENSOR_ARRAYS[tensor.type](values.length);
+      for (let i = 0; i < values.length; i++) {
+        const value = values[i];
         if (typeof value === "boolean") throw bad(i, "is not an integer");
         try {
           data[i] = BigInt(value);
         } catch {
           throw bad(i, "is not an integer");
         }
-      });
+      }
       return data;
     }
     case "bool":
-      return Uint8Array.from(tensor.data, (value) => (value === true || value === 1 ? 1 : 0));
+      return Uint8Array.from(values, (value) => (value === true || value === 1 ? 1 : 0));
     default: {
-      const data = new TENSOR_ARRAYS[tensor.type](tensor.data.length);
-      tensor.data.forEach((value, i) => {
-        if (typeof value !== "number" || !Number.isFinite(value) && tensor.type !== "float32") {
+      const data = new TENSOR_ARRAYS[tensor.type](values.length);
+      const mustBeFinite = tensor.type !== "float32"; // JSON's 1e999 reads as Infinity
+      if (values instanceof Float64Array) {
+        // Numbers already (lifted while parsing): one check, one native copy.
+        for (let i = 0; i < values.length; i++) {
+          if (mustBeFinite && !Number.isFinite(values[i])) {
+            throw bad(i, `is not a number for type ${tensor.type}`);
+          }
+        }
+        data.set(values);
+        return data;
+      }
+      for (let i = 0; i < values.length; i++) {
+        const value = values[i];
+        if (typeof value !== "number" || mustBeFinite && !Number.isFinite(value)) {
           throw bad(i, `is not a number for type ${tensor.type}`);
         }
         data[i] = value;
-      });
+      }
       return data;
     }
   }

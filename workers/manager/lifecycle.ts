@@ -44,6 +44,8 @@ export interface LifecycleOptions {
   stepTimeoutMs?: number;
   /** Heap cap of each plugin process, in MiB. */
   pluginHeapMiB?: number;
+  /** Resident-memory cap of each plugin process, in bytes (HEADROOM_PLUGIN_MEMORY). */
+  pluginMemoryBytes?: number;
 }
 
 /** Starts pipelines' workers and notices when one dies. */
@@ -133,6 +135,7 @@ export class WorkerLifecycle {
         sandbox: this.#options.sandbox ?? true,
         stepTimeoutMs: this.#options.stepTimeoutMs,
         pluginHeapMiB: this.#options.pluginHeapMiB,
+        pluginMemoryBytes: this.#options.pluginMemoryBytes,
       });
     } catch (error) {
       throw fromStartFailure(error, model.id);

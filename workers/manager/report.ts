@@ -12,6 +12,7 @@ import { canBatch } from "../../core/pipelines/batch.ts";
 import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
 import { liveStatus, type Pipeline } from "./pipeline.ts";
 import { placementOf } from "./transitions.ts";
+import { processRssBytes } from "../process_rss.ts";
 
 /** One pipeline's live view (a few field reads). */
 export function viewOf(p: Pipeline): HostView {
@@ -24,19 +25,6 @@ export function viewOf(p: Pipeline): HostView {
     gpuPeakBytes: status?.gpuPeakBytes ?? 0,
     gpuMismatch: p.gpuMismatch,
   };
-}
-
-/** Bytes of a page in /proc/PID/statm's counts (x86-64 and arm64 Linux). */
-const PAGE_BYTES = 4096;
-
-/** The resident memory of process `pid` (Linux /proc), or null without one or off Linux. */
-function processRssBytes(pid: number | null | undefined): number | null {
-  if (!pid) return null;
-  try {
-    return Number(Deno.readTextFileSync(`/proc/${pid}/statm`).split(" ")[1]) * PAGE_BYTES;
-  } catch {
-    return null;
-  }
 }
 
 /**

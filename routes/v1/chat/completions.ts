@@ -16,6 +16,7 @@ import {
   chatRequestSchema,
   IGNORED_FIELDS_HEADER,
   ignoredChatFields,
+  IMAGE_URL_PATHS,
   readMessages,
 } from "@/server/openai/messages.ts";
 import { answerChat } from "@/routes/v1/(_lib)/chat_models.ts";
@@ -34,6 +35,8 @@ export const config = {
   auth: "infer",
   bodyLimit: MAX_CHAT_BODY_BYTES,
   body: bodySchema,
+  // A large image's base64 is decoded while the body is parsed (off the main thread).
+  lift: { dataUrls: IMAGE_URL_PATHS },
   responses: {
     POST: {
       200: z.object({

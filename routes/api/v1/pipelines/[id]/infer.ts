@@ -7,6 +7,7 @@ import { z } from "zod";
 import type { Handlers, RouteConfig } from "@/server/http/context.ts";
 import { HttpError } from "@/server/http/http_error.ts";
 import {
+  jsonTensorInputSchema,
   jsonTensorSchema,
   jsonToWire,
   MAX_TENSOR_ELEMENTS,
@@ -18,7 +19,7 @@ import type { RunInput } from "@/core/pipelines/protocol.ts";
 
 /** The request body. */
 export const bodySchema = z.object({
-  inputs: z.record(z.string().min(1), jsonTensorSchema).optional(),
+  inputs: z.record(z.string().min(1), jsonTensorInputSchema).optional(),
   payload: z.unknown().optional(),
 }).strict().refine((body) => (body.inputs === undefined) !== (body.payload === undefined), {
   message: 'expected {"inputs": {name: {type, dims, data}}} or {"payload": …} for a plugin model',
@@ -34,6 +35,8 @@ export const config = {
   bodyLimit: MAX_INFER_BODY_BYTES,
   // More values than the tensors may hold in all is refused while the body streams in.
   maxElements: MAX_TENSOR_ELEMENTS + 1024,
+  // Long tensor data is parsed into Float64Arrays (off the main thread for a large body).
+  lift: { numbers: ["inputs.*.data"] },
   params: { id: "model" }, // 404 before a large body is read
   body: bodySchema,
   responses: {
