@@ -212,3 +212,42 @@ Deno.test("responses - real answers match the routes' declared response schemas"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("X-Headroom-Priority - documented on exactly the routes whose config says they read it", async () => {
+  await using t = await startOnFakeGpu({ gpu: "cpu" });
+  const doc = await (await t.request("/api/openapi.json")).json();
+  let declared = 0;
+  for (const [path, handlers, config] of routes) {
+    for (const method of Object.keys(handlers)) {
+      const operation = doc.paths[openApiPath(path)][method.toLowerCase()];
+      const header = (operation.parameters ?? []).find((p: { in: string; name: string }) =>
+        p.in === "header" && p.name === "X-Headroom-Priority"
+      );
+      assert.equal(!!header, !!config.priority, `${method} ${path}`);
+      if (header) {
+        declared++;
+        assert.deepEqual(header.schema.enum, ["high", "normal", "low"]);
+      }
+    }
+  }
+  assert.ok(declared >= 5, `${declared} operations take a priority`);
+  // A route module that reads the header declares it in its config (the same file).
+  for await (const file of walkTs(new URL("../routes/", import.meta.url))) {
+    const source = await Deno.readTextFile(file);
+    if (source.includes("headerPriority(")) {
+      assert.match(
+        source,
+        /priority: true/,
+        `${file.pathname} reads the header: set priority: true`,
+      );
+    }
+  }
+});
+
+async function* walkTs(dir: URL): AsyncGenerator<URL> {
+  for await (const entry of Deno.readDir(dir)) {
+    const url = new URL(entry.name + (entry.isDirectory ? "/" : ""), dir);
+    if (entry.isDirectory) yield* walkTs(url);
+    else if (entry.name.endsWith(".ts")) yield url;
+  }
+}

@@ -154,6 +154,11 @@ export interface RouteConfig {
    * by transfer: the main thread never walks millions of JSON numbers or base64 characters.
    */
   lift?: LiftPaths;
+  /**
+   * The route runs a model and takes `X-Headroom-Priority` (read with
+   * server/http/priority.ts's `headerPriority`); the OpenAPI document declares the header.
+   */
+  priority?: boolean;
   /** The body is an image (PNG/JPEG or multipart), not JSON. */
   image?: boolean;
   /**

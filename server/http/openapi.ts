@@ -4,6 +4,8 @@
  * the token rule the middleware applies, so the document cannot drift from the server.
  * @module
  */
+import { PRIORITY_HEADER } from "./priority.ts";
+import { PRIORITIES } from "../../core/types.ts";
 import { z } from "zod";
 import type { Config } from "../../core/config.ts";
 import { tokenGuards } from "./auth.ts";
@@ -64,7 +66,7 @@ export function buildOpenApi(
     const item: Record<string, unknown> = {};
     const errorSchema = errorShapeOf(path) === "oip" ? oipErrorSchema : headroomErrorSchema;
     for (const method of Object.keys(handlers)) {
-      const parameters = [...params];
+      const parameters: Array<Record<string, unknown>> = [...params];
       if (options.query) {
         const query = typeof options.query === "function" ? options.query(config) : options.query;
         const schema = jsonSchema(query, "input") as {
@@ -79,6 +81,16 @@ export function buildOpenApi(
             schema: property as { type: string },
           });
         }
+      }
+      if (options.priority) {
+        parameters.push({
+          name: PRIORITY_HEADER,
+          in: "header",
+          required: false,
+          description:
+            "Where the request goes in its model's queue (default: the model's own, else normal)",
+          schema: { type: "string", enum: [...PRIORITIES] },
+        });
       }
       const produces = options.produces ?? "json";
       const declared = options.responses?.[method as keyof typeof options.responses] ?? {};

@@ -17,6 +17,7 @@ export const MAX_OCR_IMAGE_BYTES = 20 * 2 ** 20;
 
 /** Inference on an image body: needs the token with HEADROOM_TOKEN_FOR_INFER. */
 export const config: RouteConfig = {
+  priority: true,
   summary:
     "Image (PNG/JPEG, raw or multipart field `image`) → lines of text, through det → cls → rec",
   auth: "infer",

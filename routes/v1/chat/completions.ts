@@ -30,6 +30,7 @@ export const MAX_CHAT_BODY_BYTES = 32 * 2 ** 20;
 
 /** Inference: needs the token with HEADROOM_TOKEN_FOR_INFER; answers a `chat.completion`. */
 export const config = {
+  priority: true,
   summary:
     "OpenAI-compatible chat: text and image_url parts (base64 data: URLs) to a chat model (built in: ocr); stream: true answers SSE chunks ending in [DONE]",
   auth: "infer",

@@ -73,6 +73,7 @@ export const readyHandler: Handlers = {
 
 /** Inference: the token rule of inference, the body limit of tensors, JSON or binary bodies. */
 export const inferConfig: RouteConfig = {
+  priority: true,
   summary:
     "Open Inference Protocol: run a model on JSON or binary tensors, loading it first if needed",
   auth: "infer",

@@ -31,6 +31,7 @@ export const MAX_INFER_BODY_BYTES = 256 * 2 ** 20;
 /** Inference: needs the token with HEADROOM_TOKEN_FOR_INFER. */
 export const config = {
   summary: "Run a model on JSON tensors (or a plugin payload), loading it first if needed",
+  priority: true,
   auth: "infer",
   bodyLimit: MAX_INFER_BODY_BYTES,
   // More values than the tensors may hold in all is refused while the body streams in.

@@ -31,6 +31,7 @@ export const MAX_QUEUED_BYTES = 16 * 2 ** 20;
 
 /** Inference over a WebSocket: needs the token with HEADROOM_TOKEN_FOR_INFER. */
 export const config: RouteConfig = {
+  priority: true,
   summary: "WebSocket: feed chunks (audio for Silero VAD) to a pipeline, kept active while open",
   auth: "infer",
   produces: "websocket",
