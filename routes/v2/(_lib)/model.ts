@@ -13,7 +13,9 @@ import {
   inferenceAnswer,
   inferenceRequestSchema,
   inferenceResponseSchema,
+  isRawBinary,
   parseInferenceBody,
+  parseRawBinaryBody,
 } from "@/server/oip/infer.ts";
 import {
   checkVersion,
@@ -21,6 +23,7 @@ import {
   modelMetadata,
   modelMetadataSchema,
   modelReadySchema,
+  modelSignature,
 } from "@/server/oip/models.ts";
 import { MAX_INFER_BODY_BYTES } from "@/routes/api/v1/pipelines/[id]/infer.ts";
 
@@ -89,7 +92,14 @@ export const inferHandler: Handlers = {
   POST: async (c) => {
     const row = namedModel(c); // 404 before reading a large body
     const body = new Uint8Array(await c.req.arrayBuffer());
-    const { request, tensors } = parseInferenceBody(body, c.req.header(HEADER_LENGTH_HEADER));
+    const headerLength = c.req.header(HEADER_LENGTH_HEADER);
+    const { request, tensors } = isRawBinary(headerLength)
+      ? parseRawBinaryBody(
+        row.id,
+        (await modelSignature(row, c.var.services.catalog)).inputs,
+        body,
+      )
+      : parseInferenceBody(body, headerLength);
     const result = await c.var.services.scheduler.run(row.id, { kind: "tensors", tensors }, {
       trigger: "infer",
       signal: c.req.raw.signal,
