@@ -149,6 +149,7 @@ const ROUNDS = 3;
  */
 async function wrkAll(
   list: Array<{ origin: string; target: Target }>,
+  clientCounts: readonly number[],
   seconds: number,
   dir: string,
   step: (label: string) => void,
@@ -286,6 +287,75 @@ function ingestion(): Array<
   ];
 }
 
+/**
+ * Serves `modelPath` from the least server and from Headroom (main.ts, its own process, the
+ * native CPU engine), checks that both answer the same numbers, and runs {@link wrkAll} on
+ * the least server and Headroom's three routes at `clientCounts`.
+ */
+async function serveAndLoad(
+  root: string,
+  modelPath: string,
+  width: number,
+  threads: number,
+  clientCounts: readonly number[],
+  seconds: number,
+  dir: string,
+  step: (label: string) => void,
+): Promise<Map<string, HttpResult>> {
+  const { headroom, least } = targets(width);
+  await Deno.writeTextFile(
+    `${dir}/models.json`,
+    JSON.stringify({ models: [{ id: MODEL_ID, source: modelPath }] }),
+  );
+  await using leastServer = await startServerProcess({
+    args: ["run", "--allow-all", "bench/least_server.ts", modelPath, String(threads)],
+    cwd: root,
+    stopSignal: "SIGKILL",
+  });
+  await using server = await startServerProcess({
+    args: [
+      "run",
+      V8_FLAGS,
+      "--allow-all",
+      "main.ts",
+      "--port",
+      "0",
+      "--models",
+      `${dir}/models.json`,
+      "--gpu",
+      "cpu",
+      "--cpu-engine",
+      "native",
+      "--cpu-threads",
+      String(threads),
+      // Above the 64 clients: with the default (32) the rest are answered 429 at once.
+      "--queue-limit",
+      String(QUEUE_LIMIT),
+    ],
+    cwd: root,
+    env: { HEADROOM_DATA_DIR: `${dir}/data-${crypto.randomUUID()}` },
+    stopSignal: "SIGKILL",
+  });
+  const leastOut = await firstOutput(leastServer.url, least);
+  for (const target of headroom) {
+    assertAgree(
+      `${target.label} vs the least server`,
+      await firstOutput(server.url, target),
+      leastOut,
+    );
+  }
+  return await wrkAll(
+    [
+      { origin: leastServer.url, target: least },
+      ...headroom.map((target) => ({ origin: server.url, target })),
+    ],
+    clientCounts,
+    seconds,
+    dir,
+    step,
+  );
+}
+
 /** Runs the serving benchmark and turns it into rows of bench/results.json. */
 export async function servingRows(
   root: string,
@@ -297,7 +367,7 @@ export async function servingRows(
   const info = await ensureSyntheticModel(`${root}data/bench`, "64MiB");
   const width = info.width;
   const { headroom, least } = targets(width);
-  const step = progressLine(2 + CLIENTS.length);
+  const step = progressLine(3 + CLIENTS.length);
   const dir = await Deno.makeTempDir({ prefix: "headroom-serving-" });
   const rows: BenchRow[] = [];
   try {
@@ -306,57 +376,16 @@ export async function servingRows(
     step(`onnxruntime-node in process, batch 1 and ${BATCH}`);
     const engine = await inProcess(info.path, threads, width, Math.max(2, seconds / 2));
 
-    await Deno.writeTextFile(
-      `${dir}/models.json`,
-      JSON.stringify({ models: [{ id: MODEL_ID, source: info.path }] }),
-    );
-    await using leastServer = await startServerProcess({
-      args: ["run", "--allow-all", "bench/least_server.ts", info.path, String(threads)],
-      cwd: root,
-      stopSignal: "SIGKILL",
-    });
-    await using server = await startServerProcess({
-      args: [
-        "run",
-        V8_FLAGS,
-        "--allow-all",
-        "main.ts",
-        "--port",
-        "0",
-        "--models",
-        `${dir}/models.json`,
-        "--gpu",
-        "cpu",
-        "--cpu-engine",
-        "native",
-        "--cpu-threads",
-        String(threads),
-        // Above the 64 clients: with the default (32) the rest are answered 429 at once.
-        "--queue-limit",
-        String(QUEUE_LIMIT),
-      ],
-      cwd: root,
-      env: { HEADROOM_DATA_DIR: `${dir}/data` },
-      stopSignal: "SIGKILL",
-    });
-    const leastOut = await firstOutput(leastServer.url, least);
-    for (const target of headroom) {
-      assertAgree(
-        `${target.label} vs the least server`,
-        await firstOutput(server.url, target),
-        leastOut,
-      );
-    }
-    const results = await wrkAll(
-      [
-        { origin: leastServer.url, target: least },
-        ...headroom.map((target) => ({ origin: server.url, target })),
-      ],
+    const results = await serveAndLoad(
+      root,
+      info.path,
+      width,
+      threads,
+      CLIENTS,
       seconds,
       dir,
       step,
     );
-
     for (const label of [...headroom.map((t) => t.label), least.label]) {
       for (const clients of CLIENTS) {
         const r = results.get(`${label}@${clients}`)!;
@@ -410,6 +439,25 @@ export async function servingRows(
         unit: "ratio",
         target: "≥ 0.85",
         note: "same run, same body (v2 JSON to the least server)",
+      });
+    }
+    // The path's own cost: a model whose run is ~0.1 ms, at one client, beside the least server.
+    const small = await ensureSyntheticModel(`${root}data/bench`, "1MiB", { width });
+    const path = await serveAndLoad(root, small.path, width, threads, [1], seconds, dir, step);
+    const floor = 1e6 / path.get(`${least.label}@1`)!.requestsPerSecond;
+    rows.push({
+      name: "serving - 1 MiB model, least server, 1 client",
+      value: floor,
+      unit: "µs/request",
+      note: `1e6 / its wrk -c1 req/s; one 512-wide layer (a run of ~0.1 ms)`,
+    });
+    for (const target of headroom) {
+      rows.push({
+        name: `serving - 1 MiB model, ${target.label}, 1 client, above the least server`,
+        value: 1e6 / path.get(`${target.label}@1`)!.requestsPerSecond - floor,
+        unit: "µs/request",
+        note: "same run: 1e6 / req/s of each, at wrk -c1, less the least server's; " +
+          "the request path's own cost (bench/request_path.ts splits it by stage)",
       });
     }
     for (const r of ingest) {
