@@ -6,6 +6,9 @@
  * - HTTP: wrk (Debian's `wrk`) against `GET /api/v1/hardware/vram` of a real Headroom
  *   (on the driver test double) and against a plain `Deno.serve` hello world, in the
  *   same run, reported as a ratio (these machines are noisy: only ratios compare).
+ * - Serving (`--only serving`, scripts/_lib/serving.ts): inference on the generated 64 MiB
+ *   model through v2 JSON, v2 binary and /api/v1 at 1-64 clients, beside the least server
+ *   (bench/least_server.ts) and onnxruntime-node in process, and tensor ingestion.
  * @module
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
@@ -20,6 +23,7 @@ import { machineDescription } from "./_lib/machine.ts";
 import { defineTool, flag } from "./_lib/tool.ts";
 import { writeBenchTable } from "./_lib/bench_table.ts";
 import { sizeSweepRows } from "./_lib/size_sweep.ts";
+import { servingRows } from "./_lib/serving.ts";
 
 const tool = defineTool({
   name: "bench",
@@ -149,6 +153,12 @@ if (!values.only || "pipelines".includes(values.only)) rows.push(...await pipeli
 //    the software adapter, each run in a fresh process (bench/big_model.ts).
 if (!values.only || "size sweep".includes(values.only)) {
   rows.push(...await sizeSweepRows(root, values.heavy, log));
+}
+
+// 6. Serving: wrk at 1-64 clients on v2 JSON / binary and /api/v1 against the least server,
+//    beside onnxruntime-node in process at batch 1 and 16, and tensor ingestion.
+if (!values.only || "serving".includes(values.only)) {
+  rows.push(...await servingRows(root, seconds, log));
 }
 
 // With --only, the other rows of the last full run are kept (their own notes say how they were measured).

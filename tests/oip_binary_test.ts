@@ -1,7 +1,9 @@
 /**
  * The binary tensor data codec (server/oip/binary.ts), alone: every wire element type
  * round-trips through its bytes, the bytes are the extension's (little-endian, BOOL one
- * byte, BYTES length-prefixed), and a count that does not fit the shape names the tensor.
+ * byte, BYTES length-prefixed), and a count that does not fit the shape names the tensor;
+ * a raw binary request (Inference-Header-Content-Length: 0) is one input's bytes, its shape
+ * from the model, or a 400 saying what the model lacks for it.
  */
 import assert from "node:assert/strict";
 import { TENSOR_ARRAYS, TENSOR_TYPES, type WireTensor } from "../core/pipelines/protocol.ts";
@@ -12,6 +14,12 @@ import {
   TensorBytesError,
 } from "../server/oip/binary.ts";
 import { OIP_DATATYPES, wireTypeOf } from "../server/oip/datatypes.ts";
+import { type DeclaredInput, parseRawBinaryBody } from "../server/oip/infer.ts";
+import { HttpError } from "../server/http/http_error.ts";
+import { startService } from "../server/service.ts";
+import { testConfig } from "./_service.ts";
+import { tempDirSync } from "./_temp.ts";
+import { identityModel, oneInputModel } from "./fixtures/oip_models.ts";
 
 /** Four elements of each type, edges included. */
 function sample(type: typeof TENSOR_TYPES[number]): WireTensor {
@@ -91,4 +99,121 @@ Deno.test("binary - a byte count that does not fit the shape is refused, naming 
     () => decodeTensorBytes("words", "string", [1], Uint8Array.of(1, 0, 0, 0, 0xff)),
     /input "words": BYTES element 0 is not UTF-8/,
   );
+});
+
+// ---- raw binary requests (Inference-Header-Content-Length: 0) ------------------------------
+
+/** The 400 a raw binary body gets from parseRawBinaryBody, as its message. */
+function rawRefusal(inputs: DeclaredInput[], body: Uint8Array): string {
+  try {
+    parseRawBinaryBody("m", inputs, body);
+  } catch (error) {
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, 400);
+    return error.message;
+  }
+  assert.fail("a raw binary body was taken that should have been refused");
+}
+
+Deno.test("binary - a raw binary body is the one input's bytes, its shape from the model", () => {
+  const rows = Float32Array.of(1, 2, 3, 4, 5, 6);
+  const bytes = encodeTensorBytes({ type: "float32", dims: [2, 3], data: rows });
+  // One free dimension: the byte count gives it (2 rows of 3 float32).
+  const free = parseRawBinaryBody("m", [{ name: "x", type: "float32", dims: ["N", 3] }], bytes);
+  assert.deepEqual(free.tensors.x.dims, [2, 3]);
+  assert.deepEqual(free.tensors.x.data, rows);
+  assert.deepEqual(free.request.inputs, [{ name: "x", shape: [2, 3], datatype: "FP32" }]);
+  assert.equal(free.request.parameters?.binary_data_output, true, "outputs come back as binary");
+  // Fixed shape: taken as it is.
+  const fixed = parseRawBinaryBody("m", [{ name: "x", type: "float32", dims: [3, 2] }], bytes);
+  assert.deepEqual(fixed.tensors.x.dims, [3, 2]);
+  // A free batch dimension beside another free one is batch 1; the other is deduced.
+  const batch = parseRawBinaryBody("m", [{ name: "x", type: "float32", dims: [-1, "T"] }], bytes);
+  assert.deepEqual(batch.tensors.x.dims, [1, 6]);
+  // BYTES: shape [1], the element length-prefixed as the extension says.
+  const text = encodeTensorBytes({ type: "string", dims: [1], data: ["héllo"] });
+  const words = parseRawBinaryBody("m", [{ name: "s", type: "string", dims: ["N"] }], text);
+  assert.deepEqual(words.tensors.s, { type: "string", dims: [1], data: ["héllo"] });
+});
+
+Deno.test("binary - a raw binary body the model cannot place is a 400 naming what is missing", () => {
+  const bytes = new Uint8Array(24);
+  assert.match(
+    rawRefusal([
+      { name: "a", type: "float32", dims: [2] },
+      { name: "b", type: "float32", dims: [2] },
+    ], bytes),
+    /model "m": a raw binary request \(Inference-Header-Content-Length: 0\) needs a model with one input, and it has 2 \("a", "b"\); or send the JSON inference header/,
+  );
+  assert.match(
+    rawRefusal([{ name: "x", type: "float32", dims: [4, "H", "W"] }], bytes),
+    /input "x" has shape \[4, H, W\], with 2 free dimensions \(at 1, 2\)/,
+  );
+  assert.match(
+    rawRefusal([{ name: "x", type: "float32", dims: ["N", 5] }], bytes),
+    /input "x" of shape \[N, 5\] takes a multiple of 20 bytes \(float32\), but 24 were sent/,
+  );
+  assert.match(
+    rawRefusal([{ name: "x", type: "float32", dims: [2, 2] }], bytes),
+    /input "x": shape \[2, 2\] of float32 needs 16 bytes \(4 × 4\) but 24 were sent/,
+  );
+  assert.match(
+    rawRefusal([{ name: "s", type: "string", dims: [2] }], bytes),
+    /BYTES input "s" has shape \[2\]; a raw one needs \[1\]/,
+  );
+  assert.match(rawRefusal([], bytes), /its inputs are not known yet/);
+  assert.match(
+    rawRefusal([{ name: "x", type: "float32", dims: ["N", 3] }], new Uint8Array(0)),
+    /has no bytes/,
+  );
+});
+
+Deno.test("binary - POST /v2/models/{name}/infer takes a raw binary request and answers binary outputs", async () => {
+  const dir = tempDirSync("headroom-raw-");
+  Deno.writeFileSync(`${dir}/one.onnx`, oneInputModel());
+  Deno.writeFileSync(`${dir}/ids.onnx`, identityModel());
+  Deno.writeTextFileSync(
+    `${dir}/models.json`,
+    JSON.stringify({
+      models: [{ id: "one", source: "one.onnx" }, { id: "ids", source: "ids.onnx" }],
+    }),
+  );
+  await using service = await startService(
+    testConfig({ gpu: "cpu", modelsFile: `${dir}/models.json` }),
+  );
+  try {
+    const rows = Float32Array.of(1.5, -2, 3, 4, 5e-3, 6);
+    const raw = (model: string, body: Uint8Array<ArrayBuffer>) =>
+      service.app.request(`/v2/models/${model}/infer`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/octet-stream",
+          "inference-header-content-length": "0",
+        },
+        body,
+      });
+    // Before the model is loaded: its shape comes from the ONNX file.
+    const response = await raw("one", new Uint8Array(rows.buffer));
+    assert.equal(response.status, 200, await response.clone().text());
+    assert.equal(response.headers.get("content-type"), "application/octet-stream");
+    const length = Number(response.headers.get("inference-header-content-length"));
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(0, length)));
+    assert.deepEqual(header.outputs, [{
+      name: "y",
+      shape: [2, 3],
+      datatype: "FP32",
+      parameters: { binary_data_size: 24 },
+    }]);
+    assert.deepEqual(new Float32Array(bytes.slice(length).buffer), rows);
+    // A model with many inputs: a 400 in v2's error shape, naming what is missing.
+    const many = await raw("ids", new Uint8Array(8));
+    assert.equal(many.status, 400);
+    assert.match(
+      (await many.json()).error,
+      /model "ids": a raw binary request .* needs a model with one input, and it has 13/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

@@ -5,8 +5,26 @@ import { startServerProcess } from "./server_process.ts";
 /** What wrk measured. */
 export interface HttpResult {
   requestsPerSecond: number;
+  p50Ms: number;
   p99Ms: number;
   errors: number;
+}
+
+/** How wrk loads the target (default: 2 threads, 50 connections, GET). */
+export interface WrkOptions {
+  connections?: number;
+  threads?: number;
+  /** Seconds before wrk counts a request as timed out (wrk's default: 2). */
+  timeoutSeconds?: number;
+  /** A Lua script (like bench/wrk_post.lua), and the environment it reads. */
+  script?: string;
+  env?: Record<string, string>;
+}
+
+/** A latency line of wrk's `--latency` table (`99%  12.3ms`) in ms. */
+function percentileMs(text: string, percent: string): number {
+  const match = new RegExp(`\\s${percent}%\\s+([\\d.]+)(us|ms|s)\\b`).exec(text);
+  return match ? Number(match[1]) * ({ us: 0.001, ms: 1, s: 1000 }[match[2]] ?? 1) : NaN;
 }
 
 /** A server started for a benchmark. */
@@ -15,12 +33,27 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-/** Runs wrk (2 threads, 50 connections) for `seconds` and parses its summary. */
-export async function runWrk(url: string, seconds: number): Promise<HttpResult> {
+/** Runs wrk for `seconds` (2 threads, 50 connections unless `options` say) and parses its summary. */
+export async function runWrk(
+  url: string,
+  seconds: number,
+  options: WrkOptions = {},
+): Promise<HttpResult> {
+  const connections = options.connections ?? 50;
+  const threads = Math.min(options.threads ?? 2, connections);
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command("wrk", {
-      args: ["-t2", "-c50", `-d${seconds}s`, "--latency", url],
+      args: [
+        `-t${threads}`,
+        `-c${connections}`,
+        `-d${seconds}s`,
+        "--latency",
+        ...(options.timeoutSeconds ? ["--timeout", `${options.timeoutSeconds}s`] : []),
+        ...(options.script ? ["-s", options.script] : []),
+        url,
+      ],
+      env: options.env,
       stdout: "piped",
       stderr: "piped",
     }).output();
@@ -35,10 +68,14 @@ export async function runWrk(url: string, seconds: number): Promise<HttpResult> 
   if (!output.success || !rps) {
     throw new Error(`wrk failed:\n${text}\n${new TextDecoder().decode(output.stderr)}`);
   }
-  const p99 = /99%\s+([\d.]+)(us|ms|s)/.exec(text);
-  const p99Ms = p99 ? Number(p99[1]) * ({ us: 0.001, ms: 1, s: 1000 }[p99[2]] ?? 1) : NaN;
   const errors = /Non-2xx or 3xx responses:\s*(\d+)/.exec(text);
-  return { requestsPerSecond: Number(rps[1]), p99Ms, errors: errors ? Number(errors[1]) : 0 };
+  const socketErrors = /Socket errors:.*\btimeout (\d+)/.exec(text);
+  return {
+    requestsPerSecond: Number(rps[1]),
+    p50Ms: percentileMs(text, "50"),
+    p99Ms: percentileMs(text, "99"),
+    errors: (errors ? Number(errors[1]) : 0) + (socketErrors ? Number(socketErrors[1]) : 0),
+  };
 }
 
 /** A plain `Deno.serve` hello world: the ceiling to compare against. */

@@ -31,7 +31,14 @@ export const jsonTensorSchema = z.object({
     z.number().int("must hold whole numbers").min(0, "must not be negative").max(2 ** 31),
   )
     .max(8, "must have at most 8 dimensions"),
-  data: z.array(z.union([z.number(), z.string(), z.boolean()])),
+  // Checked element by element once, where it becomes a typed array (toTypedArray names the
+  // element at fault), not walked and copied by zod first.
+  data: z.custom<Array<number | string | boolean>>((value) => Array.isArray(value), {
+    error: "must be an array of numbers, strings or booleans",
+  }).meta({
+    type: "array",
+    items: { anyOf: [{ type: "number" }, { type: "string" }, { type: "boolean" }] },
+  }),
 });
 
 /** A tensor as JSON. */
@@ -95,7 +102,9 @@ function toTypedArray(name: string, tensor: JsonTensorInput): WireTensor["data"]
       const data = new TENSOR_ARRAYS[tensor.type](values.length);
       for (let i = 0; i < values.length; i++) {
         const value = values[i];
-        if (typeof value === "boolean") throw bad(i, "is not an integer");
+        if (typeof value !== "number" && typeof value !== "string") {
+          throw bad(i, "is not an integer");
+        }
         try {
           data[i] = BigInt(value);
         } catch {
@@ -105,7 +114,11 @@ function toTypedArray(name: string, tensor: JsonTensorInput): WireTensor["data"]
       return data;
     }
     case "bool":
-      return Uint8Array.from(values, (value) => (value === true || value === 1 ? 1 : 0));
+      return Uint8Array.from(values, (value, i) => {
+        // A caller's schema may leave elements unchecked (v2's nested data): this is the check.
+        if (value === null || typeof value === "object") throw bad(i, "is not a boolean");
+        return value === true || value === 1 ? 1 : 0;
+      });
     default: {
       const data = new TENSOR_ARRAYS[tensor.type](values.length);
       const mustBeFinite = tensor.type !== "float32"; // JSON's 1e999 reads as Infinity

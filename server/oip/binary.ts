@@ -2,7 +2,8 @@
  * The binary tensor data extension's codec (Triton's `binary_tensor_data`): a tensor's
  * elements as raw little-endian bytes, row major, no padding; BOOL one byte (0 or 1);
  * BYTES (ONNX `string`) each element a 4-byte little-endian unsigned length, then its
- * bytes. Pure: no HTTP, no I/O; a size that does not match the shape throws a
+ * bytes. Numeric tensors are views of the bytes they came from where the alignment allows
+ * (no copy either way on a little-endian host). Pure: no HTTP, no I/O; a size that does not match the shape throws a
  * {@link TensorBytesError} naming the tensor. BYTES elements must be UTF-8 text without NUL:
  * onnxruntime holds string tensors as text, and onnxruntime-node cuts one at a NUL byte.
  * @module
@@ -54,7 +55,10 @@ export function elementCount(dims: readonly number[]): number {
   return dims.reduce((a, b) => a * b, 1);
 }
 
-/** A tensor's data as the extension's bytes (a copy: the tensor is left as it was). */
+/**
+ * A tensor's data as the extension's bytes: on a little-endian host a view of the tensor's
+ * own bytes (no copy: the answer copies them once, into its body), else a byte-swapped copy.
+ */
 export function encodeTensorBytes(tensor: WireTensor): Uint8Array {
   if (Array.isArray(tensor.data)) {
     const parts = tensor.data.map((text) => utf8.encode(text));
@@ -69,8 +73,8 @@ export function encodeTensorBytes(tensor: WireTensor): Uint8Array {
     return out;
   }
   const data = tensor.data;
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-  return swapElements(bytes, data.BYTES_PER_ELEMENT);
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return HOST_IS_LITTLE_ENDIAN ? bytes : swapElements(bytes.slice(), data.BYTES_PER_ELEMENT);
 }
 
 /**
@@ -93,7 +97,15 @@ export function decodeTensorBytes(
         `(${count} × ${size}) but ${bytes.length} were sent; fix "shape" or "binary_data_size"`,
     );
   }
-  // A copy: the body's bytes may start at any offset; a typed array needs its alignment.
+  // A view of the body where its bytes lie at the element size's alignment (the v2 route
+  // reads bodies so that they do: readInferenceBody), else a copy a typed array can view.
+  if (HOST_IS_LITTLE_ENDIAN && bytes.byteOffset % size === 0) {
+    return new TENSOR_ARRAYS[type](
+      bytes.buffer as ArrayBuffer,
+      bytes.byteOffset,
+      count,
+    ) as TypedTensorData;
+  }
   const own = swapElements(bytes.slice(), size);
   return new TENSOR_ARRAYS[type](own.buffer as ArrayBuffer) as TypedTensorData;
 }

@@ -89,6 +89,21 @@ function metadataTensor(tensor: TensorRow): z.infer<typeof metadataTensorSchema>
 }
 
 /**
+ * A model's inputs and outputs: as the loaded session reports them, else as the models
+ * file states them, else as its ONNX file declares them (read without loading it; empty
+ * while the file is not there yet, like a synthetic model not generated yet).
+ */
+export async function modelSignature(
+  row: ModelRow,
+  catalog: Catalog,
+): Promise<Pick<ModelRow, "inputs" | "outputs">> {
+  const { inputs, outputs } = row;
+  const path = catalog.find(row.id)?.path;
+  if (inputs.length > 0 || outputs.length > 0 || !path) return { inputs, outputs };
+  return await readModelSignature(path).catch(() => ({ inputs, outputs }));
+}
+
+/**
  * The model metadata of a row: its inputs and outputs as the loaded session reports
  * them, else as the models file states them, else as the model's ONNX file declares them
  * (read without loading it; empty while the file is not there yet, like a synthetic model
@@ -98,11 +113,7 @@ export async function modelMetadata(
   row: ModelRow,
   catalog: Catalog,
 ): Promise<z.infer<typeof modelMetadataSchema>> {
-  let { inputs, outputs } = row;
-  const path = catalog.find(row.id)?.path;
-  if (inputs.length === 0 && outputs.length === 0 && path) {
-    ({ inputs, outputs } = await readModelSignature(path).catch(() => ({ inputs, outputs })));
-  }
+  const { inputs, outputs } = await modelSignature(row, catalog);
   return {
     name: row.id,
     versions: [MODEL_VERSION],

@@ -14,7 +14,10 @@ import {
   inferenceAnswer,
   inferenceRequestSchema,
   inferenceResponseSchema,
+  isRawBinary,
   parseInferenceBody,
+  parseRawBinaryBody,
+  readInferenceBody,
 } from "@/server/oip/infer.ts";
 import {
   checkVersion,
@@ -22,6 +25,7 @@ import {
   modelMetadata,
   modelMetadataSchema,
   modelReadySchema,
+  modelSignature,
 } from "@/server/oip/models.ts";
 import { MAX_INFER_BODY_BYTES } from "@/routes/api/v1/pipelines/[id]/infer.ts";
 
@@ -89,17 +93,28 @@ export const inferConfig: RouteConfig = {
  */
 export const inferHandler: Handlers = {
   POST: async (c) => {
-    const row = namedModel(c); // 404 before reading a large body
-    const body = new Uint8Array(await c.req.arrayBuffer());
-    const { request, tensors } = parseInferenceBody(body, c.req.header(HEADER_LENGTH_HEADER));
-    const result = await c.var.services.scheduler.run(row.id, { kind: "tensors", tensors }, {
+    // The 404 before reading a large body; no model row is built for an inference request.
+    const id = c.req.param("name")!;
+    const { scheduler } = c.var.services;
+    scheduler.require(id);
+    checkVersion(id, c.req.param("version"));
+    const headerLength = c.req.header(HEADER_LENGTH_HEADER);
+    const body = await readInferenceBody(c.req.raw, headerLength);
+    const { request, tensors } = isRawBinary(headerLength)
+      ? parseRawBinaryBody(
+        id,
+        (await modelSignature(scheduler.model(id), c.var.services.catalog)).inputs,
+        body,
+      )
+      : parseInferenceBody(body, headerLength);
+    const result = await scheduler.run(id, { kind: "tensors", tensors }, {
       trigger: "infer",
       signal: c.req.raw.signal,
       priority: parameterPriority(request.parameters?.priority) ?? headerPriority(c),
     });
     if (result.output.kind !== "tensors") {
-      throw new Error(`model "${row.id}" answered a plugin payload to a tensor request`);
+      throw new Error(`model "${id}" answered a plugin payload to a tensor request`);
     }
-    return answerResponse(inferenceAnswer(row.id, request, result.output.tensors));
+    return answerResponse(inferenceAnswer(id, request, result.output.tensors));
   },
 };

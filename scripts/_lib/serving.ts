@@ -1,0 +1,508 @@
+/**
+ * The serving benchmark of `deno task bench` (`--only serving`): on the generated 64 MiB
+ * model (`deno task gen-model --size 64MiB`, kept in data/bench/) with the native CPU
+ * engine, wrk on loopback at 1, 4, 16 and 64 connections against Headroom's v2 JSON, v2
+ * binary and /api/v1 infer routes and against the least server (bench/least_server.ts),
+ * beside onnxruntime-node in this process on the same file at batch 1 and 16, and the
+ * input ingestion of a 1×3×640×640 float32 tensor through the v2 route's own body parser.
+ * Every ratio it reports compares figures of the same run (these machines are noisy).
+ * @module
+ */
+import { scanOnnxFile } from "../../core/models/external_data.ts";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { ensureSyntheticModel } from "../../core/models/synthetic.ts";
+import { createNativeSession, loadNativeOrt } from "../../workers/engines/native.ts";
+import { DEFAULT_ORT_NODE_DIR, defaultCpuThreads } from "../../workers/engines/choose.ts";
+import { encodeTensorBytes } from "../../server/oip/binary.ts";
+import {
+  HEADER_LENGTH_HEADER,
+  parseInferenceBody,
+  readInferenceBody,
+} from "../../server/oip/infer.ts";
+import { type HttpResult, runWrk } from "./http_bench.ts";
+import { startServerProcess } from "./server_process.ts";
+import type { SweepRow as BenchRow } from "./size_sweep.ts";
+
+/** The connection counts wrk runs at. */
+export const CLIENTS = [1, 4, 16, 64] as const;
+
+/** Rows per run in the in-process batched figure (the issue's batch 16). */
+const BATCH = 16;
+
+const V8_FLAGS = "--v8-flags=--wasm-tiering-budget=100000000";
+const MODEL_ID = "m64";
+/**
+ * Headroom's per-pipeline queue limit in the bench: above the largest client count, with room
+ * for the requests a finished wrk round leaves in flight until their connections close.
+ */
+const QUEUE_LIMIT = 256;
+
+/** One body wrk sends, and where. */
+interface Target {
+  label: string;
+  path: string;
+  type: string;
+  body: Uint8Array;
+  headerLength?: number;
+}
+
+/** A progress line on stderr: rewritten in place on a terminal, one line each otherwise. */
+function progressLine(total: number): (label: string) => void {
+  let step = 0;
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  return (label) => {
+    step++;
+    const line = `[serving] ${step}/${total} ${label}`;
+    Deno.stderr.writeSync(encoder.encode(tty ? `\r\x1b[K${line}` : `${line}\n`));
+    if (tty && step === total) Deno.stderr.writeSync(encoder.encode("\n"));
+  };
+}
+
+/** A float32 input of `rows` × `width`, the same values every run. */
+function inputRows(rows: number, width: number): Float32Array {
+  return Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i) / 2);
+}
+
+/** The v2 JSON, v2 binary and /api/v1 bodies of one 1×width input, and the least server's. */
+function targets(width: number): { headroom: Target[]; least: Target } {
+  const data = inputRows(1, width);
+  const json = new TextEncoder().encode(JSON.stringify({
+    inputs: [{ name: "input", shape: [1, width], datatype: "FP32", data: Array.from(data) }],
+  }));
+  const bytes = encodeTensorBytes({ type: "float32", dims: [1, width], data });
+  const header = new TextEncoder().encode(JSON.stringify({
+    inputs: [{
+      name: "input",
+      shape: [1, width],
+      datatype: "FP32",
+      parameters: { binary_data_size: bytes.length },
+    }],
+    parameters: { binary_data_output: true },
+  }));
+  const binary = new Uint8Array(header.length + bytes.length);
+  binary.set(header);
+  binary.set(bytes, header.length);
+  const v1 = new TextEncoder().encode(JSON.stringify({
+    inputs: { input: { type: "float32", dims: [1, width], data: Array.from(data) } },
+  }));
+  const v2 = `/v2/models/${MODEL_ID}/infer`;
+  return {
+    headroom: [
+      { label: "v2 JSON", path: v2, type: "application/json", body: json },
+      {
+        label: "v2 binary",
+        path: v2,
+        type: "application/octet-stream",
+        body: binary,
+        headerLength: header.length,
+      },
+      {
+        label: "/api/v1 infer",
+        path: `/api/v1/pipelines/${MODEL_ID}/infer`,
+        type: "application/json",
+        body: v1,
+      },
+    ],
+    least: { label: "least server", path: "/", type: "application/json", body: json },
+  };
+}
+
+/** The first output row a target answers (fetch, once), to check both servers agree. */
+async function firstOutput(origin: string, target: Target): Promise<Float32Array> {
+  const headers: Record<string, string> = { "content-type": target.type };
+  if (target.headerLength !== undefined) {
+    headers[HEADER_LENGTH_HEADER] = String(target.headerLength);
+  }
+  const response = await fetch(`${origin}${target.path}`, {
+    method: "POST",
+    headers,
+    body: target.body as Uint8Array<ArrayBuffer>,
+  });
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (response.status !== 200) {
+    throw new Error(
+      `${target.label} answered ${response.status}: ${new TextDecoder().decode(bytes)}`,
+    );
+  }
+  const length = response.headers.get(HEADER_LENGTH_HEADER);
+  if (length !== null) return new Float32Array(bytes.slice(Number(length)).buffer);
+  const json = JSON.parse(new TextDecoder().decode(bytes));
+  return Float32Array.from(json.outputs.output?.data ?? json.outputs[0].data);
+}
+
+/** Throws unless `a` and `b` agree within float32 rounding (same engine, same threads). */
+function assertAgree(what: string, a: Float32Array, b: Float32Array): void {
+  const worst = a.reduce(
+    (m, v, i) => Math.max(m, Math.abs(v - b[i])),
+    a.length === b.length ? 0 : Infinity,
+  );
+  if (!(worst <= 1e-4)) {
+    throw new Error(
+      `${what}: outputs differ by ${worst}; the bench is not comparing like with like`,
+    );
+  }
+}
+
+/** Rounds per figure: wrk rounds of the targets alternate, so load from elsewhere weighs on all alike. */
+const ROUNDS = 3;
+
+/**
+ * wrk against every target at each client count, after a warm-up: for each client count,
+ * {@link ROUNDS} rounds of `seconds / ROUNDS` each, the targets in turn within a round;
+ * each figure is the round with the median throughput (its p50 and p99 with it).
+ */
+async function wrkAll(
+  list: Array<{ origin: string; target: Target }>,
+  clientCounts: readonly number[],
+  seconds: number,
+  dir: string,
+  step: (label: string) => void,
+): Promise<Map<string, HttpResult>> {
+  const script = fromFileUrl(new URL("../../bench/wrk_post.lua", import.meta.url));
+  const runs = await Promise.all(list.map(async ({ origin, target }, i) => {
+    const file = `${dir}/body${i}`;
+    await Deno.writeFile(file, target.body);
+    const env = {
+      WRK_BODY: file,
+      WRK_TYPE: target.type,
+      WRK_HEADER_LENGTH: target.headerLength === undefined ? "" : String(target.headerLength),
+    };
+    return { url: `${origin}${target.path}`, label: target.label, env, origin, target };
+  }));
+  for (const { url, env } of runs) {
+    await runWrk(url, 1, { connections: 4, script, env }); // warm-up
+  }
+  const out = new Map<string, HttpResult>();
+  const roundSeconds = Math.max(1, Math.round(seconds / ROUNDS));
+  for (const clients of clientCounts) {
+    step(
+      `wrk, ${clients} client${
+        clients === 1 ? "" : "s"
+      }: ${ROUNDS} rounds of ${roundSeconds} s per target`,
+    );
+    const seen = new Map<string, HttpResult[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const { url, label, env, origin, target } of runs) {
+        const result = await runWrk(url, roundSeconds, {
+          connections: clients,
+          timeoutSeconds: 60,
+          script,
+          env,
+        });
+        if (result.errors > 0) {
+          throw new Error(`${label} at ${clients} clients: ${result.errors} failed requests`);
+        }
+        seen.set(label, [...seen.get(label) ?? [], result]);
+        // What a round left in flight ends before the next starts: one request more, answered
+        // after them (the least server runs what a gone client sent; Headroom drops it).
+        await firstOutput(origin, target);
+      }
+    }
+    for (const [label, results] of seen) {
+      const sorted = results.sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+      out.set(`${label}@${clients}`, sorted[Math.floor(sorted.length / 2)]);
+    }
+  }
+  return out;
+}
+
+/** onnxruntime-node on this thread, same file and threads: runs/s and ms a run at `rows` rows. */
+async function inProcess(
+  modelPath: string,
+  threads: number,
+  width: number,
+  seconds: number,
+): Promise<Record<number, { runsPerSecond: number; medianMs: number }>> {
+  const ort = loadNativeOrt(DEFAULT_ORT_NODE_DIR);
+  const { totalBytes } = await scanOnnxFile(modelPath);
+  const session = await createNativeSession(ort, modelPath, threads, totalBytes);
+  const out: Record<number, { runsPerSecond: number; medianMs: number }> = {};
+  try {
+    for (const rows of [1, BATCH]) {
+      const feed = { input: new ort.Tensor("float32", inputRows(rows, width), [rows, width]) };
+      for (let i = 0; i < 20; i++) await session.run(feed); // warm-up: pages the weights in
+      const times: number[] = [];
+      const start = performance.now();
+      while (performance.now() - start < seconds * 1000) {
+        const t0 = performance.now();
+        await session.run(feed);
+        times.push(performance.now() - t0);
+      }
+      const elapsed = (performance.now() - start) / 1000;
+      times.sort((a, b) => a - b);
+      out[rows] = {
+        runsPerSecond: times.length / elapsed,
+        medianMs: times[Math.floor(times.length / 2)],
+      };
+    }
+  } finally {
+    await session.release();
+  }
+  return out;
+}
+
+/** The median ms of `fn` over `runs` calls (after one warm-up call). */
+async function medianMs(runs: number, fn: () => unknown): Promise<number> {
+  await fn();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/**
+ * Ingestion of a 1×3×640×640 float32 tensor as the v2 infer route takes it, in this process:
+ * `readInferenceBody` (the body read from a stream of 64 KiB chunks, as a socket gives it,
+ * with its Content-Length) then `parseInferenceBody` (header, schema, sizes, typed array):
+ * the tensor's bytes per second, as binary data and as JSON numbers.
+ */
+async function ingestion(): Promise<
+  Array<{ format: string; bodyBytes: number; ms: number; gbPerSecond: number }>
+> {
+  const dims = [1, 3, 640, 640];
+  const data = Float32Array.from({ length: 3 * 640 * 640 }, (_, i) => Math.fround(Math.sin(i)));
+  const tensorBytes = data.byteLength;
+  const bytes = encodeTensorBytes({ type: "float32", dims, data });
+  const header = new TextEncoder().encode(JSON.stringify({
+    inputs: [{
+      name: "images",
+      shape: dims,
+      datatype: "FP32",
+      parameters: { binary_data_size: bytes.length },
+    }],
+  }));
+  const binary = new Uint8Array(header.length + bytes.length);
+  binary.set(header);
+  binary.set(bytes, header.length);
+  const json = new TextEncoder().encode(JSON.stringify({
+    inputs: [{ name: "images", shape: dims, datatype: "FP32", data: Array.from(data) }],
+  }));
+  const ingest = async (body: Uint8Array, headerLength: string | undefined) => {
+    // The socket's chunks (views, made before the clock starts: the socket's own cost).
+    const chunks = Array.from(
+      { length: Math.ceil(body.length / 65_536) },
+      (_, i) => body.subarray(i * 65_536, (i + 1) * 65_536),
+    );
+    let next = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (next < chunks.length) controller.enqueue(chunks[next++]);
+        else controller.close();
+      },
+    });
+    const request = new Request("http://127.0.0.1/v2/models/m/infer", {
+      method: "POST",
+      headers: { "content-length": String(body.length) },
+      body: stream,
+      duplex: "half",
+    } as RequestInit);
+    return parseInferenceBody(await readInferenceBody(request, headerLength), headerLength);
+  };
+  const binaryMs = await medianMs(20, () => ingest(binary, String(header.length)));
+  const jsonMs = await medianMs(3, () => ingest(json, undefined));
+  return [
+    {
+      format: "binary",
+      bodyBytes: binary.length,
+      ms: binaryMs,
+      gbPerSecond: tensorBytes / binaryMs / 1e6,
+    },
+    { format: "JSON", bodyBytes: json.length, ms: jsonMs, gbPerSecond: tensorBytes / jsonMs / 1e6 },
+  ];
+}
+
+/**
+ * Serves `modelPath` from the least server and from Headroom (main.ts, its own process, the
+ * native CPU engine), checks that both answer the same numbers, and runs {@link wrkAll} on
+ * the least server and Headroom's three routes at `clientCounts`.
+ */
+async function serveAndLoad(
+  root: string,
+  modelPath: string,
+  width: number,
+  threads: number,
+  clientCounts: readonly number[],
+  seconds: number,
+  dir: string,
+  step: (label: string) => void,
+): Promise<Map<string, HttpResult>> {
+  const { headroom, least } = targets(width);
+  await Deno.writeTextFile(
+    `${dir}/models.json`,
+    JSON.stringify({ models: [{ id: MODEL_ID, source: modelPath }] }),
+  );
+  await using leastServer = await startServerProcess({
+    args: ["run", "--allow-all", "bench/least_server.ts", modelPath, String(threads)],
+    cwd: root,
+    stopSignal: "SIGKILL",
+  });
+  await using server = await startServerProcess({
+    args: [
+      "run",
+      V8_FLAGS,
+      "--allow-all",
+      "main.ts",
+      "--port",
+      "0",
+      "--models",
+      `${dir}/models.json`,
+      "--gpu",
+      "cpu",
+      "--cpu-engine",
+      "native",
+      "--cpu-threads",
+      String(threads),
+      // Above the 64 clients: with the default (32) the rest are answered 429 at once.
+      "--queue-limit",
+      String(QUEUE_LIMIT),
+    ],
+    cwd: root,
+    env: { HEADROOM_DATA_DIR: `${dir}/data-${crypto.randomUUID()}` },
+    stopSignal: "SIGKILL",
+  });
+  const leastOut = await firstOutput(leastServer.url, least);
+  for (const target of headroom) {
+    assertAgree(
+      `${target.label} vs the least server`,
+      await firstOutput(server.url, target),
+      leastOut,
+    );
+  }
+  return await wrkAll(
+    [
+      { origin: leastServer.url, target: least },
+      ...headroom.map((target) => ({ origin: server.url, target })),
+    ],
+    clientCounts,
+    seconds,
+    dir,
+    step,
+  );
+}
+
+/** Runs the serving benchmark and turns it into rows of bench/results.json. */
+export async function servingRows(
+  root: string,
+  seconds: number,
+  log: (line: string) => void,
+): Promise<BenchRow[]> {
+  const threads = defaultCpuThreads();
+  log(`[serving] the 64 MiB model (data/bench/), native CPU engine, ${threads} threads`);
+  const info = await ensureSyntheticModel(`${root}data/bench`, "64MiB");
+  const width = info.width;
+  const { headroom, least } = targets(width);
+  const step = progressLine(3 + CLIENTS.length);
+  const dir = await Deno.makeTempDir({ prefix: "headroom-serving-" });
+  const rows: BenchRow[] = [];
+  try {
+    step("ingestion of a 1×3×640×640 float32 tensor");
+    const ingest = await ingestion();
+    step(`onnxruntime-node in process, batch 1 and ${BATCH}`);
+    const engine = await inProcess(info.path, threads, width, Math.max(2, seconds / 2));
+
+    const results = await serveAndLoad(
+      root,
+      info.path,
+      width,
+      threads,
+      CLIENTS,
+      seconds,
+      dir,
+      step,
+    );
+    for (const label of [...headroom.map((t) => t.label), least.label]) {
+      for (const clients of CLIENTS) {
+        const r = results.get(`${label}@${clients}`)!;
+        rows.push({
+          name: `serving - ${label}, ${clients} client${clients === 1 ? "" : "s"}`,
+          value: r.requestsPerSecond,
+          unit: "req/s",
+          note:
+            `wrk -c${clients} on loopback, median of ${ROUNDS} rounds alternating with the other targets; p50 ${
+              r.p50Ms.toFixed(2)
+            } ms, ` +
+            `p99 ${
+              r.p99Ms.toFixed(2)
+            } ms; 1×${width} float32, 64 MiB model, native CPU engine, ${threads} threads`,
+        });
+      }
+    }
+    const inNote = `onnxruntime-node in the bench process, same file, ${threads} threads`;
+    rows.push({
+      name: "serving - onnxruntime-node in process, batch 1",
+      value: engine[1].runsPerSecond,
+      unit: "runs/s",
+      note: `${inNote}; median ${engine[1].medianMs.toFixed(2)} ms a run`,
+    });
+    rows.push({
+      name: `serving - onnxruntime-node in process, batch ${BATCH}`,
+      value: engine[BATCH].runsPerSecond * BATCH,
+      unit: "rows/s",
+      note: `${inNote}; median ${engine[BATCH].medianMs.toFixed(2)} ms a run`,
+    });
+    for (const format of ["v2 JSON", "v2 binary"]) {
+      const one = results.get(`${format}@1`)!.requestsPerSecond;
+      const sixteen = results.get(`${format}@16`)!.requestsPerSecond;
+      rows.push({
+        name: `serving - ${format}, 16 clients over 1 client`,
+        value: sixteen / one,
+        unit: "ratio",
+        target: "≥ 3",
+        note: "same run; one row per request",
+      });
+      rows.push({
+        name: `serving - ${format}, 16 clients over in-process batch ${BATCH}`,
+        value: sixteen / (engine[BATCH].runsPerSecond * BATCH),
+        unit: "ratio",
+        target: "≥ 0.6",
+        note: `same run; req/s (a row each) over the engine's rows/s at batch ${BATCH}`,
+      });
+      rows.push({
+        name: `serving - ${format}, 1 client over the least server`,
+        value: one / results.get("least server@1")!.requestsPerSecond,
+        unit: "ratio",
+        target: "≥ 0.85",
+        note: "same run, same body (v2 JSON to the least server)",
+      });
+    }
+    // The path's own cost: a model whose run is ~0.1 ms, at one client, beside the least server.
+    const small = await ensureSyntheticModel(`${root}data/bench`, "1MiB", { width });
+    const path = await serveAndLoad(root, small.path, width, threads, [1], seconds, dir, step);
+    const floor = 1e6 / path.get(`${least.label}@1`)!.requestsPerSecond;
+    rows.push({
+      name: "serving - 1 MiB model, least server, 1 client",
+      value: floor,
+      unit: "µs/request",
+      note: `1e6 / its wrk -c1 req/s; one 512-wide layer (a run of ~0.1 ms)`,
+    });
+    for (const target of headroom) {
+      rows.push({
+        name: `serving - 1 MiB model, ${target.label}, 1 client, above the least server`,
+        value: 1e6 / path.get(`${target.label}@1`)!.requestsPerSecond - floor,
+        unit: "µs/request",
+        note: "same run: 1e6 / req/s of each, at wrk -c1, less the least server's; " +
+          "the request path's own cost (bench/request_path.ts splits it by stage)",
+      });
+    }
+    for (const r of ingest) {
+      rows.push({
+        name: `serving - ingestion of a 1×3×640×640 float32 tensor, ${r.format}`,
+        value: r.gbPerSecond,
+        unit: "GB/s",
+        target: r.format === "binary" ? "≥ 1" : undefined,
+        note: `tensor bytes (4.9 MB) / median ${r.ms.toFixed(2)} ms of readInferenceBody + ` +
+          `parseInferenceBody (the v2 route's read, parse and checks, in process) on a ${
+            (r.bodyBytes / 1e6).toFixed(1)
+          } MB body`,
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return rows;
+}

@@ -1,0 +1,130 @@
+/**
+ * What keeps one request's path cheap, each able to fail when it goes: tensors cross the
+ * worker boundary transferred (the sender's buffer is detached after posting; the outputs
+ * arrive owning their buffers), binary inputs are views of the body (read at an 8-byte
+ * boundary), and binary outputs are never formatted as JSON numbers.
+ */
+import assert from "node:assert/strict";
+import { WorkerClient } from "../workers/client.ts";
+import { pipelineSpec } from "../workers/spec.ts";
+import { DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
+import { encodeTensorBytes } from "../server/oip/binary.ts";
+import {
+  answerResponse,
+  inferenceAnswer,
+  parseInferenceBody,
+  readInferenceBody,
+} from "../server/oip/infer.ts";
+import type { WireTensor } from "../core/pipelines/protocol.ts";
+import { tempDirSync } from "./_temp.ts";
+import { oneInputModel } from "./fixtures/oip_models.ts";
+
+for (const engine of ["native", "wasm"] as const) {
+  Deno.test(`request path - client.run transfers the tensors both ways (${engine} engine)`, async () => {
+    const dir = tempDirSync("headroom-path-");
+    const modelPath = `${dir}/one.onnx`;
+    Deno.writeFileSync(modelPath, oneInputModel());
+    const client = await WorkerClient.start(
+      await pipelineSpec({
+        modelId: "one",
+        modelPath,
+        cpuEngine: engine,
+        ortNodeDir: engine === "native" ? DEFAULT_ORT_NODE_DIR : null,
+      }),
+    );
+    try {
+      assert.ok((await client.load("cpu")).ok);
+      const data = Float32Array.of(1, 2, 3, 4, 5, 6);
+      const sent = data.buffer;
+      const reply = client.run({ x: { type: "float32", dims: [2, 3], data } });
+      // Posted with a transfer list: the buffer moved to the worker, nothing was copied.
+      assert.equal(sent.byteLength, 0, "the sender's buffer is detached after posting");
+      assert.equal(data.length, 0);
+      const answer = await reply;
+      assert.ok(answer.ok, JSON.stringify(answer));
+      const y = (answer.output as { tensors: Record<string, WireTensor> }).tensors.y;
+      assert.deepEqual([...y.data as Float32Array], [1, 2, 3, 4, 5, 6]);
+      // The worker sent a buffer of its own (transferable), not a view into a larger one.
+      const bytes = y.data as Float32Array;
+      assert.equal(bytes.byteOffset, 0);
+      assert.equal(bytes.buffer.byteLength, bytes.byteLength);
+    } finally {
+      client.terminate();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  });
+}
+
+/** A binary-extension body: the JSON header (`pad` spaces make its length), then `bytes`. */
+function binaryBody(bytes: Uint8Array, pad = 0): { body: Uint8Array; headerLength: number } {
+  const header = new TextEncoder().encode(
+    JSON.stringify({
+      inputs: [{
+        name: "x",
+        shape: [2, 3],
+        datatype: "FP32",
+        parameters: { binary_data_size: bytes.length },
+      }],
+    }) + " ".repeat(pad),
+  );
+  const body = new Uint8Array(header.length + bytes.length);
+  body.set(header);
+  body.set(bytes, header.length);
+  return { body, headerLength: header.length };
+}
+
+Deno.test("request path - binary inputs are views of a body read at an 8-byte boundary", async () => {
+  const values = Float32Array.of(1.5, -2, 3, 4, 5, 6);
+  for (let pad = 0; pad < 8; pad++) {
+    const { body, headerLength } = binaryBody(
+      encodeTensorBytes({ type: "float32", dims: [2, 3], data: values }),
+      pad,
+    );
+    const request = new Request("http://localhost/v2/models/m/infer", {
+      method: "POST",
+      headers: { "content-length": String(body.length) },
+      body: new Blob([body as Uint8Array<ArrayBuffer>]).stream(),
+      duplex: "half",
+    } as RequestInit);
+    const read = await readInferenceBody(request, String(headerLength));
+    assert.deepEqual(read, body, `pad ${pad}: the same bytes`);
+    assert.equal((read.byteOffset + headerLength) % 8, 0, `pad ${pad}: the binary part is aligned`);
+    const { tensors } = parseInferenceBody(read, String(headerLength));
+    const x = tensors.x.data as Float32Array;
+    assert.deepEqual(x, values);
+    assert.equal(x.buffer, read.buffer, `pad ${pad}: the tensor is a view of the body, not a copy`);
+  }
+});
+
+/** A float32 tensor whose elements cannot be read one by one: JSON formatting would throw. */
+function unreadable(): WireTensor {
+  const data = Float32Array.of(1, 2, 3);
+  Object.defineProperty(data, Symbol.iterator, {
+    value: () => {
+      throw new Error("an element was read one by one");
+    },
+  });
+  return { type: "float32", dims: [3], data };
+}
+
+Deno.test("request path - a binary output is never formatted as JSON numbers", async () => {
+  const request = parseInferenceBody(
+    new TextEncoder().encode(JSON.stringify({
+      inputs: [{ name: "x", shape: [1], datatype: "FP32", data: [0] }],
+      parameters: { binary_data_output: true },
+    })),
+    undefined,
+  ).request;
+  const answer = inferenceAnswer("m", request, { y: unreadable() });
+  assert.deepEqual(answer.json.outputs, [{
+    name: "y",
+    shape: [3],
+    datatype: "FP32",
+    parameters: { binary_data_size: 12 },
+  }]);
+  const body = new Uint8Array(await answerResponse(answer).arrayBuffer());
+  assert.deepEqual(new Float32Array(body.slice(body.length - 12).buffer), Float32Array.of(1, 2, 3));
+  // The same output as JSON reads every element: the guard above is a real one.
+  const asJson = { ...request, parameters: {} };
+  assert.throws(() => inferenceAnswer("m", asJson, { y: unreadable() }), /read one by one/);
+});
