@@ -249,3 +249,44 @@ Deno.test("multipart - a large upload's file is read in a body worker, never on 
     bodyPool.close();
   }
 });
+
+Deno.test({
+  name:
+    "json body - a large v2 JSON inference body is parsed in a body worker; its rows answer as small requests do",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = Deno.makeTempDirSync({ prefix: "headroom-v2-large-" });
+    Deno.writeTextFileSync(
+      `${dir}/models.json`,
+      JSON.stringify({ models: [{ id: "m", source: "synthetic:1MiB" }] }),
+    );
+    await using service = await startService(
+      testConfig({ gpu: "cpu", cpuEngine: "native", modelsFile: `${dir}/models.json` }),
+    );
+    const rows = 600, width = 256; // 153,600 values: ~3 MB of JSON
+    const values = Array.from({ length: rows * width }, (_, i) => Math.sin(i) / 3);
+    const v2 = (n: number, data: number[]) =>
+      service.app.request("/v2/models/m/infer", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          inputs: [{ name: "input", shape: [n, width], datatype: "FP32", data }],
+        }),
+      });
+    const jobs = bodyPool.jobs;
+    const [large, work] = await mainThreadWork(() => v2(rows, values));
+    const body = await large.json();
+    assert.equal(large.status, 200, JSON.stringify(body).slice(0, 300));
+    assert.equal(bodyPool.jobs, jobs + 1, "the body went to a body worker");
+    assert.deepEqual(work, [], "the main thread parsed no large text");
+    assert.deepEqual(body.outputs[0].shape, [rows, width]);
+    const small = await (await v2(1, values.slice(0, width))).json();
+    assert.deepEqual(body.outputs[0].data.slice(0, width), small.outputs[0].data, "row 0");
+    // A bad large body is still a 400 naming the field.
+    const bad = await v2(rows, [...values.slice(1), "x" as unknown as number]);
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error, /input "input": data\[153599\]/);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  },
+});

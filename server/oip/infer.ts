@@ -9,7 +9,8 @@
 import { z } from "zod";
 import { isTensorType, type TensorType, type WireTensor } from "../../core/pipelines/protocol.ts";
 import { HttpError } from "../http/http_error.ts";
-import { type JsonTensor, jsonToWire, wireToJson } from "../http/tensors.ts";
+import { type JsonTensorInput, jsonToWire, wireToJson } from "../http/tensors.ts";
+import { OFF_THREAD_MIN_BYTES, parseJsonOffThread } from "../http/body_pool.ts";
 import { describeIssues } from "../../core/describe_issues.ts";
 import {
   decodeTensorBytes,
@@ -43,9 +44,13 @@ const tensorDataSchema: z.ZodType<TensorData> = z.lazy(() =>
  * (server/http/tensors.ts names the element at fault), not walked (and copied) by zod first
  * (28 of the 92 µs a 512-element body took). Documented as `$tensor_data`.
  */
-const requestDataSchema = z.custom<unknown[]>((value) => Array.isArray(value), {
-  error: "must be an array of numbers, strings or booleans (nested in row-major order)",
-}).meta({
+const requestDataSchema = z.custom<unknown[]>(
+  // A long flat number array of a large body comes lifted into a Float64Array.
+  (value) => Array.isArray(value) || value instanceof Float64Array,
+  {
+    error: "must be an array of numbers, strings or booleans (nested in row-major order)",
+  },
+).meta({
   type: "array",
   description: "numbers, strings or booleans, flat or nested in row-major order",
   items: {
@@ -149,36 +154,17 @@ export async function readInferenceBody(
 export function parseInferenceBody(
   body: Uint8Array,
   headerLength: string | undefined,
+  header?: { json: unknown },
 ): ParsedInference {
-  let jsonEnd = body.length;
-  if (headerLength !== undefined) {
-    const length = /^\d+$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
-    if (!Number.isSafeInteger(length) || length > body.length) {
-      throw new HttpError(
-        400,
-        "bad_header",
-        `${HEADER_LENGTH_HEADER} "${headerLength}" must be a whole number of bytes up to the body's ${body.length}`,
-      );
-    }
-    if (length === 0) {
-      throw new Error(
-        `${HEADER_LENGTH_HEADER} 0 is a raw binary request: read it with parseRawBinaryBody`,
-      );
-    }
-    jsonEnd = length;
-  }
+  const jsonEnd = inferenceHeaderEnd(body, headerLength);
   let json: unknown;
-  try {
-    json = JSON.parse(new TextDecoder().decode(body.subarray(0, jsonEnd)));
-  } catch (error) {
-    throw new HttpError(
-      400,
-      "bad_json",
-      `The inference header is not valid JSON: ${(error as Error).message}` +
-        (headerLength === undefined && body.length > 0
-          ? `; binary tensor data needs the ${HEADER_LENGTH_HEADER} header`
-          : ""),
-    );
+  if (header) json = header.json;
+  else {
+    try {
+      json = JSON.parse(new TextDecoder().decode(body.subarray(0, jsonEnd)));
+    } catch (error) {
+      throw badHeaderJson(error as Error, body, headerLength);
+    }
   }
   const parsed = inferenceRequestSchema.safeParse(json);
   if (!parsed.success) throw new HttpError(400, "bad_body", describeIssues(parsed.error, "field"));
@@ -186,7 +172,7 @@ export function parseInferenceBody(
   const binary = body.subarray(jsonEnd);
   // Without a prototype: an input named "__proto__" is a name like any other.
   const tensors: Record<string, WireTensor> = Object.create(null);
-  const jsonInputs: Record<string, JsonTensor> = Object.create(null);
+  const jsonInputs: Record<string, JsonTensorInput> = Object.create(null);
   let at = 0;
   for (const input of request.inputs) {
     const { name, shape, datatype } = input;
@@ -376,8 +362,67 @@ function rawRequest(
 }
 
 /** Nested `data` in row-major order, flattened. */
-function flatten(data: TensorData): Array<number | string | boolean> {
+function flatten(data: TensorData | Float64Array<ArrayBuffer>): JsonTensorInput["data"] {
+  if (data instanceof Float64Array) return data; // lifted while parsing: flat already
   return (data as unknown[]).flat(Infinity) as Array<number | string | boolean>;
+}
+
+/** Where an inference body's JSON ends: its header length, or the whole body without one. */
+function inferenceHeaderEnd(body: Uint8Array, headerLength: string | undefined): number {
+  if (headerLength === undefined) return body.length;
+  const length = /^\d+$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
+  if (!Number.isSafeInteger(length) || length > body.length) {
+    throw new HttpError(
+      400,
+      "bad_header",
+      `${HEADER_LENGTH_HEADER} "${headerLength}" must be a whole number of bytes up to the body's ${body.length}`,
+    );
+  }
+  if (length === 0) {
+    throw new Error(
+      `${HEADER_LENGTH_HEADER} 0 is a raw binary request: read it with parseRawBinaryBody`,
+    );
+  }
+  return length;
+}
+
+function badHeaderJson(
+  error: Error,
+  body: Uint8Array,
+  headerLength: string | undefined,
+): HttpError {
+  return new HttpError(
+    400,
+    "bad_json",
+    `The inference header is not valid JSON: ${error.message}` +
+      (headerLength === undefined && body.length > 0
+        ? `; binary tensor data needs the ${HEADER_LENGTH_HEADER} header`
+        : ""),
+  );
+}
+
+/**
+ * The JSON header of a large inference body (from {@link OFF_THREAD_MIN_BYTES}) parsed in a
+ * body worker, its long flat `data` arrays handed back as Float64Arrays, so the main thread
+ * never parses megabytes of JSON numbers; null for a smaller one (parsed where it is read).
+ * Pass the answer to {@link parseInferenceBody}.
+ */
+export async function parseLargeInferenceHeader(
+  body: Uint8Array,
+  headerLength: string | undefined,
+): Promise<{ json: unknown } | null> {
+  const jsonEnd = inferenceHeaderEnd(body, headerLength);
+  if (jsonEnd < OFF_THREAD_MIN_BYTES) return null;
+  try {
+    // A copy of the JSON part moves to the worker; the binary part stays in `body`.
+    const json = await parseJsonOffThread([body.slice(0, jsonEnd)], {
+      numbers: ["inputs.*.data"],
+    });
+    return { json };
+  } catch (error) {
+    if (error instanceof SyntaxError) throw badHeaderJson(error, body, headerLength);
+    throw error;
+  }
 }
 
 /** A response: its JSON part and the binary outputs' bytes to send after it, in output order. */

@@ -16,6 +16,7 @@ import {
   inferenceResponseSchema,
   isRawBinary,
   parseInferenceBody,
+  parseLargeInferenceHeader,
   parseRawBinaryBody,
   readInferenceBody,
 } from "@/server/oip/infer.ts";
@@ -106,7 +107,11 @@ export const inferHandler: Handlers = {
         (await modelSignature(scheduler.model(id), c.var.services.catalog)).inputs,
         body,
       )
-      : parseInferenceBody(body, headerLength);
+      : parseInferenceBody(
+        body,
+        headerLength,
+        (await parseLargeInferenceHeader(body, headerLength)) ?? undefined,
+      );
     const result = await scheduler.run(id, { kind: "tensors", tensors }, {
       trigger: "infer",
       signal: c.req.raw.signal,
