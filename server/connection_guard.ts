@@ -168,10 +168,17 @@ async function relay(
   const header = setTimeout(() => {
     if (!headersSeen) close();
   }, headerTimeoutMs);
-  let idle = setTimeout(close, idleTimeoutMs);
+  // One idle timer per quiet spell, not one per chunk: each chunk only notes the time, and
+  // the timer, when it fires, closes the connection or waits out the rest of the spell.
+  let lastActive = performance.now();
+  const checkIdle = () => {
+    const quiet = performance.now() - lastActive;
+    if (quiet >= idleTimeoutMs) close();
+    else idle = setTimeout(checkIdle, idleTimeoutMs - quiet);
+  };
+  let idle = setTimeout(checkIdle, idleTimeoutMs);
   const active = () => {
-    clearTimeout(idle);
-    idle = setTimeout(close, idleTimeoutMs);
+    lastActive = performance.now();
   };
   const pump = async (from: Deno.Conn, to: Deno.Conn, fromClient: boolean) => {
     const buffer = new Uint8Array(64 * 1024);

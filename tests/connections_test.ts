@@ -95,6 +95,19 @@ Deno.test({
       const health = await fetch(`${server.url}/api/v1/health`);
       assert.equal(health.status, 200);
       await health.body?.cancel();
+      // A keep-alive connection stays while it keeps talking (gaps under the 4 s idle
+      // timeout, 6 s in all), then is closed once it has been quiet past the timeout.
+      const talker = await Deno.connect({ hostname, port: Number(port) });
+      conns.push(talker);
+      const request = new TextEncoder().encode(
+        `GET /api/v1/health HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`,
+      );
+      for (let i = 0; i < 3; i++) {
+        if (i > 0) await new Promise((resolve) => setTimeout(resolve, 3000));
+        await talker.write(request);
+        assert.match(await readWithin(talker, 2000), /^HTTP\/1\.1 200/, `request ${i + 1}`);
+      }
+      assert.equal(await readWithin(talker, 6000), "closed", "closed once quiet past 4 s");
     } finally {
       for (const conn of conns) {
         try {
