@@ -551,6 +551,18 @@ Deno.test("Scheduler - with no GPU, pipelines load and run on the CPU", async ()
   assert.equal(await offloader.enforceHeadroom(), 0);
 });
 
+Deno.test("Scheduler - a burst of requests before the first CPU load logs one 'serves on the CPU'", async () => {
+  const { offloader, log } = setup({
+    totalBytes: 0,
+    headroomBytes: 0,
+    usable: false,
+    pipelines: [{ id: "x", gpuBytes: 1 * GiB }],
+  });
+  const answers = await Promise.all(Array.from({ length: 16 }, () => offloader.run("x", INPUT)));
+  assert.ok(answers.every((a) => a.device === "cpu"));
+  assert.equal(log("placement").length, 1, JSON.stringify(log("placement")));
+});
+
 Deno.test("Scheduler - a pipeline that failed the parity check stays on the CPU", async () => {
   const { sim, offloader, log } = setup({
     totalBytes: 10 * GiB,

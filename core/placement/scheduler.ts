@@ -843,8 +843,12 @@ export class Scheduler {
     const view = this.#view(id);
     if (view.placement === "gpu") await this.#offload(id, why, "policy");
     else if (view.placement !== "cpu") await this.#load(id, "cpu");
-    this.#record(id).cpuReason = why;
-    this.#emit(servesOnCpu(id, why, trigger));
+    const record = this.#record(id);
+    // News once: when it moved or the reason changed, not for every request that asks
+    // while it already serves there for that reason (a burst of 16 logged 16 lines).
+    const news = view.placement !== "cpu" || record.cpuReason !== why;
+    record.cpuReason = why;
+    if (news) this.#emit(servesOnCpu(id, why, trigger));
     return "cpu";
   }
 
