@@ -30,6 +30,7 @@ const KINDS: readonly Kind[] = [
   "transition",
   "leak",
   "mismatch",
+  "batch",
   "info",
 ];
 

@@ -255,9 +255,10 @@ export class HostRuns {
       rows,
       ms,
       gpuPeakBytes: peak,
-      message: `${pipeline.model.id} ran a batch of ${rows} rows on the ${device} in ${
-        ms.toFixed(1)
-      } ms (${members.length} requests)`,
+      message:
+        `${pipeline.model.id} ran a batch of ${rows} rows on the ${device.toUpperCase()} in ${
+          ms.toFixed(1)
+        } ms (${members.length} requests)`,
     });
   }
 
