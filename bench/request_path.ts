@@ -20,7 +20,7 @@ import { WorkerClient } from "../workers/client.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 import { DEFAULT_ORT_NODE_DIR, defaultCpuThreads } from "../workers/engines/choose.ts";
 import { createNativeSession, loadNativeOrt } from "../workers/engines/native.ts";
-import { encodeTensorBytes } from "../server/oip/binary.ts";
+import { requestBodies } from "../scripts/_lib/serving.ts";
 import {
   answerResponse,
   HEADER_LENGTH_HEADER,
@@ -67,25 +67,11 @@ const tensor = (): Record<string, WireTensor> => ({
 
 // The bodies each route gets (the same ones scripts/_lib/serving.ts sends with wrk).
 const encoder = new TextEncoder();
-const v2Json = encoder.encode(JSON.stringify({
-  inputs: [{ name: "input", shape: [1, width], datatype: "FP32", data: Array.from(values1) }],
-}));
-const bytes = encodeTensorBytes({ type: "float32", dims: [1, width], data: values1 });
-const header = encoder.encode(JSON.stringify({
-  inputs: [{
-    name: "input",
-    shape: [1, width],
-    datatype: "FP32",
-    parameters: { binary_data_size: bytes.length },
-  }],
-  parameters: { binary_data_output: true },
-}));
-const v2Binary = new Uint8Array(header.length + bytes.length);
-v2Binary.set(header);
-v2Binary.set(bytes, header.length);
-const v1Json = JSON.stringify({
-  inputs: { input: { type: "float32", dims: [1, width], data: Array.from(values1) } },
-});
+const bodies = requestBodies(values1, width);
+const v2Json = bodies.json;
+const v2Binary = bodies.binary;
+const header = { length: bodies.headerLength };
+const v1Json = new TextDecoder().decode(bodies.v1);
 
 const stages: Record<string, number> = {};
 

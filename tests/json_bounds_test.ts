@@ -42,21 +42,7 @@ Deno.test("json - a body of too many values is refused while it streams; health 
     `${dir}/models.json`,
     JSON.stringify({ models: [{ id: "tiny", source: "synthetic:64KiB" }] }),
   );
-  const headroom = await startServerProcess({
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--gpu",
-      "cpu",
-      "--port",
-      "0",
-      "--data-dir",
-      dir,
-      "--models",
-      `${dir}/models.json`,
-    ],
-  });
+  const headroom = await serveModelsIn(dir);
   try {
     let worst = 0;
     let polling = true;
@@ -120,21 +106,7 @@ async function bodiesService(dir: string) {
       ],
     }),
   );
-  const headroom = await startServerProcess({
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--gpu",
-      "cpu",
-      "--port",
-      "0",
-      "--data-dir",
-      dir,
-      "--models",
-      `${dir}/models.json`,
-    ],
-  });
+  const headroom = await serveModelsIn(dir);
   for (const id of ["tiny", "echo"]) {
     const loaded = await fetch(`${headroom.url}/api/v1/models/${id}/load`, {
       method: "POST",
@@ -254,3 +226,22 @@ Deno.test("json - large in-limit bodies (a 64 MiB infer body, three 20 MiB chat 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** Headroom in its own process on the CPU, serving `dir`/models.json with `dir` as its data dir. */
+function serveModelsIn(dir: string) {
+  return startServerProcess({
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--gpu",
+      "cpu",
+      "--port",
+      "0",
+      "--data-dir",
+      dir,
+      "--models",
+      `${dir}/models.json`,
+    ],
+  });
+}

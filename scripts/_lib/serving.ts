@@ -64,9 +64,16 @@ function inputRows(rows: number, width: number): Float32Array {
   return Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i) / 2);
 }
 
-/** The v2 JSON, v2 binary and /api/v1 bodies of one 1×width input, and the least server's. */
-function targets(width: number): { headroom: Target[]; least: Target } {
-  const data = inputRows(1, width);
+/**
+ * One input's three request bodies: v2 JSON, v2 binary (the JSON header, then the tensor's
+ * bytes; `headerLength` is its Inference-Header-Content-Length) and /api/v1 JSON.
+ */
+export function requestBodies(data: Float32Array, width: number): {
+  json: Uint8Array;
+  binary: Uint8Array;
+  headerLength: number;
+  v1: Uint8Array;
+} {
   const json = new TextEncoder().encode(JSON.stringify({
     inputs: [{ name: "input", shape: [1, width], datatype: "FP32", data: Array.from(data) }],
   }));
@@ -86,6 +93,13 @@ function targets(width: number): { headroom: Target[]; least: Target } {
   const v1 = new TextEncoder().encode(JSON.stringify({
     inputs: { input: { type: "float32", dims: [1, width], data: Array.from(data) } },
   }));
+  return { json, binary, headerLength: header.length, v1 };
+}
+
+/** The v2 JSON, v2 binary and /api/v1 bodies of one 1×width input, and the least server's. */
+function targets(width: number): { headroom: Target[]; least: Target } {
+  const data = inputRows(1, width);
+  const { json, binary, headerLength, v1 } = requestBodies(data, width);
   const v2 = `/v2/models/${MODEL_ID}/infer`;
   return {
     headroom: [
@@ -95,7 +109,7 @@ function targets(width: number): { headroom: Target[]; least: Target } {
         path: v2,
         type: "application/octet-stream",
         body: binary,
-        headerLength: header.length,
+        headerLength,
       },
       {
         label: "/api/v1 infer",
