@@ -24,12 +24,12 @@ import { PRIORITIES } from "../../core/types.ts";
 import type { RunInput, WireTensor, WorkerReply } from "../../core/pipelines/protocol.ts";
 import { PipelineError } from "../../core/pipelines/pipeline_error.ts";
 import { feedProblem } from "../../core/pipelines/feeds.ts";
-import { batchShape, canBatch, concatRows, splitRows } from "../../core/pipelines/batch.ts";
+import { batchShape, concatRows, splitRows } from "../../core/pipelines/batch.ts";
 import type { HostRunOptions, HostRunResult } from "../../core/placement/types.ts";
 import { QueueAbortedError } from "../../core/serial_queue.ts";
 import { fromWorkerError } from "./worker_errors.ts";
 import { isPlaced } from "./transitions.ts";
-import type { Pipeline, WaitingRun } from "./pipeline.ts";
+import { batchConfigOf, type Pipeline, sessionBatches, type WaitingRun } from "./pipeline.ts";
 
 type Tensors = Record<string, WireTensor>;
 
@@ -129,10 +129,8 @@ export class HostRuns {
 
   /** Rows a run may take now: 1 without batching; the cap applies on the GPU only. */
   #limit(pipeline: Pipeline): number {
-    const config = pipeline.model.batch;
-    const status = pipeline.client?.alive ? pipeline.client.lastStatus : null;
-    if (!config || pipeline.model.pluginUrl !== null || !status) return 1;
-    if (pipeline.batch.refused !== null || !canBatch(status.inputs, status.outputs)) return 1;
+    const config = batchConfigOf(pipeline);
+    if (!config || sessionBatches(pipeline) !== true) return 1;
     const cap = pipeline.state === "gpu" ? pipeline.batch.capRows ?? Infinity : Infinity;
     return Math.min(config.max, cap);
   }
@@ -235,7 +233,7 @@ export class HostRuns {
 
   /** Counts a run that answered; a new largest batch is news (with the peak the budget then uses). */
   #count(pipeline: Pipeline, members: WaitingRun[], ms: number, device: "gpu" | "cpu"): void {
-    if (!pipeline.model.batch || pipeline.model.pluginUrl !== null) return;
+    if (!batchConfigOf(pipeline)) return;
     const rows = rowsOf(members);
     const counts = pipeline.batch;
     counts.runs++;

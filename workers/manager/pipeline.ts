@@ -9,6 +9,7 @@ import type { GpuMismatch, PipelineState, TransitionFigures } from "../../core/t
 import type { RunInput, WorkerStatus } from "../../core/pipelines/protocol.ts";
 import type { HostRunOptions, HostRunResult } from "../../core/placement/types.ts";
 import { SerialQueue } from "../../core/serial_queue.ts";
+import { type BatchConfig, canBatch } from "../../core/pipelines/batch.ts";
 import type { WorkerClient } from "../client.ts";
 
 /** The parts of a worker client the manager uses (a real WorkerClient, or a double in tests). */
@@ -123,4 +124,19 @@ export function newPipeline(model: CatalogModel): Pipeline {
 /** The worker's last status while it lives, else null. */
 export function liveStatus(pipeline: Pipeline): WorkerStatus | null {
   return pipeline.client?.alive ? pipeline.client.lastStatus : null;
+}
+
+/** Its dynamic batching settings, or null when it never batches (`batch: false`, or a plugin). */
+export function batchConfigOf(pipeline: Pipeline): BatchConfig | null {
+  return pipeline.model.pluginUrl === null ? pipeline.model.batch : null;
+}
+
+/**
+ * Whether its loaded session can batch now (every input and output has a free first
+ * dimension, and no batch showed otherwise), or null without a session that says.
+ */
+export function sessionBatches(pipeline: Pipeline): boolean | null {
+  const status = liveStatus(pipeline);
+  if (!status?.inputs.length) return null;
+  return pipeline.batch.refused === null && canBatch(status.inputs, status.outputs);
 }

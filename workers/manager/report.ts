@@ -8,9 +8,8 @@ import type { CatalogModel } from "../../core/models/catalog.ts";
 import type { HostView } from "../../core/placement/types.ts";
 import type { ProfileStore } from "../../core/store/profiles.ts";
 import type { BatchFigures, HostReport, SessionEngineName } from "../../core/types.ts";
-import { canBatch } from "../../core/pipelines/batch.ts";
 import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
-import { liveStatus, type Pipeline } from "./pipeline.ts";
+import { batchConfigOf, liveStatus, type Pipeline, sessionBatches } from "./pipeline.ts";
 import { placementOf } from "./transitions.ts";
 import { processRssBytes } from "../process_rss.ts";
 
@@ -71,17 +70,14 @@ export function reportOf(p: Pipeline, profiles: ProfileStore | undefined): HostR
 
 /** The row's `batch`: the models file's settings with what batching did (see manager/batcher.ts). */
 function batchFiguresOf(p: Pipeline): BatchFigures | null {
-  const config = p.model.batch;
-  if (!config || p.model.pluginUrl !== null) return null;
+  const config = batchConfigOf(p);
+  if (!config) return null;
   const counts = p.batch;
-  const status = liveStatus(p);
   return {
     max: config.max,
     delayMs: config.delayMs,
     capRows: counts.capRows,
-    active: status?.inputs.length
-      ? counts.refused === null && canBatch(status.inputs, status.outputs)
-      : null,
+    active: sessionBatches(p),
     largestRows: counts.largestRows,
     runs: counts.runs,
     rows: counts.rows,
