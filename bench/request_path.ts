@@ -20,7 +20,7 @@ import { WorkerClient } from "../workers/client.ts";
 import { pipelineSpec } from "../workers/spec.ts";
 import { DEFAULT_ORT_NODE_DIR, defaultCpuThreads } from "../workers/engines/choose.ts";
 import { createNativeSession, loadNativeOrt } from "../workers/engines/native.ts";
-import { requestBodies } from "../scripts/_lib/serving.ts";
+import { requestBodies } from "./serving_bodies.ts";
 import {
   answerResponse,
   HEADER_LENGTH_HEADER,

@@ -8,6 +8,7 @@
  * Every ratio it reports compares figures of the same run (these machines are noisy).
  * @module
  */
+import { requestBodies } from "../../bench/serving_bodies.ts";
 import { scanOnnxFile } from "../../core/models/external_data.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { ensureSyntheticModel } from "../../core/models/synthetic.ts";
@@ -62,38 +63,6 @@ function progressLine(total: number): (label: string) => void {
 /** A float32 input of `rows` × `width`, the same values every run. */
 function inputRows(rows: number, width: number): Float32Array {
   return Float32Array.from({ length: rows * width }, (_, i) => Math.sin(i) / 2);
-}
-
-/**
- * One input's three request bodies: v2 JSON, v2 binary (the JSON header, then the tensor's
- * bytes; `headerLength` is its Inference-Header-Content-Length) and /api/v1 JSON.
- */
-export function requestBodies(data: Float32Array, width: number): {
-  json: Uint8Array;
-  binary: Uint8Array;
-  headerLength: number;
-  v1: Uint8Array;
-} {
-  const json = new TextEncoder().encode(JSON.stringify({
-    inputs: [{ name: "input", shape: [1, width], datatype: "FP32", data: Array.from(data) }],
-  }));
-  const bytes = encodeTensorBytes({ type: "float32", dims: [1, width], data });
-  const header = new TextEncoder().encode(JSON.stringify({
-    inputs: [{
-      name: "input",
-      shape: [1, width],
-      datatype: "FP32",
-      parameters: { binary_data_size: bytes.length },
-    }],
-    parameters: { binary_data_output: true },
-  }));
-  const binary = new Uint8Array(header.length + bytes.length);
-  binary.set(header);
-  binary.set(bytes, header.length);
-  const v1 = new TextEncoder().encode(JSON.stringify({
-    inputs: { input: { type: "float32", dims: [1, width], data: Array.from(data) } },
-  }));
-  return { json, binary, headerLength: header.length, v1 };
 }
 
 /** The v2 JSON, v2 binary and /api/v1 bodies of one 1×width input, and the least server's. */
