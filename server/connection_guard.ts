@@ -158,7 +158,7 @@ async function relay(
     return;
   }
   let headersSeen = false;
-  let tail = ""; // the last bytes of the first request, to find the end of its headers
+  let matched = 0; // how much of the blank line ending the first request's headers has come
   const close = () => {
     clearTimeout(header);
     clearTimeout(idle);
@@ -189,10 +189,8 @@ async function relay(
         active();
         const chunk = buffer.subarray(0, n);
         if (fromClient && !headersSeen) {
-          tail = (tail + String.fromCharCode(...chunk.subarray(Math.max(0, n - 4096)))).slice(
-            -8192,
-          );
-          if (tail.includes("\r\n\r\n")) {
+          matched = headerEndProgress(chunk, matched);
+          if (matched === HEADER_END.length) {
             headersSeen = true;
             clearTimeout(header);
           }
@@ -208,6 +206,22 @@ async function relay(
   };
   await Promise.all([pump(client, upstream, true), pump(upstream, client, false)]);
   close();
+}
+
+/** The blank line that ends a request's headers. */
+const HEADER_END = [13, 10, 13, 10];
+
+/**
+ * How much of the blank line ending a request's headers ("\r\n\r\n") a byte stream has
+ * matched after `chunk`, given `matched` before it: 4 once the headers have ended. Reads
+ * only up to that point, so a large body after the headers costs nothing.
+ */
+export function headerEndProgress(chunk: Uint8Array, matched: number): number {
+  for (let i = 0; i < chunk.length && matched < HEADER_END.length; i++) {
+    const byte = chunk[i];
+    matched = byte === HEADER_END[matched] ? matched + 1 : byte === 13 ? 1 : 0;
+  }
+  return matched;
 }
 
 function closeQuietly(resource: { close(): void }): void {

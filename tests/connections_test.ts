@@ -4,6 +4,7 @@
 // process exited. Runs main.ts under `prlimit --nofile=256:256`.
 import assert from "node:assert/strict";
 import { startServerProcess } from "../scripts/_lib/server_process.ts";
+import { headerEndProgress, serveGuarded } from "../server/connection_guard.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -119,3 +120,54 @@ Deno.test({
     }
   },
 });
+
+Deno.test("connections - the end of the headers is found wherever a chunk splits it", () => {
+  const request = new TextEncoder().encode(
+    `POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n${
+      "1".repeat(10_000)
+    }`,
+  );
+  const end = new TextDecoder().decode(request).indexOf("\r\n\r\n") + 4; // past the blank line
+  for (let split = 0; split <= request.length; split += split < end + 8 ? 1 : 997) {
+    const first = headerEndProgress(request.subarray(0, split), 0);
+    const matched = headerEndProgress(request.subarray(split), first);
+    assert.equal(matched, 4, `split at ${split}`);
+    assert.equal(first === 4, split >= end, `split at ${split}: ended in the first part`);
+  }
+  const slow = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\r\n");
+  // "\r\n\r" then "\r\n": no blank line yet; the last "\r\n" may begin one.
+  assert.equal(headerEndProgress(slow, 0), 2);
+});
+
+Deno.test(
+  "connections - a keep-alive connection whose first request has a large body outlives the header deadline",
+  async () => {
+    // The guard once looked for the blank line only in the last 4 KiB of each chunk: a first
+    // request with a 10 KB body in one chunk never counted as having sent its headers, every
+    // later chunk was scanned again, and the connection was closed at the header deadline.
+    const server = await serveGuarded({
+      hostname: "127.0.0.1",
+      port: 0,
+      limits: { maxConnections: 16, headerTimeoutMs: 300, idleTimeoutMs: 10_000 },
+    }, async (req) => new Response(`got ${(await req.arrayBuffer()).byteLength}`));
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    try {
+      const body = "1".repeat(10_000);
+      const request = new TextEncoder().encode(
+        `POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      await conn.write(request);
+      assert.match(await readWithin(conn, 2000), /^HTTP\/1\.1 200[\s\S]*got 10000$/);
+      await new Promise((resolve) => setTimeout(resolve, 600)); // past the header deadline
+      await conn.write(request);
+      assert.match(
+        await readWithin(conn, 2000),
+        /^HTTP\/1\.1 200[\s\S]*got 10000$/,
+        "the second request on the connection is answered",
+      );
+    } finally {
+      conn.close();
+      await server.shutdown();
+    }
+  },
+);
