@@ -380,25 +380,32 @@ function decisionRateRows(): BenchRow[] {
 }
 
 /**
+ * Runs `bench/NAME.ts`, which writes its figures to `bench/NAME.json`, and reads them back;
+ * null (said on stderr) when the script fails.
+ */
+async function benchReport<T>(name: string): Promise<T | null> {
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", V8_FLAGS, "--allow-all", `bench/${name}.ts`],
+    cwd: root,
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
+  if (!run.success) {
+    console.error(`bench/${name}.ts failed (exit ${run.code})`);
+    return null;
+  }
+  return JSON.parse(await Deno.readTextFile(`${root}bench/${name}.json`)) as T;
+}
+
+/**
  * Runs bench/ab_switch.ts (exclusive mode, 200 alternating requests to two models that
  * cannot both be loaded, first come first served against the exclusive line) and turns it
  * into rows: switches and time to the last answer, on the simulated GPU and on the service.
  */
 async function switchRows(): Promise<BenchRow[]> {
   log("[switch] exclusive mode A/B: HEADROOM_MAX_WAIT=0 against the default 2 s");
-  const run = await new Deno.Command(Deno.execPath(), {
-    args: ["run", V8_FLAGS, "--allow-all", "bench/ab_switch.ts"],
-    cwd: root,
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (!run.success) {
-    console.error(`bench/ab_switch.ts failed (exit ${run.code})`);
-    return [];
-  }
-  const report = JSON.parse(
-    await Deno.readTextFile(`${root}bench/ab_switch.json`),
-  ) as import("../bench/ab_switch.ts").SwitchBench;
+  const report = await benchReport<import("../bench/ab_switch.ts").SwitchBench>("ab_switch");
+  if (!report) return [];
   return report.runs.flatMap((r) => {
     const limit = r.maxWaitMs === 0 ? "max wait 0 (FIFO)" : `max wait ${r.maxWaitMs / 1000} s`;
     const where = r.leg === "sim"
@@ -420,19 +427,10 @@ async function switchRows(): Promise<BenchRow[]> {
 /** Runs bench/release_confirm.ts (offload → release confirmed on the driver double) and turns it into rows. */
 async function releaseRows(): Promise<BenchRow[]> {
   log("[release] offload → release confirmed on the driver double");
-  const run = await new Deno.Command(Deno.execPath(), {
-    args: ["run", V8_FLAGS, "--allow-all", "bench/release_confirm.ts"],
-    cwd: root,
-    stdout: "null",
-    stderr: "inherit",
-  }).output();
-  if (!run.success) {
-    console.error(`bench/release_confirm.ts failed (exit ${run.code})`);
-    return [];
-  }
-  const report = JSON.parse(
-    await Deno.readTextFile(`${root}bench/release_confirm.json`),
-  ) as import("../bench/release_confirm.ts").ReleaseConfirmBench;
+  const report = await benchReport<import("../bench/release_confirm.ts").ReleaseConfirmBench>(
+    "release_confirm",
+  );
+  if (!report) return [];
   return report.results.map((r) => ({
     name: r.freeDelayMs === 0
       ? "scheduler - offload → release confirmed, driver double shows frees at once"
