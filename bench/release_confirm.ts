@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { MiB } from "../tests/_sim_gpu.ts";
 import { onDriverDouble } from "../tests/_driver_double.ts";
+import { systemClock } from "../core/clock.ts";
 
 /** What one run measured. */
 export interface ReleaseConfirmBench {
@@ -26,6 +27,7 @@ const results: ReleaseConfirmBench["results"] = [];
 for (const freeDelayMs of [0, 40]) {
   const t = onDriverDouble([{ id: "m", gpuBytes: 64 * MiB }], freeDelayMs, {
     releasePollMs: 20,
+    clock: systemClock, // real waits: the driver double's own fake clock would never move
   });
   const times: number[] = [];
   let confirmed = 0;

@@ -3,9 +3,9 @@
  * driver double read through NVML by the real VramMonitor and the service's device view:
  * the pipelines' bytes show in the double's used memory, as this process's row in the
  * graphics list, at once on a load and `freeDelayMs` late on a release, as a real driver
- * may. Time is a {@link FakeClock}: the
- * test takes the monitor's samples with `sample(n)` (one every 10 ms of the clock) instead
- * of sleeping against the sampling interval.
+ * may. Time is a {@link FakeClock} unless `options.clock` says otherwise: the test takes the
+ * monitor's samples with `sample(n)` (one every 10 ms of the clock) instead of sleeping
+ * against the sampling interval. A benchmark passes `systemClock` to time real waits.
  */
 import { EventLog } from "../core/events.ts";
 import { Scheduler } from "../core/placement/scheduler.ts";
@@ -17,6 +17,7 @@ import { MiB, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { DoubleGpu } from "./_worker_double.ts";
 import { FakeGpu } from "./fake_gpu.ts";
 import { FakeClock } from "./_fake_clock.ts";
+import type { Clock } from "../core/clock.ts";
 
 /** The monitor's sampling interval on the fake clock. */
 const SAMPLE_MS = 10;
@@ -28,9 +29,9 @@ const SAMPLE_MS = 10;
 export function onDriverDouble(
   pipelines: SimPipelineSpec[],
   freeDelayMs: number,
-  options: { onInsufficientVram?: "cpu" | "reject"; releasePollMs?: number } = {},
+  options: { onInsufficientVram?: "cpu" | "reject"; releasePollMs?: number; clock?: Clock } = {},
 ) {
-  const clock = new FakeClock();
+  const clock = options.clock ?? new FakeClock();
   const fake = new FakeGpu({ isolate: true });
   fake.setTotal(0, 1024 * MiB);
   const double = new DoubleGpu({
@@ -95,6 +96,7 @@ export function onDriverDouble(
     clock,
     /** Takes `count` samples, one every 10 ms of the clock (timers due meanwhile fire). */
     async sample(count: number): Promise<void> {
+      if (!(clock instanceof FakeClock)) throw new Error("sample() needs the fake clock");
       for (let i = 0; i < count; i++) {
         await clock.tick(SAMPLE_MS);
         monitor.sample();

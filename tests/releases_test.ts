@@ -12,6 +12,7 @@ import { EventLog } from "../core/events.ts";
 import type { HeadroomEvent } from "../core/types.ts";
 import { FakeClock, MiB, schedulerOnSim, SimGpu, type SimPipelineSpec } from "./_sim_gpu.ts";
 import { onDriverDouble } from "./_driver_double.ts";
+import { systemClock } from "../core/clock.ts";
 
 /** The three OCR models as they measured on the software adapter, rounded. */
 const OCR: SimPipelineSpec[] = [
@@ -198,4 +199,27 @@ Deno.test("settled releases - a driver that cannot show a release: one eviction 
   assert.equal(await scheduler.enforceHeadroom(), 1);
   assert.equal(scheduler.model("synthetic-c").placement, "cpu");
   scheduler.close();
+});
+
+Deno.test("settled releases - on the driver double with the real clock (bench/release_confirm.ts), an offload answers once the late free shows", async () => {
+  // The benchmark times real waits; on the double's fake clock its offload never answered.
+  const t = onDriverDouble([{ id: "m", gpuBytes: 64 * MiB }], 40, {
+    releasePollMs: 20,
+    clock: systemClock,
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await t.scheduler.load("m", "gpu");
+    const started = performance.now();
+    const answer = await Promise.race([
+      t.scheduler.offload("m"),
+      new Promise<"hung">((resolve) => timer = setTimeout(() => resolve("hung"), 5000)),
+    ]);
+    assert.notEqual(answer, "hung", "the offload answered within 5 s");
+    assert.equal((answer as { release: { confirmed: boolean } }).release.confirmed, true);
+    assert.ok(performance.now() - started >= 40, "not before the driver showed the free");
+  } finally {
+    clearTimeout(timer);
+    t.close();
+  }
 });
