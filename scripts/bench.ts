@@ -380,10 +380,11 @@ function decisionRateRows(): BenchRow[] {
 }
 
 /**
- * Runs `bench/NAME.ts`, which writes its figures to `bench/NAME.json`, and reads them back;
- * null (said on stderr) when the script fails.
+ * Runs `bench/NAME.ts`, which writes its figures to `bench/NAME.json`, and reads them back.
+ * A script that fails ends the run (exit 1), as the other benches do: its old figures would
+ * otherwise stay in the table as if measured again.
  */
-async function benchReport<T>(name: string): Promise<T | null> {
+async function benchReport<T>(name: string): Promise<T> {
   const run = await new Deno.Command(Deno.execPath(), {
     args: ["run", V8_FLAGS, "--allow-all", `bench/${name}.ts`],
     cwd: root,
@@ -392,7 +393,7 @@ async function benchReport<T>(name: string): Promise<T | null> {
   }).output();
   if (!run.success) {
     console.error(`bench/${name}.ts failed (exit ${run.code})`);
-    return null;
+    Deno.exit(1);
   }
   return JSON.parse(await Deno.readTextFile(`${root}bench/${name}.json`)) as T;
 }
@@ -405,7 +406,6 @@ async function benchReport<T>(name: string): Promise<T | null> {
 async function switchRows(): Promise<BenchRow[]> {
   log("[switch] exclusive mode A/B: HEADROOM_MAX_WAIT=0 against the default 2 s");
   const report = await benchReport<import("../bench/ab_switch.ts").SwitchBench>("ab_switch");
-  if (!report) return [];
   return report.runs.flatMap((r) => {
     const limit = r.maxWaitMs === 0 ? "max wait 0 (FIFO)" : `max wait ${r.maxWaitMs / 1000} s`;
     const where = r.leg === "sim"
@@ -430,7 +430,6 @@ async function releaseRows(): Promise<BenchRow[]> {
   const report = await benchReport<import("../bench/release_confirm.ts").ReleaseConfirmBench>(
     "release_confirm",
   );
-  if (!report) return [];
   return report.results.map((r) => ({
     name: r.freeDelayMs === 0
       ? "scheduler - offload → release confirmed, driver double shows frees at once"
