@@ -6,7 +6,13 @@
  * bit-exactly as one at a time, in batches the row and `/metrics` show.
  */
 import assert from "node:assert/strict";
-import { batchShape, canBatch, concatRows, splitRows } from "../core/pipelines/batch.ts";
+import {
+  batchShape,
+  batchWaitUntil,
+  canBatch,
+  concatRows,
+  splitRows,
+} from "../core/pipelines/batch.ts";
 import {
   type RunInput,
   TENSOR_ARRAYS,
@@ -80,6 +86,21 @@ Deno.test("batch - keys, row counts and which models can batch", () => {
   assert.equal(canBatch([free], []), false, "outputs the session does not tell");
 });
 
+Deno.test("batch - a turn waits for the callers the last run answered, no longer than it took", () => {
+  const turn = { firstArrivedAt: 100, rows: 3, limit: 32, delayMs: 0 };
+  assert.equal(batchWaitUntil(turn, null), 100, "no run yet: no wait");
+  assert.equal(batchWaitUntil(turn, { rows: 16, until: 104 }), 104, "16 expected, 3 here: wait");
+  assert.equal(batchWaitUntil({ ...turn, rows: 16 }, { rows: 16, until: 104 }), 100, "all back");
+  assert.equal(batchWaitUntil(turn, { rows: 1, until: 104 }), 100, "one client: never waits");
+  assert.equal(batchWaitUntil({ ...turn, limit: 3 }, { rows: 16, until: 104 }), -Infinity, "full");
+  assert.equal(
+    batchWaitUntil({ ...turn, limit: 8 }, { rows: 16, until: 104 }),
+    104,
+    "expects the limit at most",
+  );
+  assert.equal(batchWaitUntil({ ...turn, delayMs: 10 }, { rows: 16, until: 104 }), 110, "delayMs");
+});
+
 // ---- the host's queue, on a worker double ----------------------------------------------------
 
 /** A worker whose model doubles `x` [N, 4] into `y`; it records each run's rows. */
@@ -91,6 +112,8 @@ class RowWorker {
   oomAbove = Infinity;
   /** While set, each run waits for it. */
   gate: Promise<void> | null = null;
+  /** The run time each run's reply reports (ms). */
+  runMs = 1;
   dead: string | null = null;
 
   status(): WorkerStatus {
@@ -154,7 +177,10 @@ class RowWorker {
           return reply("run", {}, { code: "run_failed", message: "a poisoned row (-1)" });
         }
         const y = Float32Array.from(data, (v) => v * 2);
-        return reply("run", { output: { kind: "tensors", tensors: { y: { ...x, data: y } } } });
+        return {
+          ...reply("run", { output: { kind: "tensors", tensors: { y: { ...x, data: y } } } }),
+          ms: w.runMs,
+        };
       },
       offload() {
         w.device = "cpu";
@@ -237,6 +263,44 @@ Deno.test("batch - what queued while a run ran shares the next run; each caller 
   assert.equal(figures.largestRows, 6);
   assert.deepEqual(figures.runsByRows, { "1": 1, "6": 1 });
   assert.equal(figures.active, true);
+});
+
+Deno.test("batch - clients in a loop are batched whole, not one alone then the rest", async () => {
+  const { host, worker } = await hostWith({ max: 32, delayMs: 0 });
+  worker.runMs = 200; // the window the callers have to come back in
+  const clients = 8;
+  // Each client sends again a little after its answer, one after another (as answers are
+  // written in turn): the first is back while the others are still on their way.
+  const loop = async (c: number) => {
+    for (let i = 0; i < 6; i++) {
+      const answer = await host.run("m", row(c));
+      assert.deepEqual(firstValues(answer), [2 * c]);
+      await new Promise((r) => setTimeout(r, 1 + 2 * c));
+    }
+  };
+  await Promise.all(Array.from({ length: clients }, (_, c) => loop(c)));
+  const sizes = worker.runs.map((r) => r.length);
+  // Without the wait, each caller came back to an idle worker and ran alone: 8, 1, 1, 1…
+  assert.deepEqual(sizes.slice(-4), [8, 8, 8, 8], `run sizes ${sizes.join(", ")}`);
+});
+
+Deno.test("batch - a caller that does not come back costs its neighbour one run time at most", async () => {
+  const { host, worker } = await hostWith({ max: 32, delayMs: 0 });
+  worker.runMs = 60;
+  const release = hold(worker);
+  const batch = [1, 2, 3, 4].map((v) => host.run("m", row(v)));
+  await tick();
+  release();
+  await Promise.all(batch); // 4 rows answered: the next turn expects 4 for 60 ms
+  let t0 = performance.now();
+  await host.run("m", row(5)); // only one comes back
+  const waited = performance.now() - t0;
+  assert.ok(waited >= 40 && waited < 1000, `waited ${waited.toFixed(1)} ms for the other 3`);
+  await new Promise((r) => setTimeout(r, 80)); // past the last run's window: idle
+  t0 = performance.now();
+  await host.run("m", row(6));
+  const idle = performance.now() - t0;
+  assert.ok(idle < 40, `an idle pipeline runs at once (${idle.toFixed(1)} ms)`);
 });
 
 Deno.test("batch - a higher priority overtakes in the pipeline's queue, FIFO within one", async () => {

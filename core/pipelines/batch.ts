@@ -22,6 +22,39 @@ export interface BatchConfig {
 /** The default of a model that can batch and whose entry says nothing: 32 rows, no added wait. */
 export const DEFAULT_BATCH: BatchConfig = { max: 32, delayMs: 0 };
 
+/**
+ * The callers a run just answered, with those still waiting when it ended: the rows the
+ * next turn expects. A client in a loop sends its next request as soon as it has its
+ * answer, so the answered callers are likely back within moments.
+ */
+export interface ReturningCallers {
+  /** Rows the run answered plus the rows waiting when it ended. */
+  rows: number;
+  /** Until when they are expected back (`performance.now()` ms): the run's end plus its own duration. */
+  until: number;
+}
+
+/**
+ * Until when (`performance.now()` ms) a turn holding `rows` rows waits for more before it
+ * runs; a time already past means "run now". The wait ends early when the turn reaches
+ * its limit, and otherwise lasts:
+ * - `delayMs` after the turn's first request arrived (the models file's wait, 0 by default);
+ * - and, while fewer rows wait than `returning` expects, until those callers are due
+ *   back. Running the first of them alone would make the rest wait a whole run behind it
+ *   (16 clients in a loop batched 1, 15, 1, 15… before this rule, or settled into two
+ *   halves of 8 when only the answered rows counted). The wait is no longer than the last
+ *   run took, and an idle pipeline never waits: its callers are no longer expected.
+ */
+export function batchWaitUntil(
+  turn: { firstArrivedAt: number; rows: number; limit: number; delayMs: number },
+  returning: ReturningCallers | null,
+): number {
+  if (turn.rows >= turn.limit) return -Infinity;
+  const own = turn.firstArrivedAt + turn.delayMs;
+  const expected = returning ? Math.min(turn.limit, returning.rows) : 0;
+  return turn.rows < expected ? Math.max(own, returning!.until) : own;
+}
+
 /** True for a dimension the model leaves free (a name, or -1). */
 function isFree(dim: number | string | undefined): boolean {
   return typeof dim === "string" || (typeof dim === "number" && dim < 0);

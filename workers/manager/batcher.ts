@@ -7,6 +7,9 @@
  * first, see core/pipelines/batch.ts) up to the batch limit; the inputs are concatenated
  * along dimension 0, run once, and the outputs split back by rows to each caller.
  *
+ * - A turn with fewer rows than the last run answered (plus those then waiting) waits for
+ *   those callers, at most as long as that run took ({@link batchWaitUntil}): clients in
+ *   a loop come back at once, and full batches cost a fraction of a run per row.
  * - Each run is checked alone against the session's inputs before it joins a batch; one
  *   that does not fit runs alone and gets its own error. A batch that fails for another
  *   reason than memory runs its members one by one, so only the guilty one fails.
@@ -24,7 +27,7 @@ import { PRIORITIES } from "../../core/types.ts";
 import type { RunInput, WireTensor, WorkerReply } from "../../core/pipelines/protocol.ts";
 import { PipelineError } from "../../core/pipelines/pipeline_error.ts";
 import { feedProblem } from "../../core/pipelines/feeds.ts";
-import { batchShape, concatRows, splitRows } from "../../core/pipelines/batch.ts";
+import { batchShape, batchWaitUntil, concatRows, splitRows } from "../../core/pipelines/batch.ts";
 import type { HostRunOptions, HostRunResult } from "../../core/placement/types.ts";
 import { QueueAbortedError } from "../../core/serial_queue.ts";
 import { fromWorkerError } from "./worker_errors.ts";
@@ -112,9 +115,14 @@ export class HostRuns {
       };
       fill();
       const delayMs = pipeline.model.batch?.delayMs ?? 0;
-      const until = first.arrivedAt + delayMs;
-      while (rows < limit && performance.now() < until) {
-        await arrival(pipeline, until - performance.now());
+      for (;;) {
+        const until = batchWaitUntil(
+          { firstArrivedAt: first.arrivedAt, rows, limit, delayMs },
+          pipeline.batch.returning,
+        );
+        const left = until - performance.now();
+        if (left <= 0) break;
+        await arrival(pipeline, left);
         fill();
       }
     }
@@ -186,6 +194,11 @@ export class HostRuns {
       }
       return;
     }
+    // Its callers, and those already waiting, are the next turn's expected rows.
+    pipeline.batch.returning = {
+      rows: rowsOf(members) + rowsOf(pipeline.waiting),
+      until: performance.now() + reply.ms,
+    };
     if (reply.output.kind !== "tensors" || single) {
       this.#count(pipeline, members, reply.ms, device);
       members[0].resolve({ output: reply.output, ms: reply.ms, device });

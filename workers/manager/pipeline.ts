@@ -9,7 +9,7 @@ import type { GpuMismatch, PipelineState, TransitionFigures } from "../../core/t
 import type { RunInput, WorkerStatus } from "../../core/pipelines/protocol.ts";
 import type { HostRunOptions, HostRunResult } from "../../core/placement/types.ts";
 import { SerialQueue } from "../../core/serial_queue.ts";
-import { type BatchConfig, canBatch } from "../../core/pipelines/batch.ts";
+import { type BatchConfig, canBatch, type ReturningCallers } from "../../core/pipelines/batch.ts";
 import type { WorkerClient } from "../client.ts";
 
 /** The parts of a worker client the manager uses (a real WorkerClient, or a double in tests). */
@@ -91,6 +91,8 @@ export interface BatchCounts {
   runsByRows: Map<number, number>;
   /** Why the first dimension turned out not to be a batch dimension (batching stops), or null. */
   refused: string | null;
+  /** The callers the last run answered, whom the next turn may wait for (core/pipelines/batch.ts). */
+  returning: ReturningCallers | null;
 }
 
 /** A record for `model`: unloaded, no worker yet. */
@@ -117,6 +119,7 @@ export function newPipeline(model: CatalogModel): Pipeline {
       rows: 0,
       runsByRows: new Map(),
       refused: null,
+      returning: null,
     },
   };
 }
