@@ -56,12 +56,16 @@ for (const engine of ["native", "wasm"] as const) {
 }
 
 /** A binary-extension body: the JSON header (`pad` spaces make its length), then `bytes`. */
-function binaryBody(bytes: Uint8Array, pad = 0): { body: Uint8Array; headerLength: number } {
+function binaryBody(
+  bytes: Uint8Array,
+  pad = 0,
+  rows = 2,
+): { body: Uint8Array; headerLength: number } {
   const header = new TextEncoder().encode(
     JSON.stringify({
       inputs: [{
         name: "x",
-        shape: [2, 3],
+        shape: [rows, 3],
         datatype: "FP32",
         parameters: { binary_data_size: bytes.length },
       }],
@@ -74,27 +78,38 @@ function binaryBody(bytes: Uint8Array, pad = 0): { body: Uint8Array; headerLengt
 }
 
 Deno.test("request path - binary inputs are views of a body read at an 8-byte boundary", async () => {
-  const values = Float32Array.of(1.5, -2, 3, 4, 5, 6);
-  for (let pad = 0; pad < 8; pad++) {
-    const { body, headerLength } = binaryBody(
-      encodeTensorBytes({ type: "float32", dims: [2, 3], data: values }),
-      pad,
-    );
-    const request = new Request("http://localhost/v2/models/m/infer", {
-      method: "POST",
-      headers: { "content-length": String(body.length) },
-      body: new Blob([body as Uint8Array<ArrayBuffer>]).stream(),
-      duplex: "half",
-    } as RequestInit);
-    const read = await readInferenceBody(request, String(headerLength));
-    assert.deepEqual(read, body, `pad ${pad}: the same bytes`);
-    assert.equal((read.byteOffset + headerLength) % 8, 0, `pad ${pad}: the binary part is aligned`);
-    const { tensors } = parseInferenceBody(read, String(headerLength));
-    const x = tensors.x.data as Float32Array;
-    assert.deepEqual(x, values);
-    assert.equal(x.buffer, read.buffer, `pad ${pad}: the tensor is a view of the body, not a copy`);
+  // A small body (read whole) and one of 96 KiB (read chunk by chunk), at every offset.
+  for (const rows of [2, 8192]) {
+    for (let pad = 0; pad < 8; pad++) await readsAligned(rows, pad);
   }
 });
+
+/** Reads a body of `rows` × 3 float32 whose header ends `pad` bytes past a boundary, and checks it. */
+async function readsAligned(rows: number, pad: number): Promise<void> {
+  const values = Float32Array.from({ length: rows * 3 }, (_, i) => i * 1.5 - 2);
+  const { body, headerLength } = binaryBody(
+    encodeTensorBytes({ type: "float32", dims: [rows, 3], data: values }),
+    pad,
+    rows,
+  );
+  const request = new Request("http://localhost/v2/models/m/infer", {
+    method: "POST",
+    headers: { "content-length": String(body.length) },
+    body: new Blob([body as Uint8Array<ArrayBuffer>]).stream(),
+    duplex: "half",
+  } as RequestInit);
+  const read = await readInferenceBody(request, String(headerLength));
+  assert.deepEqual(read, body, `${rows} rows, pad ${pad}: the same bytes`);
+  assert.equal(
+    (read.byteOffset + headerLength) % 8,
+    0,
+    `${rows} rows, pad ${pad}: the binary part is aligned`,
+  );
+  const { tensors } = parseInferenceBody(read, String(headerLength));
+  const x = tensors.x.data as Float32Array;
+  assert.deepEqual(x, values);
+  assert.equal(x.buffer, read.buffer, `${rows} rows, pad ${pad}: a view of the body`);
+}
 
 /** A float32 tensor whose elements cannot be read one by one: JSON formatting would throw. */
 function unreadable(): WireTensor {
