@@ -118,8 +118,8 @@ const SMALL_BODY = 64 * 1024;
  * Reads an inference body so that its binary part (after `headerLength` bytes of JSON; a raw
  * binary request's whole body) starts at an 8-byte boundary of its buffer, where the
  * tensors are views of the body with no copy of their own: one copy in all, the one
- * `arrayBuffer()` makes too (a body up to 64 KiB is read whole, then copied once more
- * when off the boundary). Without binary data or a Content-Length: `arrayBuffer()`.
+ * `arrayBuffer()` makes too (a body up to {@link SMALL_BODY} is read whole, then copied
+ * once more when off the boundary). Without binary data or a Content-Length: `arrayBuffer()`.
  */
 export async function readInferenceBody(
   request: Request,
