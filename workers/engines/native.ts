@@ -69,11 +69,14 @@ export async function createNativeSession(
     extra: {
       session: {
         disable_prepacking: prepack ? "0" : "1",
-        // Idle intra-op threads sleep instead of spinning: spinning, they took the cores
-        // the main thread serves HTTP on (measured on 2 cores, 64 MiB model, v2 JSON, same
-        // session: 16 clients 606 → 784 req/s, 64 clients 1,003 → 1,409, one client
-        // 165 → 131 req/s, as each run then wakes its threads).
-        "intra_op.allow_spinning": "0",
+        // Intra-op threads spin a short while (20 µs) for the next piece of a run before they
+        // sleep, and stop at once when the run returns: long enough to skip a wake-up between
+        // a run's operators, short enough never to hold a core the main thread serves HTTP
+        // on. The figures for this choice (against never spinning, and against onnxruntime's
+        // unbounded default) are in docs/benchmarks.md, "Engine settings".
+        "intra_op.allow_spinning": "1",
+        "intra_op.spin_duration_us": "20",
+        force_spinning_stop: "1",
       },
     },
   });
