@@ -60,6 +60,7 @@ export const handler: Handlers = {
       models,
       scheduler: report.scheduler ?? services.scheduler.status(),
       counters: services.counters,
+      requests: services.scheduler.requests,
       startedAt: services.startedAt,
     });
     // KV faults (a full disk): what the store could not keep or read since start.

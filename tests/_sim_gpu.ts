@@ -306,7 +306,7 @@ export class SimGpu implements PipelineHost, DeviceView {
       }
       call.result = device;
       this.onRunDone?.(id);
-      return { output: { kind: "tensors", tensors: {} }, ms: 1, device };
+      return { output: { kind: "tensors", tensors: {} }, ms: 1, queueMs: 0, device };
     }, options.signal);
   }
 

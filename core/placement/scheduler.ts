@@ -67,6 +67,7 @@ import {
   unloaded,
 } from "./events.ts";
 import { KeepAliveTimers } from "./keep_alive.ts";
+import { RequestFigures } from "../request_figures.ts";
 import { RELEASE_CHECK_MIN_BYTES, Releases, type ReleaseTracking } from "./releases.ts";
 import {
   ExclusiveLine,
@@ -177,6 +178,8 @@ export class Scheduler {
   /** Exclusive mode's order of waiting requests (the fairness limit). */
   readonly #line: ExclusiveLine;
   readonly #defaultPriority: (id: string) => Priority;
+  /** What each model's requests did (counts by outcome, durations): `/metrics` reads it. */
+  readonly requests = new RequestFigures();
 
   constructor(options: SchedulerOptions) {
     this.#host = options.host;
@@ -375,6 +378,24 @@ export class Scheduler {
    */
   async run(id: string, input: RunInput, options: RunOptions = {}): Promise<HostRunResult> {
     const record = this.#record(id);
+    const arrivedAt = performance.now();
+    try {
+      const result = await this.#run(record, input, options);
+      this.requests.answered(id, {
+        totalMs: performance.now() - arrivedAt,
+        queueMs: result.queueMs,
+        computeMs: result.ms,
+      });
+      return result;
+    } catch (error) {
+      this.requests.failed(id, error instanceof PipelineError ? error.code : "internal");
+      throw error;
+    }
+  }
+
+  /** {@link run} for a known model: admission, the deadline, the run. */
+  async #run(record: PipelineRecord, input: RunInput, options: RunOptions): Promise<HostRunResult> {
+    const id = record.id;
     const limit = this.#queueLimit;
     const queued = record.waiting + record.activeCount - record.holds;
     if (limit !== undefined && queued >= limit) {

@@ -48,7 +48,10 @@ export interface HostTransition {
 /** What a run answers. */
 export interface HostRunResult {
   output: RunOutput;
+  /** The session call's own time (the engine's figure; a batch's members share it). */
   ms: number;
+  /** How long the run waited in its pipeline's queue on the host before that call. */
+  queueMs: number;
   device: SessionDevice;
 }
 

@@ -4,7 +4,7 @@
  * requires, and every family carries HELP and TYPE (`promtool check metrics` passes).
  * @module
  */
-import type { HistogramSeries } from "../metrics/histogram.ts";
+import type { HistogramSeries } from "../../core/histogram.ts";
 
 /** One labelled value. */
 export interface Sample {

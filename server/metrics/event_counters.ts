@@ -7,7 +7,7 @@
  */
 import type { EventLog } from "../../core/events.ts";
 import type { EvictionReason, HeadroomEvent, TransitionKind } from "../../core/types.ts";
-import { Histogram } from "./histogram.ts";
+import { Histogram } from "../../core/histogram.ts";
 
 /** Eviction reasons, each exported from the start (0 until one happens). */
 export const EVICTION_REASONS: readonly EvictionReason[] = ["make_room", "oom", "headroom"];

@@ -4,7 +4,9 @@
  *   `Hostname`), so `headroom_gpu_*` joins `DCGM_FI_*` in PromQL;
  * - the placement policy's budget, headroom and room left;
  * - per-model series (`headroom_model_*`, labelled `model` and `Hostname`);
- * - counters and histograms kept from the event log since start.
+ * - counters and histograms kept from the event log since start;
+ * - each model's requests by outcome and their durations (Triton's per-model inference
+ *   metrics: request, queue and compute time), as the scheduler recorded them.
  * @module
  */
 import type { MetricFamily, Sample } from "../http/prometheus.ts";
@@ -15,7 +17,8 @@ import type {
   SchedulerStatus,
   VramSample,
 } from "../../core/types.ts";
-import type { HistogramSeries } from "./histogram.ts";
+import type { Histogram, HistogramSeries } from "../../core/histogram.ts";
+import type { RequestFigures } from "../../core/request_figures.ts";
 import { DEVICES, type EventCounters } from "./event_counters.ts";
 import { processGrowthBytesOf } from "./loaded_models.ts";
 
@@ -26,6 +29,7 @@ export interface ScrapeInput {
   models: ModelRow[];
   scheduler: SchedulerStatus;
   counters: EventCounters;
+  requests: RequestFigures;
   startedAt: number;
 }
 
@@ -188,36 +192,24 @@ export function buildMetrics(input: ScrapeInput): MetricFamily[] {
       "GPU releases whose memory did not come back on the device in time.",
       [{ labels: node, value: counters.leaks }],
     ),
-    {
-      name: "headroom_load_duration_seconds",
-      help: "Seconds each model load took, by device.",
-      type: "histogram",
-      bounds: counters.loadSeconds.bounds,
-      series: counters.loadSeconds.series().map((s) => ({
-        ...s,
-        labels: { ...s.labels, ...node },
-      })),
-    },
-    {
-      name: "headroom_offload_duration_seconds",
-      help: "Seconds each GPU -> CPU move took.",
-      type: "histogram",
-      bounds: counters.offloadSeconds.bounds,
-      series: counters.offloadSeconds.series().map((s) => ({
-        ...s,
-        labels: { ...s.labels, ...node },
-      })),
-    },
-    {
-      name: "headroom_rehydrate_duration_seconds",
-      help: "Seconds each CPU -> GPU move took.",
-      type: "histogram",
-      bounds: counters.rehydrateSeconds.bounds,
-      series: counters.rehydrateSeconds.series().map((s) => ({
-        ...s,
-        labels: { ...s.labels, ...node },
-      })),
-    },
+    histogramFamily(
+      "headroom_load_duration_seconds",
+      "Seconds each model load took, by device.",
+      counters.loadSeconds,
+      node,
+    ),
+    histogramFamily(
+      "headroom_offload_duration_seconds",
+      "Seconds each GPU -> CPU move took.",
+      counters.offloadSeconds,
+      node,
+    ),
+    histogramFamily(
+      "headroom_rehydrate_duration_seconds",
+      "Seconds each CPU -> GPU move took.",
+      counters.rehydrateSeconds,
+      node,
+    ),
     {
       name: "headroom_batch_size",
       help: "Rows each tensor run of a model took (dynamic batching; 1 = alone).",
@@ -227,6 +219,34 @@ export function buildMetrics(input: ScrapeInput): MetricFamily[] {
         m.batch ? [{ labels: { model: m.id, ...node }, ...batchSeries(m.batch) }] : []
       ),
     },
+    counter(
+      "headroom_inference_requests_total",
+      'Inference requests by model and outcome ("success", or the error code: queue_full, timeout, cancelled, bad_tensor…).',
+      [...input.requests.outcomes].flatMap(([model, byOutcome]) =>
+        [...byOutcome].map(([outcome, value]) => ({
+          labels: { model, outcome, ...node },
+          value,
+        }))
+      ),
+    ),
+    histogramFamily(
+      "headroom_inference_request_duration_seconds",
+      "Seconds from a request's arrival to its answer (answered requests; loads and moves included).",
+      input.requests.totalSeconds,
+      node,
+    ),
+    histogramFamily(
+      "headroom_inference_queue_duration_seconds",
+      "Seconds an answered request waited in its pipeline's queue (behind runs and moves, its batch filling).",
+      input.requests.queueSeconds,
+      node,
+    ),
+    histogramFamily(
+      "headroom_inference_compute_duration_seconds",
+      "Seconds of the session call that carried an answered request (a batch's members each count it).",
+      input.requests.computeSeconds,
+      node,
+    ),
     gauge("headroom_start_time_seconds", "Unix time this Headroom process started.", [
       { labels: node, value: input.startedAt / 1000 },
     ]),
@@ -246,6 +266,22 @@ function batchSeries(batch: BatchFigures): Omit<HistogramSeries, "labels"> {
     ),
     sum: batch.rows,
     count: batch.runs,
+  };
+}
+
+/** A histogram family: the histogram's series, each with the node's labels added. */
+function histogramFamily(
+  name: string,
+  help: string,
+  histogram: Histogram,
+  node: Record<string, string>,
+): MetricFamily {
+  return {
+    name,
+    help,
+    type: "histogram",
+    bounds: histogram.bounds,
+    series: histogram.series().map((s) => ({ ...s, labels: { ...s.labels, ...node } })),
   };
 }
 

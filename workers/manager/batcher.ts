@@ -165,6 +165,7 @@ export class HostRuns {
       return;
     }
     const single = members.length === 1;
+    const sentAt = performance.now();
     const input: RunInput = single
       ? members[0].input
       : { kind: "tensors", tensors: concatRows(members.map((m) => tensorsOf(m))) };
@@ -201,7 +202,8 @@ export class HostRuns {
     };
     if (reply.output.kind !== "tensors" || single) {
       this.#count(pipeline, members, reply.ms, device);
-      members[0].resolve({ output: reply.output, ms: reply.ms, device });
+      const queueMs = sentAt - members[0].arrivedAt;
+      members[0].resolve({ output: reply.output, ms: reply.ms, queueMs, device });
       return;
     }
     const parts = splitRows(reply.output.tensors, members.map((m) => m.shape!.rows));
@@ -212,7 +214,12 @@ export class HostRuns {
     }
     this.#count(pipeline, members, reply.ms, device);
     members.forEach((m, i) =>
-      m.resolve({ output: { kind: "tensors", tensors: parts[i] }, ms: reply.ms, device })
+      m.resolve({
+        output: { kind: "tensors", tensors: parts[i] },
+        ms: reply.ms,
+        queueMs: sentAt - m.arrivedAt,
+        device,
+      })
     );
   }
 

@@ -1,6 +1,7 @@
 /**
  * A Prometheus histogram: cumulative bucket counts, a sum and a count, per label set.
- * Small enough to keep here; rendered by server/http/prometheus.ts.
+ * Small enough to keep here; kept by server/metrics/ and core/request_figures.ts,
+ * rendered by server/http/prometheus.ts.
  * @module
  */
 
