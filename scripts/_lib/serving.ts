@@ -5,7 +5,9 @@
  * binary and /api/v1 infer routes and against the least server (bench/least_server.ts),
  * beside onnxruntime-node in this process on the same file at batch 1 and 16, and the
  * input ingestion of a 1×3×640×640 float32 tensor through the v2 route's own body parser.
- * Every ratio it reports compares figures of the same run (these machines are noisy).
+ * For Headroom's rounds it also reads Headroom's own account from `/metrics` (a request's
+ * queue wait, its batch's session call, the rest). Every ratio it reports compares figures
+ * of the same run (these machines are noisy).
  * @module
  */
 import { requestBodies } from "../../bench/serving_bodies.ts";
@@ -127,23 +129,70 @@ function assertAgree(what: string, a: Float32Array, b: Float32Array): void {
   }
 }
 
+/**
+ * Where an answered request's time went in Headroom, over one wrk round, from the
+ * differences of its `/metrics` (the scheduler's own figures): means per request, in ms.
+ */
+interface InServiceTimes {
+  requests: number;
+  totalMs: number;
+  queueMs: number;
+  computeMs: number;
+  /** Mean rows a session call took. */
+  batchRows: number;
+}
+
+/** A wrk round's figures, with Headroom's own account of the round where it was the target. */
+type ServingResult = HttpResult & { inService?: InServiceTimes };
+
+/**
+ * The histograms' `_sum` and `_count` samples `/metrics` holds for the bench's model now,
+ * by sample name (parse-prometheus-text-format drops the labels of histogram series).
+ */
+async function inferenceSums(origin: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const [, name, labels, value] of text.matchAll(/^(\w+_(?:sum|count))\{([^}]*)\} (\S+)$/gm)) {
+    if (labels.split(",").includes(`model="${MODEL_ID}"`)) out[name] = Number(value);
+  }
+  return out;
+}
+
+/** {@link InServiceTimes} from two readings of {@link inferenceSums}, before and after a round. */
+function inServiceTimes(
+  before: Record<string, number>,
+  after: Record<string, number>,
+): InServiceTimes {
+  const delta = (name: string) => (after[name] ?? 0) - (before[name] ?? 0);
+  const requests = delta("headroom_inference_request_duration_seconds_count");
+  const meanMs = (family: string) => 1000 * delta(`${family}_sum`) / requests;
+  return {
+    requests,
+    totalMs: meanMs("headroom_inference_request_duration_seconds"),
+    queueMs: meanMs("headroom_inference_queue_duration_seconds"),
+    computeMs: meanMs("headroom_inference_compute_duration_seconds"),
+    batchRows: delta("headroom_batch_size_sum") / delta("headroom_batch_size_count"),
+  };
+}
+
 /** Rounds per figure: wrk rounds of the targets alternate, so load from elsewhere weighs on all alike. */
 const ROUNDS = 3;
 
 /**
  * wrk against every target at each client count, after a warm-up: for each client count,
  * {@link ROUNDS} rounds of `seconds / ROUNDS` each, the targets in turn within a round;
- * each figure is the round with the median throughput (its p50 and p99 with it).
+ * each figure is the round with the median throughput (its p50 and p99 with it, and for a
+ * Headroom target the round's {@link InServiceTimes}).
  */
 async function wrkAll(
-  list: Array<{ origin: string; target: Target }>,
+  list: Array<{ origin: string; target: Target; headroom: boolean }>,
   clientCounts: readonly number[],
   seconds: number,
   dir: string,
   step: (label: string) => void,
-): Promise<Map<string, HttpResult>> {
+): Promise<Map<string, ServingResult>> {
   const script = fromFileUrl(new URL("../../bench/wrk_post.lua", import.meta.url));
-  const runs = await Promise.all(list.map(async ({ origin, target }, i) => {
+  const runs = await Promise.all(list.map(async ({ origin, target, headroom }, i) => {
     const file = `${dir}/body${i}`;
     await Deno.writeFile(file, target.body);
     const env = {
@@ -151,12 +200,12 @@ async function wrkAll(
       WRK_TYPE: target.type,
       WRK_HEADER_LENGTH: target.headerLength === undefined ? "" : String(target.headerLength),
     };
-    return { url: `${origin}${target.path}`, label: target.label, env, origin, target };
+    return { url: `${origin}${target.path}`, label: target.label, env, origin, target, headroom };
   }));
   for (const { url, env } of runs) {
     await runWrk(url, 1, { connections: 4, script, env }); // warm-up
   }
-  const out = new Map<string, HttpResult>();
+  const out = new Map<string, ServingResult>();
   const roundSeconds = Math.max(1, Math.round(seconds / ROUNDS));
   for (const clients of clientCounts) {
     step(
@@ -164,10 +213,11 @@ async function wrkAll(
         clients === 1 ? "" : "s"
       }: ${ROUNDS} rounds of ${roundSeconds} s per target`,
     );
-    const seen = new Map<string, HttpResult[]>();
+    const seen = new Map<string, ServingResult[]>();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const { url, label, env, origin, target } of runs) {
-        const result = await runWrk(url, roundSeconds, {
+      for (const { url, label, env, origin, target, headroom } of runs) {
+        const before = headroom ? await inferenceSums(origin) : null;
+        const result: ServingResult = await runWrk(url, roundSeconds, {
           connections: clients,
           timeoutSeconds: 60,
           script,
@@ -176,10 +226,11 @@ async function wrkAll(
         if (result.errors > 0) {
           throw new Error(`${label} at ${clients} clients: ${result.errors} failed requests`);
         }
-        seen.set(label, [...seen.get(label) ?? [], result]);
         // What a round left in flight ends before the next starts: one request more, answered
         // after them (the least server runs what a gone client sent; Headroom drops it).
         await firstOutput(origin, target);
+        if (before) result.inService = inServiceTimes(before, await inferenceSums(origin));
+        seen.set(label, [...seen.get(label) ?? [], result]);
       }
     }
     for (const [label, results] of seen) {
@@ -313,7 +364,7 @@ async function serveAndLoad(
   seconds: number,
   dir: string,
   step: (label: string) => void,
-): Promise<Map<string, HttpResult>> {
+): Promise<Map<string, ServingResult>> {
   const { headroom, least } = targets(width);
   await Deno.writeTextFile(
     `${dir}/models.json`,
@@ -358,8 +409,8 @@ async function serveAndLoad(
   }
   return await wrkAll(
     [
-      { origin: leastServer.url, target: least },
-      ...headroom.map((target) => ({ origin: server.url, target })),
+      { origin: leastServer.url, target: least, headroom: false },
+      ...headroom.map((target) => ({ origin: server.url, target, headroom: true })),
     ],
     clientCounts,
     seconds,
@@ -428,6 +479,23 @@ export async function servingRows(
       unit: "rows/s",
       note: `${inNote}; median ${engine[BATCH].medianMs.toFixed(2)} ms a run`,
     });
+    // Headroom's own account of a request at 1 and 16 clients (the median round's /metrics).
+    for (const format of ["v2 JSON", "v2 binary"]) {
+      for (const clients of [1, 16]) {
+        const times = results.get(`${format}@${clients}`)!.inService!;
+        rows.push({
+          name: `serving - ${format}, ${clients} client${
+            clients === 1 ? "" : "s"
+          }: a request in the scheduler`,
+          value: times.totalMs,
+          unit: "ms",
+          note: `mean over the median round's ${times.requests} requests, from /metrics: ` +
+            `queue ${times.queueMs.toFixed(2)} ms, compute ${times.computeMs.toFixed(2)} ms ` +
+            `(its batch's session call; batches of ${times.batchRows.toFixed(1)} rows), the ` +
+            "rest the worker hop and placement; HTTP lies outside it",
+        });
+      }
+    }
     for (const format of ["v2 JSON", "v2 binary"]) {
       const one = results.get(`${format}@1`)!.requestsPerSecond;
       const sixteen = results.get(`${format}@16`)!.requestsPerSecond;
