@@ -352,6 +352,22 @@ Deno.test("v2 - the spec's own request examples are answered as the spec says", 
   ]);
   assert.deepEqual(all.outputs[1].data, [1, 2, 3, 4]);
   assert.deepEqual(all.outputs[2].data, [true, false, true]);
+  // Data flat at its start and nested further in is not row-major data: refused, naming where.
+  const mixed = await t.request(
+    "/v2/models/mymodel/infer",
+    post({
+      inputs: [
+        { name: "input0", shape: [3], datatype: "UINT32", data: [1, [2], 3] },
+        { name: "input1", shape: [3], datatype: "BOOL", data: [true, false, true] },
+      ],
+    }),
+  );
+  await refused(
+    mixed,
+    400,
+    /input "input0": data\[1\] is not a number/,
+    "inference_error_response",
+  );
 
   // The binary extension's own example: 16 + 3 bytes in, output0's 24 bytes out.
   const response = await t.request(

@@ -113,10 +113,14 @@ async function readsAligned(rows: number, pad: number): Promise<void> {
 
 /** A float32 tensor whose elements cannot be read one by one: JSON formatting would throw. */
 function unreadable(): WireTensor {
-  const data = Float32Array.of(1, 2, 3);
-  Object.defineProperty(data, Symbol.iterator, {
-    value: () => {
-      throw new Error("an element was read one by one");
+  // Its bytes can be taken whole (buffer, offset, length); reading an element by index or
+  // through the iterator throws.
+  const data = new Proxy(Float32Array.of(1, 2, 3), {
+    get(target, key) {
+      if (key === Symbol.iterator || (typeof key === "string" && /^\d+$/.test(key))) {
+        throw new Error("an element was read one by one");
+      }
+      return Reflect.get(target, key);
     },
   });
   return { type: "float32", dims: [3], data };

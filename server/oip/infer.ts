@@ -376,10 +376,18 @@ function rawRequest(
   return { request, tensors };
 }
 
-/** Nested `data` in row-major order, flattened. */
+/**
+ * Nested `data` in row-major order, flattened. Flat data (its first element is no array) is
+ * taken as it is, not copied: an array further in is then refused by the element checks,
+ * naming its index.
+ */
 function flatten(data: TensorData | Float64Array<ArrayBuffer>): JsonTensorInput["data"] {
   if (data instanceof Float64Array) return data; // lifted while parsing: flat already
-  return (data as unknown[]).flat(Infinity) as Array<number | string | boolean>;
+  const values = data as unknown[];
+  if (values.length === 0 || !Array.isArray(values[0])) {
+    return values as Array<number | string | boolean>;
+  }
+  return values.flat(Infinity) as Array<number | string | boolean>;
 }
 
 /** Where an inference body's JSON ends: its header length, or the whole body without one. */
