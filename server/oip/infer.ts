@@ -523,10 +523,12 @@ function halfToNumber(bits: number): number {
  * Inference-Header-Content-Length.
  */
 export function answerResponse(answer: InferenceAnswer): Response {
-  const header = new TextEncoder().encode(JSON.stringify(answer.json));
+  const text = JSON.stringify(answer.json);
   if (answer.binary.length === 0) {
-    return new Response(header, { headers: { "Content-Type": "application/json" } });
+    // The text as it is: the server encodes it once, where it writes it.
+    return new Response(text, { headers: { "Content-Type": "application/json" } });
   }
+  const header = new TextEncoder().encode(text);
   const body = new Uint8Array(
     header.length + answer.binary.reduce((sum, part) => sum + part.length, 0),
   );
