@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import type { WireTensor } from "../core/pipelines/protocol.ts";
 import { type FromPlugin, fromPluginSchema, type ToPlugin } from "./plugin_messages.ts";
 import { encodeFrame, readFrames } from "./plugin_wire.ts";
-import { processRssBytes } from "./process_rss.ts";
+import { processRssBytes } from "./process_figures.ts";
 import { SETTINGS } from "../core/config.ts";
 import { systemClock, type TimerHandle } from "../core/clock.ts";
 

@@ -5,6 +5,8 @@ import { startServerProcess } from "./server_process.ts";
 /** What wrk measured. */
 export interface HttpResult {
   requestsPerSecond: number;
+  /** Requests wrk completed in the round. */
+  requests: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
@@ -68,10 +70,12 @@ export async function runWrk(
   if (!output.success || !rps) {
     throw new Error(`wrk failed:\n${text}\n${new TextDecoder().decode(output.stderr)}`);
   }
+  const completed = /(\d+) requests in /.exec(text);
   const errors = /Non-2xx or 3xx responses:\s*(\d+)/.exec(text);
   const socketErrors = /Socket errors:.*\btimeout (\d+)/.exec(text);
   return {
     requestsPerSecond: Number(rps[1]),
+    requests: completed ? Number(completed[1]) : NaN,
     p50Ms: percentileMs(text, "50"),
     p99Ms: percentileMs(text, "99"),
     errors: (errors ? Number(errors[1]) : 0) + (socketErrors ? Number(socketErrors[1]) : 0),

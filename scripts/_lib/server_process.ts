@@ -10,6 +10,8 @@
 export interface ServerProcess extends AsyncDisposable {
   /** Its origin as it printed it, e.g. `http://127.0.0.1:41234`. */
   url: string;
+  /** Its process id (for its CPU time in /proc). */
+  pid: number;
   /** Ends it (SIGTERM by default: Headroom shuts down cleanly) and waits for the exit. */
   stop(): Promise<void>;
 }
@@ -61,7 +63,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
           await child.status;
           await stderr;
         })();
-      return { url: match[0], stop, [Symbol.asyncDispose]: stop };
+      return { url: match[0], pid: child.pid, stop, [Symbol.asyncDispose]: stop };
     }
   } finally {
     clearTimeout(timer);

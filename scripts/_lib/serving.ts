@@ -23,6 +23,7 @@ import {
   readInferenceBody,
 } from "../../server/oip/infer.ts";
 import { type HttpResult, runWrk } from "./http_bench.ts";
+import { processCpuMs } from "../../workers/process_figures.ts";
 import { startServerProcess } from "./server_process.ts";
 import type { SweepRow as BenchRow } from "./size_sweep.ts";
 
@@ -142,8 +143,11 @@ interface InServiceTimes {
   batchRows: number;
 }
 
-/** A wrk round's figures, with Headroom's own account of the round where it was the target. */
-type ServingResult = HttpResult & { inService?: InServiceTimes };
+/**
+ * A wrk round's figures, with Headroom's own account of the round where it was the target,
+ * and the CPU time the server's process (all its threads) spent per request answered.
+ */
+type ServingResult = HttpResult & { inService?: InServiceTimes; cpuMsPerRequest: number };
 
 /**
  * The histograms' `_sum` and `_count` samples `/metrics` holds for the bench's model now,
@@ -185,14 +189,14 @@ const ROUNDS = 3;
  * Headroom target the round's {@link InServiceTimes}).
  */
 async function wrkAll(
-  list: Array<{ origin: string; target: Target; headroom: boolean }>,
+  list: Array<{ origin: string; pid: number; target: Target; headroom: boolean }>,
   clientCounts: readonly number[],
   seconds: number,
   dir: string,
   step: (label: string) => void,
 ): Promise<Map<string, ServingResult>> {
   const script = fromFileUrl(new URL("../../bench/wrk_post.lua", import.meta.url));
-  const runs = await Promise.all(list.map(async ({ origin, target, headroom }, i) => {
+  const runs = await Promise.all(list.map(async ({ origin, pid, target, headroom }, i) => {
     const file = `${dir}/body${i}`;
     await Deno.writeFile(file, target.body);
     const env = {
@@ -200,7 +204,15 @@ async function wrkAll(
       WRK_TYPE: target.type,
       WRK_HEADER_LENGTH: target.headerLength === undefined ? "" : String(target.headerLength),
     };
-    return { url: `${origin}${target.path}`, label: target.label, env, origin, target, headroom };
+    return {
+      url: `${origin}${target.path}`,
+      label: target.label,
+      env,
+      origin,
+      pid,
+      target,
+      headroom,
+    };
   }));
   for (const { url, env } of runs) {
     await runWrk(url, 1, { connections: 4, script, env }); // warm-up
@@ -215,14 +227,19 @@ async function wrkAll(
     );
     const seen = new Map<string, ServingResult[]>();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const { url, label, env, origin, target, headroom } of runs) {
+      for (const { url, label, env, origin, pid, target, headroom } of runs) {
         const before = headroom ? await inferenceSums(origin) : null;
-        const result: ServingResult = await runWrk(url, roundSeconds, {
+        const cpuBefore = processCpuMs(pid) ?? NaN;
+        const round = await runWrk(url, roundSeconds, {
           connections: clients,
           timeoutSeconds: 60,
           script,
           env,
         });
+        const result: ServingResult = {
+          ...round,
+          cpuMsPerRequest: ((processCpuMs(pid) ?? NaN) - cpuBefore) / round.requests,
+        };
         if (result.errors > 0) {
           throw new Error(`${label} at ${clients} clients: ${result.errors} failed requests`);
         }
@@ -247,16 +264,17 @@ async function inProcess(
   threads: number,
   width: number,
   seconds: number,
-): Promise<Record<number, { runsPerSecond: number; medianMs: number }>> {
+): Promise<Record<number, { runsPerSecond: number; medianMs: number; cpuMsPerRow: number }>> {
   const ort = loadNativeOrt(DEFAULT_ORT_NODE_DIR);
   const { totalBytes } = await scanOnnxFile(modelPath);
   const session = await createNativeSession(ort, modelPath, threads, totalBytes);
-  const out: Record<number, { runsPerSecond: number; medianMs: number }> = {};
+  const out: Record<number, { runsPerSecond: number; medianMs: number; cpuMsPerRow: number }> = {};
   try {
     for (const rows of [1, BATCH]) {
       const feed = { input: new ort.Tensor("float32", inputRows(rows, width), [rows, width]) };
       for (let i = 0; i < 20; i++) await session.run(feed); // warm-up: pages the weights in
       const times: number[] = [];
+      const cpuBefore = processCpuMs("self") ?? NaN;
       const start = performance.now();
       while (performance.now() - start < seconds * 1000) {
         const t0 = performance.now();
@@ -264,10 +282,12 @@ async function inProcess(
         times.push(performance.now() - t0);
       }
       const elapsed = (performance.now() - start) / 1000;
+      const cpuMs = (processCpuMs("self") ?? NaN) - cpuBefore;
       times.sort((a, b) => a - b);
       out[rows] = {
         runsPerSecond: times.length / elapsed,
         medianMs: times[Math.floor(times.length / 2)],
+        cpuMsPerRow: cpuMs / (times.length * rows),
       };
     }
   } finally {
@@ -409,8 +429,13 @@ async function serveAndLoad(
   }
   return await wrkAll(
     [
-      { origin: leastServer.url, target: least, headroom: false },
-      ...headroom.map((target) => ({ origin: server.url, target, headroom: true })),
+      { origin: leastServer.url, pid: leastServer.pid, target: least, headroom: false },
+      ...headroom.map((target) => ({
+        origin: server.url,
+        pid: server.pid,
+        target,
+        headroom: true,
+      })),
     ],
     clientCounts,
     seconds,
@@ -479,6 +504,40 @@ export async function servingRows(
       unit: "rows/s",
       note: `${inNote}; median ${engine[BATCH].medianMs.toFixed(2)} ms a run`,
     });
+    // CPU a request, every thread of the server's process, and what it allows on these cores.
+    const cores = navigator.hardwareConcurrency;
+    for (const label of [...headroom.map((t) => t.label), least.label]) {
+      for (const clients of [1, 16]) {
+        const r = results.get(`${label}@${clients}`)!;
+        rows.push({
+          name: `serving - ${label}, ${clients} client${clients === 1 ? "" : "s"}: CPU a request`,
+          value: r.cpuMsPerRequest,
+          unit: "ms",
+          note: "user + system CPU time of the server's process (every thread: HTTP, engine, " +
+            `GC) over the median round, / its ${r.requests} requests (/proc, 10 ms ticks)`,
+        });
+      }
+    }
+    for (const rows_ of [1, BATCH]) {
+      rows.push({
+        name: `serving - onnxruntime-node in process, batch ${rows_}: CPU a row`,
+        value: engine[rows_].cpuMsPerRow,
+        unit: "ms",
+        note: `${inNote}; user + system CPU time of the bench process over the timed runs, / rows`,
+      });
+    }
+    for (const format of ["v2 JSON", "v2 binary"]) {
+      const cpu = results.get(`${format}@16`)!.cpuMsPerRequest;
+      rows.push({
+        name: `serving - ${format}, 16 clients: the most ${cores} cores allow at its CPU a ` +
+          `request, over in-process batch ${BATCH}`,
+        value: (cores * 1000 / cpu) / (engine[BATCH].runsPerSecond * BATCH),
+        unit: "ratio",
+        note: `same run: ${cores} cores × 1000 / its CPU ms a request, over the engine's rows/s ` +
+          `at batch ${BATCH}: a ceiling, reached only with every core busy serving; the ` +
+          "≥ 0.6 target is out of reach while this is below 0.6",
+      });
+    }
     // Headroom's own account of a request at 1 and 16 clients (the median round's /metrics).
     for (const format of ["v2 JSON", "v2 binary"]) {
       for (const clients of [1, 16]) {

@@ -11,7 +11,7 @@ import type { BatchFigures, HostReport, SessionEngineName } from "../../core/typ
 import type { WorkerStatus } from "../../core/pipelines/protocol.ts";
 import { batchConfigOf, liveStatus, type Pipeline, sessionBatches } from "./pipeline.ts";
 import { placementOf } from "./transitions.ts";
-import { processRssBytes } from "../process_rss.ts";
+import { processRssBytes } from "../process_figures.ts";
 
 /** One pipeline's live view (a few field reads). */
 export function viewOf(p: Pipeline): HostView {
