@@ -11,6 +11,7 @@ import type { ModelRow, VramReport } from "../core/types.ts";
 import { CpuEngineError, DEFAULT_ORT_NODE_DIR } from "../workers/engines/choose.ts";
 import { addonDir } from "../workers/engines/native.ts";
 import { testConfig } from "./_service.ts";
+import { processCpuMs } from "../workers/process_figures.ts";
 
 /** A models file and a data dir in one temp dir, removed when the test's `using` ends. */
 function fixture(): { modelsFile: string; dataDir: string; [Symbol.dispose](): void } {
@@ -183,5 +184,41 @@ Deno.test({
     // A run of the 1 MiB model takes well under 1 ms of CPU; threads that kept spinning after
     // it (onnxruntime's default, no `force_spinning_stop`) measured ~31 ms per run here.
     assert.ok(cpuMsPerRun < 10, `${cpuMsPerRun} ms of CPU per run, 50 ms apart: threads spin idle`);
+  },
+});
+
+Deno.test({
+  name: "cpu engine - processCpuMs counts the CPU time of every thread of a process",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    // A child that keeps one worker thread busy for 1.5 s while its main thread sleeps (its start
+    // costs ~0.1 s of CPU; another test on the other core takes at most half the spin).
+    const code = `const w = new Worker(URL.createObjectURL(new Blob([
+      "const t = performance.now(); while (performance.now() - t < 1500) {} postMessage(0);"
+    ], { type: "application/javascript" })), { type: "module" });
+    w.onmessage = () => { console.log("done"); setTimeout(() => {}, 60_000); };`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      const reader = child.stdout.getReader();
+      await reader.read(); // "done": the worker has spun
+      reader.releaseLock();
+      const ms = processCpuMs(child.pid);
+      assert.ok(ms !== null && ms >= 600, `${ms} ms of CPU after a worker spun 1.5 s`);
+      assert.ok(ms! < 10_000, `${ms} ms: more than the child can have used`);
+      // This process's own time grows as it works (within 5 s: it does not stand still).
+      const own = processCpuMs("self")!;
+      const t = performance.now();
+      while (processCpuMs("self")! - own < 100) {
+        assert.ok(performance.now() - t < 5_000, "100 ms of work did not show in /proc/self/stat");
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+    assert.equal(processCpuMs(child.pid), null, "a process that is gone has no figures");
   },
 });
