@@ -407,21 +407,24 @@ export class Scheduler {
     }
     const priority = options.priority ?? this.#defaultPriority(id);
     record.priority = priority; // a pipeline's priority is its last admitted request's
+    // Two signals: the deadline alone (a stuck worker is replaced only past it), and the
+    // request's, which either the deadline or the caller's own signal ends. Wired by hand:
+    // AbortSignal.any's weak references cost the collector on every request.
     const deadline = new AbortController();
+    const request = options.signal ? new AbortController() : deadline;
     const timeoutMs = this.#requestTimeoutMs;
-    const timer = this.#clock.setTimeout(
-      () =>
-        deadline.abort(
-          new PipelineError(
-            "timeout",
-            `Pipeline "${id}": the request took longer than ${timeoutMs} ms (HEADROOM_REQUEST_TIMEOUT); retry, or raise the timeout`,
-          ),
-        ),
-      timeoutMs,
-    );
-    const signal = options.signal
-      ? AbortSignal.any([options.signal, deadline.signal])
-      : deadline.signal;
+    const timer = this.#clock.setTimeout(() => {
+      const reason = new PipelineError(
+        "timeout",
+        `Pipeline "${id}": the request took longer than ${timeoutMs} ms (HEADROOM_REQUEST_TIMEOUT); retry, or raise the timeout`,
+      );
+      deadline.abort(reason);
+      request.abort(reason);
+    }, timeoutMs);
+    const callerLeft = () => request.abort(options.signal!.reason);
+    if (options.signal?.aborted) callerLeft();
+    else options.signal?.addEventListener("abort", callerLeft, { once: true });
+    const signal = request.signal;
     try {
       // Waiting until admitted; #claim moves it from waiting to active in one step.
       record.waiting++;
@@ -447,6 +450,7 @@ export class Scheduler {
       throw asRequestError(error, signal, id);
     } finally {
       this.#clock.clearTimeout(timer);
+      options.signal?.removeEventListener("abort", callerLeft);
     }
   }
 

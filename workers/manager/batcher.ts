@@ -87,7 +87,9 @@ export class HostRuns {
       signal?.addEventListener("abort", onAbort, { once: true });
       pipeline.waiting.push(run);
       pipeline.onArrival?.();
-      // One turn per run: every run queued before a move gets its turn before that move.
+      // A turn waiting for its batch has taken it: that turn runs it. Any other run gets a
+      // turn of its own, so every run queued before a move gets its turn before that move.
+      if (run.taken) return;
       pipeline.queue.run(() => this.#turn(pipeline, run.afterMoves)).catch(() => {});
     });
   }
@@ -115,16 +117,12 @@ export class HostRuns {
       };
       fill();
       const delayMs = pipeline.model.batch?.delayMs ?? 0;
-      for (;;) {
-        const until = batchWaitUntil(
+      const left = () =>
+        batchWaitUntil(
           { firstArrivedAt: first.arrivedAt, rows, limit, delayMs },
           pipeline.batch.returning,
-        );
-        const left = until - performance.now();
-        if (left <= 0) break;
-        await arrival(pipeline, left);
-        fill();
-      }
+        ) - performance.now();
+      await arrivals(pipeline, left, fill);
     }
     await this.#execute(pipeline, members);
   }
@@ -325,15 +323,30 @@ function rowsOf(members: WaitingRun[]): number {
   return members.reduce((sum, m) => sum + (m.shape?.rows ?? 1), 0);
 }
 
-/** Resolves when a run arrives on `pipeline`, or after `ms`. */
-function arrival(pipeline: Pipeline, ms: number): Promise<void> {
+/**
+ * Resolves once `left()` (ms the turn still waits) is 0 or less: checked after each run
+ * that arrives on `pipeline` (once `fill` has taken it) and when the wait runs out. One
+ * timer for the whole wait, not one per arrival: 16 callers coming back make 15 arrivals.
+ */
+function arrivals(pipeline: Pipeline, left: () => number, fill: () => void): Promise<void> {
+  if (left() <= 0) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(done, Math.max(0, ms));
-    function done() {
+    const finish = () => {
       clearTimeout(timer);
-      if (pipeline.onArrival === done) pipeline.onArrival = null;
+      if (pipeline.onArrival === onArrival) pipeline.onArrival = null;
       resolve();
-    }
-    pipeline.onArrival = done;
+    };
+    const onArrival = () => {
+      fill(); // the arrival's own turn is queued behind this one: take it now
+      if (left() <= 0) finish();
+    };
+    const onTimer = () => {
+      fill();
+      const ms = left();
+      if (ms <= 0) finish();
+      else timer = setTimeout(onTimer, ms);
+    };
+    let timer = setTimeout(onTimer, left());
+    pipeline.onArrival = onArrival;
   });
 }
