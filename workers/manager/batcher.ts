@@ -1,7 +1,8 @@
 /**
  * Runs and dynamic batching in the worker host. Every run of a pipeline waits in the
  * pipeline's list ({@link Pipeline.waiting}) and takes a turn in the pipeline's queue,
- * behind the moves queued before it. A turn takes the best waiting run (highest
+ * behind the moves queued before it (unless a turn waiting for its batch takes it as it
+ * arrives: then that turn runs it, and it queues none of its own). A turn takes the best waiting run (highest
  * priority, then the earliest) and, when the pipeline batches, every other waiting run
  * that can share the session call (same inputs, element types and dimensions past the
  * first, see core/pipelines/batch.ts) up to the batch limit; the inputs are concatenated
@@ -337,7 +338,7 @@ function arrivals(pipeline: Pipeline, left: () => number, fill: () => void): Pro
       resolve();
     };
     const onArrival = () => {
-      fill(); // the arrival's own turn is queued behind this one: take it now
+      fill(); // into this batch now: taken, the arrival queues no turn of its own
       if (left() <= 0) finish();
     };
     const onTimer = () => {
