@@ -32,7 +32,7 @@ const worker = new Worker(new URL("./least_batching_worker.ts", import.meta.url)
 });
 const send = (request: LeastWorkerRequest, transfer: Transferable[] = []) =>
   worker.postMessage(request, transfer);
-let onReply: (reply: { data: Float32Array; dims: number[] }) => void = () => {};
+let onReply: (reply: { data: Float32Array; ms: number }) => void = () => {};
 await new Promise<void>((resolve) => {
   worker.onmessage = () => resolve();
   send({ type: "init", modelPath, threads: Number(threads) });
@@ -67,15 +67,14 @@ function maybeRun(): void {
   running = true;
   counts.runs++;
   counts.rows += batch.length;
-  const sentAt = performance.now();
   onReply = (reply) => {
     const outWidth = reply.data.length / batch.length;
     batch.forEach((w, i) =>
       w.answer(reply.data.subarray(i * outWidth, (i + 1) * outWidth), outWidth)
     );
     running = false;
-    const now = performance.now();
-    returning = { rows: batch.length + waiting.length, until: now + (now - sentAt) };
+    // Headroom's rule: the callers answered and those waiting, due back within the run's time.
+    returning = { rows: batch.length + waiting.length, until: performance.now() + reply.ms };
     maybeRun();
   };
   send({ type: "run", name: batch[0].name, data, dims: [batch.length, width] }, [data.buffer]);
