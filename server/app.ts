@@ -7,12 +7,18 @@
  * another method.
  * @module
  */
-import { Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
-import { needsToken, requireToken } from "./http/auth.ts";
+import { needsToken, tokenCheck } from "./http/auth.ts";
 import type { AppEnv, Method, RouteEntry, Services } from "./http/context.ts";
-import { errorResponse, errorShapeOf, handleError, handleNotFound } from "./http/http_error.ts";
-import { contentTypeGuard, crossSiteGuard, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
+import {
+  errorResponse,
+  errorShapeOf,
+  handleError,
+  handleNotFound,
+  type HttpError,
+} from "./http/http_error.ts";
+import { contentTypeCheck, crossSiteCheck, IMAGE_TYPES, JSON_TYPES } from "./http/origin_guard.ts";
 import { requestValidator } from "./http/validate.ts";
 import { storageNotice } from "./http/storage_notice.ts";
 import { streamingBodyLimit } from "./http/body_limit.ts";
@@ -27,83 +33,112 @@ const DEFAULT_BODY_LIMIT = 64 * 1024;
 /**
  * The app serving `routes` (routes/_manifest.ts in the service) with a set of services.
  * Its `fetch` is what `Deno.serve` (or `deno serve`) runs.
+ *
+ * Each route and method gets one handler that runs its checks in order (cross-site, the
+ * token where the rules ask for it, content type, body limit, what its config validates)
+ * and then the route: plain calls, not a chain of middleware, so a request's path is one
+ * function a reader follows and Hono takes its one-handler fast path. The 404, the 405s
+ * and the `/v2/` redirect pass the same cross-site check; every answer, errors included,
+ * carries the storage notice.
  */
 export function createApp(services: Services, routes: readonly RouteEntry[]): Hono<AppEnv> {
   const { config } = services;
   const app = new Hono<AppEnv>();
-  // Cross-site protection first: a rebound Host or a foreign page's request never reaches a route.
-  app.use("*", crossSiteGuard(config.host, config.allowedHosts, config.corsOrigins));
-  app.use("*", storageNotice(services.store)); // a full disk is said on every answer
+  const crossSite = crossSiteCheck(config.host, config.allowedHosts, config.corsOrigins);
+  const notice = storageNotice(services.store); // a full disk is said on every answer
+  /** `answer` behind the cross-site check, its errors in the path's shape, with the notice. */
+  const guarded =
+    (answer: (c: Context<AppEnv>) => Response | Promise<Response>) =>
+    async (c: Context<AppEnv>): Promise<Response> => {
+      try {
+        crossSite(c.req.raw, c.req.path);
+        return notice(await answer(c));
+      } catch (error) {
+        if (!(error instanceof Error)) throw error;
+        return notice(handleError(error, c));
+      }
+    };
   if (config.corsOrigins.length > 0) {
     const allowListed = cors({
       origin: config.corsOrigins,
       allowHeaders: ["Authorization", "Content-Type", HEADER_LENGTH_HEADER],
       exposeHeaders: [HEADER_LENGTH_HEADER], // binary tensor data's JSON length, on /v2 answers
     });
-    app.use("/api/*", allowListed);
-    app.use("/v1/*", allowListed); // browser OpenAI clients on a listed origin
-    app.use("/v2/*", allowListed); // browser Open Inference Protocol clients
+    // A preflight is answered here: it passes the cross-site check (a rebound Host) first.
+    const corsStep: MiddlewareHandler<AppEnv> = async (c, next) => {
+      crossSite(c.req.raw, c.req.path);
+      const preflight = await allowListed(c, next);
+      if (preflight) return notice(preflight);
+    };
+    app.use("/api/*", corsStep);
+    app.use("/v1/*", corsStep); // browser OpenAI clients on a listed origin
+    app.use("/v2/*", corsStep); // browser Open Inference Protocol clients
   }
   // The protocol's YAML names server metadata `/v2/`: send it to `/v2` (a bare redirect:
   // Hono's trimTrailingSlash kept the 404's JSON content type on an empty 301).
   app.get(
     "/v2/",
-    (c) =>
-      new Response(null, { status: 301, headers: { Location: new URL("/v2", c.req.url).href } }),
+    guarded((c) =>
+      new Response(null, { status: 301, headers: { Location: new URL("/v2", c.req.url).href } })
+    ),
   );
-  const token = requireToken(config.token);
-  const withServices: MiddlewareHandler<AppEnv> = async (c, next) => {
-    c.set("services", services);
-    c.set("routes", routes);
-    await next();
-  };
+  const token = config.token === null ? null : tokenCheck(config.token);
   for (const [path, handlers, options] of routes) {
     const methods = Object.keys(handlers) as Method[];
     const limit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
     const limitBody = streamingBodyLimit(limit);
-    const typed = contentTypeGuard(
+    const typed = contentTypeCheck(
       options.image ? IMAGE_TYPES : options.binary ? INFER_BODY_TYPES : JSON_TYPES,
     );
     // Triton's and KServe's clients send v2 bodies without a Content-Type. That is safe to
-    // take: a browser's cross-site request always carries Origin, which the guard above refuses.
-    const contentType: MiddlewareHandler<AppEnv> = errorShapeOf(path) === "oip"
-      ? (c, next) => (c.req.header("content-type") === undefined ? next() : typed(c, next))
-      : typed;
+    // take: a browser's cross-site request always carries Origin, which the check refuses.
+    const untypedTaken = errorShapeOf(path) === "oip";
     for (const method of methods) {
       const handle = handlers[method]!;
-      // Only what a request needs: the token where the rules ask for it, a body limit
-      // where there can be a body (GET /api/v1/hardware/vram is every poller's hot path),
-      // then what the route's config validates (the handler reads `c.req.valid(…)`).
+      // Only what a request needs: the token where the rules ask for it, the content type
+      // and body limit where there can be a body (GET /api/v1/hardware/vram is every
+      // poller's hot path), then what the route's config validates (the handler reads
+      // `c.req.valid(…)`).
+      const tokenNeeded = token !== null && needsToken(method, options.auth, config);
+      const hasBody = method !== "GET";
       const validate = requestValidator(method, options, services);
-      const guards: MiddlewareHandler<AppEnv>[] = [
-        ...(needsToken(method, options.auth, config) ? [token] : []),
-        ...(method === "GET" ? [] : [contentType, limitBody]),
-        ...(validate ? [validate] : []),
-      ];
-      if (guards.length === 0) {
-        // One handler and no middleware: Hono's fastest path, for the pollers' routes.
-        app.on(method, path, (c) => {
-          c.set("services", services);
-          c.set("routes", routes);
-          return handle(c);
-        });
-        continue;
-      }
-      for (const guard of [withServices, ...guards]) app.on(method, path, guard);
-      app.on(method, path, (c) => handle(c));
+      app.on(method, path, async (c) => {
+        c.set("services", services);
+        c.set("routes", routes);
+        let bodyRefusal: (() => HttpError | null) | null = null;
+        try {
+          crossSite(c.req.raw, c.req.path);
+          if (tokenNeeded) token(c);
+          if (hasBody) {
+            if (!untypedTaken || c.req.raw.headers.has("content-type")) typed(c.req.raw, path);
+            bodyRefusal = limitBody(c);
+          }
+          if (validate) await validate(c);
+          return notice(await handle(c));
+        } catch (error) {
+          if (!(error instanceof Error)) throw error;
+          // A read that failed past the body limit is the 413, whatever the reader threw.
+          return notice(handleError(bodyRefusal?.() ?? error, c));
+        }
+      });
     }
     const others = ALL_METHODS.filter((m) => !(methods as string[]).includes(m));
-    app.on(others, path, (c) =>
-      errorResponse(
-        c,
-        405,
-        "method_not_allowed",
-        `${c.req.method} is not allowed on ${path}; use ${methods.join(" or ")}.`,
-        null,
-        { Allow: methods.join(", ") },
-      ));
+    app.on(
+      others,
+      path,
+      guarded((c) =>
+        errorResponse(
+          c,
+          405,
+          "method_not_allowed",
+          `${c.req.method} is not allowed on ${path}; use ${methods.join(" or ")}.`,
+          null,
+          { Allow: methods.join(", ") },
+        )
+      ),
+    );
   }
-  app.notFound(handleNotFound);
-  app.onError(handleError);
+  app.notFound(guarded(handleNotFound));
+  app.onError((error, c) => notice(handleError(error, c)));
   return app;
 }

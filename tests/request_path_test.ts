@@ -2,7 +2,8 @@
  * What keeps one request's path cheap, each able to fail when it goes: tensors cross the
  * worker boundary transferred (the sender's buffer is detached after posting; the outputs
  * arrive owning their buffers), binary inputs are views of the body (read at an 8-byte
- * boundary), and binary outputs are never formatted as JSON numbers.
+ * boundary), binary outputs are never formatted as JSON numbers, and a run reply leaves out
+ * a status that did not change.
  */
 import assert from "node:assert/strict";
 import { WorkerClient } from "../workers/client.ts";
@@ -54,6 +55,66 @@ for (const engine of ["native", "wasm"] as const) {
     }
   });
 }
+
+Deno.test("request path - a run reply leaves out an unchanged status; the client fills it in", async () => {
+  const dir = tempDirSync("headroom-path-");
+  const modelPath = `${dir}/one.onnx`;
+  Deno.writeFileSync(modelPath, oneInputModel());
+  // What the worker posts, before the client reads it: wrap the client's message listener.
+  const posted: Array<Record<string, unknown>> = [];
+  const listen = Worker.prototype.addEventListener;
+  Worker.prototype.addEventListener = function (this: Worker, type: string, ...rest: unknown[]) {
+    const [listener, options] = rest as [(event: MessageEvent) => void, undefined];
+    const seen = type === "message"
+      ? (event: MessageEvent) => {
+        posted.push({ ...event.data });
+        listener(event);
+      }
+      : listener;
+    return listen.call(this, type, seen as EventListener, options);
+  } as typeof listen;
+  let client: WorkerClient | undefined;
+  try {
+    client = await WorkerClient.start(
+      await pipelineSpec({
+        modelId: "one",
+        modelPath,
+        cpuEngine: "native",
+        ortNodeDir: DEFAULT_ORT_NODE_DIR,
+      }),
+    );
+    Worker.prototype.addEventListener = listen;
+    const loaded = await client.load("cpu");
+    assert.ok(loaded.ok);
+    const runs = [];
+    for (let i = 0; i < 4; i++) {
+      runs.push(
+        await client.run({ x: { type: "float32", dims: [1, 3], data: Float32Array.of(i, 1, 2) } }),
+      );
+    }
+    const [, loadSent, ...runsSent] = posted; // init, load, the runs
+    assert.equal(loadSent.type, "load");
+    assert.ok("status" in loadSent, "a load reply always carries the status");
+    assert.ok(runsSent.every((r) => r.type === "run"));
+    // The RSS figure is read afresh once a second at most: one run may carry a new status.
+    const withStatus = runsSent.filter((r) => "status" in r).length;
+    assert.ok(withStatus <= 1, `${withStatus} of 4 run replies resent an unchanged status`);
+    for (const run of runs) {
+      assert.ok(run.ok);
+      // Figures but the RSS reading (refreshed once a second) stay as the load left them.
+      assert.deepEqual(
+        { ...run.status, rssBytes: 0 },
+        { ...loaded.status, rssBytes: 0 },
+        "the client fills in the last status",
+      );
+    }
+    assert.equal(client.lastStatus.device, "cpu");
+  } finally {
+    Worker.prototype.addEventListener = listen;
+    client?.terminate();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
 
 /** A binary-extension body: the JSON header (`pad` spaces make its length), then `bytes`. */
 function binaryBody(

@@ -15,6 +15,7 @@
  */
 import type {
   PipelineSpec,
+  PostedReply,
   RequestKind,
   RequestOf,
   RunInput,
@@ -423,7 +424,7 @@ export class WorkerClient {
     );
   }
 
-  #onReply(raw: WorkerReply): void {
+  #onReply(raw: PostedReply): void {
     const id = (raw as { id?: unknown } | null)?.id;
     const pending = typeof id === "number" ? this.#pending.get(id) : undefined;
     if (!pending) {
@@ -435,9 +436,11 @@ export class WorkerClient {
     }
     const problem = replyProblem(raw, pending.kind);
     if (problem) return this.#die(`sent an invalid ${pending.kind} reply (${problem})`);
-    this.lastStatus = raw.status;
-    this.#pending.delete(raw.id);
-    pending.settle(raw);
+    // A run reply without a status kept the last one (PostedReply): every reply past here has one.
+    const reply = ("status" in raw ? raw : { ...raw, status: this.lastStatus }) as WorkerReply;
+    this.lastStatus = reply.status;
+    this.#pending.delete(reply.id);
+    pending.settle(reply);
   }
 
   #die(reason: string, timedOut = false): void {

@@ -18,9 +18,11 @@ import { type GpuTracker, isOutOfMemoryError } from "./gpu_tracker.ts";
 import { feedProblem } from "../core/pipelines/feeds.ts";
 import {
   isTensorType,
+  type OkReply,
   type ParityReply,
   type ParityResult,
   type PipelineSpec,
+  type PostedReply,
   type Replies,
   type RequestKind,
   type RequestOf,
@@ -496,12 +498,25 @@ function toError(error: unknown, req: WorkerRequest): WorkerError {
 let oomSeen = 0;
 let queue: Promise<void> = Promise.resolve();
 const post = (globalThis as unknown as {
-  postMessage(message: WorkerReply, transfer: Transferable[]): void;
+  postMessage(message: PostedReply, transfer: Transferable[]): void;
 }).postMessage.bind(globalThis);
+
+/** The status the last reply carried (a run reply leaves out one equal to it). */
+let lastSent: WorkerStatus | null = null;
+
+/** True when `a` says what `b` said: the same figures, the same inputs and outputs. */
+function sameStatus(a: WorkerStatus, b: WorkerStatus | null): boolean {
+  if (b === null) return false;
+  for (const key of Object.keys(a) as Array<keyof WorkerStatus>) {
+    if (a[key] !== b[key]) return false; // inputs and outputs: replaced, never changed in place
+  }
+  return true;
+}
 
 async function serve(req: WorkerRequest): Promise<void> {
   const start = performance.now();
   let reply: WorkerReply;
+  let posted: PostedReply | undefined; // the reply as sent, when it differs from `reply`
   let transfer: Transferable[] = [];
   try {
     const fields = await handle(req);
@@ -519,6 +534,10 @@ async function serve(req: WorkerRequest): Promise<void> {
       ms,
       ...fields,
     } as WorkerReply;
+    if (req.type === "run" && sameStatus(reply.status, lastSent)) {
+      const { status: _unchanged, ...lean } = reply as OkReply<"run">;
+      posted = lean;
+    }
     const output = (fields as Partial<Replies["run"]>).output;
     if (output?.kind === "tensors") transfer = transferablesOf(output.tensors);
   } catch (error) {
@@ -532,15 +551,17 @@ async function serve(req: WorkerRequest): Promise<void> {
     };
   }
   oomSeen = state.tracker?.oomErrors ?? 0;
+  lastSent = reply.status;
   try {
-    post(reply, transfer);
+    post(posted ?? reply, transfer);
   } catch (error) {
     // An output the structured clone cannot carry (a plugin returned a function, say).
+    lastSent = status();
     post({
       id: req.id,
       type: req.type,
       ok: false,
-      status: status(),
+      status: lastSent,
       error: { code: "internal", message: `Reply could not be sent: ${describe(error)}` },
       ms: reply.ms,
     }, []);

@@ -75,8 +75,16 @@ function schemaOf(kind: RequestKind, ok: boolean): z.ZodType {
   const key = `${kind}:${ok}`;
   let schema = schemas.get(key);
   if (!schema) {
+    // A run reply may leave out a status equal to the last one (PostedReply).
+    const status = kind === "run" ? { status: workerStatusSchema.optional() } : {};
     schema = ok
-      ? z.object({ ...base, type: z.literal(kind), ok: z.literal(true), ...okFields[kind] })
+      ? z.object({
+        ...base,
+        ...status,
+        type: z.literal(kind),
+        ok: z.literal(true),
+        ...okFields[kind],
+      })
       : errorReply.extend({ type: z.literal(kind) });
     schemas.set(key, schema);
   }
@@ -84,8 +92,9 @@ function schemaOf(kind: RequestKind, ok: boolean): z.ZodType {
 }
 
 /**
- * Checks `raw` as the reply to a request of kind `kind`: null when it is one, else what
- * is wrong with it (the first issue, with its path).
+ * Checks `raw` as the reply to a request of kind `kind`, as the worker posts it (a
+ * `PostedReply`, core/pipelines/protocol.ts): null when it is one, else what is wrong with it (the first issue,
+ * with its path).
  */
 export function replyProblem(raw: unknown, kind: RequestKind): string | null {
   const ok = (raw as { ok?: unknown } | null)?.ok !== false;

@@ -1,10 +1,10 @@
 /**
- * The API token: which operations it guards (one rule, for the middleware and the
+ * The API token: which operations it guards (one rule, for the app and the
  * OpenAPI document alike) and the check itself: with a token configured, a guarded
  * route needs `Authorization: Bearer <token>`, compared in constant time.
  * @module
  */
-import type { Context, MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import type { Config } from "../../core/config.ts";
 import type { RouteAuth } from "./context.ts";
@@ -67,27 +67,24 @@ export function carriesToken(c: Context, token: string): boolean {
   return presented !== null && constantTimeEqual(presented, token);
 }
 
-/** Middleware that answers 401 unless the request carries the token (a no-op when `token` is null). */
-export function requireToken(token: string | null): MiddlewareHandler {
-  return async (_c, next) => {
-    if (token !== null) {
-      const presented = presentedToken(_c);
-      if (presented === null) {
-        throw new HttpError(
-          401,
-          "unauthorized",
-          "This endpoint needs the API token: send Authorization: Bearer <token>",
-          {
-            "WWW-Authenticate": 'Bearer realm="headroom"',
-          },
-        );
-      }
-      if (!constantTimeEqual(presented, token)) {
-        throw new HttpError(401, "unauthorized", "The API token is wrong", {
-          "WWW-Authenticate": 'Bearer realm="headroom", error="invalid_token"',
-        });
-      }
+/** The check that answers 401 unless the request carries `token`. */
+export function tokenCheck(token: string): (c: Context) => void {
+  return (c) => {
+    const presented = presentedToken(c);
+    if (presented === null) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "This endpoint needs the API token: send Authorization: Bearer <token>",
+        {
+          "WWW-Authenticate": 'Bearer realm="headroom"',
+        },
+      );
     }
-    await next();
+    if (!constantTimeEqual(presented, token)) {
+      throw new HttpError(401, "unauthorized", "The API token is wrong", {
+        "WWW-Authenticate": 'Bearer realm="headroom", error="invalid_token"',
+      });
+    }
   };
 }

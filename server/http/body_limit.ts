@@ -5,7 +5,7 @@
  * route runs, which held the main thread on a large upload.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import { HttpError } from "./http_error.ts";
 
 /** The 413 for a body over `limit` bytes. */
@@ -17,15 +17,21 @@ function tooLarge(limit: number): HttpError {
   );
 }
 
-/** Refuses (413) a body over `limit` bytes without buffering it. */
-export function streamingBodyLimit(limit: number): MiddlewareHandler {
-  return async (c, next) => {
+/**
+ * Refuses (413) a body over `limit` bytes without buffering it: a declared length over
+ * the limit throws at once; a chunked body is counted as the route reads it (its
+ * `c.req.raw` is then a counting copy). Returns what gives, once a read has failed, the
+ * 413 when the body passed the limit (the answer instead of the read's error), else null.
+ */
+export function streamingBodyLimit(limit: number): (c: Context) => () => HttpError | null {
+  const never = () => null;
+  return (c) => {
     const raw = c.req.raw;
-    if (raw.body === null) return await next();
+    if (raw.body === null) return never;
     const declared = raw.headers.get("content-length");
     if (declared !== null && !raw.headers.has("transfer-encoding")) {
       if (Number(declared) > limit) throw tooLarge(limit);
-      return await next(); // Deno's server holds the body to its declared length
+      return never; // Deno's server holds the body to its declared length
     }
     let size = 0;
     const counted = raw.body.pipeThrough(
@@ -38,11 +44,6 @@ export function streamingBodyLimit(limit: number): MiddlewareHandler {
       }),
     );
     c.req.raw = new Request(raw, { body: counted, duplex: "half" } as RequestInit);
-    try {
-      await next();
-    } catch (error) {
-      if (size > limit) throw tooLarge(limit);
-      throw error;
-    }
+    return () => size > limit ? tooLarge(limit) : null;
   };
 }

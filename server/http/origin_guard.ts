@@ -1,19 +1,21 @@
 /**
  * Cross-site protection. A web page the user visits can send "simple" requests to
  * Headroom on loopback (a form post, `fetch` with `mode: "no-cors"` and a text/plain
- * body) that CORS never stops, and a DNS-rebinding page can even read the answers. So:
- * - {@link hostGuard}: while bound to loopback, a `Host` that is not loopback by the one
- *   rule in core/loopback.ts (or listed in HEADROOM_ALLOWED_HOSTS) is refused: a rebound
- *   name (`127.0.0.1.evil.example` too) never reaches a route.
- * - {@link originGuard}: a request that can change something (any method but GET/HEAD,
- *   and WebSocket upgrades) from another origin than the service's own or one listed in
- *   HEADROOM_CORS_ORIGINS is refused.
- * - {@link contentTypeGuard}: a body must come with one of the route's documented types;
- *   `text/plain`, forms and missing types are refused (415).
- * Each answers JSON that names the header and the setting that would allow it.
+ * body) that CORS never stops, and a DNS-rebinding page can even read the answers. So
+ * {@link crossSiteCheck} refuses:
+ * - while bound to loopback, a `Host` that is not loopback by the one rule in
+ *   core/loopback.ts (or listed in HEADROOM_ALLOWED_HOSTS): a rebound name
+ *   (`127.0.0.1.evil.example` too) never reaches a route;
+ * - a request that can change something (any method but GET/HEAD, and WebSocket
+ *   upgrades) from another origin than the service's own or one listed in
+ *   HEADROOM_CORS_ORIGINS.
+ * And {@link contentTypeCheck}: a body must come with one of the route's documented types;
+ * `text/plain`, forms and missing types are refused (415).
+ * Each is a plain check that throws the answer (JSON naming the header and the setting that
+ * would allow it): server/app.ts runs the checks of a route one after the other in its
+ * handler, not as a chain of middleware.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
 import { isLoopback, parseLoopbackHost, parseLoopbackOrigin } from "../../core/loopback.ts";
 import { HttpError } from "./http_error.ts";
 
@@ -30,15 +32,6 @@ function hostnameOf(host: string): string {
  * `allowedHosts`, when the service is bound to a loopback address; a no-op otherwise
  * (beyond loopback the API token guards mutations).
  */
-export function hostGuard(bindHost: string, allowedHosts: readonly string[]): MiddlewareHandler {
-  const check = hostCheck(bindHost, allowedHosts);
-  return async (c, next) => {
-    check(c.req.raw);
-    await next();
-  };
-}
-
-/** The check {@link hostGuard} runs: throws the 403 for a foreign Host, else returns. */
 function hostCheck(bindHost: string, allowedHosts: readonly string[]): (request: Request) => void {
   const allowed = new Set(allowedHosts.map((h) => h.toLowerCase()));
   if (!isLoopback(bindHost)) return () => {};
@@ -60,20 +53,19 @@ function hostCheck(bindHost: string, allowedHosts: readonly string[]): (request:
 }
 
 /**
- * {@link hostGuard} and {@link originGuard} in one middleware (one step on every
- * request's path instead of two).
+ * The cross-site check every request passes first: throws the 403 for a foreign `Host`
+ * (while bound to loopback) or a foreign `Origin` on a request that can change something.
  */
-export function crossSiteGuard(
+export function crossSiteCheck(
   bindHost: string,
   allowedHosts: readonly string[],
   allowedOrigins: readonly string[],
-): MiddlewareHandler {
+): (request: Request, path: string) => void {
   const checkHost = hostCheck(bindHost, allowedHosts);
   const checkOrigin = originCheck(allowedOrigins);
-  return async (c, next) => {
-    checkHost(c.req.raw);
-    checkOrigin(c.req.raw, c.req.path);
-    await next();
+  return (request, path) => {
+    checkHost(request);
+    checkOrigin(request, path);
   };
 }
 
@@ -83,19 +75,8 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 /**
  * Refuses (403 `forbidden_origin`) a mutating request or WebSocket upgrade whose `Origin`
  * is neither the service's own origin nor one of `allowedOrigins`. A request without
- * `Origin` (curl, scripts, the OpenAI client) is not a browser's cross-site request and passes.
- */
-export function originGuard(allowedOrigins: readonly string[]): MiddlewareHandler {
-  const check = originCheck(allowedOrigins);
-  return async (c, next) => {
-    check(c.req.raw, c.req.path);
-    await next();
-  };
-}
-
-/**
- * The check {@link originGuard} runs: throws the 403 for a foreign Origin, else returns.
- * The own origin is built from the request's `Host`, which {@link crossSiteGuard} has
+ * `Origin` (curl, scripts, the OpenAI client) is not a browser's cross-site request and
+ * passes. The own origin is built from the request's `Host`, which the host check has
  * already held to the loopback rule, so a rebound `http://127.0.0.1.evil.example` never
  * counts as own; the Origin is parsed by the same rule (core/loopback.ts) before comparing.
  */
@@ -146,23 +127,23 @@ export const IMAGE_TYPES: readonly string[] = ["image/png", "image/jpeg", "multi
  * Refuses (415 `unsupported_media_type`) a request with a body whose `Content-Type` is
  * not one of `types`, or that has a body and no type. A request with no body passes.
  */
-export function contentTypeGuard(types: readonly string[]): MiddlewareHandler {
-  return async (c, next) => {
-    const header = c.req.header("content-type");
+export function contentTypeCheck(
+  types: readonly string[],
+): (request: Request, path: string) => void {
+  return (request, path) => {
+    const header = request.headers.get("content-type");
     const type = (header ?? "").split(";")[0].trim().toLowerCase();
-    const length = c.req.header("content-length");
-    const hasBody = header !== undefined ||
-      (length !== undefined && length !== "0") ||
-      c.req.header("transfer-encoding") !== undefined;
+    const length = request.headers.get("content-length");
+    const hasBody = header !== null || (length !== null && length !== "0") ||
+      request.headers.has("transfer-encoding");
     if (hasBody && !types.includes(type)) {
       throw new HttpError(
         415,
         "unsupported_media_type",
-        `Content-Type "${header ?? "(none)"}" is not accepted on ${c.req.method} ${c.req.path}: ` +
+        `Content-Type "${header ?? "(none)"}" is not accepted on ${request.method} ${path}: ` +
           `send ${listTypes(types)}`,
       );
     }
-    await next();
   };
 }
 

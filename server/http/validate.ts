@@ -1,12 +1,12 @@
 /**
- * The checks a route's `config` declares, run by the app before the handler (Hono's
- * `validator` middleware, built from the config): path parameters that name a model,
+ * The checks a route's `config` declares, run by the app before the handler (what Hono's
+ * `validator` middleware does, built from the config): path parameters that name a model,
  * the query string and the JSON body. A bad value becomes a 400 whose message names the
  * field and says what was expected; the handler reads what passed with
  * `c.req.valid("query")` and `c.req.valid("json")` and never parses the request itself.
  * @module
  */
-import type { MiddlewareHandler } from "hono";
+import type { Context } from "hono";
 import type { z } from "zod";
 import { HttpError } from "./http_error.ts";
 import { describeIssues } from "../../core/describe_issues.ts";
@@ -126,7 +126,7 @@ function checkBody<T extends z.ZodType>(body: unknown, schema: T): z.output<T> {
 }
 
 /**
- * The middleware that enforces `config` on `method` for the running `services`, in this
+ * The check that enforces `config` on `method` for the running `services`, in this
  * order: each path parameter that names a model exists (`scheduler.require`: the
  * unknown-model 404 before a body is read), the query string, then the JSON body (not
  * on GET; with `config.maxElements`, counted while it streams in; a large one parsed in a
@@ -136,7 +136,7 @@ export function requestValidator(
   method: string,
   config: RouteConfig,
   services: Services,
-): MiddlewareHandler<AppEnv> | null {
+): ((c: Context<AppEnv>) => Promise<void>) | null {
   const models = Object.entries(config.params ?? {})
     .filter(([, names]) => names === "model").map(([name]) => name);
   // A query schema that depends on the settings is built once: they do not change.
@@ -144,7 +144,7 @@ export function requestValidator(
   // A binary body (JSON header + raw tensor bytes) is read by its handler, never as JSON.
   const body = method === "GET" || config.binary ? undefined : config.body;
   if (models.length === 0 && !query && !body) return null;
-  return async (c, next) => {
+  return async (c) => {
     for (const name of models) services.scheduler.require(c.req.param(name) ?? "");
     // What `c.req.valid("query" | "json")` answers the handler (typed by its config there).
     if (query) c.req.addValidatedData("query", parseQuery(c.req.query(), query) as object);
@@ -153,6 +153,5 @@ export function requestValidator(
       const value = await parseJson(read, config.lift ?? {});
       c.req.addValidatedData("json", checkBody(value, body) as object);
     }
-    await next();
   };
 }
