@@ -1,6 +1,6 @@
 /** HTTP load for the benchmarks: servers in subprocesses, and wrk against them. */
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { startServerProcess } from "./server_process.ts";
+import { SERVICE_V8_FLAGS, startServerProcess } from "./server_process.ts";
 
 /** What wrk measured. */
 export interface HttpResult {
@@ -98,7 +98,7 @@ export async function startHeadroomProcess(root: string): Promise<BenchServer> {
   const dataDir = await Deno.makeTempDir({ prefix: "headroom-bench-" });
   const removeData = () => Deno.remove(dataDir, { recursive: true }).catch(() => {});
   const server = await startServerProcess({
-    args: ["run", "--v8-flags=--wasm-tiering-budget=100000000", "--allow-all", main, "--port", "0"],
+    args: ["run", SERVICE_V8_FLAGS, "--allow-all", main, "--port", "0"],
     env: {
       HEADROOM_NVML_LIBRARY: `${root}tests/.build/libfakegpu.so`,
       HEADROOM_DATA_DIR: dataDir,

@@ -6,6 +6,20 @@
  * @module
  */
 
+import denoConfig from "../../deno.json" with { type: "json" };
+
+/**
+ * The `--v8-flags=…` argument the service runs with: the one `deno task start` gives it
+ * (deno.json is its one declaration), so a bench starts the service as a user does.
+ */
+export const SERVICE_V8_FLAGS: string = (() => {
+  const flags = /--v8-flags=\S+/.exec(denoConfig.tasks.start)?.[0];
+  if (!flags) {
+    throw new Error("deno.json's start task names no --v8-flags: the benches need its flags");
+  }
+  return flags;
+})();
+
 /** A server started in a subprocess. */
 export interface ServerProcess extends AsyncDisposable {
   /** Its origin as it printed it, e.g. `http://127.0.0.1:41234`. */

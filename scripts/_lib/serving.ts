@@ -26,7 +26,7 @@ import {
 } from "../../server/oip/infer.ts";
 import { type HttpResult, runWrk } from "./http_bench.ts";
 import { processCpuMs } from "../../workers/process_figures.ts";
-import { startServerProcess } from "./server_process.ts";
+import { SERVICE_V8_FLAGS, startServerProcess } from "./server_process.ts";
 import type { SweepRow as BenchRow } from "./size_sweep.ts";
 
 /** The connection counts wrk runs at. */
@@ -35,7 +35,6 @@ export const CLIENTS = [1, 4, 16, 64] as const;
 /** Rows per run in the in-process batched figure (the batch 16). */
 const BATCH = 16;
 
-const V8_FLAGS = "--v8-flags=--wasm-tiering-budget=100000000";
 const MODEL_ID = "m64";
 /**
  * Headroom's per-pipeline queue limit in the bench: above the largest client count, with room
@@ -413,7 +412,7 @@ async function serveAndLoad(
   await using server = await startServerProcess({
     args: [
       "run",
-      V8_FLAGS,
+      SERVICE_V8_FLAGS,
       "--allow-all",
       "main.ts",
       "--port",
