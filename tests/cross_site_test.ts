@@ -77,6 +77,11 @@ Deno.test("cross-site - a foreign page's text/plain switch is refused and unload
   assert.match(JSON.parse(plain.body).error.message, /application\/json/);
   const form = await curl([`${s.base}/api/v1/models/${MODEL}/load`, "-d", "device=cpu"]);
   assert.equal(form.status, 415, "a form post (urlencoded) is refused");
+  // The message names the path that was called, not the route's pattern.
+  assert.match(
+    JSON.parse(form.body).error.message,
+    new RegExp(`POST /api/v1/models/${MODEL}/load:`),
+  );
   assert.equal(s.service.services.scheduler.model(MODEL).state, "cpu", "still loaded");
 });
 
