@@ -110,7 +110,9 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
           crossSite(c.req.raw, c.req.path);
           if (tokenNeeded) token(c);
           if (hasBody) {
-            if (!untypedTaken || c.req.raw.headers.has("content-type")) typed(c.req.raw, c.req.path);
+            if (!untypedTaken || c.req.raw.headers.has("content-type")) {
+              typed(c.req.raw, c.req.path);
+            }
             bodyRefusal = limitBody(c);
           }
           if (validate) await validate(c);
