@@ -102,27 +102,29 @@ export function createApp(services: Services, routes: readonly RouteEntry[]): Ho
       const tokenNeeded = token !== null && needsToken(method, options.auth, config);
       const hasBody = method !== "GET";
       const validate = requestValidator(method, options, services);
-      app.on(method, path, async (c) => {
-        c.set("services", services);
-        c.set("routes", routes);
-        let bodyRefusal: (() => HttpError | null) | null = null;
-        try {
-          crossSite(c.req.raw, c.req.path);
+      app.on(
+        method,
+        path,
+        guarded(async (c) => {
+          c.set("services", services);
+          c.set("routes", routes);
           if (tokenNeeded) token(c);
+          let bodyRefusal: (() => HttpError | null) | null = null;
           if (hasBody) {
             if (!untypedTaken || c.req.raw.headers.has("content-type")) {
               typed(c.req.raw, c.req.path);
             }
             bodyRefusal = limitBody(c);
           }
-          if (validate) await validate(c);
-          return notice(await handle(c));
-        } catch (error) {
-          if (!(error instanceof Error)) throw error;
-          // A read that failed past the body limit is the 413, whatever the reader threw.
-          return notice(handleError(bodyRefusal?.() ?? error, c));
-        }
-      });
+          try {
+            if (validate) await validate(c);
+            return await handle(c);
+          } catch (error) {
+            // A read that failed past the body limit is the 413, whatever the reader threw.
+            throw bodyRefusal?.() ?? error;
+          }
+        }),
+      );
     }
     const others = ALL_METHODS.filter((m) => !(methods as string[]).includes(m));
     app.on(
