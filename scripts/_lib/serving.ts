@@ -4,9 +4,10 @@
  * engine, wrk on loopback at 1, 4, 16 and 64 connections against Headroom's v2 JSON, v2
  * binary and /api/v1 infer routes and against the least server (bench/least_server.ts)
  * and the least batching server (bench/least_batching_server.ts: an engine worker and
- * dynamic batching, nothing else),
- * beside onnxruntime-node in this process on the same file at batch 1 and 16, and the
- * input ingestion of a 1×3×640×640 float32 tensor through the v2 route's own body parser.
+ * dynamic batching, nothing else), beside onnxruntime-node in this process on the same
+ * file at batch 1 and 16 (and at 16 again, each run after the engine's idle time between
+ * Headroom's 16-client batches), and the input ingestion of a 1×3×640×640 float32 tensor
+ * through the v2 route's own body parser.
  * For Headroom's rounds it also reads Headroom's own account from `/metrics` (a request's
  * queue wait, its batch's session call, the rest). Every ratio it reports compares figures
  * of the same run (these machines are noisy).
