@@ -2,11 +2,12 @@
  * Runs and dynamic batching in the worker host. Every run of a pipeline waits in the
  * pipeline's list ({@link Pipeline.waiting}) and takes a turn in the pipeline's queue,
  * behind the moves queued before it (unless a turn waiting for its batch takes it as it
- * arrives: then that turn runs it, and it queues none of its own). A turn takes the best waiting run (highest
- * priority, then the earliest) and, when the pipeline batches, every other waiting run
- * that can share the session call (same inputs, element types and dimensions past the
- * first, see core/pipelines/batch.ts) up to the batch limit; the inputs are concatenated
- * along dimension 0, run once, and the outputs split back by rows to each caller.
+ * arrives: then that turn runs it, and it queues none of its own). A turn takes the best
+ * waiting run (highest priority, then the earliest) and, when the pipeline batches, every
+ * other waiting run that can share the session call (same inputs, element types and
+ * dimensions past the first, see core/pipelines/batch.ts) up to the batch limit; the
+ * inputs are concatenated along dimension 0, run once, and the outputs split back by rows
+ * to each caller.
  *
  * - A turn with fewer rows than the last run answered (plus those then waiting) waits for
  *   those callers, at most as long as that run took ({@link batchWaitUntil}): clients in
