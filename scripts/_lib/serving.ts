@@ -5,12 +5,14 @@
  * binary and /api/v1 infer routes and against the least server (bench/least_server.ts)
  * and the least batching server (bench/least_batching_server.ts: an engine worker and
  * dynamic batching, nothing else), beside onnxruntime-node in this process on the same
- * file at batch 1 and 16 (and at 16 again, each run after the engine's idle time between
- * Headroom's 16-client batches), and the input ingestion of a 1×3×640×640 float32 tensor
- * through the v2 route's own body parser.
+ * file at batch 1 and 16, each a turn right after every round of the servers at 1 and 16
+ * clients (and at 16 again, each run after the engine's idle time between Headroom's
+ * 16-client batches), and the input ingestion of a 1×3×640×640 float32 tensor through
+ * the v2 route's own body parser.
  * For Headroom's rounds it also reads Headroom's own account from `/metrics` (a request's
  * queue wait, its batch's session call, the rest). Every ratio it reports compares figures
- * of the same run (these machines are noisy).
+ * of the same run (these machines are noisy); a ratio between two figures of the same
+ * rounds is the median of the rounds' own ratios, each of figures taken seconds apart.
  * @module
  */
 import { requestBodies } from "../../bench/serving_bodies.ts";
@@ -204,7 +206,8 @@ async function wrkAll(
   seconds: number,
   dir: string,
   step: (label: string) => void,
-): Promise<Map<string, ServingResult>> {
+  engineSlot?: EngineSlot,
+): Promise<WrkFigures> {
   const script = fromFileUrl(new URL("../../bench/wrk_post.lua", import.meta.url));
   const runs = await Promise.all(list.map(async ({ origin, pid, target, headroom }, i) => {
     const file = `${dir}/body${i}`;
@@ -228,6 +231,8 @@ async function wrkAll(
     await runWrk(url, 1, { connections: 4, script, env }); // warm-up
   }
   const out = new Map<string, ServingResult>();
+  const rounds = new Map<string, ServingResult[]>();
+  const engineRounds = new Map<number, EngineFigures[]>();
   const roundSeconds = Math.max(1, Math.round(seconds / ROUNDS));
   for (const clients of clientCounts) {
     step(
@@ -259,13 +264,51 @@ async function wrkAll(
         if (before) result.inService = inServiceTimes(before, await inferenceSums(origin));
         seen.set(label, [...seen.get(label) ?? [], result]);
       }
+      const rows = engineSlot?.rowsAt(clients);
+      if (rows !== undefined) {
+        const figures = await engineSlot!.engine.measure({ rows, pauseMs: 0 }, roundSeconds);
+        engineRounds.set(clients, [...engineRounds.get(clients) ?? [], figures]);
+      }
     }
     for (const [label, results] of seen) {
-      const sorted = results.sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
+      rounds.set(`${label}@${clients}`, results);
+      const sorted = [...results].sort((a, b) => a.requestsPerSecond - b.requestsPerSecond);
       out.set(`${label}@${clients}`, sorted[Math.floor(sorted.length / 2)]);
     }
   }
-  return out;
+  return { medians: out, rounds, engineRounds };
+}
+
+/** What {@link wrkAll} measured: each figure's median round, and every round in order. */
+interface WrkFigures {
+  /** By `label@clients`: the round with the median throughput. */
+  medians: Map<string, ServingResult>;
+  /** By `label@clients`: every round, in the order they ran. */
+  rounds: Map<string, ServingResult[]>;
+  /** By client count: the in-process engine's run after each round ({@link EngineSlot}). */
+  engineRounds: Map<number, EngineFigures[]>;
+}
+
+/**
+ * The in-process engine as one more turn of a round: after the servers' turns at a client
+ * count it names a batch size for, the engine runs that batch back to back as long as a
+ * server's turn lasts, so a server's figure and the engine's it is divided by are taken
+ * seconds apart, not minutes (this machine's speed moves by a third within a day).
+ */
+interface EngineSlot {
+  engine: InProcessEngine;
+  /** The batch the engine runs after a round at `clients`, or undefined for none. */
+  rowsAt(clients: number): number | undefined;
+}
+
+/** How a paired ratio is taken, for the notes. */
+const PAIRED = `same run, the median of ${ROUNDS} rounds' ratios, each of two figures taken ` +
+  "seconds apart in one round";
+
+/** The median over rounds of `a`'s throughput over `b`'s in the same round. */
+function pairedRatio(a: readonly number[], b: readonly number[]): number {
+  const ratios = a.map((x, i) => x / b[i]).sort((x, y) => x - y);
+  return ratios[Math.floor(ratios.length / 2)];
 }
 
 /** One way to run the engine in process: `rows` rows a run, each run `pauseMs` after the last. */
@@ -283,27 +326,38 @@ interface EngineFigures {
   cpuMsPerRow: number;
 }
 
-/**
- * onnxruntime-node on this thread, same file and threads, for each of `runs`. A pause is
- * waited out on this thread (a busy wait, to the microsecond); the engine's threads are
- * idle through it, as a server's engine is while its HTTP side answers one batch and reads
- * the next.
- */
-async function inProcess(
+/** onnxruntime-node on this thread, open for the whole bench: the in-process figures. */
+interface InProcessEngine {
+  /**
+   * Runs `run` for `seconds` after a short warm-up. A pause is waited out on this thread
+   * (a busy wait, to the microsecond); the engine's threads are idle through it, as a
+   * server's engine is while its HTTP side answers one batch and reads the next.
+   */
+  measure(run: EngineRun, seconds: number): Promise<EngineFigures>;
+  release(): Promise<void>;
+}
+
+/** Opens the bench's model on the native engine with `threads`, as the servers do. */
+async function openEngine(
   modelPath: string,
   threads: number,
   width: number,
-  seconds: number,
-  runs: readonly EngineRun[],
-): Promise<EngineFigures[]> {
+): Promise<InProcessEngine> {
   const ort = loadNativeOrt(DEFAULT_ORT_NODE_DIR);
   const { totalBytes } = await scanOnnxFile(modelPath);
   const session = await createNativeSession(ort, modelPath, threads, totalBytes);
-  const out: EngineFigures[] = [];
-  try {
-    for (const { rows, pauseMs } of runs) {
-      const feed = { input: new ort.Tensor("float32", inputRows(rows, width), [rows, width]) };
-      for (let i = 0; i < 20; i++) await session.run(feed); // warm-up: pages the weights in
+  const feeds = new Map<number, Record<string, InstanceType<typeof ort.Tensor>>>();
+  const warmed = new Set<number>();
+  return {
+    async measure({ rows, pauseMs }, seconds) {
+      let feed = feeds.get(rows);
+      if (!feed) {
+        feed = { input: new ort.Tensor("float32", inputRows(rows, width), [rows, width]) };
+        feeds.set(rows, feed);
+      }
+      // Warm-up: the first use pages the weights in; later ones bring them back to cache.
+      for (let i = 0; i < (warmed.has(rows) ? 5 : 20); i++) await session.run(feed);
+      warmed.add(rows);
       const times: number[] = [];
       const cpuBefore = processCpuMs("self") ?? NaN;
       const start = performance.now();
@@ -316,16 +370,14 @@ async function inProcess(
       }
       const cpuMs = (processCpuMs("self") ?? NaN) - cpuBefore;
       times.sort((a, b) => a - b);
-      out.push({
+      return {
         runsPerSecond: 1000 * times.length / times.reduce((a, b) => a + b, 0),
         medianMs: times[Math.floor(times.length / 2)],
         cpuMsPerRow: pauseMs > 0 ? NaN : cpuMs / (times.length * rows),
-      });
-    }
-  } finally {
-    await session.release();
-  }
-  return out;
+      };
+    },
+    release: () => session.release(),
+  };
 }
 
 /** The median ms of `fn` over `runs` calls (after one warm-up call). */
@@ -416,7 +468,8 @@ async function serveAndLoad(
   seconds: number,
   dir: string,
   step: (label: string) => void,
-): Promise<Map<string, ServingResult>> {
+  engineSlot?: EngineSlot,
+): Promise<WrkFigures> {
   const { headroom, least, leastBatching } = targets(width);
   await Deno.writeTextFile(
     `${dir}/models.json`,
@@ -489,6 +542,7 @@ async function serveAndLoad(
     seconds,
     dir,
     step,
+    engineSlot,
   );
 }
 
@@ -504,21 +558,17 @@ export async function servingRows(
   const width = info.width;
   const { headroom, least, leastBatching } = targets(width);
   const references = [least.label, leastBatching.label];
-  const step = progressLine(4 + CLIENTS.length);
+  const step = progressLine(3 + CLIENTS.length);
   const dir = await Deno.makeTempDir({ prefix: "headroom-serving-" });
   const rows: BenchRow[] = [];
   try {
     step("ingestion of a 1×3×640×640 float32 tensor");
     const ingest = await ingestion();
-    step(`onnxruntime-node in process, batch 1 and ${BATCH}`);
-    const engineSeconds = Math.max(2, seconds / 2);
-    const [batch1, batched] = await inProcess(info.path, threads, width, engineSeconds, [
-      { rows: 1, pauseMs: 0 },
-      { rows: BATCH, pauseMs: 0 },
-    ]);
-    const engine: Record<number, EngineFigures> = { 1: batch1, [BATCH]: batched };
-
-    const results = await serveAndLoad(
+    // The engine in process runs after each round: batch 1 after the 1-client rounds, batch
+    // 16 after the 16-client ones (EngineSlot), its figure the median of those turns.
+    const inProcess = await openEngine(info.path, threads, width);
+    const engineRows: Record<number, number> = { 1: 1, 16: BATCH };
+    const measured = await serveAndLoad(
       root,
       info.path,
       width,
@@ -527,7 +577,20 @@ export async function servingRows(
       seconds,
       dir,
       step,
+      { engine: inProcess, rowsAt: (clients) => engineRows[clients] },
     );
+    const results = measured.medians;
+    const medianRound = (clients: number) => {
+      const turns = [...measured.engineRounds.get(clients)!]
+        .sort((a, b) => a.runsPerSecond - b.runsPerSecond);
+      return turns[Math.floor(turns.length / 2)];
+    };
+    const engine: Record<number, EngineFigures> = { 1: medianRound(1), [BATCH]: medianRound(16) };
+    /** Each round's throughput of `label` at `clients` (a row a request). */
+    const perRound = (label: string, clients: number) =>
+      measured.rounds.get(`${label}@${clients}`)!.map((r) => r.requestsPerSecond);
+    /** Each round's in-process rows/s at batch 16, the turn after that round's servers. */
+    const engineRowsPerRound = measured.engineRounds.get(16)!.map((f) => f.runsPerSecond * BATCH);
     // The engine's idle time between v2 binary's 16-client batches: a batch's share of the
     // median round less its session call. The engine then runs in process after that pause.
     const binary16 = results.get("v2 binary@16")!;
@@ -537,10 +600,10 @@ export async function servingRows(
         binary16.inService!.computeMs,
     );
     step(`onnxruntime-node in process, batch ${BATCH}, ${pauseMs.toFixed(2)} ms apart`);
-    const [paused, backToBack] = await inProcess(info.path, threads, width, engineSeconds, [
-      { rows: BATCH, pauseMs },
-      { rows: BATCH, pauseMs: 0 },
-    ]);
+    const engineSeconds = Math.max(2, seconds / 2);
+    const paused = await inProcess.measure({ rows: BATCH, pauseMs }, engineSeconds);
+    const backToBack = await inProcess.measure({ rows: BATCH, pauseMs: 0 }, engineSeconds);
+    await inProcess.release();
     for (const label of [...headroom.map((t) => t.label), ...references]) {
       for (const clients of CLIENTS) {
         const r = results.get(`${label}@${clients}`)!;
@@ -559,17 +622,20 @@ export async function servingRows(
       }
     }
     const inNote = `onnxruntime-node in the bench process, same file, ${threads} threads`;
+    const turns = (clients: number) =>
+      `the median of ${ROUNDS} turns, each right after a round of the servers at ${clients} ` +
+      `client${clients === 1 ? "" : "s"}`;
     rows.push({
       name: "serving - onnxruntime-node in process, batch 1",
       value: engine[1].runsPerSecond,
       unit: "runs/s",
-      note: `${inNote}; median ${engine[1].medianMs.toFixed(2)} ms a run`,
+      note: `${inNote}; ${turns(1)}; median ${engine[1].medianMs.toFixed(2)} ms a run`,
     });
     rows.push({
       name: `serving - onnxruntime-node in process, batch ${BATCH}`,
       value: engine[BATCH].runsPerSecond * BATCH,
       unit: "rows/s",
-      note: `${inNote}; median ${engine[BATCH].medianMs.toFixed(2)} ms a run`,
+      note: `${inNote}; ${turns(16)}; median ${engine[BATCH].medianMs.toFixed(2)} ms a run`,
     });
     rows.push({
       name: `serving - onnxruntime-node in process, batch ${BATCH}, after the server's pause`,
@@ -653,42 +719,42 @@ export async function servingRows(
       });
       rows.push({
         name: `serving - ${format}, 16 clients over in-process batch ${BATCH}`,
-        value: sixteen / (engine[BATCH].runsPerSecond * BATCH),
+        value: pairedRatio(perRound(format, 16), engineRowsPerRound),
         unit: "ratio",
         target: "≥ 0.6",
-        note: `same run; req/s (a row each) over the engine's rows/s at batch ${BATCH}`,
+        note: `${PAIRED}; req/s (a row each) over the engine's rows/s at batch ${BATCH} in ` +
+          "its turn after the round",
       });
       rows.push({
         name: `serving - ${format}, 1 client over the least server`,
-        value: one / results.get("least server@1")!.requestsPerSecond,
+        value: pairedRatio(perRound(format, 1), perRound(least.label, 1)),
         unit: "ratio",
         target: "≥ 0.85",
-        note: "same run, same body (v2 JSON to the least server)",
+        note: `${PAIRED}; same body (v2 JSON to the least server)`,
       });
       for (const clients of [1, 16]) {
         rows.push({
           name: `serving - ${format}, ${clients} client${
             clients === 1 ? "" : "s"
           } over the least batching server`,
-          value: results.get(`${format}@${clients}`)!.requestsPerSecond /
-            results.get(`${leastBatching.label}@${clients}`)!.requestsPerSecond,
+          value: pairedRatio(perRound(format, clients), perRound(leastBatching.label, clients)),
           unit: "ratio",
-          note: "same run; what Headroom's own request path costs against the same design " +
+          note: `${PAIRED}; what Headroom's own request path costs against the same design ` +
             "(an engine worker, dynamic batching) with nothing else",
         });
       }
     }
     rows.push({
       name: `serving - least batching server, 16 clients over in-process batch ${BATCH}`,
-      value: results.get(`${leastBatching.label}@16`)!.requestsPerSecond /
-        (engine[BATCH].runsPerSecond * BATCH),
+      value: pairedRatio(perRound(leastBatching.label, 16), engineRowsPerRound),
       unit: "ratio",
-      note: "same run; what the ≥ 0.6 target asks is within reach of a server of Headroom's " +
-        "shape on these cores when its request path costs next to nothing",
+      note: `${PAIRED}; what a server of Headroom's shape reaches on these cores when its ` +
+        "request path costs next to nothing",
     });
     // The path's own cost: a model whose run is ~0.1 ms, at one client, beside the least server.
     const small = await ensureSyntheticModel(`${root}data/bench`, "1MiB", { width });
-    const path = await serveAndLoad(root, small.path, width, threads, [1], seconds, dir, step);
+    const path =
+      (await serveAndLoad(root, small.path, width, threads, [1], seconds, dir, step)).medians;
     const floor = 1e6 / path.get(`${least.label}@1`)!.requestsPerSecond;
     rows.push({
       name: "serving - 1 MiB model, least server, 1 client",
