@@ -751,6 +751,13 @@ export async function servingRows(
       note: `${PAIRED}; what a server of Headroom's shape reaches on these cores when its ` +
         "request path costs next to nothing",
     });
+    rows.push({
+      name: "serving - least batching server, 1 client over the least server",
+      value: pairedRatio(perRound(leastBatching.label, 1), perRound(least.label, 1)),
+      unit: "ratio",
+      note: `${PAIRED}; what the engine worker's hop alone costs a request against a run on ` +
+        "the main thread, with nothing else on the path",
+    });
     // The path's own cost: a model whose run is ~0.1 ms, at one client, beside the least server.
     const small = await ensureSyntheticModel(`${root}data/bench`, "1MiB", { width });
     const path =
